@@ -1,0 +1,123 @@
+//! `org.cabin.Assistant1`: the daemon's D-Bus face. Methods only send events to the event
+//! loop and wait for its answer; they never touch state themselves.
+
+use super::{Event, State, TurnError};
+use crate::understand::Outcome;
+use tokio::sync::{mpsc, oneshot, watch};
+use zbus::object_server::SignalEmitter;
+
+pub const SERVICE_NAME: &str = "org.cabin.Assistant1";
+pub const OBJECT_PATH: &str = "/org/cabin/Assistant1";
+
+/// Longest text `SubmitText` accepts; a spoken command is far shorter.
+pub const MAX_TEXT_CHARS: usize = 1000;
+
+/// Typed errors of `org.cabin.Assistant1`.
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "org.cabin.Assistant1.Error")]
+pub enum ApiError {
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// The request was malformed (empty or over-long text).
+    InvalidInput(String),
+    /// `Cancel()`, a newer request or shutdown ended the request.
+    Cancelled(String),
+    /// The feature needs something this set-up does not have.
+    Unavailable(String),
+}
+
+pub struct AssistantApi {
+    events: mpsc::Sender<Event>,
+    state: watch::Receiver<State>,
+}
+
+impl AssistantApi {
+    pub fn new(events: mpsc::Sender<Event>, state: watch::Receiver<State>) -> Self {
+        AssistantApi { events, state }
+    }
+
+    async fn submit(&self, text: String) -> Result<Outcome, ApiError> {
+        let text = text.trim().to_string();
+        if text.is_empty() {
+            return Err(ApiError::InvalidInput("the text is empty; send what the driver said, e.g. \"turn on the air conditioning\"".into()));
+        }
+        if text.chars().count() > MAX_TEXT_CHARS {
+            return Err(ApiError::InvalidInput(format!(
+                "the text is longer than {MAX_TEXT_CHARS} characters; send one command at a time"
+            )));
+        }
+        let (respond, answer) = oneshot::channel();
+        self.send(Event::SubmitText { text, respond }).await?;
+        match answer.await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(TurnError::Cancelled(why))) => Err(ApiError::Cancelled(why.into())),
+            Err(_) => Err(ApiError::Cancelled("the daemon is shutting down".into())),
+        }
+    }
+
+    async fn send(&self, event: Event) -> Result<(), ApiError> {
+        self.events
+            .send(event)
+            .await
+            .map_err(|_| ApiError::Unavailable("the daemon is shutting down".into()))
+    }
+}
+
+#[zbus::interface(name = "org.cabin.Assistant1")]
+impl AssistantApi {
+    /// Handles typed or transcribed text; returns the spoken reply.
+    async fn submit_text(&self, text: String) -> Result<String, ApiError> {
+        Ok(self.submit(text).await?.reply)
+    }
+
+    /// Like `SubmitText`, but returns the whole outcome as JSON (route, intent, slots,
+    /// action, timings), as `cabin say --json` prints it.
+    async fn submit_text_json(&self, text: String) -> Result<String, ApiError> {
+        let outcome = self.submit(text).await?;
+        serde_json::to_string(&outcome)
+            .map_err(|e| ApiError::ZBus(zbus::Error::Failure(e.to_string())))
+    }
+
+    /// Push-to-talk: opens the microphone like the wake word does.
+    async fn activate(&self) -> Result<(), ApiError> {
+        let (respond, answer) = oneshot::channel();
+        self.send(Event::Activate { respond }).await?;
+        answer
+            .await
+            .map_err(|_| ApiError::Unavailable("the daemon is shutting down".into()))?
+            .map_err(|why| ApiError::Unavailable(why.into()))
+    }
+
+    /// Cancels the request in progress; returns whether there was one.
+    async fn cancel(&self) -> Result<bool, ApiError> {
+        let (respond, answer) = oneshot::channel();
+        self.send(Event::Cancel { respond }).await?;
+        answer
+            .await
+            .map_err(|_| ApiError::Unavailable("the daemon is shutting down".into()))
+    }
+
+    /// Idle, Listening, Thinking, Acting or Speaking.
+    #[zbus(property, name = "State")]
+    fn state_property(&self) -> String {
+        self.state.borrow().as_str().to_string()
+    }
+
+    /// `StateChanged(s)`; the Rust name avoids the `State` property's `state_changed` helper.
+    #[zbus(signal, name = "StateChanged")]
+    pub async fn emit_state_changed(emitter: &SignalEmitter<'_>, state: &str) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    pub async fn transcript(emitter: &SignalEmitter<'_>, text: &str) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    pub async fn reply(emitter: &SignalEmitter<'_>, text: &str) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    pub async fn action_executed(
+        emitter: &SignalEmitter<'_>,
+        intent: &str,
+        success: bool,
+        detail: &str,
+    ) -> zbus::Result<()>;
+}

@@ -1,0 +1,332 @@
+//! The grammar fast path: profile templates compiled once into plain sequences, matched
+//! against normalised speech in microseconds. A sentence matches only if every word is
+//! accounted for, so the fast path cannot "guess" at chit-chat or questions.
+
+mod template;
+mod text;
+
+pub use template::{Element, SlotRef, Template, TemplateError};
+pub use text::{format_number, tokenize, Token};
+
+use crate::profile::{Profile, SlotType, SlotValue};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A confident parse of an utterance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match {
+    /// Index into `Profile::intents`.
+    pub intent: usize,
+    pub slots: Vec<(String, SlotValue)>,
+    /// 1.0 when every word is a fixed word, enum or number; lower the more words a free-text
+    /// slot had to swallow.
+    pub score: f32,
+}
+
+#[derive(Debug)]
+enum SlotMatcher {
+    Enum(Vec<(String, String, Vec<String>)>),
+    Number { integer: bool },
+    Text { max_words: usize },
+}
+
+#[derive(Debug)]
+enum Step {
+    Literal(String),
+    Slot(String, Arc<SlotMatcher>),
+}
+
+#[derive(Debug)]
+struct Sequence {
+    intent: usize,
+    steps: Vec<Step>,
+}
+
+/// Words that may open a text slot but never start a name or place ("call me", "play it").
+const TEXT_SLOT_STOP_WORDS: &[&str] = &[
+    "me",
+    "you",
+    "it",
+    "him",
+    "her",
+    "us",
+    "them",
+    "myself",
+    "yourself",
+    "this",
+    "that",
+    "something",
+    "anything",
+    "someone",
+    "somebody",
+    "a",
+    "an",
+    "what",
+    "why",
+    "how",
+    "when",
+    "who",
+];
+
+/// Polite or addressing words around a command that carry no meaning for it.
+const LEADING_FILLERS: &[&str] = &[
+    "please",
+    "hey",
+    "hi",
+    "ok",
+    "okay",
+    "can you",
+    "could you",
+    "would you",
+    "will you",
+    "would you please",
+    "could you please",
+    "can you please",
+    "i want to",
+    "i would like to",
+    "id like to",
+    "i wanna",
+    "kindly",
+    "just",
+];
+const TRAILING_FILLERS: &[&str] = &[
+    "please",
+    "for me",
+    "thanks",
+    "thank you",
+    "now",
+    "right now",
+];
+
+/// Templates of a whole profile, compiled for matching.
+#[derive(Debug)]
+pub struct Matcher {
+    sequences: Vec<Sequence>,
+    /// Sequences by their first literal word, so a sentence only meets its candidates.
+    by_first_word: HashMap<String, Vec<usize>>,
+    /// Sequences that open with a slot: tried for every sentence.
+    slot_first: Vec<usize>,
+    leading: Vec<Vec<String>>,
+    trailing: Vec<Vec<String>>,
+}
+
+impl Matcher {
+    pub fn new(profile: &Profile) -> Matcher {
+        let slot_matchers: HashMap<&str, Arc<SlotMatcher>> = profile
+            .slot_types
+            .iter()
+            .map(|(name, ty)| {
+                let m = match ty {
+                    SlotType::Enum(values) => SlotMatcher::Enum(
+                        values
+                            .iter()
+                            .flat_map(|v| {
+                                v.synonyms
+                                    .iter()
+                                    .map(|s| (v.key.clone(), v.spoken.clone(), s.clone()))
+                            })
+                            .collect(),
+                    ),
+                    SlotType::Integer { .. } => SlotMatcher::Number { integer: true },
+                    SlotType::Decimal { .. } => SlotMatcher::Number { integer: false },
+                    SlotType::Text { max_words } => SlotMatcher::Text {
+                        max_words: *max_words,
+                    },
+                };
+                (name.as_str(), Arc::new(m))
+            })
+            .collect();
+
+        let mut sequences = Vec::new();
+        for (i, intent) in profile.intents.iter().enumerate() {
+            for t in &intent.sentences {
+                // Validation already expanded every template, so this cannot fail.
+                for expansion in t.expand().unwrap_or_default() {
+                    let steps = expansion
+                        .into_iter()
+                        .map(|e| match e {
+                            Element::Literal(w) => Step::Literal(w),
+                            Element::Slot(s) => {
+                                let m = slot_matchers[s.type_name.as_str()].clone();
+                                Step::Slot(s.name, m)
+                            }
+                        })
+                        .collect();
+                    sequences.push(Sequence { intent: i, steps });
+                }
+            }
+        }
+        let mut by_first_word: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut slot_first = Vec::new();
+        for (i, s) in sequences.iter().enumerate() {
+            match s.steps.first() {
+                Some(Step::Literal(w)) => by_first_word.entry(w.clone()).or_default().push(i),
+                _ => slot_first.push(i),
+            }
+        }
+        let phrases = |list: &[&str]| -> Vec<Vec<String>> {
+            let mut v: Vec<Vec<String>> = list
+                .iter()
+                .map(|p| tokenize(p).into_iter().map(|t| t.norm).collect())
+                .collect();
+            v.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            v
+        };
+        let mut leading = phrases(LEADING_FILLERS);
+        for name in std::iter::once(&profile.assistant.name).chain(&profile.assistant.wake_words) {
+            let toks: Vec<String> = tokenize(name).into_iter().map(|t| t.norm).collect();
+            if !toks.is_empty() {
+                leading.push(toks);
+            }
+        }
+        leading.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        Matcher {
+            sequences,
+            by_first_word,
+            slot_first,
+            leading,
+            trailing: phrases(TRAILING_FILLERS),
+        }
+    }
+
+    /// How many plain sentences the matcher holds.
+    pub fn sentence_count(&self) -> usize {
+        self.sequences.len()
+    }
+
+    /// Matches an utterance; None when no template accounts for every word.
+    pub fn match_text(&self, text: &str) -> Option<Match> {
+        let tokens = tokenize(text);
+        let tokens = self.strip_fillers(&tokens);
+        if tokens.is_empty() {
+            return None;
+        }
+        let mut best: Option<Match> = None;
+        let candidates = self
+            .by_first_word
+            .get(&tokens[0].norm)
+            .into_iter()
+            .flatten()
+            .chain(&self.slot_first);
+        for &i in candidates {
+            let seq = &self.sequences[i];
+            let mut caps = Vec::new();
+            if let Some(text_words) = match_steps(&seq.steps, tokens, &mut caps) {
+                let score = 1.0 - 0.5 * text_words as f32 / tokens.len() as f32;
+                if best.as_ref().is_none_or(|b| score > b.score) {
+                    best = Some(Match {
+                        intent: seq.intent,
+                        slots: caps,
+                        score,
+                    });
+                }
+            }
+        }
+        best
+    }
+
+    fn strip_fillers<'t>(&self, mut toks: &'t [Token]) -> &'t [Token] {
+        let starts = |toks: &[Token], p: &[String]| {
+            toks.len() > p.len() && toks.iter().zip(p).all(|(t, w)| t.norm == *w)
+        };
+        let ends = |toks: &[Token], p: &[String]| {
+            toks.len() > p.len()
+                && toks[toks.len() - p.len()..]
+                    .iter()
+                    .zip(p)
+                    .all(|(t, w)| t.norm == *w)
+        };
+        'lead: loop {
+            for p in &self.leading {
+                if starts(toks, p) {
+                    toks = &toks[p.len()..];
+                    continue 'lead;
+                }
+            }
+            break;
+        }
+        'trail: loop {
+            for p in &self.trailing {
+                if ends(toks, p) {
+                    toks = &toks[..toks.len() - p.len()];
+                    continue 'trail;
+                }
+            }
+            break;
+        }
+        toks
+    }
+}
+
+/// Matches `steps` against all of `toks`; on success returns how many words free-text slots
+/// took, with the captures in `caps`.
+fn match_steps(
+    steps: &[Step],
+    toks: &[Token],
+    caps: &mut Vec<(String, SlotValue)>,
+) -> Option<usize> {
+    let Some((step, rest)) = steps.split_first() else {
+        return toks.is_empty().then_some(0);
+    };
+    match step {
+        Step::Literal(w) => {
+            let t = toks.first()?;
+            if t.norm == *w {
+                match_steps(rest, &toks[1..], caps)
+            } else {
+                None
+            }
+        }
+        Step::Slot(name, m) => match m.as_ref() {
+            SlotMatcher::Enum(values) => {
+                for (key, spoken, syn) in values {
+                    if toks.len() >= syn.len() && toks.iter().zip(syn).all(|(t, w)| t.norm == *w) {
+                        caps.push((
+                            name.clone(),
+                            SlotValue::Enum {
+                                key: key.clone(),
+                                spoken: spoken.clone(),
+                            },
+                        ));
+                        if let Some(n) = match_steps(rest, &toks[syn.len()..], caps) {
+                            return Some(n);
+                        }
+                        caps.pop();
+                    }
+                }
+                None
+            }
+            SlotMatcher::Number { integer } => {
+                let v = toks.first()?.number?;
+                if *integer && v.fract() != 0.0 {
+                    return None;
+                }
+                caps.push((name.clone(), SlotValue::Number(v)));
+                let r = match_steps(rest, &toks[1..], caps);
+                if r.is_none() {
+                    caps.pop();
+                }
+                r
+            }
+            SlotMatcher::Text { max_words } => {
+                let first = toks.first()?;
+                if TEXT_SLOT_STOP_WORDS.contains(&first.norm.as_str()) {
+                    return None;
+                }
+                for n in 1..=(*max_words).min(toks.len()) {
+                    let value = toks[..n]
+                        .iter()
+                        .map(|t| t.raw.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    caps.push((name.clone(), SlotValue::Text(value)));
+                    if let Some(k) = match_steps(rest, &toks[n..], caps) {
+                        return Some(k + n);
+                    }
+                    caps.pop();
+                }
+                None
+            }
+        },
+    }
+}

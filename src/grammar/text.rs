@@ -1,0 +1,363 @@
+//! Text normalisation shared by templates and utterances: both go through the same
+//! tokenizer so that a template literal and a spoken word always compare equal.
+
+/// One normalised word of an utterance or template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Token {
+    /// Lower-case form used for matching; for a number, its canonical digits ("21.5").
+    pub norm: String,
+    /// The words as written, for free-text slots ("Munich Central").
+    pub raw: String,
+    /// The value when this token is a number, spoken or written.
+    pub number: Option<f64>,
+}
+
+impl Token {
+    fn word(norm: &str, raw: &str) -> Self {
+        Token {
+            norm: norm.to_string(),
+            raw: raw.to_string(),
+            number: None,
+        }
+    }
+}
+
+/// Splits text into normalised tokens: lower case, punctuation dropped, apostrophes
+/// removed ("what's" → "whats"), "%" → "percent", "°"/"°C" → "degrees", and spoken
+/// numbers folded into one number token ("twenty one and a half" → 21.5).
+pub fn tokenize(text: &str) -> Vec<Token> {
+    let words = split_words(text);
+    fold_numbers(&words)
+}
+
+/// A word before number folding: its normalised and its original spelling.
+struct Word {
+    norm: String,
+    raw: String,
+}
+
+fn split_words(text: &str) -> Vec<Word> {
+    let mut words = Vec::new();
+    for chunk in text.split_whitespace() {
+        // "°C"/"°" and "%" become words of their own; hyphens and slashes separate words.
+        let expanded = chunk
+            .replace("°C", " degrees ")
+            .replace("°c", " degrees ")
+            .replace('°', " degrees ")
+            .replace('%', " percent ")
+            .replace(['-', '/', '_'], " ");
+        for piece in expanded.split_whitespace() {
+            let raw = trim_punctuation(piece);
+            if raw.is_empty() {
+                continue;
+            }
+            let norm: String = raw
+                .chars()
+                .filter(|c| c.is_alphanumeric() || *c == '.' || *c == ',')
+                .collect::<String>()
+                .to_lowercase();
+            // A decimal point or comma only survives inside a written number ("21.5", "1,000").
+            let norm = if is_written_number(&norm) {
+                norm.replace(',', "")
+            } else {
+                norm.replace(['.', ','], "")
+            };
+            if !norm.is_empty() {
+                words.push(Word {
+                    norm,
+                    raw: raw.to_string(),
+                });
+            }
+        }
+    }
+    words
+}
+
+fn trim_punctuation(s: &str) -> &str {
+    s.trim_matches(|c: char| !c.is_alphanumeric())
+}
+
+fn is_written_number(s: &str) -> bool {
+    let t = s.replace(',', "");
+    !t.is_empty()
+        && t.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && t.chars().filter(|c| *c == '.').count() <= 1
+        && t.chars().next().is_some_and(|c| c.is_ascii_digit())
+        && t.parse::<f64>().is_ok()
+}
+
+fn unit_value(w: &str) -> Option<u64> {
+    Some(match w {
+        "zero" => 0,
+        "one" => 1,
+        "two" => 2,
+        "three" => 3,
+        "four" => 4,
+        "five" => 5,
+        "six" => 6,
+        "seven" => 7,
+        "eight" => 8,
+        "nine" => 9,
+        _ => return None,
+    })
+}
+
+fn teen_value(w: &str) -> Option<u64> {
+    Some(match w {
+        "ten" => 10,
+        "eleven" => 11,
+        "twelve" => 12,
+        "thirteen" => 13,
+        "fourteen" => 14,
+        "fifteen" => 15,
+        "sixteen" => 16,
+        "seventeen" => 17,
+        "eighteen" => 18,
+        "nineteen" => 19,
+        _ => return None,
+    })
+}
+
+fn tens_value(w: &str) -> Option<u64> {
+    Some(match w {
+        "twenty" => 20,
+        "thirty" => 30,
+        "forty" => 40,
+        "fifty" => 50,
+        "sixty" => 60,
+        "seventy" => 70,
+        "eighty" => 80,
+        "ninety" => 90,
+        _ => return None,
+    })
+}
+
+fn is_number_word(w: &str) -> bool {
+    unit_value(w).is_some()
+        || teen_value(w).is_some()
+        || tens_value(w).is_some()
+        || matches!(w, "hundred" | "thousand")
+}
+
+/// Reads the longest spoken or written number starting at `words[start]`.
+/// Returns the value and how many words it used.
+fn read_number(words: &[Word], start: usize) -> Option<(f64, usize)> {
+    let w = |i: usize| words.get(i).map(|x| x.norm.as_str());
+    let mut i = start;
+    let whole: f64 = if let Some(first) = w(i).filter(|s| is_written_number(s)) {
+        i += 1;
+        first.parse::<f64>().ok()?
+    } else {
+        // Spoken integer part: total (thousands) + chunk (below one thousand).
+        let mut total: u64 = 0;
+        let mut chunk: u64 = 0;
+        let mut last_end = start; // index after the last word that completed a valid number
+        let mut seen = false;
+        // "a hundred", "a thousand"
+        if w(i) == Some("a") && matches!(w(i + 1), Some("hundred" | "thousand")) {
+            chunk = 1;
+            i += 1;
+        }
+        loop {
+            let Some(word) = w(i) else { break };
+            let tail = chunk % 100;
+            if let Some(u) = unit_value(word) {
+                // After a tens word ("twenty one") or at the start of a chunk.
+                let after_tens = tail >= 20 && tail % 10 == 0;
+                if !(tail == 0 && !(seen && chunk == 0 && total == 0) || after_tens) {
+                    break;
+                }
+                chunk += u;
+            } else if let Some(t) = teen_value(word).or_else(|| tens_value(word)) {
+                if tail != 0 || (seen && chunk == 0 && total == 0) {
+                    break;
+                }
+                chunk += t;
+            } else if word == "hundred" {
+                if !(1..=9).contains(&chunk) {
+                    break;
+                }
+                chunk *= 100;
+            } else if word == "thousand" {
+                if chunk == 0 || total != 0 {
+                    break;
+                }
+                total = chunk * 1000;
+                chunk = 0;
+            } else if word == "and"
+                && seen
+                && chunk % 100 == 0
+                && (chunk >= 100 || total > 0)
+                && w(i + 1).is_some_and(|n| {
+                    unit_value(n).is_some() || teen_value(n).is_some() || tens_value(n).is_some()
+                })
+            {
+                // "one hundred and five"
+                i += 1;
+                continue;
+            } else {
+                break;
+            }
+            seen = true;
+            i += 1;
+            last_end = i;
+        }
+        if !seen {
+            return None;
+        }
+        i = last_end;
+        (total + chunk) as f64
+    };
+
+    let mut value = whole;
+    // Fractions: "point five", "and a half", "and a quarter", "a half".
+    if w(i) == Some("point") {
+        let mut digits = String::new();
+        let mut j = i + 1;
+        while let Some(d) = w(j) {
+            if let Some(u) = unit_value(d) {
+                digits.push(char::from(b'0' + u as u8));
+            } else if d == "oh" {
+                digits.push('0');
+            } else if d.chars().all(|c| c.is_ascii_digit()) && digits.is_empty() {
+                digits.push_str(d);
+                j += 1;
+                break;
+            } else {
+                break;
+            }
+            j += 1;
+        }
+        if !digits.is_empty() {
+            value += format!("0.{digits}").parse::<f64>().unwrap_or(0.0);
+            i = j;
+        }
+    } else {
+        let frac = |k: usize| match w(k) {
+            Some("half") => Some(0.5),
+            Some("quarter") => Some(0.25),
+            _ => None,
+        };
+        if w(i) == Some("and") && w(i + 1) == Some("a") {
+            if let Some(f) = frac(i + 2) {
+                value += f;
+                i += 3;
+            }
+        }
+    }
+    Some((value, i - start))
+}
+
+fn fold_numbers(words: &[Word]) -> Vec<Token> {
+    let mut out = Vec::with_capacity(words.len());
+    let mut i = 0;
+    while i < words.len() {
+        let starts_number = is_written_number(&words[i].norm)
+            || is_number_word(&words[i].norm)
+            || (words[i].norm == "a"
+                && words
+                    .get(i + 1)
+                    .is_some_and(|n| n.norm == "hundred" || n.norm == "thousand"));
+        if starts_number {
+            if let Some((value, used)) = read_number(words, i) {
+                if used > 0 {
+                    let raw = words[i..i + used]
+                        .iter()
+                        .map(|w| w.raw.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    out.push(Token {
+                        norm: format_number(value),
+                        raw,
+                        number: Some(value),
+                    });
+                    i += used;
+                    continue;
+                }
+            }
+        }
+        out.push(Token::word(&words[i].norm, &words[i].raw));
+        i += 1;
+    }
+    out
+}
+
+/// Formats a number the way a reply speaks it: no trailing ".0", at most two decimals.
+pub fn format_number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        let s = format!("{value:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norms(text: &str) -> Vec<String> {
+        tokenize(text).into_iter().map(|t| t.norm).collect()
+    }
+
+    fn number(text: &str) -> Option<f64> {
+        let toks = tokenize(text);
+        assert_eq!(toks.len(), 1, "{text:?} gave {toks:?}");
+        toks[0].number
+    }
+
+    #[test]
+    fn spoken_numbers_fold_into_one_token() {
+        assert_eq!(number("twenty one and a half"), Some(21.5));
+        assert_eq!(number("twenty-one"), Some(21.0));
+        assert_eq!(number("nineteen"), Some(19.0));
+        assert_eq!(number("seventy"), Some(70.0));
+        assert_eq!(number("one hundred"), Some(100.0));
+        assert_eq!(number("a hundred and five"), Some(105.0));
+        assert_eq!(number("two thousand and twenty six"), Some(2026.0));
+        assert_eq!(number("ninety eight point five"), Some(98.5));
+        assert_eq!(number("twenty point two five"), Some(20.25));
+        assert_eq!(number("21.5"), Some(21.5));
+        assert_eq!(number("21"), Some(21.0));
+        assert_eq!(number("21 and a half"), Some(21.5));
+        assert_eq!(number("zero"), Some(0.0));
+    }
+
+    #[test]
+    fn units_and_punctuation_normalise() {
+        assert_eq!(norms("Seventy percent!"), ["70", "percent"]);
+        assert_eq!(norms("70%"), ["70", "percent"]);
+        assert_eq!(norms("21°C"), ["21", "degrees"]);
+        assert_eq!(norms("What's the range?"), ["whats", "the", "range"]);
+        assert_eq!(norms("rear-left window"), ["rear", "left", "window"]);
+        assert_eq!(norms("Set it to 21.5."), ["set", "it", "to", "21.5"]);
+    }
+
+    #[test]
+    fn separate_numbers_stay_separate() {
+        // Two tens words in a row are two numbers, not one.
+        assert_eq!(norms("twenty twenty"), ["20", "20"]);
+        // "a" alone is a word, and "half" without a number is a word.
+        assert_eq!(norms("a half open window"), ["a", "half", "open", "window"]);
+        assert_eq!(norms("the next one"), ["the", "next", "1"]);
+        assert_eq!(norms("one two"), ["1", "2"]);
+        // Digit-by-digit readings are ambiguous ("one oh one"), so they are not folded.
+        assert_eq!(norms("one oh one"), ["1", "oh", "1"]);
+    }
+
+    #[test]
+    fn free_text_keeps_original_spelling() {
+        let toks = tokenize("Navigate to Munich Central, please");
+        assert_eq!(toks[2].raw, "Munich");
+        assert_eq!(toks[3].raw, "Central");
+        assert_eq!(toks[3].norm, "central");
+    }
+
+    #[test]
+    fn numbers_format_for_speech() {
+        assert_eq!(format_number(21.0), "21");
+        assert_eq!(format_number(21.5), "21.5");
+        assert_eq!(format_number(2.345), "2.35");
+        assert_eq!(format_number(-3.0), "-3");
+    }
+}

@@ -1,0 +1,15 @@
+//! Cabin: an offline-first conversational assistant for car head units.
+//!
+//! Text (typed, or later transcribed) goes through the understanding layer
+//! ([`understand::Assistant`]): the grammar fast path ([`grammar`]) matches it against the
+//! profile's intents ([`profile`]), and a match becomes a typed D-Bus call on a vehicle service
+//! ([`action`]). The daemon ([`daemon`]) owns the conversation state in one event loop and
+//! serves `org.cabin.Assistant1`.
+
+pub mod action;
+pub mod bus;
+pub mod daemon;
+pub mod dbus_value;
+pub mod grammar;
+pub mod profile;
+pub mod understand;

@@ -1,0 +1,237 @@
+//! The `cabin` command: the daemon and its command-line tools.
+
+use anyhow::{bail, Context, Result};
+use cabin::action::VehicleBus;
+use cabin::bus::BusAddress;
+use cabin::daemon::{self, api};
+use cabin::profile::{ActionKind, Profile};
+use cabin::understand::Assistant;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "cabin",
+    version,
+    about = "Offline-first in-car voice assistant"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: serve org.cabin.Assistant1 until SIGTERM or Ctrl-C.
+    Run {
+        /// Vehicle profile; the embedded default profile when omitted.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Bus to serve on: session, system, or a D-Bus address.
+        #[arg(long, default_value = "session")]
+        bus: BusAddress,
+    },
+    /// Send text to the running daemon (or, with --profile, handle it in-process) and print
+    /// the reply.
+    Say {
+        /// Handle the text in this process with this profile instead of asking the daemon.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Bus of the daemon (or, with --profile, of the vehicle services).
+        #[arg(long)]
+        bus: Option<BusAddress>,
+        /// Print the whole outcome as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// What the driver said.
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
+    /// Profile tools.
+    Profile {
+        #[command(subcommand)]
+        command: ProfileCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProfileCommand {
+    /// Validate a profile and list its intents and how many sentences each expands to.
+    Check {
+        file: PathBuf,
+        /// Also print every sentence template.
+        #[arg(long)]
+        sentences: bool,
+    },
+}
+
+/// How long `cabin say` waits for the daemon.
+const SAY_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CABIN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,zbus=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("cannot start the async runtime");
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Run { profile, bus } => {
+            // Handlers go in before the bus name is taken: a stop request during start-up must
+            // shut down cleanly too, not kill the process.
+            let shutdown = shutdown_signal()?;
+            let profile = Arc::new(Profile::load_or_default(profile.as_deref())?);
+            daemon::run(daemon::DaemonConfig { profile, bus }, shutdown).await?;
+        }
+        Command::Say {
+            profile,
+            bus,
+            json,
+            text,
+        } => {
+            let text = text.join(" ");
+            let outcome = match profile {
+                Some(path) => {
+                    let profile = Profile::load(&path)?;
+                    let bus = bus.unwrap_or_else(|| profile.vehicle.bus.clone());
+                    let vehicle = VehicleBus::new(bus, profile.vehicle.timeout);
+                    let outcome = Assistant::new(Arc::new(profile), vehicle)
+                        .handle(&text, |_| {})
+                        .await;
+                    serde_json::to_value(&outcome)?
+                }
+                None => ask_daemon(&bus.unwrap_or_default(), &text).await?,
+            };
+            if json {
+                println!("{outcome}");
+            } else {
+                println!("{}", outcome["reply"].as_str().unwrap_or_default());
+            }
+        }
+        Command::Profile {
+            command: ProfileCommand::Check { file, sentences },
+        } => {
+            let profile = Profile::load(&file)?;
+            print_profile(&profile, sentences);
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Asks the running daemon; returns the outcome JSON it sends.
+async fn ask_daemon(bus: &BusAddress, text: &str) -> Result<serde_json::Value> {
+    let conn = bus.connect().await.with_context(|| {
+        format!(
+            "cannot connect to the {bus} (is a D-Bus daemon running? pass --bus with its address)"
+        )
+    })?;
+    let body = (text,);
+    let call = conn.call_method(
+        Some(api::SERVICE_NAME),
+        api::OBJECT_PATH,
+        Some(api::SERVICE_NAME),
+        "SubmitTextJson",
+        &body,
+    );
+    let reply = match tokio::time::timeout(SAY_TIMEOUT, call).await {
+        Err(_) => bail!(
+            "the Cabin daemon did not answer within {} s",
+            SAY_TIMEOUT.as_secs()
+        ),
+        Ok(Err(zbus::Error::FDO(e)))
+            if matches!(
+                *e,
+                zbus::fdo::Error::ServiceUnknown(_) | zbus::fdo::Error::NameHasNoOwner(_)
+            ) =>
+        {
+            bail!("no Cabin daemon is running on the {bus} ({}); start one with `cabin run`, or handle the text in-process with `cabin say --profile FILE`", api::SERVICE_NAME)
+        }
+        Ok(r) => r.context("the Cabin daemon refused the request")?,
+    };
+    let json: String = reply.body().deserialize()?;
+    serde_json::from_str(&json)
+        .context("the daemon sent an outcome this cabin cannot read (are both the same version?)")
+}
+
+/// Installs SIGTERM (systemd stop) and SIGINT (Ctrl-C) handlers now; the returned future
+/// completes when either arrives.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
+}
+
+fn print_profile(p: &Profile, sentences: bool) {
+    let total: usize = p.intents.iter().map(|i| i.sentence_count).sum();
+    println!(
+        "{}: OK: \"{}\" ({}), {} intents, {} sentences, vehicle on the {} (timeout {} ms)",
+        p.file,
+        p.name,
+        p.language,
+        p.intents.len(),
+        total,
+        p.vehicle.bus,
+        p.vehicle.timeout.as_millis()
+    );
+    let width = p.intents.iter().map(|i| i.name.len()).max().unwrap_or(0);
+    for i in &p.intents {
+        let a = &i.action;
+        let target = match &a.kind {
+            ActionKind::Call { method, args } => {
+                let sig: String = args.iter().map(|s| s.ty.as_char()).collect();
+                format!("call {}.{method}({sig})", a.interface)
+            }
+            ActionKind::SetProperty { property, value } => {
+                format!("set {}.{property} ({})", a.interface, value.ty.as_char())
+            }
+            ActionKind::GetProperty { property } => format!("get {}.{property}", a.interface),
+        };
+        let mut notes = Vec::new();
+        if i.confirm {
+            notes.push("confirm");
+        }
+        if i.when.is_some() {
+            notes.push("constrained");
+        }
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", notes.join(", "))
+        };
+        println!(
+            "  {:width$}  {:5} sentences  {} {}{}",
+            i.name, i.sentence_count, a.service, target, notes
+        );
+        if sentences {
+            for t in &i.sentences {
+                println!("      {}", t.source);
+            }
+        }
+    }
+}

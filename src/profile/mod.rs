@@ -1,0 +1,1140 @@
+//! Vehicle/OEM profiles: loaded raw (`raw.rs`, serde) and validated here into typed
+//! intents, so that the rest of Cabin never sees a string it has to re-check.
+
+mod raw;
+
+pub use raw::{CloudPolicy, Gear};
+
+use crate::bus::BusAddress;
+use crate::dbus_value::{ArgValue, DbusType};
+use crate::grammar::{tokenize, Element, Template};
+use raw::{RawAction, RawIntent, RawProfile, RawSlotType, RawWhen};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+/// The profile compiled into the binary, used when no `--profile` is given.
+pub const DEFAULT_PROFILE_TOML: &str = include_str!("../../profiles/default.toml");
+pub const DEFAULT_PROFILE_NAME: &str = "profiles/default.toml (embedded)";
+
+/// A validated profile.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub file: String,
+    pub name: String,
+    pub language: String,
+    pub description: String,
+    pub assistant: Assistant,
+    pub models: Models,
+    pub audio: Audio,
+    pub cloud: CloudPolicy,
+    pub vehicle: VehicleSettings,
+    pub slot_types: BTreeMap<String, SlotType>,
+    pub intents: Vec<Intent>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Assistant {
+    pub name: String,
+    pub persona: String,
+    pub wake_words: Vec<String>,
+}
+
+/// Model names as the profile gives them; the model catalogue (speech/LLM issues) resolves them.
+#[derive(Debug, Clone, Default)]
+pub struct Models {
+    pub asr: Option<String>,
+    pub llm: Option<String>,
+    pub tts: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Audio {
+    pub input: String,
+    pub output: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct VehicleSettings {
+    /// The bus the vehicle services are on.
+    pub bus: BusAddress,
+    /// How long a vehicle service may take to answer before Cabin gives up.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SlotType {
+    Enum(Vec<EnumValue>),
+    Integer { min: i64, max: i64, unit: String },
+    Decimal { min: f64, max: f64, unit: String },
+    Text { max_words: usize },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnumValue {
+    /// What the action receives ("rear_left").
+    pub key: String,
+    /// How a reply says it: the first synonym ("rear left").
+    pub spoken: String,
+    /// Tokenised synonyms, matched against speech.
+    pub synonyms: Vec<Vec<String>>,
+}
+
+/// A slot's value after matching.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SlotValue {
+    Enum { key: String, spoken: String },
+    Number(f64),
+    Text(String),
+}
+
+impl SlotValue {
+    /// How a reply template renders the value.
+    pub fn spoken(&self) -> String {
+        match self {
+            SlotValue::Enum { spoken, .. } => spoken.clone(),
+            SlotValue::Number(n) => crate::grammar::format_number(*n),
+            SlotValue::Text(t) => t.clone(),
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            SlotValue::Enum { key, .. } => serde_json::Value::from(key.clone()),
+            SlotValue::Number(n) => serde_json::Value::from(*n),
+            SlotValue::Text(t) => serde_json::Value::from(t.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Intent {
+    pub name: String,
+    pub description: String,
+    pub sentences: Vec<Template>,
+    /// Slot name → slot type name, for every slot any sentence mentions.
+    pub slots: BTreeMap<String, String>,
+    pub defaults: BTreeMap<String, SlotValue>,
+    pub reply: String,
+    /// Replies for specific D-Bus errors of the action, by error name.
+    pub error_replies: BTreeMap<String, String>,
+    pub confirm: bool,
+    pub action: Action,
+    pub when: Option<Constraint>,
+    /// How many plain sentences the templates expand to.
+    pub sentence_count: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Action {
+    pub service: String,
+    pub path: String,
+    pub interface: String,
+    /// Spoken name of the device in failure replies ("the climate control").
+    pub target: String,
+    pub kind: ActionKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ActionKind {
+    Call { method: String, args: Vec<ArgSpec> },
+    SetProperty { property: String, value: ArgSpec },
+    GetProperty { property: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct ArgSpec {
+    pub ty: DbusType,
+    pub source: ArgSource,
+}
+
+#[derive(Debug, Clone)]
+pub enum ArgSource {
+    Slot(String),
+    /// A string with `{slot}` placeholders.
+    Format(String),
+    Literal(ArgValue),
+}
+
+/// Vehicle-state conditions an intent needs (enforced by the conversation issue).
+#[derive(Debug, Clone)]
+pub struct Constraint {
+    pub gear: Option<Vec<Gear>>,
+    pub max_speed_kmh: Option<f64>,
+    pub parking_brake: Option<bool>,
+    pub refusal: String,
+}
+
+/// One problem in a profile: where, what, and how to fix it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub field: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl fmt::Display for ProfileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: ", self.file, line)?,
+            None => write!(f, "{}: ", self.file)?,
+        }
+        write!(f, "{}: {}\n  fix: {}", self.field, self.problem, self.fix)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read profile {file}: {source} (fix: check the path and permissions)")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", render_errors(.0))]
+    Invalid(Vec<ProfileError>),
+}
+
+fn render_errors(errors: &[ProfileError]) -> String {
+    let mut s = format!(
+        "profile has {} problem{}:",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
+    for e in errors {
+        s.push('\n');
+        s.push_str(&e.to_string());
+    }
+    s
+}
+
+impl Profile {
+    /// Loads and validates a profile file.
+    pub fn load(path: &Path) -> Result<Profile, LoadError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        Profile::parse(&text, &file)
+    }
+
+    /// The profile compiled into the binary.
+    pub fn embedded_default() -> Profile {
+        Profile::parse(DEFAULT_PROFILE_TOML, DEFAULT_PROFILE_NAME)
+            .expect("the embedded default profile is validated by the test suite")
+    }
+
+    /// Loads `path` if given, else the embedded default.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Profile, LoadError> {
+        match path {
+            Some(p) => Profile::load(p),
+            None => Ok(Profile::embedded_default()),
+        }
+    }
+
+    /// Parses and validates profile text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Profile, LoadError> {
+        let raw: RawProfile = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            LoadError::Invalid(vec![ProfileError {
+                file: file.to_string(),
+                line,
+                field: "syntax".into(),
+                problem: e.message().trim().to_string(),
+                fix: syntax_fix(e.message()),
+            }])
+        })?;
+        Validator {
+            file,
+            text,
+            errors: Vec::new(),
+        }
+        .profile(raw)
+    }
+
+    pub fn intent(&self, name: &str) -> Option<&Intent> {
+        self.intents.iter().find(|i| i.name == name)
+    }
+}
+
+fn line_of(text: &str, byte: usize) -> usize {
+    text[..byte.min(text.len())].matches('\n').count() + 1
+}
+
+fn syntax_fix(message: &str) -> String {
+    if message.contains("missing field") {
+        "add the missing field (see profiles/default.toml for a complete example)".into()
+    } else if message.contains("unknown field") {
+        "check the spelling; the message lists the fields allowed here".into()
+    } else if message.contains("unknown variant") {
+        "use one of the values the message lists".into()
+    } else if message.contains("invalid type") {
+        "give the value the type the message asks for".into()
+    } else {
+        "fix the TOML syntax at that line".into()
+    }
+}
+
+struct Validator<'a> {
+    file: &'a str,
+    text: &'a str,
+    errors: Vec<ProfileError>,
+}
+
+impl Validator<'_> {
+    fn error(
+        &mut self,
+        span: Option<std::ops::Range<usize>>,
+        field: &str,
+        problem: String,
+        fix: &str,
+    ) {
+        self.errors.push(ProfileError {
+            file: self.file.to_string(),
+            line: span.map(|s| line_of(self.text, s.start)),
+            field: field.to_string(),
+            problem,
+            fix: fix.to_string(),
+        });
+    }
+
+    fn profile(mut self, raw: RawProfile) -> Result<Profile, LoadError> {
+        if raw.profile.language.get_ref() != "en" {
+            self.error(
+                Some(raw.profile.language.span()),
+                "profile.language",
+                format!(
+                    "language '{}' is not supported yet",
+                    raw.profile.language.get_ref()
+                ),
+                "use language = \"en\"",
+            );
+        }
+        if raw.assistant.name.trim().is_empty() {
+            self.error(
+                None,
+                "assistant.name",
+                "the assistant has no name".into(),
+                "set assistant.name, e.g. \"Cabin\"",
+            );
+        }
+
+        let bus = match &raw.vehicle.bus {
+            None => BusAddress::Session,
+            Some(b) => match b.get_ref().parse::<BusAddress>() {
+                Ok(bus) => bus,
+                Err(e) => {
+                    self.error(Some(b.span()), "vehicle.bus", e.to_string(), "use \"session\", \"system\" or a D-Bus address such as \"unix:path=/run/dbus/system_bus_socket\"");
+                    BusAddress::Session
+                }
+            },
+        };
+        let timeout_ms = match &raw.vehicle.timeout_ms {
+            None => 2000,
+            Some(t) if (50..=60_000).contains(t.get_ref()) => *t.get_ref(),
+            Some(t) => {
+                self.error(
+                    Some(t.span()),
+                    "vehicle.timeout_ms",
+                    format!("{} ms is outside 50..=60000", t.get_ref()),
+                    "use a timeout between 50 and 60000 ms (default 2000)",
+                );
+                2000
+            }
+        };
+
+        let mut slot_types = BTreeMap::new();
+        for (name, spanned) in &raw.slot_types {
+            let span = spanned.span();
+            if let Some(t) = self.slot_type(name, spanned.get_ref(), span) {
+                slot_types.insert(name.clone(), t);
+            }
+        }
+
+        let mut intents = Vec::new();
+        let mut names = BTreeSet::new();
+        for spanned in &raw.intents {
+            let span = spanned.span();
+            let raw_intent = spanned.get_ref();
+            if !names.insert(raw_intent.name.clone()) {
+                self.error(
+                    Some(span.clone()),
+                    &format!("intent '{}'", raw_intent.name),
+                    "two intents have this name".into(),
+                    "give every intent a unique name",
+                );
+            }
+            if let Some(intent) = self.intent(raw_intent, span, &slot_types) {
+                intents.push(intent);
+            }
+        }
+        if raw.intents.is_empty() {
+            self.error(
+                None,
+                "intents",
+                "the profile has no intents".into(),
+                "add at least one [[intents]] table",
+            );
+        }
+
+        if !self.errors.is_empty() {
+            return Err(LoadError::Invalid(self.errors));
+        }
+        Ok(Profile {
+            file: self.file.to_string(),
+            name: raw.profile.name,
+            language: raw.profile.language.into_inner(),
+            description: raw.profile.description,
+            assistant: Assistant {
+                name: raw.assistant.name,
+                persona: raw.assistant.persona,
+                wake_words: raw.assistant.wake_words,
+            },
+            models: Models {
+                asr: raw.models.asr,
+                llm: raw.models.llm,
+                tts: raw.models.tts,
+            },
+            audio: Audio {
+                input: raw.audio.input.unwrap_or_else(|| "default".into()),
+                output: raw.audio.output.unwrap_or_else(|| "default".into()),
+            },
+            cloud: raw.cloud.policy,
+            vehicle: VehicleSettings {
+                bus,
+                timeout: Duration::from_millis(timeout_ms),
+            },
+            slot_types,
+            intents,
+        })
+    }
+
+    fn slot_type(
+        &mut self,
+        name: &str,
+        raw: &RawSlotType,
+        span: std::ops::Range<usize>,
+    ) -> Option<SlotType> {
+        let field = format!("slot_types.{name}");
+        let valid_name = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid_name {
+            self.error(
+                Some(span.clone()),
+                &field,
+                format!("'{name}' is not a valid slot type name"),
+                "use lower-case letters, digits and '_'",
+            );
+            return None;
+        }
+        match raw {
+            RawSlotType::Enum { values } => {
+                if values.is_empty() {
+                    self.error(
+                        Some(span),
+                        &field,
+                        "the enumeration has no values".into(),
+                        "add values, e.g. values = { driver = [\"driver\", \"left\"] }",
+                    );
+                    return None;
+                }
+                let mut seen: BTreeMap<Vec<String>, String> = BTreeMap::new();
+                let mut out = Vec::new();
+                for (key, synonyms) in values {
+                    let mut toks = Vec::new();
+                    for syn in synonyms {
+                        let t: Vec<String> = tokenize(syn).into_iter().map(|t| t.norm).collect();
+                        if t.is_empty() {
+                            self.error(
+                                Some(span.clone()),
+                                &format!("{field}.values.{key}"),
+                                format!("synonym '{syn}' has no words"),
+                                "remove it or write a word",
+                            );
+                            continue;
+                        }
+                        if let Some(other) = seen.insert(t.clone(), key.clone()) {
+                            if other != *key {
+                                self.error(
+                                    Some(span.clone()),
+                                    &format!("{field}.values.{key}"),
+                                    format!("synonym '{syn}' also belongs to '{other}'"),
+                                    "give each synonym to one value only",
+                                );
+                            }
+                        }
+                        toks.push(t);
+                    }
+                    if synonyms.is_empty() {
+                        self.error(
+                            Some(span.clone()),
+                            &format!("{field}.values.{key}"),
+                            "the value has no synonyms, so nobody can say it".into(),
+                            "list how drivers say it, e.g. [\"rear left\", \"back left\"]",
+                        );
+                        continue;
+                    }
+                    // Longest synonyms first, so "front left" wins over "front".
+                    toks.sort_by_key(|t| std::cmp::Reverse(t.len()));
+                    out.push(EnumValue {
+                        key: key.clone(),
+                        spoken: synonyms[0].clone(),
+                        synonyms: toks,
+                    });
+                }
+                Some(SlotType::Enum(out))
+            }
+            RawSlotType::Integer { min, max, unit } => {
+                if min > max {
+                    self.error(
+                        Some(span),
+                        &field,
+                        format!("min {min} is larger than max {max}"),
+                        "swap min and max",
+                    );
+                    return None;
+                }
+                Some(SlotType::Integer {
+                    min: *min,
+                    max: *max,
+                    unit: unit.clone(),
+                })
+            }
+            RawSlotType::Decimal { min, max, unit } => {
+                if !(min.is_finite() && max.is_finite()) || min > max {
+                    self.error(
+                        Some(span),
+                        &field,
+                        format!("range {min}..{max} is not a valid range"),
+                        "use finite numbers with min <= max",
+                    );
+                    return None;
+                }
+                Some(SlotType::Decimal {
+                    min: *min,
+                    max: *max,
+                    unit: unit.clone(),
+                })
+            }
+            RawSlotType::Text { max_words } => {
+                if !(1..=12).contains(max_words) {
+                    self.error(
+                        Some(span),
+                        &field,
+                        format!("max_words = {max_words} is outside 1..=12"),
+                        "use a small number of words, e.g. 6",
+                    );
+                    return None;
+                }
+                Some(SlotType::Text {
+                    max_words: *max_words,
+                })
+            }
+        }
+    }
+
+    fn intent(
+        &mut self,
+        raw: &RawIntent,
+        span: std::ops::Range<usize>,
+        types: &BTreeMap<String, SlotType>,
+    ) -> Option<Intent> {
+        let here = Some(span.clone());
+        let name = &raw.name;
+        let start = self.errors.len();
+        let valid_name = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.');
+        if !valid_name {
+            self.error(
+                here.clone(),
+                &format!("intent '{name}'.name"),
+                "an intent name may hold only lower-case letters, digits, '_' and '.'".into(),
+                "rename it, e.g. \"climate.set_temperature\"",
+            );
+        }
+        let at = |field: &str| format!("intent '{name}'.{field}");
+
+        if raw.sentences.is_empty() {
+            self.error(
+                here.clone(),
+                &at("sentences"),
+                "the intent has no sentences".into(),
+                "add at least one sentence template",
+            );
+        }
+        let mut templates = Vec::new();
+        let mut slots: BTreeMap<String, String> = BTreeMap::new();
+        let mut expansions: Vec<Vec<Element>> = Vec::new();
+        for (i, sentence) in raw.sentences.iter().enumerate() {
+            let field = at(&format!("sentences[{i}]"));
+            match Template::parse(sentence) {
+                Err(e) => self.error(
+                    here.clone(),
+                    &field,
+                    format!("\"{sentence}\": {}", e.problem),
+                    &e.fix,
+                ),
+                Ok(t) => {
+                    for s in t.slots() {
+                        if !types.contains_key(&s.type_name) {
+                            self.error(
+                                here.clone(),
+                                &field,
+                                format!(
+                                    "\"{sentence}\" uses slot {{{}}} of unknown type '{}'",
+                                    s.name, s.type_name
+                                ),
+                                "declare the type under [slot_types], or fix the slot name",
+                            );
+                        }
+                        match slots.get(&s.name) {
+                            Some(t) if *t != s.type_name => self.error(
+                                here.clone(),
+                                &field,
+                                format!(
+                                    "slot '{}' has type '{t}' in one sentence and '{}' in another",
+                                    s.name, s.type_name
+                                ),
+                                "use one type per slot name",
+                            ),
+                            _ => {
+                                slots.insert(s.name.clone(), s.type_name.clone());
+                            }
+                        }
+                    }
+                    match t.expand() {
+                        Ok(e) => expansions.extend(e),
+                        Err(e) => self.error(here.clone(), &field, e.problem, &e.fix),
+                    }
+                    templates.push(t);
+                }
+            }
+        }
+
+        if templates.len() < raw.sentences.len() {
+            // Slot checks against half-parsed sentences would only repeat the parse error.
+            return None;
+        }
+
+        let mut defaults = BTreeMap::new();
+        for (slot, value) in &raw.defaults {
+            let field = at(&format!("defaults.{slot}"));
+            let Some(type_name) = slots.get(slot) else {
+                self.error(
+                    here.clone(),
+                    &field,
+                    format!("'{slot}' is not a slot of any sentence of this intent"),
+                    "remove the default or use the slot in a sentence",
+                );
+                continue;
+            };
+            let Some(ty) = types.get(type_name) else {
+                continue;
+            };
+            match default_value(ty, value) {
+                Ok(v) => {
+                    defaults.insert(slot.clone(), v);
+                }
+                Err(problem) => self.error(
+                    here.clone(),
+                    &field,
+                    problem,
+                    "give a value of the slot's type",
+                ),
+            }
+        }
+
+        // Every slot the action or reply needs must be filled by every sentence, or defaulted.
+        let action = self.action(&raw.action, name, here.clone(), &slots, types);
+        let mut needed: BTreeSet<String> = placeholders(&raw.reply).into_iter().collect();
+        if let Some(a) = &action {
+            needed.extend(action_slots(a));
+        }
+        let is_read = matches!(
+            raw.action,
+            RawAction::GetProperty { .. } | RawAction::Call { .. }
+        );
+        for slot in &needed {
+            if slot == "result" && is_read {
+                continue;
+            }
+            if !slots.contains_key(slot) {
+                let field = if placeholders(&raw.reply).contains(slot) {
+                    at("reply")
+                } else {
+                    at("action")
+                };
+                self.error(
+                    here.clone(),
+                    &field,
+                    format!("{{{slot}}} is not a slot of any sentence of this intent"),
+                    "use a slot that the sentences capture, or add it to a sentence",
+                );
+                continue;
+            }
+            if defaults.contains_key(slot) {
+                continue;
+            }
+            if let Some(e) = expansions.iter().find(|e| {
+                !e.iter()
+                    .any(|el| matches!(el, Element::Slot(s) if &s.name == slot))
+            }) {
+                self.error(here.clone(), &at(&format!("defaults.{slot}")), format!("a sentence can leave out {{{slot}}} (\"{}\"), but the reply or action needs it", render_expansion(e)), "add a default for the slot, e.g. defaults = { zone = \"driver\" }, or make the slot required in every sentence");
+            }
+        }
+
+        for (error_name, reply) in &raw.errors {
+            let field = at(&format!("errors.\"{error_name}\""));
+            if zbus::names::ErrorName::try_from(error_name.as_str()).is_err() {
+                self.error(
+                    here.clone(),
+                    &field,
+                    format!("'{error_name}' is not a valid D-Bus error name"),
+                    "use the full error name, e.g. \"org.example.Phone.Error.UnknownContact\"",
+                );
+            }
+            for p in placeholders(reply) {
+                if !slots.contains_key(&p) {
+                    self.error(
+                        here.clone(),
+                        &field,
+                        format!("{{{p}}} is not a slot of any sentence of this intent"),
+                        "use a slot that the sentences capture",
+                    );
+                } else if !defaults.contains_key(&p)
+                    && expansions.iter().any(|e| {
+                        !e.iter()
+                            .any(|el| matches!(el, Element::Slot(s) if s.name == p))
+                    })
+                {
+                    self.error(
+                        here.clone(),
+                        &field,
+                        format!("a sentence can leave out {{{p}}}, but this reply needs it"),
+                        "add a default for the slot or drop it from the reply",
+                    );
+                }
+            }
+        }
+
+        let when = raw
+            .when
+            .as_ref()
+            .and_then(|w| self.constraint(w, &at("when"), here.clone()));
+
+        if self.errors.len() > start {
+            return None;
+        }
+        Some(Intent {
+            name: name.clone(),
+            description: raw.description.clone(),
+            sentences: templates,
+            slots,
+            defaults,
+            reply: raw.reply.clone(),
+            error_replies: raw.errors.clone(),
+            confirm: raw.confirm,
+            action: action?,
+            when,
+            sentence_count: expansions.len(),
+        })
+    }
+
+    fn action(
+        &mut self,
+        raw: &RawAction,
+        intent: &str,
+        here: Option<std::ops::Range<usize>>,
+        slots: &BTreeMap<String, String>,
+        types: &BTreeMap<String, SlotType>,
+    ) -> Option<Action> {
+        let at = |field: &str| format!("intent '{intent}'.action.{field}");
+        let (service, path, interface, target) = match raw {
+            RawAction::Call {
+                service,
+                path,
+                interface,
+                target,
+                ..
+            }
+            | RawAction::SetProperty {
+                service,
+                path,
+                interface,
+                target,
+                ..
+            }
+            | RawAction::GetProperty {
+                service,
+                path,
+                interface,
+                target,
+                ..
+            } => (service, path, interface, target),
+        };
+        let start = self.errors.len();
+        if let Err(e) = zbus::names::BusName::try_from(service.as_str()) {
+            self.error(
+                here.clone(),
+                &at("service"),
+                format!("'{service}' is not a valid bus name: {e}"),
+                "use a well-known name such as \"org.example.Climate\"",
+            );
+        }
+        if let Err(e) = zbus::ObjectPath::try_from(path.as_str()) {
+            self.error(
+                here.clone(),
+                &at("path"),
+                format!("'{path}' is not a valid object path: {e}"),
+                "use a path such as \"/org/example/Climate\"",
+            );
+        }
+        if let Err(e) = zbus::names::InterfaceName::try_from(interface.as_str()) {
+            self.error(
+                here.clone(),
+                &at("interface"),
+                format!("'{interface}' is not a valid interface name: {e}"),
+                "use a name such as \"org.example.Climate1\"",
+            );
+        }
+        if target.trim().is_empty() {
+            self.error(
+                here.clone(),
+                &at("target"),
+                "target is empty".into(),
+                "name the device as a reply would say it, e.g. \"the climate control\"",
+            );
+        }
+        let member_ok = |m: &str| zbus::names::MemberName::try_from(m).is_ok();
+        let kind = match raw {
+            RawAction::Call {
+                method,
+                signature,
+                args,
+                ..
+            } => {
+                if !member_ok(method) {
+                    self.error(
+                        here.clone(),
+                        &at("method"),
+                        format!("'{method}' is not a valid method name"),
+                        "use a D-Bus member name such as \"SetTemperature\"",
+                    );
+                }
+                let specs = self.args(signature, args, &at("args"), here.clone(), slots, types);
+                ActionKind::Call {
+                    method: method.clone(),
+                    args: specs.unwrap_or_default(),
+                }
+            }
+            RawAction::SetProperty {
+                property,
+                signature,
+                value,
+                ..
+            } => {
+                if !member_ok(property) {
+                    self.error(
+                        here.clone(),
+                        &at("property"),
+                        format!("'{property}' is not a valid property name"),
+                        "use a D-Bus member name such as \"Volume\"",
+                    );
+                }
+                if signature.chars().count() != 1 {
+                    self.error(
+                        here.clone(),
+                        &at("signature"),
+                        format!("a property has one value, but the signature is \"{signature}\""),
+                        "give the single type of the property, e.g. \"u\"",
+                    );
+                }
+                let specs = self.args(
+                    signature,
+                    std::slice::from_ref(value),
+                    &at("value"),
+                    here.clone(),
+                    slots,
+                    types,
+                );
+                match specs.and_then(|mut s| s.pop()) {
+                    Some(value) => ActionKind::SetProperty {
+                        property: property.clone(),
+                        value,
+                    },
+                    None => return None,
+                }
+            }
+            RawAction::GetProperty { property, .. } => {
+                if !member_ok(property) {
+                    self.error(
+                        here.clone(),
+                        &at("property"),
+                        format!("'{property}' is not a valid property name"),
+                        "use a D-Bus member name such as \"Range\"",
+                    );
+                }
+                ActionKind::GetProperty {
+                    property: property.clone(),
+                }
+            }
+        };
+        if self.errors.len() > start {
+            return None;
+        }
+        Some(Action {
+            service: service.clone(),
+            path: path.clone(),
+            interface: interface.clone(),
+            target: target.clone(),
+            kind,
+        })
+    }
+
+    fn args(
+        &mut self,
+        signature: &str,
+        args: &[String],
+        field: &str,
+        here: Option<std::ops::Range<usize>>,
+        slots: &BTreeMap<String, String>,
+        types: &BTreeMap<String, SlotType>,
+    ) -> Option<Vec<ArgSpec>> {
+        let sig_field = field
+            .rsplit_once('.')
+            .map(|(a, _)| format!("{a}.signature"))
+            .unwrap_or_default();
+        let tys = match DbusType::parse_signature(signature) {
+            Ok(t) => t,
+            Err(e) => {
+                self.error(
+                    here,
+                    &sig_field,
+                    format!("signature \"{signature}\": {e}"),
+                    "write one basic type per argument, e.g. \"sd\"",
+                );
+                return None;
+            }
+        };
+        if tys.len() != args.len() {
+            self.error(
+                here,
+                &sig_field,
+                format!(
+                    "signature \"{signature}\" has {} argument(s) but {} value(s) are given",
+                    tys.len(),
+                    args.len()
+                ),
+                "give one type per argument, in order",
+            );
+            return None;
+        }
+        let mut out = Vec::new();
+        for (i, (ty, arg)) in tys.iter().zip(args).enumerate() {
+            let f = format!("{field}[{i}]");
+            let ph = placeholders(arg);
+            let whole_slot = ph.len() == 1 && arg.trim() == format!("{{{}}}", ph[0]);
+            if ph.is_empty() {
+                match ty.literal(arg) {
+                    Ok(v) => out.push(ArgSpec {
+                        ty: *ty,
+                        source: ArgSource::Literal(v),
+                    }),
+                    Err(e) => self.error(
+                        here.clone(),
+                        &f,
+                        e,
+                        "write a literal of the signature's type, or a {slot}",
+                    ),
+                }
+                continue;
+            }
+            for p in &ph {
+                if !slots.contains_key(p) {
+                    self.error(
+                        here.clone(),
+                        &f,
+                        format!("{{{p}}} is not a slot of any sentence of this intent"),
+                        "use a slot that the sentences capture",
+                    );
+                }
+            }
+            if !whole_slot {
+                if *ty != DbusType::String {
+                    self.error(here.clone(), &f, format!("\"{arg}\" mixes text and slots, which only a string ('s') argument can take, but the signature says '{ty}'"), "use exactly \"{slot}\" for a non-string argument");
+                } else {
+                    out.push(ArgSpec {
+                        ty: *ty,
+                        source: ArgSource::Format(arg.clone()),
+                    });
+                }
+                continue;
+            }
+            let slot = &ph[0];
+            let Some(slot_type) = slots.get(slot).and_then(|t| types.get(t)) else {
+                continue;
+            };
+            if let Err(problem) = check_slot_fits(slot_type, *ty) {
+                self.error(here.clone(), &f, format!("slot {{{slot}}} cannot be passed as D-Bus type '{ty}': {problem}"), "change the signature to match the slot type, or the slot type to match the method");
+                continue;
+            }
+            out.push(ArgSpec {
+                ty: *ty,
+                source: ArgSource::Slot(slot.clone()),
+            });
+        }
+        Some(out)
+    }
+
+    fn constraint(
+        &mut self,
+        raw: &RawWhen,
+        field: &str,
+        here: Option<std::ops::Range<usize>>,
+    ) -> Option<Constraint> {
+        let start = self.errors.len();
+        if raw.gear.is_none() && raw.max_speed_kmh.is_none() && raw.parking_brake.is_none() {
+            self.error(
+                here.clone(),
+                field,
+                "the constraint sets no condition".into(),
+                "set gear, max_speed_kmh or parking_brake, or remove [intents.when]",
+            );
+        }
+        if raw.gear.as_ref().is_some_and(Vec::is_empty) {
+            self.error(
+                here.clone(),
+                &format!("{field}.gear"),
+                "no gear is allowed, so the intent could never run".into(),
+                "list the gears it may run in, e.g. [\"park\"]",
+            );
+        }
+        if let Some(s) = raw.max_speed_kmh {
+            if !(0.0..=400.0).contains(&s) {
+                self.error(
+                    here.clone(),
+                    &format!("{field}.max_speed_kmh"),
+                    format!("{s} km/h is not a plausible speed limit"),
+                    "use a speed between 0 and 400",
+                );
+            }
+        }
+        if raw.refusal.trim().is_empty() {
+            self.error(here, &format!("{field}.refusal"), "the refusal is empty".into(), "say why the driver can't do it now, e.g. \"I can only open the boot when the car is parked.\"");
+        }
+        (self.errors.len() == start).then(|| Constraint {
+            gear: raw.gear.clone(),
+            max_speed_kmh: raw.max_speed_kmh,
+            parking_brake: raw.parking_brake,
+            refusal: raw.refusal.clone(),
+        })
+    }
+}
+
+fn check_slot_fits(slot: &SlotType, ty: DbusType) -> Result<(), String> {
+    match slot {
+        SlotType::Enum(_) | SlotType::Text { .. } if ty == DbusType::String => Ok(()),
+        SlotType::Enum(_) | SlotType::Text { .. } => Err("the slot holds text".into()),
+        SlotType::Decimal { .. } if ty == DbusType::Double => Ok(()),
+        SlotType::Decimal { .. } => Err("the slot holds decimals, which need 'd'".into()),
+        SlotType::Integer { min, max, .. } => {
+            if ty == DbusType::Double {
+                return Ok(());
+            }
+            let Some((lo, hi)) = ty.integer_range() else {
+                return Err("the slot holds numbers".into());
+            };
+            if (*min as f64) < lo || (*max as f64) > hi {
+                return Err(format!("the slot range {min}..={max} does not fit"));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn default_value(ty: &SlotType, value: &toml::Value) -> Result<SlotValue, String> {
+    match (ty, value) {
+        (SlotType::Enum(values), toml::Value::String(s)) => values
+            .iter()
+            .find(|v| v.key == *s)
+            .map(|v| SlotValue::Enum {
+                key: v.key.clone(),
+                spoken: v.spoken.clone(),
+            })
+            .ok_or_else(|| {
+                let keys: Vec<&str> = values.iter().map(|v| v.key.as_str()).collect();
+                format!("'{s}' is not one of {}", keys.join(", "))
+            }),
+        (SlotType::Integer { min, max, .. }, toml::Value::Integer(n))
+            if (*min..=*max).contains(n) =>
+        {
+            Ok(SlotValue::Number(*n as f64))
+        }
+        (SlotType::Decimal { min, max, .. }, toml::Value::Float(f))
+            if (*min..=*max).contains(f) =>
+        {
+            Ok(SlotValue::Number(*f))
+        }
+        (SlotType::Decimal { min, max, .. }, toml::Value::Integer(n))
+            if (*min..=*max).contains(&(*n as f64)) =>
+        {
+            Ok(SlotValue::Number(*n as f64))
+        }
+        (SlotType::Text { .. }, toml::Value::String(s)) if !s.trim().is_empty() => {
+            Ok(SlotValue::Text(s.clone()))
+        }
+        (_, v) => Err(format!(
+            "{v} is not a valid value for this slot (wrong type or out of range)"
+        )),
+    }
+}
+
+/// The `{name}` placeholders of a reply or argument template.
+pub fn placeholders(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else { break };
+        out.push(after[..close].trim().to_string());
+        rest = &after[close + 1..];
+    }
+    out
+}
+
+fn action_slots(a: &Action) -> Vec<String> {
+    let specs: Vec<&ArgSpec> = match &a.kind {
+        ActionKind::Call { args, .. } => args.iter().collect(),
+        ActionKind::SetProperty { value, .. } => vec![value],
+        ActionKind::GetProperty { .. } => vec![],
+    };
+    specs
+        .into_iter()
+        .flat_map(|s| match &s.source {
+            ArgSource::Slot(n) => vec![n.clone()],
+            ArgSource::Format(f) => placeholders(f),
+            ArgSource::Literal(_) => vec![],
+        })
+        .collect()
+}
+
+fn render_expansion(e: &[Element]) -> String {
+    e.iter()
+        .map(|el| match el {
+            Element::Literal(w) => w.clone(),
+            Element::Slot(s) => format!("{{{}}}", s.name),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests;

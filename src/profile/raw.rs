@@ -1,0 +1,183 @@
+//! The profile file as written: syntax and simple types only. `super::validate` turns this
+//! into a `Profile` once all cross-references are checked.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProfile {
+    pub profile: RawMeta,
+    pub assistant: RawAssistant,
+    #[serde(default)]
+    pub models: RawModels,
+    #[serde(default)]
+    pub audio: RawAudio,
+    #[serde(default)]
+    pub cloud: RawCloud,
+    #[serde(default)]
+    pub vehicle: RawVehicle,
+    #[serde(default)]
+    pub slot_types: BTreeMap<String, Spanned<RawSlotType>>,
+    #[serde(default)]
+    pub intents: Vec<Spanned<RawIntent>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMeta {
+    pub name: String,
+    pub language: Spanned<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAssistant {
+    pub name: String,
+    #[serde(default)]
+    pub persona: String,
+    #[serde(default)]
+    pub wake_words: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModels {
+    pub asr: Option<String>,
+    pub llm: Option<String>,
+    pub tts: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudio {
+    pub input: Option<String>,
+    pub output: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloudPolicy {
+    /// Never send anything off the vehicle.
+    #[default]
+    Off,
+    /// Only after the driver has agreed (a later issue asks for the consent).
+    OptIn,
+    /// Use the cloud where the router finds it worth it.
+    On,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCloud {
+    #[serde(default)]
+    pub policy: CloudPolicy,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVehicle {
+    pub bus: Option<Spanned<String>>,
+    pub timeout_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawSlotType {
+    /// Canonical value → spoken synonyms (the first synonym is how replies say it).
+    Enum {
+        values: BTreeMap<String, Vec<String>>,
+    },
+    Integer {
+        min: i64,
+        max: i64,
+        #[serde(default)]
+        unit: String,
+    },
+    Decimal {
+        min: f64,
+        max: f64,
+        #[serde(default)]
+        unit: String,
+    },
+    Text {
+        #[serde(default = "default_max_words")]
+        max_words: usize,
+    },
+}
+
+fn default_max_words() -> usize {
+    6
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIntent {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub sentences: Vec<String>,
+    #[serde(default)]
+    pub defaults: BTreeMap<String, toml::Value>,
+    pub reply: String,
+    /// D-Bus error name → reply, for failures worth explaining ("I couldn't find {contact}").
+    #[serde(default)]
+    pub errors: BTreeMap<String, String>,
+    #[serde(default)]
+    pub confirm: bool,
+    pub action: RawAction,
+    pub when: Option<RawWhen>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawAction {
+    Call {
+        service: String,
+        path: String,
+        interface: String,
+        method: String,
+        #[serde(default)]
+        signature: String,
+        #[serde(default)]
+        args: Vec<String>,
+        target: String,
+    },
+    SetProperty {
+        service: String,
+        path: String,
+        interface: String,
+        property: String,
+        signature: String,
+        value: String,
+        target: String,
+    },
+    GetProperty {
+        service: String,
+        path: String,
+        interface: String,
+        property: String,
+        target: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gear {
+    Park,
+    Reverse,
+    Neutral,
+    Drive,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWhen {
+    pub gear: Option<Vec<Gear>>,
+    pub max_speed_kmh: Option<f64>,
+    pub parking_brake: Option<bool>,
+    pub refusal: String,
+}

@@ -1,0 +1,220 @@
+use super::*;
+
+/// A minimal valid profile; tests break one thing at a time.
+const BASE: &str = r#"
+[profile]
+name = "test"
+language = "en"
+
+[assistant]
+name = "Cabin"
+
+[slot_types.zone]
+kind = "enum"
+values.driver = ["driver", "left"]
+values.passenger = ["passenger", "right"]
+
+[slot_types.temperature]
+kind = "decimal"
+min = 16.0
+max = 28.0
+
+[[intents]]
+name = "climate.set_temperature"
+sentences = ["set [the] temperature to {temperature} [degrees] [on the {zone} side]"]
+defaults = { zone = "driver" }
+reply = "Setting the {zone} side to {temperature} degrees."
+[intents.action]
+kind = "call"
+service = "org.example.Climate"
+path = "/org/example/Climate"
+interface = "org.example.Climate1"
+method = "SetTemperature"
+signature = "sd"
+args = ["{zone}", "{temperature}"]
+target = "the climate control"
+"#;
+
+fn errors(text: &str) -> Vec<ProfileError> {
+    match Profile::parse(text, "broken.toml") {
+        Ok(_) => panic!("profile should not validate:\n{text}"),
+        Err(LoadError::Invalid(e)) => e,
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+fn assert_one_error(text: &str, field_part: &str, problem_part: &str) {
+    let errs = errors(text);
+    assert!(
+        errs.iter()
+            .any(|e| e.field.contains(field_part) && e.problem.contains(problem_part)),
+        "expected an error on {field_part:?} about {problem_part:?}, got:\n{}",
+        errs.iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    for e in &errs {
+        assert_eq!(e.file, "broken.toml");
+        assert!(e.line.is_some(), "error without a line: {e}");
+        assert!(!e.fix.is_empty(), "error without a fix: {e}");
+    }
+}
+
+#[test]
+fn base_profile_is_valid() {
+    let p = Profile::parse(BASE, "base.toml").unwrap();
+    assert_eq!(p.intents.len(), 1);
+    assert_eq!(p.intents[0].sentence_count, 8);
+    assert_eq!(p.vehicle.timeout, Duration::from_millis(2000));
+    assert_eq!(p.cloud, CloudPolicy::Off);
+}
+
+#[test]
+fn embedded_default_profile_is_valid_and_large() {
+    let p = Profile::embedded_default();
+    assert!(p.intents.len() >= 25, "{} intents", p.intents.len());
+    let sentences: usize = p.intents.iter().map(|i| i.sentence_count).sum();
+    assert!(sentences >= 300, "{sentences} sentences");
+    // The file on disk and the embedded copy are the same profile.
+    let on_disk = Profile::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/profiles/default.toml"
+    )))
+    .unwrap();
+    assert_eq!(on_disk.intents.len(), p.intents.len());
+}
+
+#[test]
+fn bad_slot_type_kind() {
+    let text = BASE.replace("kind = \"decimal\"", "kind = \"float\"");
+    assert_one_error(&text, "syntax", "unknown variant `float`");
+}
+
+#[test]
+fn unknown_slot_in_template() {
+    let text = BASE.replace("to {temperature} [degrees]", "to {temprature} [degrees]");
+    assert_one_error(&text, "sentences[0]", "unknown type 'temprature'");
+}
+
+#[test]
+fn missing_action_field() {
+    let text = BASE.replace("method = \"SetTemperature\"\n", "");
+    assert_one_error(&text, "syntax", "missing field `method`");
+}
+
+#[test]
+fn dbus_signature_mismatch() {
+    let text = BASE.replace("signature = \"sd\"", "signature = \"sdu\"");
+    assert_one_error(&text, "action.signature", "3 argument(s) but 2 value(s)");
+    let text = BASE.replace("signature = \"sd\"", "signature = \"su\"");
+    assert_one_error(
+        &text,
+        "action.args[1]",
+        "cannot be passed as D-Bus type 'u'",
+    );
+    let text = BASE.replace("signature = \"sd\"", "signature = \"s(d)\"");
+    assert_one_error(&text, "action.signature", "not a supported D-Bus type");
+}
+
+#[test]
+fn invalid_dbus_names() {
+    let text = BASE.replace("org.example.Climate1", "org..Climate1");
+    assert_one_error(&text, "action.interface", "not a valid interface name");
+    let text = BASE.replace("path = \"/org/example/Climate\"", "path = \"org/example\"");
+    assert_one_error(&text, "action.path", "not a valid object path");
+}
+
+#[test]
+fn reply_with_unknown_placeholder() {
+    let text = BASE.replace("{temperature} degrees.\"", "{temp} degrees.\"");
+    assert_one_error(&text, "reply", "{temp} is not a slot");
+}
+
+#[test]
+fn optional_slot_without_default() {
+    let text = BASE.replace("defaults = { zone = \"driver\" }\n", "");
+    assert_one_error(&text, "defaults.zone", "can leave out {zone}");
+}
+
+#[test]
+fn default_outside_enum() {
+    let text = BASE.replace("zone = \"driver\" }", "zone = \"rear\" }");
+    assert_one_error(
+        &text,
+        "defaults.zone",
+        "'rear' is not one of driver, passenger",
+    );
+}
+
+#[test]
+fn malformed_template() {
+    let text = BASE.replace("set [the] temperature", "set [the temperature");
+    assert_one_error(&text, "sentences[0]", "missing ']'");
+    // The parse error alone, not a cascade of "slot not in any sentence" after it.
+    assert_eq!(errors(&text).len(), 1);
+}
+
+#[test]
+fn unknown_top_level_field_names_line() {
+    let text = BASE.replace("[assistant]", "[assistant]\nwakeword = \"hi\"");
+    let errs = errors(&text);
+    assert_eq!(errs[0].line, Some(7), "{}", errs[0]);
+    assert!(
+        errs[0].problem.contains("unknown field `wakeword`"),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn constraints_parse_and_validate() {
+    let ok = format!("{BASE}[intents.when]\ngear = [\"park\"]\nrefusal = \"Only in park.\"\n");
+    let p = Profile::parse(&ok, "x.toml").unwrap();
+    let when = p.intents[0].when.as_ref().unwrap();
+    assert_eq!(when.gear.as_deref(), Some(&[Gear::Park][..]));
+
+    let empty = format!("{BASE}[intents.when]\nrefusal = \"Only in park.\"\n");
+    assert_one_error(&empty, "when", "sets no condition");
+    let bad_gear = format!("{BASE}[intents.when]\ngear = [\"sport\"]\nrefusal = \"x\"\n");
+    assert_one_error(&bad_gear, "syntax", "unknown variant `sport`");
+}
+
+#[test]
+fn errors_are_collected_not_just_the_first() {
+    let text = BASE
+        .replace("signature = \"sd\"", "signature = \"sdu\"")
+        .replace("{temperature} degrees.\"", "{temp} degrees.\"");
+    assert!(errors(&text).len() >= 2);
+}
+
+#[test]
+fn bad_vehicle_settings() {
+    let text = format!("{BASE}\n[vehicle]\nbus = \"sesion\"\ntimeout_ms = 5\n");
+    // [vehicle] after [[intents]] would be read as part of the intent, so put it first.
+    let text = text.replacen(
+        "[assistant]",
+        "[vehicle]\nbus = \"sesion\"\ntimeout_ms = 5\n\n[assistant]",
+        1,
+    );
+    let text = text.rsplit_once("\n[vehicle]").unwrap().0.to_string();
+    assert_one_error(&text, "vehicle.bus", "'sesion' is not a bus");
+    assert_one_error(&text, "vehicle.timeout_ms", "outside 50..=60000");
+}
+
+#[test]
+fn error_replies_are_checked() {
+    let ok = BASE.replace("reply = \"Setting", "errors.\"org.example.Climate1.Error.OutOfRange\" = \"{temperature} is too much.\"\nreply = \"Setting");
+    let p = Profile::parse(&ok, "x.toml").unwrap();
+    assert_eq!(p.intents[0].error_replies.len(), 1);
+    let bad_name = BASE.replace(
+        "reply = \"Setting",
+        "errors.\"OutOfRange\" = \"Too much.\"\nreply = \"Setting",
+    );
+    assert_one_error(&bad_name, "errors", "not a valid D-Bus error name");
+    let bad_slot = BASE.replace(
+        "reply = \"Setting",
+        "errors.\"org.example.E\" = \"{temp} is too much.\"\nreply = \"Setting",
+    );
+    assert_one_error(&bad_slot, "errors", "{temp} is not a slot");
+}

@@ -1,0 +1,193 @@
+//! Test harness: a private `dbus-daemon`, the simulator and the daemon as real processes.
+//! Every process is killed on drop, so a failing test leaves nothing behind.
+
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const CABIN: &str = env!("CARGO_BIN_EXE_cabin");
+pub const SIM: &str = env!("CARGO_BIN_EXE_cabin-vehicle-sim");
+
+/// A child process killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A private session-style bus in a temporary directory.
+pub struct TestBus {
+    pub address: String,
+    _daemon: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl TestBus {
+    pub fn start() -> TestBus {
+        let dir = tempfile::tempdir().unwrap();
+        let listen = format!("unix:path={}", dir.path().join("bus").display());
+        let mut child = Command::new("dbus-daemon")
+            .args([
+                "--session",
+                "--nofork",
+                "--print-address=1",
+                "--address",
+                &listen,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon not found: install the `dbus` package (scripts/setup does)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("unix:"), "dbus-daemon printed {line:?}");
+        TestBus {
+            address: line.trim().to_string(),
+            _daemon: Proc(child),
+            _dir: dir,
+        }
+    }
+
+    pub async fn connect(&self) -> zbus::Connection {
+        zbus::connection::Builder::address(self.address.as_str())
+            .build()
+            .await
+            .unwrap()
+    }
+
+    /// Starts the vehicle simulator and waits until it owns its name.
+    pub fn start_sim(&self) -> Proc {
+        let mut child = Command::new(SIM)
+            .args(["--bus", &self.address])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("ready"), "simulator printed {line:?}");
+        Proc(child)
+    }
+
+    /// Starts `cabin run` on this bus and waits until `org.cabin.Assistant1` is owned.
+    pub async fn start_daemon(&self, profile: Option<&Path>) -> Proc {
+        let mut cmd = Command::new(CABIN);
+        cmd.args(["run", "--bus", &self.address]);
+        if let Some(p) = profile {
+            cmd.arg("--profile").arg(p);
+        }
+        // The vehicle bus of the default profile is "session": point it at this bus.
+        cmd.env("DBUS_SESSION_BUS_ADDRESS", &self.address);
+        let child = Proc(cmd.spawn().unwrap());
+        self.wait_for_name("org.cabin.Assistant1").await;
+        child
+    }
+
+    pub async fn wait_for_name(&self, name: &str) {
+        let conn = self.connect().await;
+        let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !dbus.name_has_owner(name.try_into().unwrap()).await.unwrap() {
+            assert!(
+                Instant::now() < deadline,
+                "{name} never appeared on the bus"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Runs the `cabin` CLI with this bus as the session bus.
+    pub fn cabin(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new(CABIN);
+        cmd.args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address);
+        output_within(cmd, Duration::from_secs(30))
+    }
+}
+
+/// The simulator's state as JSON, keyed by VSS path.
+pub async fn snapshot(conn: &zbus::Connection) -> serde_json::Value {
+    let reply = conn
+        .call_method(
+            Some("org.cabin.VehicleSim"),
+            "/org/cabin/VehicleSim",
+            Some("org.cabin.VehicleSim.Control1"),
+            "Snapshot",
+            &(),
+        )
+        .await
+        .unwrap();
+    let s: String = reply.body().deserialize().unwrap();
+    serde_json::from_str(&s).unwrap()
+}
+
+pub async fn misbehave(conn: &zbus::Connection, mode: &str, delay_ms: u32) {
+    conn.call_method(
+        Some("org.cabin.VehicleSim"),
+        "/org/cabin/VehicleSim",
+        Some("org.cabin.VehicleSim.Control1"),
+        "Misbehave",
+        &(mode, delay_ms),
+    )
+    .await
+    .unwrap();
+}
+
+/// Calls `org.cabin.Assistant1.<method>(text)`.
+pub async fn submit(conn: &zbus::Connection, method: &str, text: &str) -> zbus::Result<String> {
+    let reply = conn
+        .call_method(
+            Some("org.cabin.Assistant1"),
+            "/org/cabin/Assistant1",
+            Some("org.cabin.Assistant1"),
+            method,
+            &(text,),
+        )
+        .await?;
+    reply.body().deserialize()
+}
+
+/// The default profile with its vehicle timeout changed, written to a temporary file.
+pub fn default_profile_with_timeout(dir: &Path, timeout_ms: u64) -> PathBuf {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/profiles/default.toml"
+    ))
+    .unwrap();
+    let text = text.replace("timeout_ms = 2000", &format!("timeout_ms = {timeout_ms}"));
+    let path = dir.join("profile.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs a command to completion, failing the test (not hanging it) past `limit`.
+pub fn output_within(mut cmd: Command, limit: Duration) -> std::process::Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+    }
+}

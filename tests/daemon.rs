@@ -1,0 +1,481 @@
+//! The daemon end to end: a private bus, the simulator and `cabin run` as real processes, and
+//! assertions on the simulator's state and the daemon's signals.
+
+mod common;
+
+use common::*;
+use futures_util::StreamExt;
+use std::time::Duration;
+
+#[tokio::test]
+async fn text_becomes_a_dbus_call_that_changes_the_vehicle() {
+    let bus = TestBus::start();
+    let _sim = bus.start_sim();
+    let _daemon = bus.start_daemon(None).await;
+    let conn = bus.connect().await;
+
+    let reply = submit(&conn, "SubmitText", "make it 19 degrees for the passenger")
+        .await
+        .unwrap();
+    assert_eq!(reply, "Setting the passenger side to 19 degrees.");
+    let state = snapshot(&conn).await;
+    assert_eq!(
+        state["Vehicle.Cabin.HVAC.Station.Row1.Passenger.Temperature"],
+        19.0
+    );
+    assert_eq!(
+        state["Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"], 20.0,
+        "only the passenger side changes"
+    );
+
+    // Property write and property read through the same path.
+    assert_eq!(
+        submit(&conn, "SubmitText", "set the volume to seventy percent")
+            .await
+            .unwrap(),
+        "Volume 70."
+    );
+    assert_eq!(
+        snapshot(&conn).await["Vehicle.Cabin.Infotainment.Media.Volume"],
+        70
+    );
+    assert_eq!(
+        submit(&conn, "SubmitText", "what's my range")
+            .await
+            .unwrap(),
+        "You have about 412 kilometres of range left."
+    );
+}
+
+#[tokio::test]
+async fn cli_say_prints_the_reply_and_json_with_typed_slots() {
+    let bus = TestBus::start();
+    let _sim = bus.start_sim();
+    let _daemon = bus.start_daemon(None).await;
+    let conn = bus.connect().await;
+
+    let out = bus.cabin(&[
+        "say",
+        "set the temperature to twenty one degrees on the driver side",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Setting the driver side to 21 degrees."
+    );
+    assert_eq!(
+        snapshot(&conn).await["Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"],
+        21.0
+    );
+
+    let out = bus.cabin(&[
+        "say",
+        "--json",
+        "open the rear left window to seventy percent",
+    ]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["route"], "fast");
+    assert_eq!(v["intent"], "windows.set_position");
+    assert_eq!(v["slots"]["percent"], 70.0);
+    assert_eq!(v["slots"]["window"], "rear_left");
+    assert_eq!(v["action"]["member"], "SetPosition");
+    assert_eq!(v["action"]["args"], serde_json::json!(["rear_left", 70]));
+    assert_eq!(v["action"]["success"], true);
+    for key in ["understand", "action", "total"] {
+        assert!(
+            v["timings_ms"][key].is_number(),
+            "timings_ms.{key} missing: {v}"
+        );
+    }
+    assert_eq!(
+        snapshot(&conn).await["Vehicle.Cabin.Door.Row2.DriverSide.Window.Position"],
+        70
+    );
+
+    // Not understood: a polite decline, exit status 0.
+    let out = bus.cabin(&["say", "--json", "tell me a joke"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["route"], "decline");
+    assert_eq!(v["reply"], "Sorry, I can't do that yet.");
+    assert!(v["intent"].is_null() && v["action"].is_null());
+}
+
+#[tokio::test]
+async fn signals_follow_the_turn() {
+    let bus = TestBus::start();
+    let _sim = bus.start_sim();
+    let _daemon = bus.start_daemon(None).await;
+    let conn = bus.connect().await;
+    let mut signals = zbus::MessageStream::for_match_rule(
+        "type='signal',interface='org.cabin.Assistant1'",
+        &conn,
+        None,
+    )
+    .await
+    .unwrap();
+
+    submit(&conn, "SubmitText", "turn on the air conditioning")
+        .await
+        .unwrap();
+
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|s: &String| s.starts_with("StateChanged(Idle"))
+    {
+        let msg = tokio::time::timeout(Duration::from_secs(5), signals.next())
+            .await
+            .expect("signals stopped")
+            .unwrap()
+            .unwrap();
+        let header = msg.header();
+        let member = header.member().unwrap().to_string();
+        let body = msg.body();
+        seen.push(match member.as_str() {
+            "ActionExecuted" => {
+                let (intent, ok, detail): (String, bool, String) = body.deserialize().unwrap();
+                format!("ActionExecuted({intent},{ok},{detail})")
+            }
+            other => format!("{other}({})", body.deserialize::<String>().unwrap()),
+        });
+    }
+    assert_eq!(
+        seen,
+        [
+            "StateChanged(Thinking)",
+            "Transcript(turn on the air conditioning)",
+            "StateChanged(Acting)",
+            "Reply(Air conditioning on.)",
+            "ActionExecuted(climate.ac_on,true,ok)",
+            "StateChanged(Idle)",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn absent_vehicle_service_gets_a_spoken_failure_and_the_daemon_keeps_running() {
+    let bus = TestBus::start();
+    let _daemon = bus.start_daemon(None).await; // no simulator
+    let conn = bus.connect().await;
+    let mut signals =
+        zbus::MessageStream::for_match_rule("type='signal',member='ActionExecuted'", &conn, None)
+            .await
+            .unwrap();
+
+    let reply = submit(&conn, "SubmitText", "turn on the air conditioning")
+        .await
+        .unwrap();
+    assert_eq!(reply, "Sorry, I couldn't reach the climate control.");
+    let msg = tokio::time::timeout(Duration::from_secs(5), signals.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let (intent, ok, detail): (String, bool, String) = msg.body().deserialize().unwrap();
+    assert_eq!((intent.as_str(), ok), ("climate.ac_on", false));
+    assert!(detail.contains("not reachable"), "{detail}");
+
+    // The simulator arrives late: the same daemon now reaches it.
+    let _sim = bus.start_sim();
+    assert_eq!(
+        submit(&conn, "SubmitText", "turn on the air conditioning")
+            .await
+            .unwrap(),
+        "Air conditioning on."
+    );
+}
+
+#[tokio::test]
+async fn slow_vehicle_service_times_out_with_a_reply() {
+    let bus = TestBus::start();
+    let _sim = bus.start_sim();
+    let dir = tempfile::tempdir().unwrap();
+    let profile = default_profile_with_timeout(dir.path(), 300);
+    let _daemon = bus.start_daemon(Some(&profile)).await;
+    let conn = bus.connect().await;
+    misbehave(&conn, "slow", 3000).await;
+
+    let started = std::time::Instant::now();
+    let out = submit(&conn, "SubmitTextJson", "turn on the air conditioning")
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["reply"],
+        "Sorry, the climate control didn't answer in time."
+    );
+    assert_eq!(v["action"]["success"], false);
+    assert_eq!(v["action"]["detail"], "no answer within 300 ms");
+    // Not a timing assertion on speed: only that the 3 s service delay was not waited out.
+    assert!(
+        started.elapsed() < Duration::from_millis(2900),
+        "{:?}",
+        started.elapsed()
+    );
+
+    misbehave(&conn, "normal", 0).await;
+    assert_eq!(
+        submit(&conn, "SubmitText", "turn on the air conditioning")
+            .await
+            .unwrap(),
+        "Air conditioning on."
+    );
+}
+
+#[tokio::test]
+async fn vehicle_service_errors_become_replies() {
+    let bus = TestBus::start();
+    let _sim = bus.start_sim();
+    let _daemon = bus.start_daemon(None).await;
+    let conn = bus.connect().await;
+
+    misbehave(&conn, "error", 0).await;
+    let v: serde_json::Value =
+        serde_json::from_str(&submit(&conn, "SubmitTextJson", "next track").await.unwrap())
+            .unwrap();
+    assert_eq!(v["reply"], "Sorry, the media player couldn't do that.");
+    assert_eq!(v["action"]["success"], false);
+    assert!(
+        v["action"]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("org.cabin.VehicleSim.Error.Failed"),
+        "{v}"
+    );
+
+    // A typed service error with a profile-defined reply.
+    misbehave(&conn, "normal", 0).await;
+    assert_eq!(
+        submit(&conn, "SubmitText", "call Bob").await.unwrap(),
+        "I couldn't find Bob in your contacts."
+    );
+    assert_eq!(
+        submit(&conn, "SubmitText", "call Mum").await.unwrap(),
+        "Calling Mum."
+    );
+    assert_eq!(
+        snapshot(&conn).await["Vehicle.Cabin.Infotainment.Phone.ActiveCall"],
+        "Mum"
+    );
+}
+
+#[tokio::test]
+async fn the_simulator_validates_arguments_with_typed_errors() {
+    let bus = TestBus::start();
+    let _sim = bus.start_sim();
+    let conn = bus.connect().await;
+    let err = conn
+        .call_method(
+            Some("org.cabin.VehicleSim"),
+            "/org/cabin/VehicleSim/Hvac",
+            Some("org.cabin.VehicleSim.Hvac1"),
+            "SetTemperature",
+            &("driver", 45.0f64),
+        )
+        .await
+        .unwrap_err();
+    match err {
+        zbus::Error::MethodError(name, msg, _) => {
+            assert_eq!(name.as_str(), "org.cabin.VehicleSim.Error.OutOfRange");
+            assert_eq!(msg.as_deref(), Some("temperature 45 is outside 16..=28"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        snapshot(&conn).await["Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"],
+        20.0
+    );
+}
+
+fn error_name(e: &zbus::Error) -> String {
+    match e {
+        zbus::Error::MethodError(name, _, _) => name.to_string(),
+        zbus::Error::FDO(f) => {
+            use zbus::DBusError;
+            f.name().to_string()
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn malformed_calls_get_typed_errors_and_no_crash() {
+    let bus = TestBus::start();
+    let _sim = bus.start_sim();
+    let _daemon = bus.start_daemon(None).await;
+    let conn = bus.connect().await;
+
+    let e = submit(&conn, "SubmitText", "   ").await.unwrap_err();
+    assert_eq!(error_name(&e), "org.cabin.Assistant1.Error.InvalidInput");
+    let e = submit(&conn, "SubmitText", &"a".repeat(5000))
+        .await
+        .unwrap_err();
+    assert_eq!(error_name(&e), "org.cabin.Assistant1.Error.InvalidInput");
+    let e = conn
+        .call_method(
+            Some("org.cabin.Assistant1"),
+            "/org/cabin/Assistant1",
+            Some("org.cabin.Assistant1"),
+            "SubmitText",
+            &(42u32,),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error_name(&e), "org.freedesktop.DBus.Error.InvalidArgs");
+    let e = conn
+        .call_method(
+            Some("org.cabin.Assistant1"),
+            "/org/cabin/Assistant1",
+            Some("org.cabin.Assistant1"),
+            "Activate",
+            &(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error_name(&e), "org.cabin.Assistant1.Error.Unavailable");
+
+    // Still serving.
+    assert_eq!(
+        submit(&conn, "SubmitText", "pause").await.unwrap(),
+        "Paused."
+    );
+}
+
+#[tokio::test]
+async fn cancel_ends_a_request_in_progress() {
+    let bus = TestBus::start();
+    let _sim = bus.start_sim();
+    let dir = tempfile::tempdir().unwrap();
+    let profile = default_profile_with_timeout(dir.path(), 10_000);
+    let _daemon = bus.start_daemon(Some(&profile)).await;
+    let conn = bus.connect().await;
+    misbehave(&conn, "slow", 5000).await;
+
+    let pending = {
+        let conn = conn.clone();
+        tokio::spawn(
+            async move { submit(&conn, "SubmitText", "turn on the air conditioning").await },
+        )
+    };
+    let state = || async {
+        let reply = conn
+            .call_method(
+                Some("org.cabin.Assistant1"),
+                "/org/cabin/Assistant1",
+                Some("org.freedesktop.DBus.Properties"),
+                "Get",
+                &("org.cabin.Assistant1", "State"),
+            )
+            .await
+            .unwrap();
+        let v: zbus::OwnedVariant = reply.body().deserialize().unwrap();
+        String::try_from(v).unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while state().await != "Acting" {
+        assert!(std::time::Instant::now() < deadline, "never reached Acting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let reply = conn
+        .call_method(
+            Some("org.cabin.Assistant1"),
+            "/org/cabin/Assistant1",
+            Some("org.cabin.Assistant1"),
+            "Cancel",
+            &(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        reply.body().deserialize::<bool>().unwrap(),
+        "Cancel found no request"
+    );
+    let e = pending.await.unwrap().unwrap_err();
+    assert_eq!(error_name(&e), "org.cabin.Assistant1.Error.Cancelled");
+    assert_eq!(state().await, "Idle");
+}
+
+#[tokio::test]
+async fn sigterm_shuts_the_daemon_down_cleanly() {
+    let bus = TestBus::start();
+    let mut daemon = bus.start_daemon(None).await;
+    let pid = daemon.0.id() as i32;
+    // SAFETY-free: `kill` from the shell keeps the test free of libc.
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = daemon.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "daemon ignored SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let conn = bus.connect().await;
+    let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
+    assert!(!dbus
+        .name_has_owner("org.cabin.Assistant1".try_into().unwrap())
+        .await
+        .unwrap());
+}
+
+#[tokio::test]
+async fn a_second_daemon_is_refused_clearly() {
+    let bus = TestBus::start();
+    let _first = bus.start_daemon(None).await;
+    let out = bus.cabin(&["run", "--bus", &bus.address]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already owns org.cabin.Assistant1"), "{err}");
+}
+
+#[tokio::test]
+async fn say_without_a_daemon_explains_what_to_do() {
+    let bus = TestBus::start();
+    let out = bus.cabin(&["say", "pause"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no Cabin daemon is running") && err.contains("cabin run"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn say_with_a_profile_runs_in_process() {
+    let bus = TestBus::start();
+    let _sim = bus.start_sim();
+    let conn = bus.connect().await;
+    let profile = concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/default.toml");
+    let out = bus.cabin(&[
+        "say",
+        "--profile",
+        profile,
+        "--json",
+        "navigate to Munich Central Station",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["reply"], "Navigating to Munich Central Station.");
+    assert_eq!(
+        snapshot(&conn).await["Vehicle.Cabin.Infotainment.Navigation.DestinationSet.Name"],
+        "Munich Central Station"
+    );
+}

@@ -1,0 +1,188 @@
+//! The grammar fast path over the default profile: reachability of every intent, slot typing,
+//! number normalisation, and no matches on what it doesn't understand.
+
+use cabin::grammar::{Element, Matcher};
+use cabin::profile::{Profile, SlotType, SlotValue};
+
+fn setup() -> (Profile, Matcher) {
+    let p = Profile::embedded_default();
+    let m = Matcher::new(&p);
+    (p, m)
+}
+
+/// A sentence for an expansion: each slot gets a value of its type.
+fn realise(p: &Profile, intent: usize, e: &[Element]) -> String {
+    e.iter()
+        .map(|el| match el {
+            Element::Literal(w) => w.clone(),
+            Element::Slot(s) => match &p.slot_types[&s.type_name] {
+                SlotType::Enum(values) => values[0].synonyms[0].join(" "),
+                SlotType::Integer { min, max, .. } => ((min + max) / 2).to_string(),
+                SlotType::Decimal { min, max, .. } => format!("{}", ((min + max) / 2.0).round()),
+                SlotType::Text { .. } => {
+                    if p.intents[intent].name.starts_with("phone") {
+                        "Alex".into()
+                    } else {
+                        "Munich Central Station".into()
+                    }
+                }
+            },
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn every_sentence_of_every_intent_reaches_its_intent() {
+    let (p, m) = setup();
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for (i, intent) in p.intents.iter().enumerate() {
+        for t in &intent.sentences {
+            for e in t.expand().unwrap() {
+                let sentence = realise(&p, i, &e);
+                checked += 1;
+                match m.match_text(&sentence) {
+                    Some(hit) if hit.intent == i => {}
+                    Some(hit) => wrong.push(format!(
+                        "{sentence:?} → {} (wanted {})",
+                        p.intents[hit.intent].name, intent.name
+                    )),
+                    None => wrong.push(format!("{sentence:?} → no match (wanted {})", intent.name)),
+                }
+            }
+        }
+    }
+    assert!(checked >= 1000, "{checked}");
+    assert!(
+        wrong.is_empty(),
+        "{} of {checked} sentences went wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+fn slots_of(m: &Matcher, p: &Profile, text: &str) -> (String, Vec<(String, SlotValue)>) {
+    let hit = m
+        .match_text(text)
+        .unwrap_or_else(|| panic!("no match for {text:?}"));
+    (p.intents[hit.intent].name.clone(), hit.slots)
+}
+
+fn enum_value(key: &str, spoken: &str) -> SlotValue {
+    SlotValue::Enum {
+        key: key.into(),
+        spoken: spoken.into(),
+    }
+}
+
+#[test]
+fn spoken_commands_give_typed_slots() {
+    let (p, m) = setup();
+    let (intent, slots) = slots_of(
+        &m,
+        &p,
+        "Set the temperature to twenty one and a half degrees on the passenger side.",
+    );
+    assert_eq!(intent, "climate.set_temperature");
+    assert!(slots.contains(&("temperature".into(), SlotValue::Number(21.5))));
+    assert!(slots.contains(&("zone".into(), enum_value("passenger", "passenger"))));
+
+    let (intent, slots) = slots_of(&m, &p, "make it 19 degrees for the passenger");
+    assert_eq!(intent, "climate.set_temperature");
+    assert!(slots.contains(&("temperature".into(), SlotValue::Number(19.0))));
+
+    let (intent, slots) = slots_of(&m, &p, "open the rear-left window to seventy percent");
+    assert_eq!(intent, "windows.set_position");
+    assert!(slots.contains(&("percent".into(), SlotValue::Number(70.0))));
+    assert!(slots.contains(&("window".into(), enum_value("rear_left", "rear left"))));
+
+    let (intent, slots) = slots_of(&m, &p, "tune the radio to ninety eight point five");
+    assert_eq!(intent, "media.tune_radio");
+    assert_eq!(slots, vec![("frequency".into(), SlotValue::Number(98.5))]);
+
+    let (intent, slots) = slots_of(&m, &p, "Navigate to Munich Central Station, please");
+    assert_eq!(intent, "navigation.navigate_to");
+    assert_eq!(
+        slots,
+        vec![(
+            "place".into(),
+            SlotValue::Text("Munich Central Station".into())
+        )]
+    );
+
+    let (intent, _) = slots_of(&m, &p, "Hey Cabin, could you turn on the A/C");
+    assert_eq!(intent, "climate.ac_on");
+}
+
+#[test]
+fn integer_slots_refuse_fractions() {
+    let (_, m) = setup();
+    assert!(m
+        .match_text("set the fan speed to two and a half")
+        .is_none());
+}
+
+#[test]
+fn chit_chat_and_questions_do_not_match() {
+    let (p, m) = setup();
+    let negatives = [
+        "tell me a joke",
+        "how are you today",
+        "what's the weather like in Paris",
+        "what time is it",
+        "is it going to rain tomorrow",
+        "who won the football last night",
+        "I love this song",
+        "thank you",
+        "good morning",
+        "what can you do",
+        "call me maybe",
+        "call it a day",
+        "open the pod bay doors",
+        "what's the temperature",
+        "it's freezing in here",
+        "I can't see a thing, the windscreen is fogged",
+        "tell me something fun about the place we're driving to",
+        "play some jazz",
+        "set an alarm for seven",
+        "remind me to buy milk",
+        "how do I change a tyre",
+        "why is the sky blue",
+        "what is the capital of France",
+        "navigate",
+        "turn",
+        "please",
+        "hey cabin",
+        "",
+        "   ",
+        "!!!",
+        "the temperature is nice",
+        "I want to go home later maybe",
+        "could you call",
+        "who is calling",
+        "my window is dirty",
+        "the music is too loud",
+        "set",
+        "volume",
+        "twenty one",
+        "what's my name",
+    ];
+    let hits: Vec<String> = negatives
+        .iter()
+        .filter_map(|n| {
+            m.match_text(n)
+                .map(|h| format!("{n:?} → {}", p.intents[h.intent].name))
+        })
+        .collect();
+    assert!(hits.is_empty(), "false positives:\n{}", hits.join("\n"));
+}
+
+#[test]
+fn free_text_does_not_swallow_whole_sentences() {
+    let (_, m) = setup();
+    // Longer than the slot's max_words.
+    assert!(m
+        .match_text("navigate to the little bakery on the corner of main street")
+        .is_none());
+}
