@@ -159,10 +159,10 @@ impl EventLoop {
                 }
             }
             Event::TurnDone { turn, outcome } => {
-                if !self.current.as_ref().is_some_and(|t| t.id == turn) {
-                    return; // a cancelled turn that finished anyway
-                }
-                let current = self.current.take().expect("checked above");
+                // A cancelled turn that finished anyway has nobody left to answer.
+                let Some(current) = self.current.take_if(|t| t.id == turn) else {
+                    return;
+                };
                 let emitter = self.emitter();
                 tracing::info!(route = ?outcome.route, intent = outcome.intent.as_deref().unwrap_or("-"), "turn done");
                 if let Err(e) = AssistantApi::reply(&emitter, &outcome.reply).await {

@@ -258,6 +258,35 @@ impl Matcher {
     }
 }
 
+/// One sentence per template expansion of every intent, each slot filled with a value of its
+/// type (first enum synonym, mid-range number, "Alex" for text), paired with the intent index.
+/// Used to check reachability and to benchmark the matcher over the whole profile.
+pub fn example_sentences(profile: &Profile) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (i, intent) in profile.intents.iter().enumerate() {
+        for t in &intent.sentences {
+            for e in t.expand().unwrap_or_default() {
+                let words: Vec<String> = e
+                    .iter()
+                    .map(|el| match el {
+                        Element::Literal(w) => w.clone(),
+                        Element::Slot(s) => match &profile.slot_types[&s.type_name] {
+                            SlotType::Enum(values) => values[0].synonyms[0].join(" "),
+                            SlotType::Integer { min, max, .. } => ((min + max) / 2).to_string(),
+                            SlotType::Decimal { min, max, .. } => {
+                                format_number(((min + max) / 2.0).round())
+                            }
+                            SlotType::Text { .. } => "Alex".to_string(),
+                        },
+                    })
+                    .collect();
+                out.push((i, words.join(" ")));
+            }
+        }
+    }
+    out
+}
+
 /// Matches `steps` against all of `toks`; on success returns how many words free-text slots
 /// took, with the captures in `caps`.
 fn match_steps(

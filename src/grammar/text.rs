@@ -158,8 +158,7 @@ fn read_number(words: &[Word], start: usize) -> Option<(f64, usize)> {
             chunk = 1;
             i += 1;
         }
-        loop {
-            let Some(word) = w(i) else { break };
+        while let Some(word) = w(i) {
             let tail = chunk % 100;
             if let Some(u) = unit_value(word) {
                 // After a tens word ("twenty one") or at the start of a chunk.
