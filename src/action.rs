@@ -3,7 +3,8 @@
 
 use crate::bus::BusAddress;
 use crate::dbus_value::{speak_variant, ArgValue};
-use crate::profile::{Action, ActionKind, ArgSource, SlotValue};
+use crate::profile::{Action, ActionKind, ArgSource, SlotValue, StateSource};
+use crate::safety::{parse_gear, DrivingState};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -119,6 +120,9 @@ pub struct VehicleBus {
     bus: BusAddress,
     timeout: Duration,
     conn: Mutex<Option<zbus::Connection>>,
+    /// Caching proxy on the driving-state interface: warm reads cost no round trip, and
+    /// `PropertiesChanged` keeps it current.
+    state_proxy: Mutex<Option<zbus::Proxy<'static>>>,
 }
 
 impl VehicleBus {
@@ -127,6 +131,7 @@ impl VehicleBus {
             bus,
             timeout,
             conn: Mutex::new(None),
+            state_proxy: Mutex::new(None),
         }
     }
 
@@ -140,6 +145,7 @@ impl VehicleBus {
             bus,
             timeout,
             conn: Mutex::new(Some(conn)),
+            state_proxy: Mutex::new(None),
         }
     }
 
@@ -227,6 +233,57 @@ impl VehicleBus {
             Ok(Ok(out)) => Ok(out),
             Ok(Err(e)) => Err(self.classify(e).await),
         }
+    }
+
+    /// The driving state as the vehicle reports it; unknown fields where it can't be read.
+    pub async fn driving_state(&self, source: &StateSource) -> DrivingState {
+        let read = async {
+            let proxy = self.state_proxy(source).await?;
+            let speed = proxy.get_property::<f64>(&source.speed).await;
+            let gear = proxy.get_property::<String>(&source.gear).await;
+            let brake = proxy.get_property::<bool>(&source.parking_brake).await;
+            if speed.is_err() && gear.is_err() && brake.is_err() {
+                // The service is gone or never came: build the proxy afresh next time.
+                *self.state_proxy.lock().await = None;
+            }
+            Ok::<_, Failure>(DrivingState {
+                speed_kmh: speed.ok(),
+                gear: gear.ok().and_then(|g| parse_gear(&g)),
+                parking_brake: brake.ok(),
+            })
+        };
+        match tokio::time::timeout(self.timeout, read).await {
+            Ok(Ok(state)) => state,
+            Ok(Err(e)) => {
+                tracing::warn!("driving state unavailable: {}", e.detail());
+                DrivingState::default()
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "driving state: no answer within {} ms",
+                    self.timeout.as_millis()
+                );
+                *self.state_proxy.lock().await = None;
+                DrivingState::default()
+            }
+        }
+    }
+
+    async fn state_proxy(&self, source: &StateSource) -> Result<zbus::Proxy<'static>, Failure> {
+        if let Some(p) = self.state_proxy.lock().await.as_ref() {
+            return Ok(p.clone());
+        }
+        let conn = self.connection().await?;
+        let proxy = zbus::proxy::Builder::<zbus::Proxy<'static>>::new(&conn)
+            .destination(source.service.clone())
+            .path(source.path.clone())
+            .interface(source.interface.clone())
+            .cache_properties(zbus::proxy::CacheProperties::Lazily)
+            .build()
+            .await
+            .map_err(|e| Failure::Unreachable(e.to_string()))?;
+        *self.state_proxy.lock().await = Some(proxy.clone());
+        Ok(proxy)
     }
 
     async fn classify(&self, e: zbus::Error) -> Failure {

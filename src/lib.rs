@@ -12,4 +12,5 @@ pub mod daemon;
 pub mod dbus_value;
 pub mod grammar;
 pub mod profile;
+pub mod safety;
 pub mod understand;

@@ -45,6 +45,10 @@ enum Command {
         /// Print the whole outcome as one JSON object.
         #[arg(long)]
         json: bool,
+        /// The profile input (microphone or push-to-talk source) the text came from; its seat
+        /// zone is the speaker's ("open my window").
+        #[arg(long, value_name = "INPUT")]
+        from: Option<String>,
         /// What the driver said.
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
@@ -107,20 +111,36 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             profile,
             bus,
             json,
+            from,
             text,
         } => {
             let text = text.join(" ");
             let outcome = match profile {
                 Some(path) => {
                     let profile = Profile::load(&path)?;
+                    let zone = match &from {
+                        None => None,
+                        Some(name) => match profile.inputs.iter().find(|i| &i.name == name) {
+                            Some(input) => Some(input.zone.clone()),
+                            None => bail!(
+                                "the profile has no input '{name}' (its inputs: {})",
+                                profile
+                                    .inputs
+                                    .iter()
+                                    .map(|i| i.name.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        },
+                    };
                     let bus = bus.unwrap_or_else(|| profile.vehicle.bus.clone());
                     let vehicle = VehicleBus::new(bus, profile.vehicle.timeout);
-                    let outcome = Assistant::new(Arc::new(profile), vehicle)
-                        .handle(&text, |_| {})
+                    let turn = Assistant::new(Arc::new(profile), vehicle)
+                        .turn(&text, zone.as_deref(), Default::default(), |_| {})
                         .await;
-                    serde_json::to_value(&outcome)?
+                    serde_json::to_value(&turn.outcome)?
                 }
-                None => ask_daemon(&bus.unwrap_or_default(), &text).await?,
+                None => ask_daemon(&bus.unwrap_or_default(), &text, from.as_deref()).await?,
             };
             if json {
                 println!("{outcome}");
@@ -139,20 +159,36 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
 }
 
 /// Asks the running daemon; returns the outcome JSON it sends.
-async fn ask_daemon(bus: &BusAddress, text: &str) -> Result<serde_json::Value> {
+async fn ask_daemon(bus: &BusAddress, text: &str, from: Option<&str>) -> Result<serde_json::Value> {
     let conn = bus.connect().await.with_context(|| {
         format!(
             "cannot connect to the {bus} (is a D-Bus daemon running? pass --bus with its address)"
         )
     })?;
-    let body = (text,);
-    let call = conn.call_method(
-        Some(api::SERVICE_NAME),
-        api::OBJECT_PATH,
-        Some(api::SERVICE_NAME),
-        "SubmitTextJson",
-        &body,
-    );
+    let call = async {
+        match from {
+            None => {
+                conn.call_method(
+                    Some(api::SERVICE_NAME),
+                    api::OBJECT_PATH,
+                    Some(api::SERVICE_NAME),
+                    "SubmitTextJson",
+                    &(text,),
+                )
+                .await
+            }
+            Some(source) => {
+                conn.call_method(
+                    Some(api::SERVICE_NAME),
+                    api::OBJECT_PATH,
+                    Some(api::SERVICE_NAME),
+                    "SubmitTextFrom",
+                    &(text, source),
+                )
+                .await
+            }
+        }
+    };
     let reply = match tokio::time::timeout(SAY_TIMEOUT, call).await {
         Err(_) => bail!(
             "the Cabin daemon did not answer within {} s",
@@ -213,7 +249,7 @@ fn print_profile(p: &Profile, sentences: bool) {
             ActionKind::GetProperty { property } => format!("get {}.{property}", a.interface),
         };
         let mut notes = Vec::new();
-        if i.confirm {
+        if i.confirm.is_some() {
             notes.push("confirm");
         }
         if i.when.is_some() {

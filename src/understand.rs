@@ -1,10 +1,13 @@
-//! The understanding layer: text in, a decision and a reply out. The grammar fast path is the
-//! only route today; the local LLM and the cloud slot in as further routes behind it, and
-//! every route ends in the same validated action path.
+//! The understanding layer: text in, a decision and a reply out, within a dialog.
+//!
+//! Every route (today the grammar fast path; the local LLM and the cloud propose intents
+//! through [`Assistant::propose`]) ends in [`Assistant::proceed`]: slots are filled from the
+//! dialog context, the speaker's zone and defaults, checked against their types, the safety
+//! policy and the confirmation rule, and only then does the action run.
 
 use crate::action::{fill, Failure, ResolvedAction, VehicleBus};
-use crate::grammar::{format_number, Matcher};
-use crate::profile::{Profile, SlotType, SlotValue};
+use crate::grammar::{format_number, tokenize, Matcher};
+use crate::profile::{Intent, Profile, SlotType, SlotValue, SPEAKER};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,35 +41,82 @@ pub struct Outcome {
     pub slots: BTreeMap<String, serde_json::Value>,
     pub reply: String,
     pub action: Option<ActionReport>,
+    /// What Cabin waits for: `"slot:<name>"` after a question, `"confirmation"` after
+    /// "Call Mum?", or null.
+    pub awaiting: Option<String>,
+    /// Why the safety policy refused the intent, or null.
+    pub refused: Option<String>,
     pub timings_ms: BTreeMap<&'static str, f64>,
 }
 
-/// What the understanding step decided, before anything touches the vehicle.
+/// What the dialog remembers between turns of one session.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The last intent acted on, for relative follow-ups ("and the passenger side too").
+    pub last: Option<Last>,
+    /// A question Cabin asked and waits an answer for.
+    pub pending: Option<Pending>,
+}
+
 #[derive(Debug, Clone)]
-pub enum Decision {
-    /// Nothing understood it.
-    Decline,
-    /// An intent matched, but a slot value is unusable; the reply says why.
-    Reject {
-        intent: String,
-        slots: BTreeMap<String, SlotValue>,
-        reply: String,
-    },
-    /// An intent matched with valid slots: run its action.
-    Act {
+pub struct Last {
+    pub intent: usize,
+    pub slots: BTreeMap<String, SlotValue>,
+    /// Whose request it was: context carries over only to the same seat's next request.
+    pub zone: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Pending {
+    /// "Which window?": the answer fills `missing`.
+    Slot {
         intent: usize,
         slots: BTreeMap<String, SlotValue>,
-        action: ResolvedAction,
+        missing: String,
+        tries: u8,
+    },
+    /// "Call Mum?": yes runs the intent, anything else drops it.
+    Confirm {
+        intent: usize,
+        slots: BTreeMap<String, SlotValue>,
     },
 }
 
+/// An intent a model route chose, with its arguments as the model gave them (JSON).
+#[derive(Debug, Clone)]
+pub struct Proposal {
+    pub route: Route,
+    pub intent: String,
+    pub args: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The result of one turn: what to say, what to remember, and whether to keep listening.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    pub outcome: Outcome,
+    pub context: Context,
+    pub follow_up: bool,
+}
+
 pub const DECLINE_REPLY: &str = "Sorry, I can't do that yet.";
+pub const CONFIRM_CANCELLED_REPLY: &str = "OK, I won't.";
+pub const GIVE_UP_REPLY: &str = "Sorry, I didn't catch that. Let's leave it for now.";
+pub const UNKNOWN_SEAT_REPLY: &str =
+    "Sorry, I don't know where you're sitting. Which seat do you mean?";
 
 /// The profile, its compiled grammar, and the vehicle bus.
 pub struct Assistant {
     profile: Arc<Profile>,
     matcher: Matcher,
     vehicle: VehicleBus,
+}
+
+/// Per-turn facts that every step needs.
+struct TurnCtx<'a> {
+    text: &'a str,
+    zone: Option<&'a str>,
+    started: Instant,
+    understood: Option<f64>,
 }
 
 impl Assistant {
@@ -83,14 +133,229 @@ impl Assistant {
         &self.profile
     }
 
-    /// Decides what to do with `text` (microseconds, no I/O).
-    pub fn decide(&self, text: &str) -> Decision {
-        let Some(m) = self.matcher.match_text(text) else {
-            return Decision::Decline;
+    /// One utterance with no dialog around it (`cabin say --profile`).
+    pub async fn handle(&self, text: &str, on_action: impl FnOnce(&ResolvedAction)) -> Outcome {
+        self.turn(text, None, Context::default(), on_action)
+            .await
+            .outcome
+    }
+
+    /// One turn of a dialog: `zone` is the speaker's seat zone when the input is known.
+    pub async fn turn(
+        &self,
+        text: &str,
+        zone: Option<&str>,
+        mut context: Context,
+        on_action: impl FnOnce(&ResolvedAction),
+    ) -> Turn {
+        let mut t = TurnCtx {
+            text,
+            zone,
+            started: Instant::now(),
+            understood: None,
         };
-        let intent = &self.profile.intents[m.intent];
-        let mut slots = intent.defaults.clone();
-        slots.extend(m.slots);
+        match context.pending.take() {
+            Some(Pending::Confirm { intent, slots }) => match yes_or_no(text) {
+                Some(true) => {
+                    return self
+                        .act(&mut t, Route::Fast, intent, slots, context, on_action)
+                        .await
+                }
+                Some(false) => {
+                    let mut outcome = self.outcome(&t, Route::Fast, Some(intent), &slots);
+                    outcome.reply = CONFIRM_CANCELLED_REPLY.into();
+                    return Turn {
+                        outcome,
+                        context: Context::default(),
+                        follow_up: false,
+                    };
+                }
+                None => {} // something else entirely: handle it as a new request
+            },
+            Some(Pending::Slot {
+                intent,
+                mut slots,
+                missing,
+                tries,
+            }) => {
+                let type_name = &self.profile.intents[intent].slots[&missing];
+                if let Some(value) = self.matcher.parse_slot_value(
+                    type_name,
+                    unit_of(&self.profile.slot_types[type_name]),
+                    text,
+                ) {
+                    t.understood = Some(ms(t.started.elapsed()));
+                    slots.insert(missing, value);
+                    return self
+                        .proceed(&mut t, Route::Fast, intent, slots, context, on_action)
+                        .await;
+                }
+                if self.matcher.match_text(text).is_none() {
+                    let intent_ref = &self.profile.intents[intent];
+                    let mut outcome = self.outcome(&t, Route::Fast, Some(intent), &slots);
+                    if tries + 1 >= self.profile.dialog.max_clarifications {
+                        outcome.reply = GIVE_UP_REPLY.into();
+                        return Turn {
+                            outcome,
+                            context: Context {
+                                last: context.last,
+                                pending: None,
+                            },
+                            follow_up: false,
+                        };
+                    }
+                    outcome.reply = format!(
+                        "Sorry, {}",
+                        lowercase_first(&fill(&intent_ref.ask[&missing], &slots))
+                    );
+                    outcome.awaiting = Some(format!("slot:{missing}"));
+                    context.pending = Some(Pending::Slot {
+                        intent,
+                        slots,
+                        missing,
+                        tries: tries + 1,
+                    });
+                    return Turn {
+                        outcome,
+                        context,
+                        follow_up: true,
+                    };
+                }
+            }
+            None => {}
+        }
+
+        if let Some(m) = self.matcher.match_text(text) {
+            t.understood = Some(ms(t.started.elapsed()));
+            let slots = m.slots.into_iter().collect();
+            return self
+                .proceed(&mut t, Route::Fast, m.intent, slots, context, on_action)
+                .await;
+        }
+        // A relative follow-up that only names a new value: "and the passenger side too".
+        if let Some(last) = context.last.as_ref().filter(|l| l.zone.as_deref() == zone) {
+            if let Some((name, value)) = self.elliptic(last, text) {
+                t.understood = Some(ms(t.started.elapsed()));
+                let mut slots = last.slots.clone();
+                slots.insert(name, value);
+                let intent = last.intent;
+                return self
+                    .proceed(&mut t, Route::Fast, intent, slots, context, on_action)
+                    .await;
+            }
+        }
+        t.understood = Some(ms(t.started.elapsed()));
+        let mut outcome = self.outcome(&t, Route::Decline, None, &BTreeMap::new());
+        outcome.reply = DECLINE_REPLY.into();
+        Turn {
+            outcome,
+            context,
+            follow_up: false,
+        }
+    }
+
+    /// An intent proposed by a model route (local LLM or cloud), with arguments as JSON. It
+    /// goes through exactly the checks a fast-path match does; an unknown intent or a bad
+    /// argument is declined, never executed.
+    pub async fn propose(
+        &self,
+        text: &str,
+        proposal: &Proposal,
+        zone: Option<&str>,
+        context: Context,
+        on_action: impl FnOnce(&ResolvedAction),
+    ) -> Turn {
+        let Proposal {
+            route,
+            intent,
+            args,
+        } = proposal;
+        let route = *route;
+        let mut t = TurnCtx {
+            text,
+            zone,
+            started: Instant::now(),
+            understood: None,
+        };
+        let decline = |t: &TurnCtx, why: String| {
+            tracing::warn!(route = ?route, "declined a proposed intent: {why}");
+            let mut outcome = self.outcome(t, Route::Decline, None, &BTreeMap::new());
+            outcome.reply = DECLINE_REPLY.into();
+            outcome.refused = Some(why);
+            Turn {
+                outcome,
+                context: Context::default(),
+                follow_up: false,
+            }
+        };
+        let Some(index) = self.profile.intents.iter().position(|i| i.name == *intent) else {
+            return decline(&t, format!("no intent named '{intent}'"));
+        };
+        let mut slots = BTreeMap::new();
+        for (name, value) in args {
+            let Some(ty) = self.profile.intents[index]
+                .slots
+                .get(name)
+                .and_then(|t| self.profile.slot_types.get(t))
+            else {
+                return decline(&t, format!("intent '{intent}' has no slot '{name}'"));
+            };
+            match slot_from_json(ty, value) {
+                Some(v) => slots.insert(name.clone(), v),
+                None => {
+                    return decline(
+                        &t,
+                        format!("{value} is not a valid value for slot '{name}'"),
+                    )
+                }
+            };
+        }
+        t.understood = Some(ms(t.started.elapsed()));
+        self.proceed(&mut t, route, index, slots, context, on_action)
+            .await
+    }
+
+    /// Fills, checks and (if all is well) runs an intent.
+    async fn proceed(
+        &self,
+        t: &mut TurnCtx<'_>,
+        route: Route,
+        index: usize,
+        mut slots: BTreeMap<String, SlotValue>,
+        mut context: Context,
+        on_action: impl FnOnce(&ResolvedAction),
+    ) -> Turn {
+        let intent = &self.profile.intents[index];
+        self.fill_slots(intent, &mut slots, &context, t.zone);
+        for name in &intent.needs {
+            if slots.contains_key(name) {
+                continue;
+            }
+            let mut outcome = self.outcome(t, route, Some(index), &slots);
+            let Some(question) = intent.ask.get(name) else {
+                // Only a "my" that no known seat could resolve gets here (validation makes every
+                // other needed slot captured, defaulted or asked for).
+                outcome.reply = UNKNOWN_SEAT_REPLY.into();
+                return Turn {
+                    outcome,
+                    context,
+                    follow_up: false,
+                };
+            };
+            outcome.reply = fill(question, &slots);
+            outcome.awaiting = Some(format!("slot:{name}"));
+            context.pending = Some(Pending::Slot {
+                intent: index,
+                slots,
+                missing: name.clone(),
+                tries: 0,
+            });
+            return Turn {
+                outcome,
+                context,
+                follow_up: true,
+            };
+        }
         for (name, value) in &slots {
             let Some(ty) = intent
                 .slots
@@ -100,112 +365,335 @@ impl Assistant {
                 continue;
             };
             if let Some(reply) = out_of_range(name, ty, value) {
-                return Decision::Reject {
-                    intent: intent.name.clone(),
-                    slots,
-                    reply,
+                let mut outcome = self.outcome(t, route, Some(index), &slots);
+                outcome.reply = reply;
+                return Turn {
+                    outcome,
+                    context,
+                    follow_up: intent.follow_up,
                 };
             }
         }
-        match ResolvedAction::resolve(&intent.action, &slots) {
-            Ok(action) => Decision::Act {
-                intent: m.intent,
+        if let Some(refusal) = self.refusal(intent).await {
+            let mut outcome = self.outcome(t, route, Some(index), &slots);
+            outcome.reply = intent
+                .when
+                .as_ref()
+                .map(|w| w.refusal.clone())
+                .unwrap_or_default();
+            outcome.refused = Some(refusal);
+            return Turn {
+                outcome,
+                context,
+                follow_up: false,
+            };
+        }
+        if let Some(prompt) = &intent.confirm {
+            let mut outcome = self.outcome(t, route, Some(index), &slots);
+            outcome.reply = fill(prompt, &slots);
+            outcome.awaiting = Some("confirmation".into());
+            context.pending = Some(Pending::Confirm {
+                intent: index,
                 slots,
-                action,
-            },
-            Err(problem) => Decision::Reject {
-                intent: intent.name.clone(),
-                reply: format!("Sorry, I can't do that: {problem}."),
+            });
+            return Turn {
+                outcome,
+                context,
+                follow_up: true,
+            };
+        }
+        self.act(t, route, index, slots, context, on_action).await
+    }
+
+    /// Runs the action of a filled, checked intent (after a confirmation too: the safety
+    /// policy is checked again, since the car may have moved off meanwhile).
+    async fn act(
+        &self,
+        t: &mut TurnCtx<'_>,
+        route: Route,
+        index: usize,
+        slots: BTreeMap<String, SlotValue>,
+        context: Context,
+        on_action: impl FnOnce(&ResolvedAction),
+    ) -> Turn {
+        let intent = &self.profile.intents[index];
+        if t.understood.is_none() {
+            t.understood = Some(ms(t.started.elapsed()));
+        }
+        let mut outcome = self.outcome(t, route, Some(index), &slots);
+        if let Some(refusal) = self.refusal(intent).await {
+            outcome.reply = intent
+                .when
+                .as_ref()
+                .map(|w| w.refusal.clone())
+                .unwrap_or_default();
+            outcome.refused = Some(refusal);
+            return Turn {
+                outcome,
+                context: Context {
+                    last: context.last,
+                    pending: None,
+                },
+                follow_up: false,
+            };
+        }
+        let action = match ResolvedAction::resolve(&intent.action, &slots) {
+            Ok(a) => a,
+            Err(problem) => {
+                outcome.reply = format!("Sorry, I can't do that: {problem}.");
+                return Turn {
+                    outcome,
+                    context,
+                    follow_up: false,
+                };
+            }
+        };
+        on_action(&action);
+        let acted = Instant::now();
+        let result = self.vehicle.execute(&action).await;
+        outcome.timings_ms.insert("action", ms(acted.elapsed()));
+        let (success, detail) = match result {
+            Ok(value) => {
+                outcome.reply = match (&value, intent.reply.contains("{result}")) {
+                    (Some(v), true) => fill(&intent.reply, &slots).replace("{result}", v),
+                    (None, true) => Failure::Refused {
+                        name: String::new(),
+                        message: String::new(),
+                    }
+                    .reply(&action.target),
+                    _ => fill(&intent.reply, &slots),
+                };
+                (true, value.unwrap_or_else(|| "ok".into()))
+            }
+            Err(failure) => {
+                tracing::warn!(intent = %intent.name, detail = %failure.detail(), "action failed");
+                outcome.reply = match &failure {
+                    Failure::Refused { name, .. } if intent.error_replies.contains_key(name) => {
+                        fill(&intent.error_replies[name], &slots)
+                    }
+                    _ => failure.reply(&action.target),
+                };
+                (false, failure.detail())
+            }
+        };
+        outcome.action = Some(ActionReport {
+            action,
+            success,
+            detail,
+        });
+        outcome.timings_ms.insert("total", ms(t.started.elapsed()));
+        let context = Context {
+            last: Some(Last {
+                intent: index,
                 slots,
-            },
+                zone: t.zone.map(str::to_string),
+            }),
+            pending: None,
+        };
+        Turn {
+            outcome,
+            context,
+            follow_up: intent.follow_up,
         }
     }
 
-    /// Understands `text`, runs its action, and builds the reply. `on_action` is told just
-    /// before the vehicle is touched (the daemon moves to `Acting`).
-    pub async fn handle(&self, text: &str, on_action: impl FnOnce(&ResolvedAction)) -> Outcome {
-        let start = Instant::now();
-        let decision = self.decide(text);
-        let understood = start.elapsed();
-        let mut timings = BTreeMap::new();
-        timings.insert("understand", ms(understood));
-        let slots_json = |slots: &BTreeMap<String, SlotValue>| {
-            slots
-                .iter()
-                .map(|(k, v)| (k.clone(), v.to_json()))
-                .collect()
+    /// Missing slots come from the dialog (a value of the same type the same seat said in
+    /// this session), then the speaker's seat (zone slots), then the intent's default. "my" resolves to the
+    /// speaker's seat, or stays missing when the seat is unknown.
+    fn fill_slots(
+        &self,
+        intent: &Intent,
+        slots: &mut BTreeMap<String, SlotValue>,
+        context: &Context,
+        zone: Option<&str>,
+    ) {
+        let speaker_value = |ty: &SlotType| match (ty, zone) {
+            (
+                SlotType::Enum {
+                    values,
+                    zones: true,
+                },
+                Some(z),
+            ) => values.iter().find(|v| v.key == z).map(|v| SlotValue::Enum {
+                key: v.key.clone(),
+                spoken: v.spoken.clone(),
+            }),
+            _ => None,
         };
-        let mut outcome = Outcome {
-            text: text.to_string(),
-            route: Route::Decline,
-            intent: None,
-            slots: BTreeMap::new(),
-            reply: DECLINE_REPLY.to_string(),
-            action: None,
-            timings_ms: BTreeMap::new(),
-        };
-        match decision {
-            Decision::Decline => {}
-            Decision::Reject {
-                intent,
-                slots,
-                reply,
-            } => {
-                outcome.route = Route::Fast;
-                outcome.intent = Some(intent);
-                outcome.slots = slots_json(&slots);
-                outcome.reply = reply;
-            }
-            Decision::Act {
-                intent,
-                slots,
-                action,
-            } => {
-                let intent = &self.profile.intents[intent];
-                on_action(&action);
-                let acted = Instant::now();
-                let result = self.vehicle.execute(&action).await;
-                timings.insert("action", ms(acted.elapsed()));
-                outcome.route = Route::Fast;
-                outcome.intent = Some(intent.name.clone());
-                outcome.slots = slots_json(&slots);
-                let (success, detail) = match result {
-                    Ok(value) => {
-                        let needs_result = intent.reply.contains("{result}");
-                        outcome.reply = match (&value, needs_result) {
-                            (Some(v), true) => fill(&intent.reply, &slots).replace("{result}", v),
-                            (None, true) => Failure::Refused {
-                                name: String::new(),
-                                message: String::new(),
-                            }
-                            .reply(&action.target),
-                            _ => fill(&intent.reply, &slots),
-                        };
-                        (true, value.unwrap_or_else(|| "ok".into()))
-                    }
-                    Err(failure) => {
-                        tracing::warn!(intent = %intent.name, detail = %failure.detail(), "action failed");
-                        outcome.reply = match &failure {
-                            Failure::Refused { name, .. }
-                                if intent.error_replies.contains_key(name) =>
-                            {
-                                fill(&intent.error_replies[name], &slots)
-                            }
-                            _ => failure.reply(&action.target),
-                        };
-                        (false, failure.detail())
-                    }
+        for (name, type_name) in &intent.slots {
+            let ty = &self.profile.slot_types[type_name];
+            if matches!(slots.get(name), Some(SlotValue::Enum { key, .. }) if key == SPEAKER) {
+                match speaker_value(ty) {
+                    Some(v) => slots.insert(name.clone(), v),
+                    None => slots.remove(name),
                 };
-                outcome.action = Some(ActionReport {
-                    action,
-                    success,
-                    detail,
+                continue;
+            }
+            if slots.contains_key(name) {
+                continue;
+            }
+            let from_context = context
+                .last
+                .as_ref()
+                .filter(|l| l.zone.as_deref() == zone)
+                .and_then(|last| {
+                    let last_intent = &self.profile.intents[last.intent];
+                    last.slots
+                        .iter()
+                        .find(|(n, _)| last_intent.slots.get(*n) == Some(type_name))
+                        .map(|(_, v)| v.clone())
                 });
+            if let Some(v) = from_context
+                .or_else(|| speaker_value(ty))
+                .or_else(|| intent.defaults.get(name).cloned())
+            {
+                slots.insert(name.clone(), v);
             }
         }
-        timings.insert("total", ms(start.elapsed()));
-        outcome.timings_ms = timings;
-        outcome
+    }
+
+    /// A follow-up that is only a new enum or number value for one of the last intent's
+    /// slots. Free-text slots are left out: "sounds good" must never become a destination.
+    fn elliptic(&self, last: &Last, text: &str) -> Option<(String, SlotValue)> {
+        let intent = &self.profile.intents[last.intent];
+        intent.slots.iter().find_map(|(name, type_name)| {
+            let ty = &self.profile.slot_types[type_name];
+            if matches!(ty, SlotType::Text { .. }) {
+                return None;
+            }
+            self.matcher
+                .parse_slot_value(type_name, unit_of(ty), text)
+                .map(|v| (name.clone(), v))
+        })
+    }
+
+    /// Why the intent may not run in the current driving state, if it may not.
+    async fn refusal(&self, intent: &Intent) -> Option<String> {
+        let constraint = intent.when.as_ref()?;
+        let Some(source) = &self.profile.vehicle.state else {
+            return Some("no source of vehicle state".into());
+        };
+        let state = self.vehicle.driving_state(source).await;
+        crate::safety::check(constraint, &state).err()
+    }
+
+    fn outcome(
+        &self,
+        t: &TurnCtx,
+        route: Route,
+        intent: Option<usize>,
+        slots: &BTreeMap<String, SlotValue>,
+    ) -> Outcome {
+        let mut timings = BTreeMap::new();
+        timings.insert(
+            "understand",
+            t.understood.unwrap_or_else(|| ms(t.started.elapsed())),
+        );
+        timings.insert("total", ms(t.started.elapsed()));
+        Outcome {
+            text: t.text.to_string(),
+            route,
+            intent: intent.map(|i| self.profile.intents[i].name.clone()),
+            slots: slots
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect(),
+            reply: String::new(),
+            action: None,
+            awaiting: None,
+            refused: None,
+            timings_ms: timings,
+        }
+    }
+}
+
+fn unit_of(ty: &SlotType) -> &str {
+    match ty {
+        SlotType::Integer { unit, .. } | SlotType::Decimal { unit, .. } => unit,
+        _ => "",
+    }
+}
+
+fn lowercase_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// Yes, no, or neither, for a confirmation question.
+pub fn yes_or_no(text: &str) -> Option<bool> {
+    const YES: &[&str] = &[
+        "yes",
+        "yeah",
+        "yep",
+        "yup",
+        "sure",
+        "ok",
+        "okay",
+        "correct",
+        "do it",
+        "go ahead",
+        "please do",
+        "yes please",
+        "thats right",
+        "right",
+        "affirmative",
+    ];
+    const NO: &[&str] = &[
+        "no",
+        "nope",
+        "no thanks",
+        "cancel",
+        "stop",
+        "dont",
+        "do not",
+        "never mind",
+        "nevermind",
+        "forget it",
+        "no dont",
+        "not now",
+    ];
+    let words: Vec<String> = tokenize(text)
+        .into_iter()
+        .map(|t| t.norm)
+        .filter(|w| !matches!(w.as_str(), "please" | "thanks" | "thank" | "you" | "cabin"))
+        .collect();
+    let phrase = words.join(" ");
+    if YES.contains(&phrase.as_str()) {
+        Some(true)
+    } else if NO.contains(&phrase.as_str()) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// A model's JSON argument as a slot value of `ty`, or None if it is not one.
+fn slot_from_json(ty: &SlotType, value: &serde_json::Value) -> Option<SlotValue> {
+    match (ty, value) {
+        (SlotType::Enum { values, .. }, serde_json::Value::String(s)) => values
+            .iter()
+            .find(|v| v.key == *s)
+            .map(|v| SlotValue::Enum {
+                key: v.key.clone(),
+                spoken: v.spoken.clone(),
+            }),
+        (SlotType::Integer { .. }, serde_json::Value::Number(n)) => n
+            .as_f64()
+            .filter(|v| v.fract() == 0.0)
+            .map(SlotValue::Number),
+        (SlotType::Decimal { .. }, serde_json::Value::Number(n)) => {
+            n.as_f64().map(SlotValue::Number)
+        }
+        (SlotType::Text { max_words }, serde_json::Value::String(s)) => {
+            let words = s.split_whitespace().count();
+            (1..=*max_words)
+                .contains(&words)
+                .then(|| SlotValue::Text(s.trim().to_string()))
+        }
+        _ => None,
     }
 }
 
@@ -240,78 +728,4 @@ fn out_of_range(name: &str, ty: &SlotType, value: &SlotValue) -> Option<String> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::bus::BusAddress;
-    use std::time::Duration;
-
-    fn assistant() -> Assistant {
-        let bus = BusAddress::Address("unix:path=/nonexistent/cabin-test-bus".into());
-        Assistant::new(
-            Arc::new(Profile::embedded_default()),
-            VehicleBus::new(bus, Duration::from_millis(200)),
-        )
-    }
-
-    #[test]
-    fn out_of_range_numbers_are_explained_not_clamped() {
-        let a = assistant();
-        match a.decide("set the temperature to forty degrees") {
-            Decision::Reject { intent, reply, .. } => {
-                assert_eq!(intent, "climate.set_temperature");
-                assert_eq!(
-                    reply,
-                    "I can only set the temperature between 16 and 28 degrees."
-                );
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn defaults_fill_missing_slots() {
-        let a = assistant();
-        let Decision::Act { slots, action, .. } = a.decide("set the temperature to 22") else {
-            panic!()
-        };
-        assert_eq!(
-            slots["zone"],
-            SlotValue::Enum {
-                key: "driver".into(),
-                spoken: "driver".into()
-            }
-        );
-        assert_eq!(
-            action.args,
-            vec![
-                crate::dbus_value::ArgValue::String("driver".into()),
-                crate::dbus_value::ArgValue::Double(22.0)
-            ]
-        );
-    }
-
-    #[tokio::test]
-    async fn unreachable_bus_gives_a_spoken_failure_not_an_error() {
-        let a = assistant();
-        let o = a.handle("turn on the air conditioning", |_| {}).await;
-        assert_eq!(o.route, Route::Fast);
-        assert_eq!(o.reply, "Sorry, I couldn't reach the climate control.");
-        let action = o.action.unwrap();
-        assert!(!action.success);
-        assert!(
-            action.detail.contains("vehicle bus unavailable"),
-            "{}",
-            action.detail
-        );
-    }
-
-    #[tokio::test]
-    async fn declines_politely() {
-        let o = assistant()
-            .handle("tell me a joke", |_| panic!("no action"))
-            .await;
-        assert_eq!(o.route, Route::Decline);
-        assert_eq!(o.reply, DECLINE_REPLY);
-        assert!(o.intent.is_none() && o.action.is_none());
-    }
-}
+mod tests;

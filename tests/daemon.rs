@@ -127,7 +127,7 @@ async fn signals_follow_the_turn() {
     let mut seen = Vec::new();
     while !seen
         .iter()
-        .any(|s: &String| s.starts_with("StateChanged(Idle"))
+        .any(|s: &String| s.starts_with("StateChanged(FollowUp"))
     {
         let msg = tokio::time::timeout(Duration::from_secs(5), signals.next())
             .await
@@ -153,7 +153,7 @@ async fn signals_follow_the_turn() {
             "StateChanged(Acting)",
             "Reply(Air conditioning on.)",
             "ActionExecuted(climate.ac_on,true,ok)",
-            "StateChanged(Idle)",
+            "StateChanged(FollowUp)",
         ]
     );
 }
@@ -253,10 +253,18 @@ async fn vehicle_service_errors_become_replies() {
     misbehave(&conn, "normal", 0).await;
     assert_eq!(
         submit(&conn, "SubmitText", "call Bob").await.unwrap(),
+        "Call Bob?"
+    );
+    assert_eq!(
+        submit(&conn, "SubmitText", "yes").await.unwrap(),
         "I couldn't find Bob in your contacts."
     );
     assert_eq!(
         submit(&conn, "SubmitText", "call Mum").await.unwrap(),
+        "Call Mum?"
+    );
+    assert_eq!(
+        submit(&conn, "SubmitText", "yes").await.unwrap(),
         "Calling Mum."
     );
     assert_eq!(

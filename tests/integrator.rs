@@ -42,6 +42,8 @@ fn profile_with_sunroof(dir: &std::path::Path) -> std::path::PathBuf {
 #[tokio::test]
 async fn a_profile_edit_adds_an_intent_for_a_new_service() {
     let bus = TestBus::start();
+    // The vehicle reports its driving state; the sunroof intent is constrained by speed.
+    let _sim = bus.start_sim();
     let calls = Arc::new(Mutex::new(Vec::new()));
     let _service = zbus::connection::Builder::address(bus.address.as_str())
         .serve_at("/org/example/Sunroof", Sunroof(calls.clone()))

@@ -36,7 +36,7 @@ impl AssistantApi {
         AssistantApi { events, state }
     }
 
-    async fn submit(&self, text: String) -> Result<Outcome, ApiError> {
+    async fn submit(&self, text: String, source: Option<String>) -> Result<Outcome, ApiError> {
         let text = text.trim().to_string();
         if text.is_empty() {
             return Err(ApiError::InvalidInput("the text is empty; send what the driver said, e.g. \"turn on the air conditioning\"".into()));
@@ -47,10 +47,16 @@ impl AssistantApi {
             )));
         }
         let (respond, answer) = oneshot::channel();
-        self.send(Event::SubmitText { text, respond }).await?;
+        self.send(Event::SubmitText {
+            text,
+            source,
+            respond,
+        })
+        .await?;
         match answer.await {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(TurnError::Cancelled(why))) => Err(ApiError::Cancelled(why.into())),
+            Ok(Err(TurnError::InvalidInput(why))) => Err(ApiError::InvalidInput(why)),
             Err(_) => Err(ApiError::Cancelled("the daemon is shutting down".into())),
         }
     }
@@ -67,13 +73,21 @@ impl AssistantApi {
 impl AssistantApi {
     /// Handles typed or transcribed text; returns the spoken reply.
     async fn submit_text(&self, text: String) -> Result<String, ApiError> {
-        Ok(self.submit(text).await?.reply)
+        Ok(self.submit(text, None).await?.reply)
+    }
+
+    /// Like `SubmitTextJson`, for text from a named input (a microphone or push-to-talk
+    /// source of the profile): its seat zone is the speaker's, so "open my window" acts there.
+    async fn submit_text_from(&self, text: String, source: String) -> Result<String, ApiError> {
+        let outcome = self.submit(text, Some(source)).await?;
+        serde_json::to_string(&outcome)
+            .map_err(|e| ApiError::ZBus(zbus::Error::Failure(e.to_string())))
     }
 
     /// Like `SubmitText`, but returns the whole outcome as JSON (route, intent, slots,
     /// action, timings), as `cabin say --json` prints it.
     async fn submit_text_json(&self, text: String) -> Result<String, ApiError> {
-        let outcome = self.submit(text).await?;
+        let outcome = self.submit(text, None).await?;
         serde_json::to_string(&outcome)
             .map_err(|e| ApiError::ZBus(zbus::Error::Failure(e.to_string())))
     }
@@ -97,7 +111,7 @@ impl AssistantApi {
             .map_err(|_| ApiError::Unavailable("the daemon is shutting down".into()))
     }
 
-    /// Idle, Listening, Thinking, Acting or Speaking.
+    /// Idle, Listening, Transcribing, Thinking, Acting, Speaking or FollowUp.
     #[zbus(property, name = "State")]
     fn state_property(&self) -> String {
         self.state.borrow().as_str().to_string()

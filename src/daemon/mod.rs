@@ -1,27 +1,34 @@
-//! The `cabin` daemon: one event loop owns the conversation state and consumes [`Event`]s;
-//! the D-Bus interface ([`api`]) and the turn tasks only send events.
+//! The `cabin` daemon: one event loop owns the conversation (state, dialog context, follow-up
+//! window) and consumes [`Event`]s; the D-Bus interface ([`api`]) and the turn tasks only send
+//! events, and the loop only sends [`Notification`]s, which [`run`] turns into D-Bus signals.
 
 pub mod api;
 
 use crate::action::VehicleBus;
 use crate::bus::BusAddress;
 use crate::profile::Profile;
-use crate::understand::{Assistant, Outcome};
+use crate::understand::{Assistant, Context, Outcome, Pending, Turn};
 use api::{AssistantApi, OBJECT_PATH, SERVICE_NAME};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use zbus::object_server::SignalEmitter;
 
-/// Where the conversation is. Listening and Speaking arrive with audio in/out.
+/// Where the conversation is. Listening, Transcribing and Speaking come with audio in/out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Idle,
     Listening,
+    Transcribing,
     Thinking,
     Acting,
     Speaking,
+    /// Waiting a few seconds for a follow-up or an answer, without the wake word.
+    FollowUp,
 }
 
 impl State {
@@ -29,23 +36,28 @@ impl State {
         match self {
             State::Idle => "Idle",
             State::Listening => "Listening",
+            State::Transcribing => "Transcribing",
             State::Thinking => "Thinking",
             State::Acting => "Acting",
             State::Speaking => "Speaking",
+            State::FollowUp => "FollowUp",
         }
     }
 }
 
-/// Why a turn ended without an outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a request ended without an outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TurnError {
     Cancelled(&'static str),
+    InvalidInput(String),
 }
 
 /// Everything that can change the daemon's state.
 pub enum Event {
+    /// Text from an input (`source` names a profile input, which gives the speaker's zone).
     SubmitText {
         text: String,
+        source: Option<String>,
         respond: oneshot::Sender<Result<Outcome, TurnError>>,
     },
     Activate {
@@ -60,7 +72,20 @@ pub enum Event {
     },
     TurnDone {
         turn: u64,
-        outcome: Box<Outcome>,
+        result: Box<Turn>,
+    },
+}
+
+/// What the event loop tells the outside world.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notification {
+    State(State),
+    Transcript(String),
+    Reply(String),
+    ActionExecuted {
+        intent: String,
+        success: bool,
+        detail: String,
     },
 }
 
@@ -76,7 +101,7 @@ pub enum DaemonError {
     NameTaken(BusAddress),
 }
 
-struct Turn {
+struct CurrentTurn {
     id: u64,
     respond: oneshot::Sender<Result<Outcome, TurnError>>,
     task: JoinHandle<()>,
@@ -85,61 +110,76 @@ struct Turn {
 /// The single owner of conversation state.
 struct EventLoop {
     assistant: Arc<Assistant>,
+    /// Input name → seat zone.
+    inputs: BTreeMap<String, String>,
+    follow_up: Duration,
     state: State,
     state_tx: watch::Sender<State>,
+    notify: mpsc::Sender<Notification>,
     events_tx: mpsc::Sender<Event>,
-    current: Option<Turn>,
+    current: Option<CurrentTurn>,
     next_turn: u64,
-    conn: zbus::Connection,
+    /// The dialog session: kept through the follow-up window, cleared when it ends.
+    context: Context,
+    follow_up_until: Option<Instant>,
 }
 
 impl EventLoop {
-    fn emitter(&self) -> SignalEmitter<'static> {
-        SignalEmitter::new(&self.conn, OBJECT_PATH).expect("OBJECT_PATH is a valid object path")
+    async fn tell(&self, n: Notification) {
+        // The receiver only goes away at shutdown.
+        let _ = self.notify.send(n).await;
     }
 
     async fn set_state(&mut self, state: State) {
-        if self.state == state {
-            return;
+        if self.state != state {
+            self.state = state;
+            self.state_tx.send_replace(state);
+            self.tell(Notification::State(state)).await;
         }
-        self.state = state;
-        self.state_tx.send_replace(state);
-        let emitter = self.emitter();
-        if let Err(e) = AssistantApi::emit_state_changed(&emitter, state.as_str()).await {
-            tracing::warn!("cannot emit StateChanged: {e}");
-        }
-        match self
-            .conn
-            .object_server()
-            .interface::<_, AssistantApi>(OBJECT_PATH)
-            .await
-        {
-            Ok(iface) => {
-                if let Err(e) = iface.get().await.state_changed(&emitter).await {
-                    tracing::warn!("cannot emit PropertiesChanged: {e}");
-                }
-            }
-            Err(e) => tracing::warn!("interface not served: {e}"),
-        }
+    }
+
+    /// Ends the dialog session: no follow-up, nothing remembered.
+    async fn end_session(&mut self) {
+        self.context = Context::default();
+        self.follow_up_until = None;
+        self.set_state(State::Idle).await;
     }
 
     async fn handle(&mut self, event: Event) {
         match event {
-            Event::SubmitText { text, respond } => {
+            Event::SubmitText {
+                text,
+                source,
+                respond,
+            } => {
+                let zone = match &source {
+                    None => None,
+                    Some(s) => match self.inputs.get(s) {
+                        Some(z) => Some(z.clone()),
+                        None => {
+                            let known: Vec<&str> = self.inputs.keys().map(String::as_str).collect();
+                            let _ = respond.send(Err(TurnError::InvalidInput(format!(
+                                "unknown input '{s}'; the profile's inputs are: {}",
+                                known.join(", ")
+                            ))));
+                            return;
+                        }
+                    },
+                };
                 // The newest request wins: a driver who speaks again means the new thing.
                 self.cancel_current("a newer request replaced it").await;
+                self.follow_up_until = None;
                 let id = self.next_turn;
                 self.next_turn += 1;
                 self.set_state(State::Thinking).await;
-                if let Err(e) = AssistantApi::transcript(&self.emitter(), &text).await {
-                    tracing::warn!("cannot emit Transcript: {e}");
-                }
+                self.tell(Notification::Transcript(text.clone())).await;
                 let assistant = self.assistant.clone();
                 let events = self.events_tx.clone();
+                let context = self.context.clone();
                 let task = tokio::spawn(async move {
                     let acting = events.clone();
-                    let outcome = assistant
-                        .handle(&text, |_| {
+                    let result = assistant
+                        .turn(&text, zone.as_deref(), context, |_| {
                             // A full queue only delays the Acting state; the result still arrives.
                             let _ = acting.try_send(Event::Acting { turn: id });
                         })
@@ -147,45 +187,49 @@ impl EventLoop {
                     let _ = events
                         .send(Event::TurnDone {
                             turn: id,
-                            outcome: Box::new(outcome),
+                            result: Box::new(result),
                         })
                         .await;
                 });
-                self.current = Some(Turn { id, respond, task });
+                self.current = Some(CurrentTurn { id, respond, task });
             }
             Event::Acting { turn } => {
                 if self.current.as_ref().is_some_and(|t| t.id == turn) {
                     self.set_state(State::Acting).await;
                 }
             }
-            Event::TurnDone { turn, outcome } => {
+            Event::TurnDone { turn, result } => {
                 // A cancelled turn that finished anyway has nobody left to answer.
                 let Some(current) = self.current.take_if(|t| t.id == turn) else {
                     return;
                 };
-                let emitter = self.emitter();
-                tracing::info!(route = ?outcome.route, intent = outcome.intent.as_deref().unwrap_or("-"), "turn done");
-                if let Err(e) = AssistantApi::reply(&emitter, &outcome.reply).await {
-                    tracing::warn!("cannot emit Reply: {e}");
-                }
+                let Turn {
+                    outcome,
+                    context,
+                    follow_up,
+                } = *result;
+                tracing::info!(route = ?outcome.route, intent = outcome.intent.as_deref().unwrap_or("-"), awaiting = outcome.awaiting.as_deref().unwrap_or("-"), "turn done");
+                self.tell(Notification::Reply(outcome.reply.clone())).await;
                 if let (Some(intent), Some(action)) = (&outcome.intent, &outcome.action) {
-                    if let Err(e) = AssistantApi::action_executed(
-                        &emitter,
-                        intent,
-                        action.success,
-                        &action.detail,
-                    )
-                    .await
-                    {
-                        tracing::warn!("cannot emit ActionExecuted: {e}");
-                    }
+                    self.tell(Notification::ActionExecuted {
+                        intent: intent.clone(),
+                        success: action.success,
+                        detail: action.detail.clone(),
+                    })
+                    .await;
                 }
-                self.set_state(State::Idle).await;
-                let _ = current.respond.send(Ok(*outcome));
+                if follow_up && !self.follow_up.is_zero() {
+                    self.context = context;
+                    self.follow_up_until = Some(Instant::now() + self.follow_up);
+                    self.set_state(State::FollowUp).await;
+                } else {
+                    self.end_session().await;
+                }
+                let _ = current.respond.send(Ok(outcome));
             }
             Event::Cancel { respond } => {
-                let had = self.cancel_current("cancelled").await;
-                self.set_state(State::Idle).await;
+                let had = self.cancel_current("cancelled").await || self.context.pending.is_some();
+                self.end_session().await;
                 let _ = respond.send(had);
             }
             Event::Activate { respond } => {
@@ -196,6 +240,18 @@ impl EventLoop {
         }
     }
 
+    /// The follow-up window passed in silence: a pending question or confirmation lapses.
+    async fn follow_up_expired(&mut self) {
+        if let Some(pending) = &self.context.pending {
+            let what = match pending {
+                Pending::Slot { missing, .. } => format!("the question for '{missing}'"),
+                Pending::Confirm { .. } => "the confirmation".to_string(),
+            };
+            tracing::info!("no answer within the follow-up window; dropping {what}");
+        }
+        self.end_session().await;
+    }
+
     async fn cancel_current(&mut self, why: &'static str) -> bool {
         match self.current.take() {
             Some(turn) => {
@@ -204,6 +260,90 @@ impl EventLoop {
                 true
             }
             None => false,
+        }
+    }
+}
+
+/// Runs the event loop until `shutdown` completes.
+async fn run_loop(
+    assistant: Arc<Assistant>,
+    events_tx: mpsc::Sender<Event>,
+    mut events_rx: mpsc::Receiver<Event>,
+    notify: mpsc::Sender<Notification>,
+    state_tx: watch::Sender<State>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let profile = assistant.profile();
+    let inputs = profile
+        .inputs
+        .iter()
+        .map(|i| (i.name.clone(), i.zone.clone()))
+        .collect();
+    let follow_up = profile.dialog.follow_up;
+    let mut event_loop = EventLoop {
+        assistant,
+        inputs,
+        follow_up,
+        state: State::Idle,
+        state_tx,
+        notify,
+        events_tx,
+        current: None,
+        next_turn: 0,
+        context: Context::default(),
+        follow_up_until: None,
+    };
+    tokio::pin!(shutdown);
+    loop {
+        let deadline = event_loop.follow_up_until;
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(event) = events_rx.recv() => event_loop.handle(event).await,
+            _ = sleep_until(deadline) => event_loop.follow_up_expired().await,
+        }
+    }
+    event_loop
+        .cancel_current("the daemon is shutting down")
+        .await;
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Emits notifications as D-Bus signals (and `PropertiesChanged` for `State`).
+async fn forward_signals(conn: zbus::Connection, mut notifications: mpsc::Receiver<Notification>) {
+    let emitter =
+        SignalEmitter::new(&conn, OBJECT_PATH).expect("OBJECT_PATH is a valid object path");
+    while let Some(n) = notifications.recv().await {
+        let sent = match &n {
+            Notification::State(state) => {
+                let changed = match conn
+                    .object_server()
+                    .interface::<_, AssistantApi>(OBJECT_PATH)
+                    .await
+                {
+                    Ok(iface) => iface.get().await.state_changed(&emitter).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = changed {
+                    tracing::warn!("cannot emit PropertiesChanged: {e}");
+                }
+                AssistantApi::emit_state_changed(&emitter, state.as_str()).await
+            }
+            Notification::Transcript(text) => AssistantApi::transcript(&emitter, text).await,
+            Notification::Reply(text) => AssistantApi::reply(&emitter, text).await,
+            Notification::ActionExecuted {
+                intent,
+                success,
+                detail,
+            } => AssistantApi::action_executed(&emitter, intent, *success, detail).await,
+        };
+        if let Err(e) = sent {
+            tracing::warn!("cannot emit {n:?}: {e}");
         }
     }
 }
@@ -220,7 +360,7 @@ pub async fn run(
     config: DaemonConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DaemonError> {
-    let (events_tx, mut events_rx) = mpsc::channel(64);
+    let (events_tx, events_rx) = mpsc::channel(64);
     let (state_tx, state_rx) = watch::channel(State::Idle);
     let api = AssistantApi::new(events_tx.clone(), state_rx);
     // Serve the interface before taking the name, so no caller ever finds the name without it.
@@ -248,25 +388,22 @@ pub async fn run(
         VehicleBus::new(profile.vehicle.bus.clone(), profile.vehicle.timeout)
     };
     tracing::info!(profile = %profile.file, intents = profile.intents.len(), bus = %config.bus, "serving {SERVICE_NAME}");
-    let mut event_loop = EventLoop {
-        assistant: Arc::new(Assistant::new(profile, vehicle)),
-        state: State::Idle,
-        state_tx,
+    let (notify_tx, notify_rx) = mpsc::channel(256);
+    let forwarder = tokio::spawn(forward_signals(conn.clone(), notify_rx));
+    run_loop(
+        Arc::new(Assistant::new(profile, vehicle)),
         events_tx,
-        current: None,
-        next_turn: 0,
-        conn,
-    };
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            Some(event) = events_rx.recv() => event_loop.handle(event).await,
-        }
-    }
-    event_loop
-        .cancel_current("the daemon is shutting down")
-        .await;
+        events_rx,
+        notify_tx,
+        state_tx,
+        shutdown,
+    )
+    .await;
+    // The loop dropped its sender: the forwarder drains what is left and ends.
+    let _ = forwarder.await;
     tracing::info!("shut down");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,7 +8,7 @@ mod text;
 pub use template::{Element, SlotRef, Template, TemplateError};
 pub use text::{format_number, tokenize, Token};
 
-use crate::profile::{Profile, SlotType, SlotValue};
+use crate::profile::{Profile, SlotType, SlotValue, SPEAKER};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -68,6 +68,16 @@ const TEXT_SLOT_STOP_WORDS: &[&str] = &[
     "who",
 ];
 
+/// Words that mean the speaker's own zone in a zones slot ("open my window").
+const SPEAKER_WORDS: &[&str] = &["my own", "my", "mine"];
+
+/// Words around a bare slot value in an answer or follow-up ("and the rear left one too").
+const SLOT_ANSWER_FILLERS: &[&str] = &[
+    "and", "also", "too", "as", "well", "the", "for", "on", "in", "at", "to", "side", "seat",
+    "seats", "one", "zone", "please", "now", "what", "about", "how", "its", "it", "make", "set",
+    "window", "of", "just", "then", "ok", "okay", "um", "uh", "i", "said", "mean",
+];
+
 /// Polite or addressing words around a command that carry no meaning for it.
 const LEADING_FILLERS: &[&str] = &[
     "please",
@@ -108,32 +118,40 @@ pub struct Matcher {
     slot_first: Vec<usize>,
     leading: Vec<Vec<String>>,
     trailing: Vec<Vec<String>>,
+    slot_matchers: HashMap<String, Arc<SlotMatcher>>,
 }
 
 impl Matcher {
     pub fn new(profile: &Profile) -> Matcher {
-        let slot_matchers: HashMap<&str, Arc<SlotMatcher>> = profile
+        let slot_matchers: HashMap<String, Arc<SlotMatcher>> = profile
             .slot_types
             .iter()
             .map(|(name, ty)| {
                 let m = match ty {
-                    SlotType::Enum(values) => SlotMatcher::Enum(
-                        values
+                    SlotType::Enum { values, zones } => {
+                        let mut synonyms: Vec<(String, String, Vec<String>)> = values
                             .iter()
                             .flat_map(|v| {
                                 v.synonyms
                                     .iter()
                                     .map(|s| (v.key.clone(), v.spoken.clone(), s.clone()))
                             })
-                            .collect(),
-                    ),
+                            .collect();
+                        if *zones {
+                            for words in SPEAKER_WORDS {
+                                let toks = words.split(' ').map(str::to_string).collect();
+                                synonyms.push((SPEAKER.to_string(), "your".to_string(), toks));
+                            }
+                        }
+                        SlotMatcher::Enum(synonyms)
+                    }
                     SlotType::Integer { .. } => SlotMatcher::Number { integer: true },
                     SlotType::Decimal { .. } => SlotMatcher::Number { integer: false },
                     SlotType::Text { max_words } => SlotMatcher::Text {
                         max_words: *max_words,
                     },
                 };
-                (name.as_str(), Arc::new(m))
+                (name.clone(), Arc::new(m))
             })
             .collect();
 
@@ -147,7 +165,7 @@ impl Matcher {
                         .map(|e| match e {
                             Element::Literal(w) => Step::Literal(w),
                             Element::Slot(s) => {
-                                let m = slot_matchers[s.type_name.as_str()].clone();
+                                let m = slot_matchers[&s.type_name].clone();
                                 Step::Slot(s.name, m)
                             }
                         })
@@ -186,6 +204,7 @@ impl Matcher {
             slot_first,
             leading,
             trailing: phrases(TRAILING_FILLERS),
+            slot_matchers,
         }
     }
 
@@ -271,7 +290,7 @@ pub fn example_sentences(profile: &Profile) -> Vec<(usize, String)> {
                     .map(|el| match el {
                         Element::Literal(w) => w.clone(),
                         Element::Slot(s) => match &profile.slot_types[&s.type_name] {
-                            SlotType::Enum(values) => values[0].synonyms[0].join(" "),
+                            SlotType::Enum { values, .. } => values[0].synonyms[0].join(" "),
                             SlotType::Integer { min, max, .. } => ((min + max) / 2).to_string(),
                             SlotType::Decimal { min, max, .. } => {
                                 format_number(((min + max) / 2.0).round())
@@ -306,56 +325,90 @@ fn match_steps(
                 None
             }
         }
-        Step::Slot(name, m) => match m.as_ref() {
-            SlotMatcher::Enum(values) => {
-                for (key, spoken, syn) in values {
-                    if toks.len() >= syn.len() && toks.iter().zip(syn).all(|(t, w)| t.norm == *w) {
-                        caps.push((
-                            name.clone(),
-                            SlotValue::Enum {
-                                key: key.clone(),
-                                spoken: spoken.clone(),
-                            },
-                        ));
-                        if let Some(n) = match_steps(rest, &toks[syn.len()..], caps) {
-                            return Some(n);
-                        }
-                        caps.pop();
-                    }
+        Step::Slot(name, m) => {
+            let is_text = matches!(m.as_ref(), SlotMatcher::Text { .. });
+            for (value, used) in slot_candidates(m, toks) {
+                caps.push((name.clone(), value));
+                if let Some(n) = match_steps(rest, &toks[used..], caps) {
+                    return Some(n + if is_text { used } else { 0 });
                 }
-                None
+                caps.pop();
             }
-            SlotMatcher::Number { integer } => {
-                let v = toks.first()?.number?;
-                if *integer && v.fract() != 0.0 {
-                    return None;
-                }
-                caps.push((name.clone(), SlotValue::Number(v)));
-                let r = match_steps(rest, &toks[1..], caps);
-                if r.is_none() {
-                    caps.pop();
-                }
-                r
-            }
-            SlotMatcher::Text { max_words } => {
-                let first = toks.first()?;
-                if TEXT_SLOT_STOP_WORDS.contains(&first.norm.as_str()) {
-                    return None;
-                }
-                for n in 1..=(*max_words).min(toks.len()) {
-                    let value = toks[..n]
-                        .iter()
-                        .map(|t| t.raw.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    caps.push((name.clone(), SlotValue::Text(value)));
-                    if let Some(k) = match_steps(rest, &toks[n..], caps) {
-                        return Some(k + n);
-                    }
-                    caps.pop();
-                }
-                None
-            }
+            None
+        }
+    }
+}
+
+/// The ways a slot can start at `toks`: each value with the number of tokens it takes,
+/// shortest first.
+fn slot_candidates(m: &SlotMatcher, toks: &[Token]) -> Vec<(SlotValue, usize)> {
+    match m {
+        SlotMatcher::Enum(values) => values
+            .iter()
+            .filter(|(_, _, syn)| {
+                toks.len() >= syn.len() && toks.iter().zip(syn).all(|(t, w)| t.norm == *w)
+            })
+            .map(|(key, spoken, syn)| {
+                (
+                    SlotValue::Enum {
+                        key: key.clone(),
+                        spoken: spoken.clone(),
+                    },
+                    syn.len(),
+                )
+            })
+            .collect(),
+        SlotMatcher::Number { integer } => match toks.first().and_then(|t| t.number) {
+            Some(v) if !(*integer && v.fract() != 0.0) => vec![(SlotValue::Number(v), 1)],
+            _ => vec![],
         },
+        SlotMatcher::Text { max_words } => {
+            if toks
+                .first()
+                .is_none_or(|t| TEXT_SLOT_STOP_WORDS.contains(&t.norm.as_str()))
+            {
+                return vec![];
+            }
+            (1..=(*max_words).min(toks.len()))
+                .map(|n| {
+                    (
+                        SlotValue::Text(
+                            toks[..n]
+                                .iter()
+                                .map(|t| t.raw.as_str())
+                                .collect::<Vec<_>>()
+                                .join(" "),
+                        ),
+                        n,
+                    )
+                })
+                .collect()
+        }
+    }
+}
+
+impl Matcher {
+    /// Reads a bare slot value of type `type_name` from an answer or follow-up ("the rear
+    /// left one", "twenty two degrees"): filler words around it are dropped, and the rest must
+    /// be exactly one value. `unit` words of the type are fillers too.
+    pub fn parse_slot_value(&self, type_name: &str, unit: &str, text: &str) -> Option<SlotValue> {
+        let m = self.slot_matchers.get(type_name)?;
+        let toks = tokenize(text);
+        let numeric = matches!(m.as_ref(), SlotMatcher::Number { .. });
+        // "one" is a number to the tokenizer, but a filler in "the rear left one".
+        let filler = |t: &Token| match t.number {
+            Some(_) => !numeric && t.raw.eq_ignore_ascii_case("one"),
+            None => {
+                SLOT_ANSWER_FILLERS.contains(&t.norm.as_str())
+                    || (!unit.is_empty() && t.norm == unit)
+            }
+        };
+        let start = toks.iter().position(|t| !filler(t))?;
+        let end = toks.iter().rposition(|t| !filler(t))? + 1;
+        let core = &toks[start..end];
+        slot_candidates(m, core)
+            .into_iter()
+            .find(|(_, used)| *used == core.len())
+            .map(|(v, _)| v)
     }
 }

@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
+use toml::Spanned;
 
 /// The profile compiled into the binary, used when no `--profile` is given.
 pub const DEFAULT_PROFILE_TOML: &str = include_str!("../../profiles/default.toml");
@@ -30,6 +31,8 @@ pub struct Profile {
     pub audio: Audio,
     pub cloud: CloudPolicy,
     pub vehicle: VehicleSettings,
+    pub dialog: DialogSettings,
+    pub inputs: Vec<Input>,
     pub slot_types: BTreeMap<String, SlotType>,
     pub intents: Vec<Intent>,
 }
@@ -61,14 +64,56 @@ pub struct VehicleSettings {
     pub bus: BusAddress,
     /// How long a vehicle service may take to answer before Cabin gives up.
     pub timeout: Duration,
+    /// Where the driving state comes from; None leaves constrained intents always refused.
+    pub state: Option<StateSource>,
+}
+
+/// The interface whose properties give speed (d, km/h), gear (s) and parking brake (b).
+#[derive(Debug, Clone)]
+pub struct StateSource {
+    pub service: String,
+    pub path: String,
+    pub interface: String,
+    pub speed: String,
+    pub gear: String,
+    pub parking_brake: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DialogSettings {
+    /// How long Cabin listens for a follow-up without the wake word; zero turns it off.
+    pub follow_up: Duration,
+    /// How many times Cabin asks for a missing slot before giving up.
+    pub max_clarifications: u8,
+}
+
+/// A microphone or push-to-talk source and the seat zone of whoever uses it.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub name: String,
+    pub zone: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SlotType {
-    Enum(Vec<EnumValue>),
-    Integer { min: i64, max: i64, unit: String },
-    Decimal { min: f64, max: f64, unit: String },
-    Text { max_words: usize },
+    /// `zones`: the values are seat zones ("my" means the speaker's).
+    Enum {
+        values: Vec<EnumValue>,
+        zones: bool,
+    },
+    Integer {
+        min: i64,
+        max: i64,
+        unit: String,
+    },
+    Decimal {
+        min: f64,
+        max: f64,
+        unit: String,
+    },
+    Text {
+        max_words: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +125,9 @@ pub struct EnumValue {
     /// Tokenised synonyms, matched against speech.
     pub synonyms: Vec<Vec<String>>,
 }
+
+/// The enum key a zones slot holds when the driver said "my": resolved to the speaker's zone.
+pub const SPEAKER: &str = "@speaker";
 
 /// A slot's value after matching.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,7 +167,14 @@ pub struct Intent {
     pub reply: String,
     /// Replies for specific D-Bus errors of the action, by error name.
     pub error_replies: BTreeMap<String, String>,
-    pub confirm: bool,
+    /// Questions for missing slots ("Which window?").
+    pub ask: BTreeMap<String, String>,
+    /// The question asked before acting ("Call {contact}?"), for intents that need a yes.
+    pub confirm: Option<String>,
+    /// Whether Cabin listens for a follow-up after this intent.
+    pub follow_up: bool,
+    /// Slots the reply, action, confirmation or error replies use.
+    pub needs: BTreeSet<String>,
     pub action: Action,
     pub when: Option<Constraint>,
     /// How many plain sentences the templates expand to.
@@ -355,6 +410,14 @@ impl Validator<'_> {
             }
         }
 
+        let state = raw
+            .vehicle
+            .state
+            .as_ref()
+            .and_then(|st| self.state_source(st.get_ref(), st.span()));
+        let dialog = self.dialog(&raw.dialog);
+        let inputs = self.inputs(&raw.inputs, &slot_types);
+
         let mut intents = Vec::new();
         let mut names = BTreeSet::new();
         for spanned in &raw.intents {
@@ -367,6 +430,9 @@ impl Validator<'_> {
                     "two intents have this name".into(),
                     "give every intent a unique name",
                 );
+            }
+            if raw_intent.when.is_some() && raw.vehicle.state.is_none() {
+                self.error(Some(span.clone()), &format!("intent '{}'.when", raw_intent.name), "the intent has a vehicle-state constraint, but the profile does not say where the vehicle state comes from".into(), "add a [vehicle.state] table (see profiles/default.toml)");
             }
             if let Some(intent) = self.intent(raw_intent, span, &slot_types) {
                 intents.push(intent);
@@ -407,7 +473,10 @@ impl Validator<'_> {
             vehicle: VehicleSettings {
                 bus,
                 timeout: Duration::from_millis(timeout_ms),
+                state,
             },
+            dialog,
+            inputs,
             slot_types,
             intents,
         })
@@ -434,7 +503,7 @@ impl Validator<'_> {
             return None;
         }
         match raw {
-            RawSlotType::Enum { values } => {
+            RawSlotType::Enum { values, zones } => {
                 if values.is_empty() {
                     self.error(
                         Some(span),
@@ -488,7 +557,10 @@ impl Validator<'_> {
                         synonyms: toks,
                     });
                 }
-                Some(SlotType::Enum(out))
+                Some(SlotType::Enum {
+                    values: out,
+                    zones: *zones,
+                })
             }
             RawSlotType::Integer { min, max, unit } => {
                 if min > max {
@@ -652,26 +724,85 @@ impl Validator<'_> {
             }
         }
 
-        // Every slot the action or reply needs must be filled by every sentence, or defaulted.
-        let action = self.action(&raw.action, name, here.clone(), &slots, types);
-        let mut needed: BTreeSet<String> = placeholders(&raw.reply).into_iter().collect();
-        if let Some(a) = &action {
-            needed.extend(action_slots(a));
+        let mut ask = BTreeMap::new();
+        for (slot, question) in &raw.ask {
+            let field = at(&format!("ask.{slot}"));
+            if !slots.contains_key(slot) {
+                self.error(
+                    here.clone(),
+                    &field,
+                    format!("'{slot}' is not a slot of any sentence of this intent"),
+                    "ask only for slots the sentences capture",
+                );
+            } else if question.trim().is_empty() {
+                self.error(
+                    here.clone(),
+                    &field,
+                    "the question is empty".into(),
+                    "write the question, e.g. \"Which window?\"",
+                );
+            } else {
+                ask.insert(slot.clone(), question.clone());
+            }
         }
+        if raw.confirm
+            && raw
+                .confirm_prompt
+                .as_deref()
+                .is_none_or(|p| p.trim().is_empty())
+        {
+            self.error(
+                here.clone(),
+                &at("confirm_prompt"),
+                "confirm = true needs a question to ask".into(),
+                "add confirm_prompt, e.g. \"Call {contact}?\"",
+            );
+        }
+        for error_name in raw.errors.keys() {
+            if zbus::names::ErrorName::try_from(error_name.as_str()).is_err() {
+                self.error(
+                    here.clone(),
+                    &at(&format!("errors.\"{error_name}\"")),
+                    format!("'{error_name}' is not a valid D-Bus error name"),
+                    "use the full error name, e.g. \"org.example.Phone.Error.UnknownContact\"",
+                );
+            }
+        }
+
+        // Every slot that a reply, the action or the confirmation uses must be captured by
+        // every sentence, or have a default or a question to ask for it.
+        let action = self.action(&raw.action, name, here.clone(), &slots, types);
         let is_read = matches!(
             raw.action,
             RawAction::GetProperty { .. } | RawAction::Call { .. }
         );
-        for slot in &needed {
-            if slot == "result" && is_read {
+        let mut uses: Vec<(String, String)> = placeholders(&raw.reply)
+            .into_iter()
+            .map(|p| (at("reply"), p))
+            .collect();
+        if let Some(a) = &action {
+            uses.extend(action_slots(a).into_iter().map(|p| (at("action"), p)));
+        }
+        if let Some(prompt) = &raw.confirm_prompt {
+            uses.extend(
+                placeholders(prompt)
+                    .into_iter()
+                    .map(|p| (at("confirm_prompt"), p)),
+            );
+        }
+        for (error_name, reply) in &raw.errors {
+            uses.extend(
+                placeholders(reply)
+                    .into_iter()
+                    .map(|p| (at(&format!("errors.\"{error_name}\"")), p)),
+            );
+        }
+        let mut needs = BTreeSet::new();
+        for (field, slot) in uses {
+            if slot == "result" && is_read && field == at("reply") {
                 continue;
             }
-            if !slots.contains_key(slot) {
-                let field = if placeholders(&raw.reply).contains(slot) {
-                    at("reply")
-                } else {
-                    at("action")
-                };
+            if !slots.contains_key(&slot) {
                 self.error(
                     here.clone(),
                     &field,
@@ -680,48 +811,15 @@ impl Validator<'_> {
                 );
                 continue;
             }
-            if defaults.contains_key(slot) {
+            needs.insert(slot.clone());
+            if defaults.contains_key(&slot) || ask.contains_key(&slot) {
                 continue;
             }
             if let Some(e) = expansions.iter().find(|e| {
                 !e.iter()
-                    .any(|el| matches!(el, Element::Slot(s) if &s.name == slot))
+                    .any(|el| matches!(el, Element::Slot(s) if s.name == slot))
             }) {
-                self.error(here.clone(), &at(&format!("defaults.{slot}")), format!("a sentence can leave out {{{slot}}} (\"{}\"), but the reply or action needs it", render_expansion(e)), "add a default for the slot, e.g. defaults = { zone = \"driver\" }, or make the slot required in every sentence");
-            }
-        }
-
-        for (error_name, reply) in &raw.errors {
-            let field = at(&format!("errors.\"{error_name}\""));
-            if zbus::names::ErrorName::try_from(error_name.as_str()).is_err() {
-                self.error(
-                    here.clone(),
-                    &field,
-                    format!("'{error_name}' is not a valid D-Bus error name"),
-                    "use the full error name, e.g. \"org.example.Phone.Error.UnknownContact\"",
-                );
-            }
-            for p in placeholders(reply) {
-                if !slots.contains_key(&p) {
-                    self.error(
-                        here.clone(),
-                        &field,
-                        format!("{{{p}}} is not a slot of any sentence of this intent"),
-                        "use a slot that the sentences capture",
-                    );
-                } else if !defaults.contains_key(&p)
-                    && expansions.iter().any(|e| {
-                        !e.iter()
-                            .any(|el| matches!(el, Element::Slot(s) if s.name == p))
-                    })
-                {
-                    self.error(
-                        here.clone(),
-                        &field,
-                        format!("a sentence can leave out {{{p}}}, but this reply needs it"),
-                        "add a default for the slot or drop it from the reply",
-                    );
-                }
+                self.error(here.clone(), &at(&format!("defaults.{slot}")), format!("a sentence can leave out {{{slot}}} (\"{}\"), but {field} needs it", render_expansion(e)), "add a default (defaults = { zone = \"driver\" }) or a question (ask = { zone = \"Which side?\" }) for the slot, or make it required in every sentence");
             }
         }
 
@@ -741,7 +839,12 @@ impl Validator<'_> {
             defaults,
             reply: raw.reply.clone(),
             error_replies: raw.errors.clone(),
-            confirm: raw.confirm,
+            ask,
+            confirm: raw
+                .confirm
+                .then(|| raw.confirm_prompt.clone().unwrap_or_default()),
+            follow_up: raw.follow_up.unwrap_or(true),
+            needs,
             action: action?,
             when,
             sentence_count: expansions.len(),
@@ -994,6 +1097,135 @@ impl Validator<'_> {
         Some(out)
     }
 
+    fn state_source(
+        &mut self,
+        raw: &raw::RawStateSource,
+        span: std::ops::Range<usize>,
+    ) -> Option<StateSource> {
+        let start = self.errors.len();
+        let here = Some(span);
+        if zbus::names::BusName::try_from(raw.service.as_str()).is_err() {
+            self.error(
+                here.clone(),
+                "vehicle.state.service",
+                format!("'{}' is not a valid bus name", raw.service),
+                "use a well-known name such as \"org.example.Vehicle\"",
+            );
+        }
+        if zbus::ObjectPath::try_from(raw.path.as_str()).is_err() {
+            self.error(
+                here.clone(),
+                "vehicle.state.path",
+                format!("'{}' is not a valid object path", raw.path),
+                "use a path such as \"/org/example/Vehicle\"",
+            );
+        }
+        if zbus::names::InterfaceName::try_from(raw.interface.as_str()).is_err() {
+            self.error(
+                here.clone(),
+                "vehicle.state.interface",
+                format!("'{}' is not a valid interface name", raw.interface),
+                "use a name such as \"org.example.Vehicle1\"",
+            );
+        }
+        for (field, prop) in [
+            ("speed", &raw.speed),
+            ("gear", &raw.gear),
+            ("parking_brake", &raw.parking_brake),
+        ] {
+            if zbus::names::MemberName::try_from(prop.as_str()).is_err() {
+                self.error(
+                    here.clone(),
+                    &format!("vehicle.state.{field}"),
+                    format!("'{prop}' is not a valid property name"),
+                    "name the D-Bus property, e.g. \"Speed\"",
+                );
+            }
+        }
+        (self.errors.len() == start).then(|| StateSource {
+            service: raw.service.clone(),
+            path: raw.path.clone(),
+            interface: raw.interface.clone(),
+            speed: raw.speed.clone(),
+            gear: raw.gear.clone(),
+            parking_brake: raw.parking_brake.clone(),
+        })
+    }
+
+    fn dialog(&mut self, raw: &raw::RawDialog) -> DialogSettings {
+        let mut settings = DialogSettings {
+            follow_up: Duration::from_secs(5),
+            max_clarifications: 2,
+        };
+        if let Some(f) = &raw.follow_up_seconds {
+            if (0.0..=30.0).contains(f.get_ref()) {
+                settings.follow_up = Duration::from_secs_f64(*f.get_ref());
+            } else {
+                self.error(
+                    Some(f.span()),
+                    "dialog.follow_up_seconds",
+                    format!("{} s is outside 0..=30", f.get_ref()),
+                    "use a window of a few seconds (default 5), or 0 to turn follow-ups off",
+                );
+            }
+        }
+        if let Some(m) = &raw.max_clarifications {
+            if (1..=5).contains(m.get_ref()) {
+                settings.max_clarifications = *m.get_ref();
+            } else {
+                self.error(
+                    Some(m.span()),
+                    "dialog.max_clarifications",
+                    format!("{} is outside 1..=5", m.get_ref()),
+                    "ask at most a few times (default 2)",
+                );
+            }
+        }
+        settings
+    }
+
+    fn inputs(
+        &mut self,
+        raw: &[Spanned<raw::RawInput>],
+        types: &BTreeMap<String, SlotType>,
+    ) -> Vec<Input> {
+        let zones: BTreeSet<&str> = types
+            .values()
+            .filter_map(|t| match t {
+                SlotType::Enum {
+                    values,
+                    zones: true,
+                } => Some(values.iter().map(|v| v.key.as_str())),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let mut out: Vec<Input> = Vec::new();
+        for spanned in raw {
+            let input = spanned.get_ref();
+            let field = format!("inputs '{}'", input.name);
+            if input.name.trim().is_empty() || out.iter().any(|i| i.name == input.name) {
+                self.error(
+                    Some(spanned.span()),
+                    &field,
+                    "input names must be unique and not empty".into(),
+                    "name each microphone or push-to-talk source once",
+                );
+                continue;
+            }
+            if !zones.contains(input.zone.as_str()) {
+                let known: Vec<&str> = zones.iter().copied().collect();
+                self.error(Some(spanned.span()), &format!("{field}.zone"), format!("'{}' is not a zone of any slot type with zones = true (known: {})", input.zone, if known.is_empty() { "none".into() } else { known.join(", ") }), "use a seat zone such as \"driver\", and mark the zone slot types with zones = true");
+                continue;
+            }
+            out.push(Input {
+                name: input.name.clone(),
+                zone: input.zone.clone(),
+            });
+        }
+        out
+    }
+
     fn constraint(
         &mut self,
         raw: &RawWhen,
@@ -1041,8 +1273,8 @@ impl Validator<'_> {
 
 fn check_slot_fits(slot: &SlotType, ty: DbusType) -> Result<(), String> {
     match slot {
-        SlotType::Enum(_) | SlotType::Text { .. } if ty == DbusType::String => Ok(()),
-        SlotType::Enum(_) | SlotType::Text { .. } => Err("the slot holds text".into()),
+        SlotType::Enum { .. } | SlotType::Text { .. } if ty == DbusType::String => Ok(()),
+        SlotType::Enum { .. } | SlotType::Text { .. } => Err("the slot holds text".into()),
         SlotType::Decimal { .. } if ty == DbusType::Double => Ok(()),
         SlotType::Decimal { .. } => Err("the slot holds decimals, which need 'd'".into()),
         SlotType::Integer { min, max, .. } => {
@@ -1062,7 +1294,7 @@ fn check_slot_fits(slot: &SlotType, ty: DbusType) -> Result<(), String> {
 
 fn default_value(ty: &SlotType, value: &toml::Value) -> Result<SlotValue, String> {
     match (ty, value) {
-        (SlotType::Enum(values), toml::Value::String(s)) => values
+        (SlotType::Enum { values, .. }, toml::Value::String(s)) => values
             .iter()
             .find(|v| v.key == *s)
             .map(|v| SlotValue::Enum {

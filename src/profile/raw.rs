@@ -19,6 +19,10 @@ pub struct RawProfile {
     #[serde(default)]
     pub vehicle: RawVehicle,
     #[serde(default)]
+    pub dialog: RawDialog,
+    #[serde(default)]
+    pub inputs: Vec<Spanned<RawInput>>,
+    #[serde(default)]
     pub slot_types: BTreeMap<String, Spanned<RawSlotType>>,
     #[serde(default)]
     pub intents: Vec<Spanned<RawIntent>>,
@@ -82,6 +86,37 @@ pub struct RawCloud {
 pub struct RawVehicle {
     pub bus: Option<Spanned<String>>,
     pub timeout_ms: Option<Spanned<u64>>,
+    pub state: Option<Spanned<RawStateSource>>,
+}
+
+/// Where the safety policy reads the driving state: properties of one interface.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStateSource {
+    pub service: String,
+    pub path: String,
+    pub interface: String,
+    /// Property of type `d`, km/h.
+    pub speed: String,
+    /// Property of type `s`: park, reverse, neutral or drive.
+    pub gear: String,
+    /// Property of type `b`.
+    pub parking_brake: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDialog {
+    pub follow_up_seconds: Option<Spanned<f64>>,
+    pub max_clarifications: Option<Spanned<u8>>,
+}
+
+/// A microphone or push-to-talk source and the seat zone it serves.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInput {
+    pub name: String,
+    pub zone: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +125,10 @@ pub enum RawSlotType {
     /// Canonical value → spoken synonyms (the first synonym is how replies say it).
     Enum {
         values: BTreeMap<String, Vec<String>>,
+        /// The values are seat zones: "my" means the speaker's zone, and a missing value is
+        /// taken from the speaker's zone.
+        #[serde(default)]
+        zones: bool,
     },
     Integer {
         min: i64,
@@ -126,8 +165,14 @@ pub struct RawIntent {
     /// D-Bus error name → reply, for failures worth explaining ("I couldn't find {contact}").
     #[serde(default)]
     pub errors: BTreeMap<String, String>,
+    /// Slot → question asked when the slot is missing ("Which window?").
+    #[serde(default)]
+    pub ask: BTreeMap<String, String>,
     #[serde(default)]
     pub confirm: bool,
+    pub confirm_prompt: Option<String>,
+    /// Whether Cabin keeps listening for a follow-up after this intent (default true).
+    pub follow_up: Option<bool>,
     pub action: RawAction,
     pub when: Option<RawWhen>,
 }

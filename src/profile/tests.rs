@@ -167,16 +167,38 @@ fn unknown_top_level_field_names_line() {
     );
 }
 
+const STATE: &str = "[vehicle.state]\nservice = \"org.example.Car\"\npath = \"/car\"\ninterface = \"org.example.Car1\"\nspeed = \"Speed\"\ngear = \"Gear\"\nparking_brake = \"ParkingBrake\"\n\n[assistant]";
+
+fn with_state(text: &str) -> String {
+    text.replacen("[assistant]", STATE, 1)
+}
+
+#[test]
+fn constraints_need_a_state_source() {
+    let text = format!("{BASE}[intents.when]\ngear = [\"park\"]\nrefusal = \"Only in park.\"\n");
+    assert_one_error(
+        &text,
+        "when",
+        "does not say where the vehicle state comes from",
+    );
+}
+
 #[test]
 fn constraints_parse_and_validate() {
-    let ok = format!("{BASE}[intents.when]\ngear = [\"park\"]\nrefusal = \"Only in park.\"\n");
+    let ok = with_state(&format!(
+        "{BASE}[intents.when]\ngear = [\"park\"]\nrefusal = \"Only in park.\"\n"
+    ));
     let p = Profile::parse(&ok, "x.toml").unwrap();
     let when = p.intents[0].when.as_ref().unwrap();
     assert_eq!(when.gear.as_deref(), Some(&[Gear::Park][..]));
 
-    let empty = format!("{BASE}[intents.when]\nrefusal = \"Only in park.\"\n");
+    let empty = with_state(&format!(
+        "{BASE}[intents.when]\nrefusal = \"Only in park.\"\n"
+    ));
     assert_one_error(&empty, "when", "sets no condition");
-    let bad_gear = format!("{BASE}[intents.when]\ngear = [\"sport\"]\nrefusal = \"x\"\n");
+    let bad_gear = with_state(&format!(
+        "{BASE}[intents.when]\ngear = [\"sport\"]\nrefusal = \"x\"\n"
+    ));
     assert_one_error(&bad_gear, "syntax", "unknown variant `sport`");
 }
 
@@ -217,4 +239,52 @@ fn error_replies_are_checked() {
         "errors.\"org.example.E\" = \"{temp} is too much.\"\nreply = \"Setting",
     );
     assert_one_error(&bad_slot, "errors", "{temp} is not a slot");
+}
+
+#[test]
+fn dialog_fields_are_checked() {
+    let asked = BASE.replace(
+        "defaults = { zone = \"driver\" }",
+        "ask = { zone = \"Which side?\" }",
+    );
+    let p = Profile::parse(&asked, "x.toml").unwrap();
+    assert_eq!(p.intents[0].ask["zone"], "Which side?");
+    let unknown = BASE.replace(
+        "defaults = { zone = \"driver\" }",
+        "defaults = { zone = \"driver\" }\nask = { seat = \"Which seat?\" }",
+    );
+    assert_one_error(&unknown, "ask.seat", "not a slot");
+    let no_prompt = BASE.replace("reply = \"Setting", "confirm = true\nreply = \"Setting");
+    assert_one_error(&no_prompt, "confirm_prompt", "needs a question");
+    let bad_prompt = BASE.replace(
+        "reply = \"Setting",
+        "confirm = true\nconfirm_prompt = \"Set {temp}?\"\nreply = \"Setting",
+    );
+    assert_one_error(&bad_prompt, "confirm_prompt", "{temp} is not a slot");
+}
+
+#[test]
+fn inputs_name_known_zones() {
+    let zoned = BASE.replace("kind = \"enum\"", "kind = \"enum\"\nzones = true");
+    let ok = zoned.replacen(
+        "[assistant]",
+        "[[inputs]]\nname = \"mic-1\"\nzone = \"passenger\"\n\n[assistant]",
+        1,
+    );
+    assert_eq!(
+        Profile::parse(&ok, "x.toml").unwrap().inputs[0].zone,
+        "passenger"
+    );
+    let bad = zoned.replacen(
+        "[assistant]",
+        "[[inputs]]\nname = \"mic-1\"\nzone = \"boot\"\n\n[assistant]",
+        1,
+    );
+    assert_one_error(&bad, "inputs 'mic-1'.zone", "'boot' is not a zone");
+    let not_zones = BASE.replacen(
+        "[assistant]",
+        "[[inputs]]\nname = \"mic-1\"\nzone = \"driver\"\n\n[assistant]",
+        1,
+    );
+    assert_one_error(&not_zones, "inputs 'mic-1'.zone", "known: none");
 }

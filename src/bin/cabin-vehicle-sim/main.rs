@@ -161,6 +161,31 @@ impl Hvac {
             .await
     }
 
+    /// Changes one zone's temperature by `delta` °C, kept within 16..=28; returns the new value.
+    async fn adjust_temperature(
+        &self,
+        zone: &str,
+        delta: f64,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<f64> {
+        self.0.gate().await?;
+        let zone = seat(zone)?;
+        in_range("temperature change", delta, -5.0, 5.0)?;
+        let mut now = 0.0;
+        self.0
+            .update(conn, |s| {
+                let t = s
+                    .temperature
+                    .get_mut(zone)
+                    .expect("every seat has a temperature");
+                *t = (*t + delta).clamp(16.0, 28.0);
+                now = *t;
+                Ok(vec![change(&VehicleState::temperature_path(zone), now)])
+            })
+            .await?;
+        Ok(now)
+    }
+
     async fn set_fan_speed(&self, level: u32, #[zbus(connection)] conn: &Connection) -> Result<()> {
         self.0.gate().await?;
         in_range("fan speed", level as f64, 0.0, 7.0)?;
@@ -708,13 +733,15 @@ impl Control {
         Ok(())
     }
 
-    /// Sets the driving state (km/h, park/reverse/neutral/drive, parking brake).
+    /// Sets the driving state (km/h, park/reverse/neutral/drive, parking brake); Status1
+    /// announces it with PropertiesChanged, as a vehicle gateway would.
     async fn set_driving(
         &self,
         speed_kmh: f64,
         gear: &str,
         parking_brake: bool,
         #[zbus(connection)] conn: &Connection,
+        #[zbus(object_server)] server: &zbus::ObjectServer,
     ) -> Result<()> {
         in_range("speed", speed_kmh, 0.0, 300.0)?;
         let gear = one_of(&GEARS, gear).ok_or_else(|| {
@@ -734,7 +761,16 @@ impl Control {
                     change("Vehicle.Chassis.ParkingBrake.IsEngaged", parking_brake),
                 ])
             })
-            .await
+            .await?;
+        let status = server
+            .interface::<_, Status>(format!("{ROOT}/Status"))
+            .await?;
+        let emitter = status.signal_emitter();
+        let status = status.get().await;
+        status.speed_changed(emitter).await?;
+        status.gear_changed(emitter).await?;
+        status.parking_brake_changed(emitter).await?;
+        Ok(())
     }
 
     /// A signal changed: VSS-style path and new value.

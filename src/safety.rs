@@ -1,0 +1,111 @@
+//! The driving-safety policy: an intent's `when` constraint against the vehicle's driving
+//! state. Applied in one place, before any action runs, whatever route proposed the intent.
+
+use crate::profile::{Constraint, Gear};
+
+/// What Cabin knows of the driving state; `None` where the vehicle did not say.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DrivingState {
+    pub speed_kmh: Option<f64>,
+    pub gear: Option<Gear>,
+    pub parking_brake: Option<bool>,
+}
+
+impl DrivingState {
+    /// Reversing or parking manoeuvre: no small talk then.
+    pub fn manoeuvring(&self) -> bool {
+        self.gear == Some(Gear::Reverse)
+    }
+}
+
+/// Checks a constraint. Unknown state counts as a violation: without a speed, Cabin assumes
+/// the car may be moving. Returns why it refused, for logs and `--json`.
+pub fn check(constraint: &Constraint, state: &DrivingState) -> Result<(), String> {
+    if let Some(gears) = &constraint.gear {
+        match state.gear {
+            None => return Err("gear unknown".into()),
+            Some(g) if !gears.contains(&g) => return Err(format!("gear is {}", gear_name(g))),
+            Some(_) => {}
+        }
+    }
+    if let Some(max) = constraint.max_speed_kmh {
+        match state.speed_kmh {
+            None => return Err("speed unknown".into()),
+            Some(v) if v > max => return Err(format!("speed {v} km/h is above {max} km/h")),
+            Some(_) => {}
+        }
+    }
+    if let Some(want) = constraint.parking_brake {
+        match state.parking_brake {
+            None => return Err("parking brake state unknown".into()),
+            Some(b) if b != want => {
+                return Err(format!("parking brake is {}", if b { "on" } else { "off" }))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+pub fn gear_name(g: Gear) -> &'static str {
+    match g {
+        Gear::Park => "park",
+        Gear::Reverse => "reverse",
+        Gear::Neutral => "neutral",
+        Gear::Drive => "drive",
+    }
+}
+
+pub fn parse_gear(s: &str) -> Option<Gear> {
+    match s.to_ascii_lowercase().as_str() {
+        "park" | "p" => Some(Gear::Park),
+        "reverse" | "r" => Some(Gear::Reverse),
+        "neutral" | "n" => Some(Gear::Neutral),
+        "drive" | "d" => Some(Gear::Drive),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn constraint(gear: Option<Vec<Gear>>, max_speed_kmh: Option<f64>) -> Constraint {
+        Constraint {
+            gear,
+            max_speed_kmh,
+            parking_brake: None,
+            refusal: "no".into(),
+        }
+    }
+
+    #[test]
+    fn gear_and_speed_rules() {
+        let park_only = constraint(Some(vec![Gear::Park]), None);
+        let parked = DrivingState {
+            speed_kmh: Some(0.0),
+            gear: Some(Gear::Park),
+            parking_brake: Some(true),
+        };
+        let driving = DrivingState {
+            speed_kmh: Some(80.0),
+            gear: Some(Gear::Drive),
+            parking_brake: Some(false),
+        };
+        assert!(check(&park_only, &parked).is_ok());
+        assert_eq!(check(&park_only, &driving), Err("gear is drive".into()));
+        let slow = constraint(None, Some(5.0));
+        assert!(check(&slow, &parked).is_ok());
+        assert_eq!(
+            check(&slow, &driving),
+            Err("speed 80 km/h is above 5 km/h".into())
+        );
+    }
+
+    #[test]
+    fn unknown_state_is_refused() {
+        let unknown = DrivingState::default();
+        assert!(check(&constraint(Some(vec![Gear::Park]), None), &unknown).is_err());
+        assert!(check(&constraint(None, Some(120.0)), &unknown).is_err());
+    }
+}
