@@ -497,8 +497,8 @@ impl Assistant {
         }
     }
 
-    /// Missing slots come from the dialog (a value of the same type the same seat said in
-    /// this session), then the speaker's seat (zone slots), then the intent's default. "my" resolves to the
+    /// Missing slots come from the dialog (for seat zones: a zone the same seat named in this
+    /// session), then the speaker's seat (zone slots), then the intent's default. "my" resolves to the
     /// speaker's seat, or stays missing when the seat is unknown.
     fn fill_slots(
         &self,
@@ -532,10 +532,13 @@ impl Assistant {
             if slots.contains_key(name) {
                 continue;
             }
+            // Only seat zones carry over ("a bit warmer" stays on the passenger side); an
+            // amount or a name said before must not replace this request's default.
+            let carries_over = matches!(ty, SlotType::Enum { zones: true, .. });
             let from_context = context
                 .last
                 .as_ref()
-                .filter(|l| l.zone.as_deref() == zone)
+                .filter(|l| carries_over && l.zone.as_deref() == zone)
                 .and_then(|last| {
                     let last_intent = &self.profile.intents[last.intent];
                     last.slots
