@@ -143,16 +143,19 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
                 None => ask_daemon(&bus.unwrap_or_default(), &text, from.as_deref()).await?,
             };
             if json {
-                println!("{outcome}");
+                print_out(&format!("{outcome}\n"))?;
             } else {
-                println!("{}", outcome["reply"].as_str().unwrap_or_default());
+                print_out(&format!(
+                    "{}\n",
+                    outcome["reply"].as_str().unwrap_or_default()
+                ))?;
             }
         }
         Command::Profile {
             command: ProfileCommand::Check { file, sentences },
         } => {
             let profile = Profile::load(&file)?;
-            print_profile(&profile, sentences);
+            print_out(&profile_listing(&profile, sentences))?;
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
@@ -223,9 +226,13 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-fn print_profile(p: &Profile, sentences: bool) {
+/// The listing `cabin profile check` prints.
+fn profile_listing(p: &Profile, sentences: bool) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
     let total: usize = p.intents.iter().map(|i| i.sentence_count).sum();
-    println!(
+    let _ = writeln!(
+        out,
         "{}: OK: \"{}\" ({}), {} intents, {} sentences, vehicle on the {} (timeout {} ms)",
         p.file,
         p.name,
@@ -260,14 +267,41 @@ fn print_profile(p: &Profile, sentences: bool) {
         } else {
             format!(" [{}]", notes.join(", "))
         };
-        println!(
+        let _ = writeln!(
+            out,
             "  {:width$}  {:5} sentences  {} {}{}",
             i.name, i.sentence_count, a.service, target, notes
         );
         if sentences {
             for t in &i.sentences {
-                println!("      {}", t.source);
+                let _ = writeln!(out, "      {}", t.source);
             }
         }
+    }
+    if !p.small_talk.is_empty() {
+        let names: Vec<&str> = p.small_talk.iter().map(|t| t.name.as_str()).collect();
+        let _ = writeln!(out, "  small talk: {}", names.join(", "));
+    }
+    if !p.inputs.is_empty() {
+        let inputs: Vec<String> = p
+            .inputs
+            .iter()
+            .map(|i| format!("{} ({})", i.name, i.zone))
+            .collect();
+        let _ = writeln!(out, "  inputs: {}", inputs.join(", "));
+    }
+    out
+}
+
+/// Writes to stdout; a reader that went away (`| head`) ends the output, not the program.
+fn print_out(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
 }

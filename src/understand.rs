@@ -108,6 +108,7 @@ pub const UNKNOWN_SEAT_REPLY: &str =
 pub struct Assistant {
     profile: Arc<Profile>,
     matcher: Matcher,
+    small_talk: Matcher,
     vehicle: VehicleBus,
 }
 
@@ -122,9 +123,11 @@ struct TurnCtx<'a> {
 impl Assistant {
     pub fn new(profile: Arc<Profile>, vehicle: VehicleBus) -> Assistant {
         let matcher = Matcher::new(&profile);
+        let small_talk = Matcher::small_talk(&profile);
         Assistant {
             profile,
             matcher,
+            small_talk,
             vehicle,
         }
     }
@@ -243,6 +246,23 @@ impl Assistant {
                     .proceed(&mut t, Route::Fast, intent, slots, context, on_action)
                     .await;
             }
+        }
+        if let Some(m) = self.small_talk.match_text(text) {
+            t.understood = Some(ms(t.started.elapsed()));
+            let talk = &self.profile.small_talk[m.intent];
+            let mut outcome = self.outcome(&t, Route::Fast, None, &BTreeMap::new());
+            outcome.intent = Some(format!("small_talk.{}", talk.name));
+            if self.manoeuvring().await {
+                // Not a word of chat while the driver reverses or parks.
+                outcome.refused = Some("the driver is manoeuvring".into());
+            } else {
+                outcome.reply = talk.reply.clone();
+            }
+            return Turn {
+                outcome,
+                context,
+                follow_up: false,
+            };
         }
         t.understood = Some(ms(t.started.elapsed()));
         let mut outcome = self.outcome(&t, Route::Decline, None, &BTreeMap::new());
@@ -568,6 +588,14 @@ impl Assistant {
                 .parse_slot_value(type_name, unit_of(ty), text)
                 .map(|v| (name.clone(), v))
         })
+    }
+
+    /// Whether the car is in reverse (unknown state counts as not: small talk is harmless).
+    async fn manoeuvring(&self) -> bool {
+        match &self.profile.vehicle.state {
+            Some(source) => self.vehicle.driving_state(source).await.manoeuvring(),
+            None => false,
+        }
     }
 
     /// Why the intent may not run in the current driving state, if it may not.

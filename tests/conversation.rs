@@ -269,3 +269,23 @@ async fn a_model_proposing_an_unsafe_intent_is_refused_the_same_way() {
         false
     );
 }
+
+#[tokio::test]
+async fn no_small_talk_while_reversing() {
+    let bus = TestBus::start();
+    let _sim = bus.start_sim();
+    let _daemon = bus.start_daemon(None).await;
+    let conn = bus.connect().await;
+
+    assert_eq!(
+        json(&conn, "good morning").await["reply"],
+        "Hello! What can I do for you?"
+    );
+    set_driving(&conn, 4.0, "reverse", false).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let v = json(&conn, "thanks").await;
+    assert_eq!(v["reply"], "");
+    assert_eq!(v["refused"], "the driver is manoeuvring");
+    // Commands still work while reversing.
+    assert_eq!(json(&conn, "pause").await["reply"], "Paused.");
+}

@@ -119,3 +119,32 @@ fn profile_check_reports_a_broken_profile_with_file_and_field() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("cannot read profile /nonexistent/profile.toml"));
 }
+
+/// Regression: `cabin profile check FILE | head -1` panicked on the closed pipe.
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(CABIN)
+        .args([
+            "profile",
+            "check",
+            "--sentences",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/default.toml"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("OK"), "{first}");
+    // The reader is dropped here, closing the pipe mid-listing.
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

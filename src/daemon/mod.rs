@@ -209,7 +209,9 @@ impl EventLoop {
                     follow_up,
                 } = *result;
                 tracing::info!(route = ?outcome.route, intent = outcome.intent.as_deref().unwrap_or("-"), awaiting = outcome.awaiting.as_deref().unwrap_or("-"), "turn done");
-                self.tell(Notification::Reply(outcome.reply.clone())).await;
+                if !outcome.reply.is_empty() {
+                    self.tell(Notification::Reply(outcome.reply.clone())).await;
+                }
                 if let (Some(intent), Some(action)) = (&outcome.intent, &outcome.action) {
                     self.tell(Notification::ActionExecuted {
                         intent: intent.clone(),

@@ -15,7 +15,8 @@ use std::sync::Arc;
 /// A confident parse of an utterance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Match {
-    /// Index into `Profile::intents`.
+    /// Index of the matched group: into `Profile::intents` (or `Profile::small_talk` for
+    /// the small-talk matcher).
     pub intent: usize,
     pub slots: Vec<(String, SlotValue)>,
     /// 1.0 when every word is a fixed word, enum or number; lower the more words a free-text
@@ -122,7 +123,23 @@ pub struct Matcher {
 }
 
 impl Matcher {
+    /// The matcher of the profile's intents; `Match::intent` indexes `Profile::intents`.
     pub fn new(profile: &Profile) -> Matcher {
+        Matcher::build(
+            profile,
+            profile.intents.iter().map(|i| i.sentences.as_slice()),
+        )
+    }
+
+    /// The matcher of the profile's small talk; `Match::intent` indexes `Profile::small_talk`.
+    pub fn small_talk(profile: &Profile) -> Matcher {
+        Matcher::build(
+            profile,
+            profile.small_talk.iter().map(|s| s.sentences.as_slice()),
+        )
+    }
+
+    fn build<'a>(profile: &Profile, groups: impl Iterator<Item = &'a [Template]>) -> Matcher {
         let slot_matchers: HashMap<String, Arc<SlotMatcher>> = profile
             .slot_types
             .iter()
@@ -156,8 +173,8 @@ impl Matcher {
             .collect();
 
         let mut sequences = Vec::new();
-        for (i, intent) in profile.intents.iter().enumerate() {
-            for t in &intent.sentences {
+        for (i, templates) in groups.enumerate() {
+            for t in templates {
                 // Validation already expanded every template, so this cannot fail.
                 for expansion in t.expand().unwrap_or_default() {
                     let steps = expansion

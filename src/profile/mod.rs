@@ -35,7 +35,20 @@ pub struct Profile {
     pub inputs: Vec<Input>,
     pub slot_types: BTreeMap<String, SlotType>,
     pub intents: Vec<Intent>,
+    pub small_talk: Vec<SmallTalk>,
 }
+
+/// A small-talk exchange: no action, a short reply in the persona's voice, and silence while
+/// the driver is manoeuvring.
+#[derive(Debug, Clone)]
+pub struct SmallTalk {
+    pub name: String,
+    pub sentences: Vec<Template>,
+    pub reply: String,
+}
+
+/// Spoken replies longer than this are refused at load time: the driver is driving.
+pub const MAX_SPOKEN_WORDS: usize = 25;
 
 #[derive(Debug, Clone)]
 pub struct Assistant {
@@ -438,6 +451,28 @@ impl Validator<'_> {
                 intents.push(intent);
             }
         }
+        let small_talk = self.small_talk(&raw.small_talk);
+        if raw
+            .dialog
+            .follow_up_seconds
+            .as_ref()
+            .is_some_and(|f| *f.get_ref() == 0.0)
+        {
+            if let Some(i) = intents
+                .iter()
+                .find(|i| !i.ask.is_empty() || i.confirm.is_some())
+            {
+                self.error(
+                    raw.dialog.follow_up_seconds.as_ref().map(|f| f.span()),
+                    "dialog.follow_up_seconds",
+                    format!(
+                        "0 leaves no time to answer the questions intents ask (e.g. '{}')",
+                        i.name
+                    ),
+                    "use a window of a few seconds, or remove ask and confirm from the intents",
+                );
+            }
+        }
         if raw.intents.is_empty() {
             self.error(
                 None,
@@ -479,6 +514,7 @@ impl Validator<'_> {
             inputs,
             slot_types,
             intents,
+            small_talk,
         })
     }
 
@@ -828,6 +864,15 @@ impl Validator<'_> {
             .as_ref()
             .and_then(|w| self.constraint(w, &at("when"), here.clone()));
 
+        let spoken = std::iter::once(("reply", &raw.reply))
+            .chain(raw.ask.values().map(|q| ("ask", q)))
+            .chain(raw.confirm_prompt.iter().map(|c| ("confirm_prompt", c)))
+            .chain(raw.errors.values().map(|r| ("errors", r)))
+            .chain(raw.when.iter().map(|w| ("when.refusal", &w.refusal)));
+        for (field, text) in spoken {
+            self.check_spoken(here.clone(), &at(field), text);
+        }
+
         if self.errors.len() > start {
             return None;
         }
@@ -1095,6 +1140,89 @@ impl Validator<'_> {
             });
         }
         Some(out)
+    }
+
+    fn check_spoken(&mut self, here: Option<std::ops::Range<usize>>, field: &str, text: &str) {
+        let words = text.split_whitespace().count();
+        if words > MAX_SPOKEN_WORDS {
+            self.error(
+                here,
+                field,
+                format!("the spoken text has {words} words"),
+                &format!(
+                    "keep it under {MAX_SPOKEN_WORDS} words: the driver hears it while driving"
+                ),
+            );
+        }
+    }
+
+    fn small_talk(&mut self, raw: &[Spanned<raw::RawSmallTalk>]) -> Vec<SmallTalk> {
+        let mut out: Vec<SmallTalk> = Vec::new();
+        for spanned in raw {
+            let st = spanned.get_ref();
+            let here = Some(spanned.span());
+            let field = format!("small_talk '{}'", st.name);
+            let start = self.errors.len();
+            if out.iter().any(|o| o.name == st.name) || st.name.is_empty() {
+                self.error(
+                    here.clone(),
+                    &field,
+                    "small-talk names must be unique and not empty".into(),
+                    "give each entry its own name",
+                );
+            }
+            if st.reply.trim().is_empty() {
+                self.error(
+                    here.clone(),
+                    &format!("{field}.reply"),
+                    "the reply is empty".into(),
+                    "write a short reply in the persona's voice",
+                );
+            }
+            self.check_spoken(here.clone(), &format!("{field}.reply"), &st.reply);
+            let mut sentences = Vec::new();
+            for (i, sentence) in st.sentences.iter().enumerate() {
+                match Template::parse(sentence) {
+                    Ok(t) if !t.slots().is_empty() => self.error(
+                        here.clone(),
+                        &format!("{field}.sentences[{i}]"),
+                        format!("\"{sentence}\" has a slot, but small talk takes none"),
+                        "remove the slot, or make this an intent",
+                    ),
+                    Ok(t) => match t.expand() {
+                        Ok(_) => sentences.push(t),
+                        Err(e) => self.error(
+                            here.clone(),
+                            &format!("{field}.sentences[{i}]"),
+                            e.problem,
+                            &e.fix,
+                        ),
+                    },
+                    Err(e) => self.error(
+                        here.clone(),
+                        &format!("{field}.sentences[{i}]"),
+                        format!("\"{sentence}\": {}", e.problem),
+                        &e.fix,
+                    ),
+                }
+            }
+            if st.sentences.is_empty() {
+                self.error(
+                    here,
+                    &format!("{field}.sentences"),
+                    "no sentences".into(),
+                    "add at least one sentence",
+                );
+            }
+            if self.errors.len() == start {
+                out.push(SmallTalk {
+                    name: st.name.clone(),
+                    sentences,
+                    reply: st.reply.clone(),
+                });
+            }
+        }
+        out
     }
 
     fn state_source(

@@ -26,6 +26,17 @@ pub struct RawProfile {
     pub slot_types: BTreeMap<String, Spanned<RawSlotType>>,
     #[serde(default)]
     pub intents: Vec<Spanned<RawIntent>>,
+    #[serde(default)]
+    pub small_talk: Vec<Spanned<RawSmallTalk>>,
+}
+
+/// Greetings, thanks and the like: sentences and a short reply in the persona's voice.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSmallTalk {
+    pub name: String,
+    pub sentences: Vec<String>,
+    pub reply: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -288,3 +288,47 @@ fn inputs_name_known_zones() {
     );
     assert_one_error(&not_zones, "inputs 'mic-1'.zone", "known: none");
 }
+
+#[test]
+fn small_talk_and_spoken_length_are_checked() {
+    let talk = |s: &str| format!("{BASE}\n[[small_talk]]\nname = \"hi\"\n{s}\n");
+    let p = Profile::parse(&talk("sentences = [\"hello\"]\nreply = \"Hi!\""), "x.toml").unwrap();
+    assert_eq!(p.small_talk[0].reply, "Hi!");
+    assert_one_error(
+        &talk("sentences = [\"hello {zone}\"]\nreply = \"Hi!\""),
+        "small_talk 'hi'.sentences[0]",
+        "small talk takes none",
+    );
+    let long = "word ".repeat(30);
+    assert_one_error(
+        &talk(&format!("sentences = [\"hello\"]\nreply = \"{long}\"")),
+        "small_talk 'hi'.reply",
+        "30 words",
+    );
+    let long_reply = BASE.replace(
+        "reply = \"Setting the {zone} side to {temperature} degrees.\"",
+        &format!("reply = \"{long}\""),
+    );
+    let errs = errors(&long_reply);
+    assert!(
+        errs.iter()
+            .any(|e| e.field == "intent 'climate.set_temperature'.reply"
+                && e.problem.contains("30 words")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn questions_need_a_follow_up_window() {
+    let text = BASE
+        .replace(
+            "defaults = { zone = \"driver\" }",
+            "ask = { zone = \"Which side?\" }",
+        )
+        .replacen(
+            "[assistant]",
+            "[dialog]\nfollow_up_seconds = 0.0\n\n[assistant]",
+            1,
+        );
+    assert_one_error(&text, "dialog.follow_up_seconds", "no time to answer");
+}

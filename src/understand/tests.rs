@@ -289,3 +289,11 @@ async fn context_carries_over_only_to_the_same_seat() {
         "another seat's request starts afresh"
     );
 }
+
+#[tokio::test]
+async fn small_talk_gets_a_short_reply_and_no_action() {
+    let t = say(&assistant(), "thank you", None, Context::default()).await;
+    assert_eq!(t.outcome.intent.as_deref(), Some("small_talk.thanks"));
+    assert_eq!(t.outcome.reply, "You're welcome.");
+    assert!(t.outcome.action.is_none() && !t.follow_up);
+}
