@@ -344,62 +344,63 @@ fn match_steps(
         }
         Step::Slot(name, m) => {
             let is_text = matches!(m.as_ref(), SlotMatcher::Text { .. });
-            for (value, used) in slot_candidates(m, toks) {
+            try_slot(m, toks, |value, used| {
                 caps.push((name.clone(), value));
-                if let Some(n) = match_steps(rest, &toks[used..], caps) {
-                    return Some(n + if is_text { used } else { 0 });
+                let r = match_steps(rest, &toks[used..], caps);
+                if r.is_none() {
+                    caps.pop();
                 }
-                caps.pop();
-            }
-            None
+                r.map(|n| n + if is_text { used } else { 0 })
+            })
         }
     }
 }
 
-/// The ways a slot can start at `toks`: each value with the number of tokens it takes,
-/// shortest first.
-fn slot_candidates(m: &SlotMatcher, toks: &[Token]) -> Vec<(SlotValue, usize)> {
+/// Tries each way a slot can start at `toks` (a value and the tokens it takes, shortest
+/// first) until `f` accepts one; allocates nothing for values `f` rejects early.
+fn try_slot<R>(
+    m: &SlotMatcher,
+    toks: &[Token],
+    mut f: impl FnMut(SlotValue, usize) -> Option<R>,
+) -> Option<R> {
     match m {
         SlotMatcher::Enum(values) => values
             .iter()
             .filter(|(_, _, syn)| {
                 toks.len() >= syn.len() && toks.iter().zip(syn).all(|(t, w)| t.norm == *w)
             })
-            .map(|(key, spoken, syn)| {
-                (
+            .find_map(|(key, spoken, syn)| {
+                f(
                     SlotValue::Enum {
                         key: key.clone(),
                         spoken: spoken.clone(),
                     },
                     syn.len(),
                 )
-            })
-            .collect(),
+            }),
         SlotMatcher::Number { integer } => match toks.first().and_then(|t| t.number) {
-            Some(v) if !(*integer && v.fract() != 0.0) => vec![(SlotValue::Number(v), 1)],
-            _ => vec![],
+            Some(v) if !(*integer && v.fract() != 0.0) => f(SlotValue::Number(v), 1),
+            _ => None,
         },
         SlotMatcher::Text { max_words } => {
             if toks
                 .first()
                 .is_none_or(|t| TEXT_SLOT_STOP_WORDS.contains(&t.norm.as_str()))
             {
-                return vec![];
+                return None;
             }
-            (1..=(*max_words).min(toks.len()))
-                .map(|n| {
-                    (
-                        SlotValue::Text(
-                            toks[..n]
-                                .iter()
-                                .map(|t| t.raw.as_str())
-                                .collect::<Vec<_>>()
-                                .join(" "),
-                        ),
-                        n,
-                    )
-                })
-                .collect()
+            (1..=(*max_words).min(toks.len())).find_map(|n| {
+                f(
+                    SlotValue::Text(
+                        toks[..n]
+                            .iter()
+                            .map(|t| t.raw.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ),
+                    n,
+                )
+            })
         }
     }
 }
@@ -423,9 +424,6 @@ impl Matcher {
         let start = toks.iter().position(|t| !filler(t))?;
         let end = toks.iter().rposition(|t| !filler(t))? + 1;
         let core = &toks[start..end];
-        slot_candidates(m, core)
-            .into_iter()
-            .find(|(_, used)| *used == core.len())
-            .map(|(v, _)| v)
+        try_slot(m, core, |v, used| (used == core.len()).then_some(v))
     }
 }
