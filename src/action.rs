@@ -49,6 +49,17 @@ impl Failure {
         }
     }
 
+    /// The detail for logs: a service's error message may name people or places, so only
+    /// its error name is logged unless private logging is on.
+    pub fn log_detail(&self) -> String {
+        match self {
+            Failure::Refused { name, message } => {
+                format!("{name}: {}", crate::logging::private(message))
+            }
+            other => other.detail(),
+        }
+    }
+
     /// The technical detail, for `ActionExecuted` and `--json`.
     pub fn detail(&self) -> String {
         match self {

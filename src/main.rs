@@ -32,6 +32,10 @@ enum Command {
         /// Bus to serve on: session, system, or a D-Bus address.
         #[arg(long, default_value = "session")]
         bus: BusAddress,
+        /// Let what drivers said, replies and vehicle error messages into the logs (debugging
+        /// only: they can hold names and places).
+        #[arg(long)]
+        log_private: bool,
     },
     /// Send text to the running daemon (or, with --profile, handle it in-process) and print
     /// the reply.
@@ -69,6 +73,16 @@ enum ProfileCommand {
         #[arg(long)]
         sentences: bool,
     },
+    /// Print the system-bus policy for a profile (for /usr/share/dbus-1/system.d/).
+    DbusPolicy {
+        file: PathBuf,
+        /// The user the daemon runs as.
+        #[arg(long, default_value = "cabin")]
+        user: String,
+        /// The group whose members (the HMI) may call the assistant.
+        #[arg(long, default_value = "cabin-hmi")]
+        hmi_group: String,
+    },
 }
 
 /// How long `cabin say` waits for the daemon.
@@ -76,14 +90,7 @@ const SAY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CABIN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,zbus=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -100,7 +107,12 @@ fn main() -> std::process::ExitCode {
 
 async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
     match cli.command {
-        Command::Run { profile, bus } => {
+        Command::Run {
+            profile,
+            bus,
+            log_private,
+        } => {
+            cabin::logging::log_private(log_private);
             // Handlers go in before the bus name is taken: a stop request during start-up must
             // shut down cleanly too, not kill the process.
             let shutdown = shutdown_signal()?;
@@ -150,6 +162,17 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
                     outcome["reply"].as_str().unwrap_or_default()
                 ))?;
             }
+        }
+        Command::Profile {
+            command:
+                ProfileCommand::DbusPolicy {
+                    file,
+                    user,
+                    hmi_group,
+                },
+        } => {
+            let profile = Profile::load(&file)?;
+            print_out(&cabin::policy::dbus_policy(&profile, &user, &hmi_group))?;
         }
         Command::Profile {
             command: ProfileCommand::Check { file, sentences },
@@ -304,4 +327,26 @@ fn print_out(text: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
     }
+}
+
+/// Logs to journald when systemd connected stderr to the journal (`JOURNAL_STREAM`), to
+/// stderr otherwise. The level comes from `CABIN_LOG` (default `info`).
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CABIN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,zbus=warn"));
+    let journald = std::env::var_os("JOURNAL_STREAM")
+        .and_then(|_| tracing_journald::layer().ok())
+        .map(|l| l.with_syslog_identifier("cabin".into()));
+    let stderr = journald.is_none().then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(journald)
+        .with(stderr)
+        .init();
 }

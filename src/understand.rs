@@ -298,7 +298,7 @@ impl Assistant {
             understood: None,
         };
         let decline = |t: &TurnCtx, why: String| {
-            tracing::warn!(route = ?route, "declined a proposed intent: {why}");
+            tracing::warn!(route = ?route, "declined a proposed intent: {}", crate::logging::private(&why));
             let mut outcome = self.outcome(t, Route::Decline, None, &BTreeMap::new());
             outcome.reply = DECLINE_REPLY.into();
             outcome.refused = Some(why);
@@ -486,7 +486,7 @@ impl Assistant {
                 (true, value.unwrap_or_else(|| "ok".into()))
             }
             Err(failure) => {
-                tracing::warn!(intent = %intent.name, detail = %failure.detail(), "action failed");
+                tracing::warn!(intent = %intent.name, detail = %failure.log_detail(), "action failed");
                 outcome.reply = match &failure {
                     Failure::Refused { name, .. } if intent.error_replies.contains_key(name) => {
                         fill(&intent.error_replies[name], &slots)

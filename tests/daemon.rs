@@ -487,3 +487,89 @@ async fn say_with_a_profile_runs_in_process() {
         "Munich Central Station"
     );
 }
+
+#[tokio::test]
+async fn systemd_is_told_ready_watchdog_and_stopping() {
+    let bus = TestBus::start();
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut cmd = std::process::Command::new(CABIN);
+    cmd.args(["run", "--bus", &bus.address])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "200000");
+    let daemon = Proc(cmd.spawn().unwrap());
+    let mut buf = [0u8; 512];
+    let mut next = || {
+        let n = socket
+            .recv(&mut buf)
+            .expect("no notification from the daemon");
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    };
+    let ready = next();
+    assert!(
+        ready.starts_with("READY=1\nSTATUS=Serving org.cabin.Assistant1"),
+        "{ready:?}"
+    );
+    // Pings at half of WATCHDOG_USEC, from the event loop.
+    assert_eq!(next(), "WATCHDOG=1");
+    assert_eq!(next(), "WATCHDOG=1");
+    let pid = daemon.0.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let stopping = loop {
+        let m = next();
+        if m != "WATCHDOG=1" {
+            break m;
+        }
+    };
+    assert_eq!(stopping, "STOPPING=1\nSTATUS=Shutting down");
+}
+
+/// Runs the daemon with `extra` arguments, says "call Bob" / "yes" (the simulator refuses
+/// Bob by name), stops it, and returns what it logged.
+async fn log_of_a_failed_call(extra: &[&str]) -> String {
+    let bus = TestBus::start();
+    let _sim = bus.start_sim();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr");
+    let mut cmd = std::process::Command::new(CABIN);
+    cmd.args(["run", "--bus", &bus.address])
+        .args(extra)
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut daemon = Proc(cmd.spawn().unwrap());
+    bus.wait_for_name("org.cabin.Assistant1").await;
+    let conn = bus.connect().await;
+    submit(&conn, "SubmitText", "call Bob").await.unwrap();
+    assert_eq!(
+        submit(&conn, "SubmitText", "yes").await.unwrap(),
+        "I couldn't find Bob in your contacts."
+    );
+    let pid = daemon.0.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    daemon.0.wait().unwrap();
+    std::fs::read_to_string(&log).unwrap()
+}
+
+#[tokio::test]
+async fn names_stay_out_of_the_logs_unless_asked_for() {
+    let log = log_of_a_failed_call(&[]).await;
+    assert!(
+        log.contains("org.cabin.VehicleSim.Error.UnknownContact"),
+        "{log}"
+    );
+    assert!(!log.contains("Bob"), "a name reached the log:\n{log}");
+    let log = log_of_a_failed_call(&["--log-private"]).await;
+    assert!(log.contains("no contact named 'Bob'"), "{log}");
+}

@@ -7,6 +7,7 @@ pub mod api;
 use crate::action::VehicleBus;
 use crate::bus::BusAddress;
 use crate::profile::Profile;
+use crate::systemd::Notifier;
 use crate::understand::{Assistant, Context, Outcome, Pending, Turn};
 use api::{AssistantApi, OBJECT_PATH, SERVICE_NAME};
 use std::collections::BTreeMap;
@@ -87,6 +88,8 @@ pub enum Notification {
         success: bool,
         detail: String,
     },
+    /// The loop is alive: sent at half the watchdog interval, so a stuck loop stops it.
+    Heartbeat,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +102,8 @@ pub enum DaemonError {
     },
     #[error("another process already owns {SERVICE_NAME} on the {0} (fix: stop the other Cabin daemon first)")]
     NameTaken(BusAddress),
+    #[error("the {0} does not let this user own {SERVICE_NAME} (fix: run as the user the bus policy names, and install systemd/org.cabin.Assistant1.conf, see `cabin profile dbus-policy`)")]
+    NotAllowed(BusAddress),
 }
 
 struct CurrentTurn {
@@ -273,6 +278,7 @@ async fn run_loop(
     mut events_rx: mpsc::Receiver<Event>,
     notify: mpsc::Sender<Notification>,
     state_tx: watch::Sender<State>,
+    heartbeat: Option<Duration>,
     shutdown: impl Future<Output = ()>,
 ) {
     let profile = assistant.profile();
@@ -296,17 +302,32 @@ async fn run_loop(
         follow_up_until: None,
     };
     tokio::pin!(shutdown);
+    let mut beat = heartbeat.map(|every| {
+        let mut i = tokio::time::interval(every);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
     loop {
         let deadline = event_loop.follow_up_until;
         tokio::select! {
             _ = &mut shutdown => break,
             Some(event) = events_rx.recv() => event_loop.handle(event).await,
             _ = sleep_until(deadline) => event_loop.follow_up_expired().await,
+            _ = tick(beat.as_mut()) => event_loop.tell(Notification::Heartbeat).await,
         }
     }
     event_loop
         .cancel_current("the daemon is shutting down")
         .await;
+}
+
+async fn tick(interval: Option<&mut tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -316,8 +337,13 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Emits notifications as D-Bus signals (and `PropertiesChanged` for `State`).
-async fn forward_signals(conn: zbus::Connection, mut notifications: mpsc::Receiver<Notification>) {
+/// Emits notifications as D-Bus signals (and `PropertiesChanged` for `State`), and
+/// heartbeats as systemd watchdog pings.
+async fn forward_signals(
+    conn: zbus::Connection,
+    mut notifications: mpsc::Receiver<Notification>,
+    systemd: Option<Arc<Notifier>>,
+) {
     let emitter =
         SignalEmitter::new(&conn, OBJECT_PATH).expect("OBJECT_PATH is a valid object path");
     while let Some(n) = notifications.recv().await {
@@ -343,9 +369,22 @@ async fn forward_signals(conn: zbus::Connection, mut notifications: mpsc::Receiv
                 success,
                 detail,
             } => AssistantApi::action_executed(&emitter, intent, *success, detail).await,
+            Notification::Heartbeat => {
+                if let Some(n) = &systemd {
+                    n.notify("WATCHDOG=1");
+                }
+                Ok(())
+            }
         };
         if let Err(e) = sent {
-            tracing::warn!("cannot emit {n:?}: {e}");
+            let what = match &n {
+                Notification::State(s) => format!("StateChanged({})", s.as_str()),
+                Notification::Transcript(_) => "Transcript".into(),
+                Notification::Reply(_) => "Reply".into(),
+                Notification::ActionExecuted { intent, .. } => format!("ActionExecuted({intent})"),
+                Notification::Heartbeat => "watchdog ping".into(),
+            };
+            tracing::warn!("cannot emit {what}: {e}");
         }
     }
 }
@@ -378,6 +417,9 @@ pub async fn run(
         .await
         .map_err(|source| match source {
             zbus::Error::NameTaken => DaemonError::NameTaken(config.bus.clone()),
+            zbus::Error::FDO(e) if matches!(*e, zbus::fdo::Error::AccessDenied(_)) => {
+                DaemonError::NotAllowed(config.bus.clone())
+            }
             source => DaemonError::Connect {
                 bus: config.bus.clone(),
                 source,
@@ -390,17 +432,30 @@ pub async fn run(
         VehicleBus::new(profile.vehicle.bus.clone(), profile.vehicle.timeout)
     };
     tracing::info!(profile = %profile.file, intents = profile.intents.len(), bus = %config.bus, "serving {SERVICE_NAME}");
+    let systemd = Notifier::from_env().map(Arc::new);
+    let heartbeat = systemd.as_ref().and(crate::systemd::heartbeat_interval());
     let (notify_tx, notify_rx) = mpsc::channel(256);
-    let forwarder = tokio::spawn(forward_signals(conn.clone(), notify_rx));
+    let forwarder = tokio::spawn(forward_signals(conn.clone(), notify_rx, systemd.clone()));
+    if let Some(n) = &systemd {
+        n.notify(&format!(
+            "READY=1\nSTATUS=Serving {SERVICE_NAME}: {} intents from {}",
+            profile.intents.len(),
+            profile.file
+        ));
+    }
     run_loop(
         Arc::new(Assistant::new(profile, vehicle)),
         events_tx,
         events_rx,
         notify_tx,
         state_tx,
+        heartbeat,
         shutdown,
     )
     .await;
+    if let Some(n) = &systemd {
+        n.notify("STOPPING=1\nSTATUS=Shutting down");
+    }
     // The loop dropped its sender: the forwarder drains what is left and ends.
     let _ = forwarder.await;
     tracing::info!("shut down");

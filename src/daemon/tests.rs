@@ -13,6 +13,10 @@ struct Harness {
 }
 
 fn start() -> Harness {
+    start_with(None)
+}
+
+fn start_with(heartbeat: Option<Duration>) -> Harness {
     let bus = BusAddress::Address("unix:path=/nonexistent/cabin-test-bus".into());
     let assistant = Arc::new(Assistant::new(
         Arc::new(Profile::embedded_default()),
@@ -28,6 +32,7 @@ fn start() -> Harness {
         events_rx,
         notify_tx,
         state_tx,
+        heartbeat,
         async {
             let _ = stopped.await;
         },
@@ -173,4 +178,15 @@ async fn inputs_give_the_speakers_zone() {
         matches!(&err, TurnError::InvalidInput(m) if m.contains("unknown input 'mic-roof'") && m.contains("mic-driver")),
         "{err:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_loop_sends_heartbeats_while_it_runs() {
+    let mut h = start_with(Some(Duration::from_secs(10)));
+    let begun = Instant::now();
+    // The first tick is immediate, then one every interval.
+    assert_eq!(h.note().await, Notification::Heartbeat);
+    assert_eq!(h.note().await, Notification::Heartbeat);
+    assert_eq!(h.note().await, Notification::Heartbeat);
+    assert_eq!(begun.elapsed(), Duration::from_secs(20));
 }

@@ -25,7 +25,7 @@ impl Drop for Proc {
 pub struct TestBus {
     pub address: String,
     _daemon: Proc,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl TestBus {
@@ -52,7 +52,23 @@ impl TestBus {
         TestBus {
             address: line.trim().to_string(),
             _daemon: Proc(child),
-            _dir: dir,
+            _dir: Some(dir),
+        }
+    }
+
+    /// Adopts a bus daemon the test configured itself; it must print its address first.
+    pub fn adopt(mut daemon: Child) -> TestBus {
+        let stdout = daemon
+            .stdout
+            .take()
+            .expect("start dbus-daemon with --print-address=1 and a piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        assert!(line.starts_with("unix:"), "dbus-daemon printed {line:?}");
+        TestBus {
+            address: line.trim().to_string(),
+            _daemon: Proc(daemon),
+            _dir: None,
         }
     }
 

@@ -1,0 +1,142 @@
+//! The generated system-bus policy on a private system-style bus: the HMI group is accepted,
+//! an unprivileged caller is refused, and nobody else may own the assistant's name.
+//!
+//! Callers run as other users through `setpriv`, which needs root (CI runs as root). The
+//! policy's user and group are mapped to accounts every Debian system has: the Cabin user to
+//! root, the HMI group to `daemon`; `nobody` is the unprivileged caller.
+
+mod common;
+
+use cabin::profile::Profile;
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// The system bus's default policy, as Debian ships it, plus the simulator's own rule and
+/// Cabin's generated policy.
+fn system_bus_config(dir: &std::path::Path, cabin_policy: &std::path::Path) -> String {
+    format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={dir}/system_bus_socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>
+  <policy user="root">
+    <allow own="org.cabin.VehicleSim"/>
+  </policy>
+  <include>{policy}</include>
+</busconfig>
+"#,
+        dir = dir.display(),
+        policy = cabin_policy.display()
+    )
+}
+
+/// Runs `cabin` as `user` with group `group` (and the user's supplementary groups).
+fn cabin_as(
+    user: &str,
+    group: &str,
+    cabin: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid", user, "--regid", group, "--init-groups", "--"])
+        .arg(cabin)
+        .args(args);
+    output_within(cmd, Duration::from_secs(30))
+}
+
+#[tokio::test]
+async fn the_bus_policy_lets_the_hmi_in_and_keeps_others_out() {
+    if !is_root() {
+        eprintln!("SKIPPED: the policy test runs callers as other users with setpriv, which needs root (CI runs as root)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A copy of the binary other users can run (the build directory may be under /root).
+    let cabin = dir.path().join("cabin");
+    std::fs::copy(CABIN, &cabin).unwrap();
+    std::fs::set_permissions(&cabin, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let policy = dir.path().join("cabin.conf");
+    std::fs::write(
+        &policy,
+        cabin::policy::dbus_policy(&Profile::embedded_default(), "root", "daemon"),
+    )
+    .unwrap();
+    let config = dir.path().join("system.conf");
+    std::fs::write(&config, system_bus_config(dir.path(), &policy)).unwrap();
+    let bus = TestBus::adopt(
+        Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", config.display()))
+            .args(["--nofork", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let address = bus.address.clone();
+    let _sim = bus.start_sim();
+    let _daemon = bus.start_daemon(None).await;
+
+    // The HMI group may call the assistant.
+    let hmi = cabin_as(
+        "daemon",
+        "daemon",
+        &cabin,
+        &["say", "--bus", &address, "pause"],
+    );
+    assert!(
+        hmi.status.success(),
+        "HMI refused: {}",
+        String::from_utf8_lossy(&hmi.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&hmi.stdout).trim(), "Paused.");
+
+    // Anybody else may not.
+    let other = cabin_as(
+        "nobody",
+        "nogroup",
+        &cabin,
+        &["say", "--bus", &address, "pause"],
+    );
+    assert!(!other.status.success());
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        err.contains("AccessDenied"),
+        "refused for the wrong reason: {err}"
+    );
+
+    // Nor may anybody else take the assistant's name.
+    let squatter = cabin_as("nobody", "nogroup", &cabin, &["run", "--bus", &address]);
+    assert!(!squatter.status.success());
+    let err = String::from_utf8_lossy(&squatter.stderr);
+    assert!(
+        err.contains("does not let this user own org.cabin.Assistant1"),
+        "{err}"
+    );
+}
