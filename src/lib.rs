@@ -10,6 +10,7 @@ pub mod action;
 pub mod bus;
 pub mod daemon;
 pub mod dbus_value;
+pub mod doctor;
 pub mod grammar;
 pub mod logging;
 pub mod policy;

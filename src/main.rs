@@ -57,6 +57,16 @@ enum Command {
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
     },
+    /// Check the set-up: profile, buses, vehicle services, driving state, CPU and memory.
+    /// Prints each problem with its fix; exits non-zero when something is broken.
+    Doctor {
+        /// Profile to check; the embedded default profile when omitted.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Bus the daemon serves on: session, system, or a D-Bus address.
+        #[arg(long, default_value = "session")]
+        bus: BusAddress,
+    },
     /// Profile tools.
     Profile {
         #[command(subcommand)]
@@ -161,6 +171,34 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
                     "{}\n",
                     outcome["reply"].as_str().unwrap_or_default()
                 ))?;
+            }
+        }
+        Command::Doctor { profile, bus } => {
+            let profile = Profile::load_or_default(profile.as_deref())?;
+            let checks = cabin::doctor::run(&profile, &bus).await;
+            let mut report = String::new();
+            for c in &checks {
+                let mark = match c.status {
+                    cabin::doctor::Status::Ok => "ok  ",
+                    cabin::doctor::Status::Warn => "warn",
+                    cabin::doctor::Status::Fail => "FAIL",
+                };
+                report.push_str(&format!("{mark}  {}\n", c.what));
+                if !c.fix.is_empty() {
+                    report.push_str(&format!("      fix: {}\n", c.fix));
+                }
+            }
+            let failed = checks
+                .iter()
+                .filter(|c| c.status == cabin::doctor::Status::Fail)
+                .count();
+            report.push_str(&match failed {
+                0 => "all checks passed\n".to_string(),
+                n => format!("{n} problem(s) found\n"),
+            });
+            print_out(&report)?;
+            if failed > 0 {
+                return Ok(std::process::ExitCode::FAILURE);
             }
         }
         Command::Profile {

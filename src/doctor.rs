@@ -1,0 +1,200 @@
+//! `cabin doctor`: everything a field engineer checks first, each problem with its fix.
+
+use crate::bus::BusAddress;
+use crate::daemon::api::SERVICE_NAME;
+use crate::profile::Profile;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    /// Worth knowing, not broken.
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub status: Status,
+    pub what: String,
+    /// What to do about it; empty when all is well.
+    pub fix: String,
+}
+
+fn ok(what: impl Into<String>) -> Check {
+    Check {
+        status: Status::Ok,
+        what: what.into(),
+        fix: String::new(),
+    }
+}
+
+fn problem(status: Status, what: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        status,
+        what: what.into(),
+        fix: fix.into(),
+    }
+}
+
+/// Runs every check. `api_bus` is where the daemon serves `org.cabin.Assistant1`.
+pub async fn run(profile: &Profile, api_bus: &BusAddress) -> Vec<Check> {
+    let mut checks = vec![ok(format!(
+        "profile {}: {} intents, {} small-talk entries",
+        profile.file,
+        profile.intents.len(),
+        profile.small_talk.len()
+    ))];
+    checks.extend(machine());
+
+    let timeout = profile.vehicle.timeout;
+    match connect(api_bus, timeout).await {
+        Err(e) => checks.push(problem(
+            Status::Fail,
+            format!("cannot connect to the {api_bus}: {e}"),
+            "start the D-Bus daemon, or pass --bus with the address Cabin serves on",
+        )),
+        Ok(conn) => {
+            checks.push(ok(format!("connected to the {api_bus}")));
+            checks.push(match has_owner(&conn, SERVICE_NAME).await {
+                Ok(true) => ok(format!("the Cabin daemon serves {SERVICE_NAME}")),
+                Ok(false) => problem(
+                    Status::Warn,
+                    format!("no Cabin daemon serves {SERVICE_NAME} on the {api_bus}"),
+                    "start it: systemctl start cabin (or cabin run)",
+                ),
+                Err(e) => problem(
+                    Status::Fail,
+                    format!("cannot ask the {api_bus} about {SERVICE_NAME}: {e}"),
+                    "check the bus policy (cabin profile dbus-policy)",
+                ),
+            });
+        }
+    }
+
+    let vehicle_bus = &profile.vehicle.bus;
+    let conn = match connect(vehicle_bus, timeout).await {
+        Ok(c) => c,
+        Err(e) => {
+            checks.push(problem(
+                Status::Fail,
+                format!("cannot connect to the vehicle services' {vehicle_bus}: {e}"),
+                "start the bus, or fix [vehicle] bus in the profile",
+            ));
+            return checks;
+        }
+    };
+    let services: BTreeSet<&str> = profile
+        .intents
+        .iter()
+        .map(|i| i.action.service.as_str())
+        .collect();
+    for service in services {
+        let users = profile
+            .intents
+            .iter()
+            .filter(|i| i.action.service == service)
+            .count();
+        checks.push(match has_owner(&conn, service).await {
+            Ok(true) => ok(format!("vehicle service {service} is on the {vehicle_bus} ({users} intents use it)")),
+            Ok(false) => problem(Status::Fail, format!("vehicle service {service} is not on the {vehicle_bus}: {users} intents will answer \"I couldn't reach …\""), "start the service (cabin-vehicle-sim for the demo profile), or fix the intents' service name or [vehicle] bus"),
+            Err(e) => problem(Status::Fail, format!("cannot ask the {vehicle_bus} about {service}: {e}"), "check the bus policy"),
+        });
+    }
+    if let Some(source) = &profile.vehicle.state {
+        let state = crate::action::VehicleBus::with_connection(vehicle_bus.clone(), timeout, conn)
+            .driving_state(source)
+            .await;
+        let constrained = profile.intents.iter().filter(|i| i.when.is_some()).count();
+        let mut missing = Vec::new();
+        if state.speed_kmh.is_none() {
+            missing.push(source.speed.as_str());
+        }
+        if state.gear.is_none() {
+            missing.push(source.gear.as_str());
+        }
+        if state.parking_brake.is_none() {
+            missing.push(source.parking_brake.as_str());
+        }
+        checks.push(if missing.is_empty() {
+            ok(format!("driving state readable from {}: {:?}", source.interface, state))
+        } else {
+            problem(Status::Fail, format!("cannot read {} from {} on {}: the {constrained} constrained intents will be refused", missing.join(", "), source.interface, source.service), "start the vehicle state service, or fix [vehicle.state] in the profile")
+        });
+    }
+    checks
+}
+
+async fn connect(bus: &BusAddress, timeout: Duration) -> Result<zbus::Connection, String> {
+    match tokio::time::timeout(timeout, bus.connect()).await {
+        Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+        Ok(r) => r.map_err(|e| e.to_string()),
+    }
+}
+
+async fn has_owner(conn: &zbus::Connection, name: &str) -> zbus::Result<bool> {
+    let dbus = zbus::fdo::DBusProxy::new(conn).await?;
+    let name = zbus::names::BusName::try_from(name)?;
+    Ok(dbus.name_has_owner(name).await?)
+}
+
+/// CPU features the speech and language engines use, and free memory.
+fn machine() -> Vec<Check> {
+    let mut checks = Vec::new();
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags: BTreeSet<&str> = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("flags") || l.starts_with("Features"))
+        .flat_map(|l| l.split(':').nth(1).unwrap_or("").split_whitespace())
+        .collect();
+    let wanted: &[&str] = match std::env::consts::ARCH {
+        "x86_64" => &["avx2", "fma", "f16c"],
+        "aarch64" => &["asimd", "fphp", "asimddp"],
+        _ => &[],
+    };
+    let lacking: Vec<&str> = wanted
+        .iter()
+        .copied()
+        .filter(|f| !flags.contains(f))
+        .collect();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    checks.push(if lacking.is_empty() {
+        ok(format!(
+            "CPU: {} with {cores} cores and {}",
+            std::env::consts::ARCH,
+            wanted.join(", ")
+        ))
+    } else {
+        problem(
+            Status::Warn,
+            format!(
+                "CPU: {} with {cores} cores lacks {}",
+                std::env::consts::ARCH,
+                lacking.join(", ")
+            ),
+            "speech and language models will run slower; prefer smaller models in the profile",
+        )
+    });
+    let available_kib: Option<u64> = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find(|l| l.starts_with("MemAvailable:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+    });
+    checks.push(match available_kib {
+        Some(kib) if kib >= 1024 * 1024 => ok(format!("memory: {} MiB available", kib / 1024)),
+        Some(kib) => problem(
+            Status::Warn,
+            format!("memory: only {} MiB available", kib / 1024),
+            "the local language model needs about 1 GiB; free memory or choose a smaller model",
+        ),
+        None => problem(
+            Status::Warn,
+            "memory: cannot read /proc/meminfo",
+            "check that /proc is mounted",
+        ),
+    });
+    checks
+}
