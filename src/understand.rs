@@ -394,21 +394,11 @@ impl Assistant {
                 };
             }
         }
-        if let Some(refusal) = self.refusal(intent).await {
-            let mut outcome = self.outcome(t, route, Some(index), &slots);
-            outcome.reply = intent
-                .when
-                .as_ref()
-                .map(|w| w.refusal.clone())
-                .unwrap_or_default();
-            outcome.refused = Some(refusal);
-            return Turn {
-                outcome,
-                context,
-                follow_up: false,
-            };
-        }
         if let Some(prompt) = &intent.confirm {
+            // No point asking "Call Mum?" for something the policy refuses anyway.
+            if let Some(refused) = self.refused(t, route, index, &slots, &context).await {
+                return refused;
+            }
             let mut outcome = self.outcome(t, route, Some(index), &slots);
             outcome.reply = fill(prompt, &slots);
             outcome.awaiting = Some("confirmation".into());
@@ -440,23 +430,10 @@ impl Assistant {
         if t.understood.is_none() {
             t.understood = Some(ms(t.started.elapsed()));
         }
-        let mut outcome = self.outcome(t, route, Some(index), &slots);
-        if let Some(refusal) = self.refusal(intent).await {
-            outcome.reply = intent
-                .when
-                .as_ref()
-                .map(|w| w.refusal.clone())
-                .unwrap_or_default();
-            outcome.refused = Some(refusal);
-            return Turn {
-                outcome,
-                context: Context {
-                    last: context.last,
-                    pending: None,
-                },
-                follow_up: false,
-            };
+        if let Some(refused) = self.refused(t, route, index, &slots, &context).await {
+            return refused;
         }
+        let mut outcome = self.outcome(t, route, Some(index), &slots);
         let action = match ResolvedAction::resolve(&intent.action, &slots) {
             Ok(a) => a,
             Err(problem) => {
@@ -596,6 +573,35 @@ impl Assistant {
             Some(source) => self.vehicle.driving_state(source).await.manoeuvring(),
             None => false,
         }
+    }
+
+    /// The turn that refuses the intent, if the safety policy does not allow it now.
+    async fn refused(
+        &self,
+        t: &TurnCtx<'_>,
+        route: Route,
+        index: usize,
+        slots: &BTreeMap<String, SlotValue>,
+        context: &Context,
+    ) -> Option<Turn> {
+        let intent = &self.profile.intents[index];
+        let reason = self.refusal(intent).await?;
+        let mut outcome = self.outcome(t, route, Some(index), slots);
+        outcome.reply = intent
+            .when
+            .as_ref()
+            .map(|w| w.refusal.clone())
+            .unwrap_or_default();
+        outcome.refused = Some(reason);
+        let context = Context {
+            last: context.last.clone(),
+            pending: None,
+        };
+        Some(Turn {
+            outcome,
+            context,
+            follow_up: false,
+        })
     }
 
     /// Why the intent may not run in the current driving state, if it may not.

@@ -44,19 +44,17 @@ async fn from(conn: &zbus::Connection, text: &str, input: &str) -> serde_json::V
 
 #[tokio::test]
 async fn clarification_then_answer() {
-    let bus = TestBus::start();
-    let _sim = bus.start_sim();
-    let _daemon = bus.start_daemon(None).await;
-    let conn = bus.connect().await;
+    let up = up().await;
+    let conn = &up.conn;
 
-    let asked = json(&conn, "open the window").await;
+    let asked = json(conn, "open the window").await;
     assert_eq!(asked["reply"], "Which window?");
     assert_eq!(asked["awaiting"], "slot:window");
     assert_eq!(
-        json(&conn, "the rear left one").await["reply"],
+        json(conn, "the rear left one").await["reply"],
         "Opening the rear left window."
     );
-    let state = snapshot(&conn).await;
+    let state = snapshot(conn).await;
     assert_eq!(
         state["Vehicle.Cabin.Door.Row2.DriverSide.Window.Position"],
         100
@@ -69,25 +67,23 @@ async fn clarification_then_answer() {
 
 #[tokio::test]
 async fn relative_follow_ups() {
-    let bus = TestBus::start();
-    let _sim = bus.start_sim();
-    let _daemon = bus.start_daemon(None).await;
-    let conn = bus.connect().await;
+    let up = up().await;
+    let conn = &up.conn;
 
-    json(&conn, "make it 19 degrees for the passenger").await;
+    json(conn, "make it 19 degrees for the passenger").await;
     assert_eq!(
-        json(&conn, "a bit warmer").await["reply"],
+        json(conn, "a bit warmer").await["reply"],
         "Warming up the passenger side."
     );
     assert_eq!(
-        snapshot(&conn).await["Vehicle.Cabin.HVAC.Station.Row1.Passenger.Temperature"],
+        snapshot(conn).await["Vehicle.Cabin.HVAC.Station.Row1.Passenger.Temperature"],
         20.0
     );
     assert_eq!(
-        json(&conn, "and the driver side too").await["slots"]["zone"],
+        json(conn, "and the driver side too").await["slots"]["zone"],
         "driver"
     );
-    let state = snapshot(&conn).await;
+    let state = snapshot(conn).await;
     assert_eq!(
         state["Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"],
         21.0
@@ -97,10 +93,10 @@ async fn relative_follow_ups() {
         20.0
     );
 
-    json(&conn, "set the volume to 40").await;
-    json(&conn, "louder").await;
+    json(conn, "set the volume to 40").await;
+    json(conn, "louder").await;
     assert_eq!(
-        snapshot(&conn).await["Vehicle.Cabin.Infotainment.Media.Volume"],
+        snapshot(conn).await["Vehicle.Cabin.Infotainment.Media.Volume"],
         50
     );
 }
@@ -152,24 +148,22 @@ async fn confirmation_yes_no_and_silence() {
 
 #[tokio::test]
 async fn zones_come_from_the_input() {
-    let bus = TestBus::start();
-    let _sim = bus.start_sim();
-    let _daemon = bus.start_daemon(None).await;
-    let conn = bus.connect().await;
+    let up = up().await;
+    let conn = &up.conn;
 
     assert_eq!(
-        from(&conn, "open my window", "mic-rear-left").await["reply"],
+        from(conn, "open my window", "mic-rear-left").await["reply"],
         "Opening the rear left window."
     );
     assert_eq!(
-        from(&conn, "turn on my seat heating", "mic-passenger").await["reply"],
+        from(conn, "turn on my seat heating", "mic-passenger").await["reply"],
         "Heating the passenger seat."
     );
     assert_eq!(
-        from(&conn, "I'm cold", "mic-rear-right").await["slots"]["zone"],
+        from(conn, "I'm cold", "mic-rear-right").await["slots"]["zone"],
         "rear_right"
     );
-    let state = snapshot(&conn).await;
+    let state = snapshot(conn).await;
     assert_eq!(
         state["Vehicle.Cabin.Door.Row2.DriverSide.Window.Position"],
         100
@@ -194,14 +188,12 @@ async fn zones_come_from_the_input() {
 
 #[tokio::test]
 async fn the_safety_policy_follows_the_vehicle() {
-    let bus = TestBus::start();
-    let _sim = bus.start_sim();
-    let _daemon = bus.start_daemon(None).await;
-    let conn = bus.connect().await;
-    let trunk = || async { snapshot(&conn).await["Vehicle.Body.Trunk.Rear.IsOpen"].clone() };
+    let up = up().await;
+    let conn = &up.conn;
+    let trunk = || async { snapshot(conn).await["Vehicle.Body.Trunk.Rear.IsOpen"].clone() };
 
-    set_driving(&conn, 100.0, "drive", false).await;
-    let v = json(&conn, "open the boot").await;
+    set_driving(conn, 100.0, "drive", false).await;
+    let v = json(conn, "open the boot").await;
     assert_eq!(
         v["reply"],
         "I can only open the boot when the car is in park."
@@ -209,24 +201,24 @@ async fn the_safety_policy_follows_the_vehicle() {
     assert_eq!(v["refused"], "gear is drive");
     assert!(v["action"].is_null());
     assert_eq!(trunk().await, false);
-    let v = json(&conn, "open the rear left window").await;
+    let v = json(conn, "open the rear left window").await;
     assert_eq!(v["refused"], "speed 100 km/h is above 80 km/h", "{v}");
     assert_eq!(
-        json(&conn, "open the rear left window to thirty percent").await["reply"],
+        json(conn, "open the rear left window to thirty percent").await["reply"],
         "Opening the rear left window to 30 percent."
     );
 
     // The cached state follows the vehicle's PropertiesChanged.
-    set_driving(&conn, 60.0, "drive", false).await;
+    set_driving(conn, 60.0, "drive", false).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
-        json(&conn, "open the rear left window").await["reply"],
+        json(conn, "open the rear left window").await["reply"],
         "Opening the rear left window."
     );
-    set_driving(&conn, 0.0, "park", true).await;
+    set_driving(conn, 0.0, "park", true).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
-        json(&conn, "open the boot").await["reply"],
+        json(conn, "open the boot").await["reply"],
         "Opening the boot."
     );
     assert_eq!(trunk().await, true);
@@ -272,20 +264,18 @@ async fn a_model_proposing_an_unsafe_intent_is_refused_the_same_way() {
 
 #[tokio::test]
 async fn no_small_talk_while_reversing() {
-    let bus = TestBus::start();
-    let _sim = bus.start_sim();
-    let _daemon = bus.start_daemon(None).await;
-    let conn = bus.connect().await;
+    let up = up().await;
+    let conn = &up.conn;
 
     assert_eq!(
-        json(&conn, "good morning").await["reply"],
+        json(conn, "good morning").await["reply"],
         "Hello! What can I do for you?"
     );
-    set_driving(&conn, 4.0, "reverse", false).await;
+    set_driving(conn, 4.0, "reverse", false).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let v = json(&conn, "thanks").await;
+    let v = json(conn, "thanks").await;
     assert_eq!(v["reply"], "");
     assert_eq!(v["refused"], "the driver is manoeuvring");
     // Commands still work while reversing.
-    assert_eq!(json(&conn, "pause").await["reply"], "Paused.");
+    assert_eq!(json(conn, "pause").await["reply"], "Paused.");
 }

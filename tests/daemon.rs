@@ -9,16 +9,14 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn text_becomes_a_dbus_call_that_changes_the_vehicle() {
-    let bus = TestBus::start();
-    let _sim = bus.start_sim();
-    let _daemon = bus.start_daemon(None).await;
-    let conn = bus.connect().await;
+    let up = up().await;
+    let conn = &up.conn;
 
-    let reply = submit(&conn, "SubmitText", "make it 19 degrees for the passenger")
+    let reply = submit(conn, "SubmitText", "make it 19 degrees for the passenger")
         .await
         .unwrap();
     assert_eq!(reply, "Setting the passenger side to 19 degrees.");
-    let state = snapshot(&conn).await;
+    let state = snapshot(conn).await;
     assert_eq!(
         state["Vehicle.Cabin.HVAC.Station.Row1.Passenger.Temperature"],
         19.0
@@ -30,29 +28,25 @@ async fn text_becomes_a_dbus_call_that_changes_the_vehicle() {
 
     // Property write and property read through the same path.
     assert_eq!(
-        submit(&conn, "SubmitText", "set the volume to seventy percent")
+        submit(conn, "SubmitText", "set the volume to seventy percent")
             .await
             .unwrap(),
         "Volume 70."
     );
     assert_eq!(
-        snapshot(&conn).await["Vehicle.Cabin.Infotainment.Media.Volume"],
+        snapshot(conn).await["Vehicle.Cabin.Infotainment.Media.Volume"],
         70
     );
     assert_eq!(
-        submit(&conn, "SubmitText", "what's my range")
-            .await
-            .unwrap(),
+        submit(conn, "SubmitText", "what's my range").await.unwrap(),
         "You have about 412 kilometres of range left."
     );
 }
 
 #[tokio::test]
 async fn cli_say_prints_the_reply_and_json_with_typed_slots() {
-    let bus = TestBus::start();
-    let _sim = bus.start_sim();
-    let _daemon = bus.start_daemon(None).await;
-    let conn = bus.connect().await;
+    let up = up().await;
+    let (bus, conn) = (&up.bus, &up.conn);
 
     let out = bus.cabin(&[
         "say",
@@ -68,7 +62,7 @@ async fn cli_say_prints_the_reply_and_json_with_typed_slots() {
         "Setting the driver side to 21 degrees."
     );
     assert_eq!(
-        snapshot(&conn).await["Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"],
+        snapshot(conn).await["Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"],
         21.0
     );
 
@@ -93,7 +87,7 @@ async fn cli_say_prints_the_reply_and_json_with_typed_slots() {
         );
     }
     assert_eq!(
-        snapshot(&conn).await["Vehicle.Cabin.Door.Row2.DriverSide.Window.Position"],
+        snapshot(conn).await["Vehicle.Cabin.Door.Row2.DriverSide.Window.Position"],
         70
     );
 
@@ -108,19 +102,17 @@ async fn cli_say_prints_the_reply_and_json_with_typed_slots() {
 
 #[tokio::test]
 async fn signals_follow_the_turn() {
-    let bus = TestBus::start();
-    let _sim = bus.start_sim();
-    let _daemon = bus.start_daemon(None).await;
-    let conn = bus.connect().await;
+    let up = up().await;
+    let conn = &up.conn;
     let mut signals = zbus::MessageStream::for_match_rule(
         "type='signal',interface='org.cabin.Assistant1'",
-        &conn,
+        conn,
         None,
     )
     .await
     .unwrap();
 
-    submit(&conn, "SubmitText", "turn on the air conditioning")
+    submit(conn, "SubmitText", "turn on the air conditioning")
         .await
         .unwrap();
 
@@ -230,15 +222,12 @@ async fn slow_vehicle_service_times_out_with_a_reply() {
 
 #[tokio::test]
 async fn vehicle_service_errors_become_replies() {
-    let bus = TestBus::start();
-    let _sim = bus.start_sim();
-    let _daemon = bus.start_daemon(None).await;
-    let conn = bus.connect().await;
+    let up = up().await;
+    let conn = &up.conn;
 
-    misbehave(&conn, "error", 0).await;
+    misbehave(conn, "error", 0).await;
     let v: serde_json::Value =
-        serde_json::from_str(&submit(&conn, "SubmitTextJson", "next track").await.unwrap())
-            .unwrap();
+        serde_json::from_str(&submit(conn, "SubmitTextJson", "next track").await.unwrap()).unwrap();
     assert_eq!(v["reply"], "Sorry, the media player couldn't do that.");
     assert_eq!(v["action"]["success"], false);
     assert!(
@@ -250,25 +239,25 @@ async fn vehicle_service_errors_become_replies() {
     );
 
     // A typed service error with a profile-defined reply.
-    misbehave(&conn, "normal", 0).await;
+    misbehave(conn, "normal", 0).await;
     assert_eq!(
-        submit(&conn, "SubmitText", "call Bob").await.unwrap(),
+        submit(conn, "SubmitText", "call Bob").await.unwrap(),
         "Call Bob?"
     );
     assert_eq!(
-        submit(&conn, "SubmitText", "yes").await.unwrap(),
+        submit(conn, "SubmitText", "yes").await.unwrap(),
         "I couldn't find Bob in your contacts."
     );
     assert_eq!(
-        submit(&conn, "SubmitText", "call Mum").await.unwrap(),
+        submit(conn, "SubmitText", "call Mum").await.unwrap(),
         "Call Mum?"
     );
     assert_eq!(
-        submit(&conn, "SubmitText", "yes").await.unwrap(),
+        submit(conn, "SubmitText", "yes").await.unwrap(),
         "Calling Mum."
     );
     assert_eq!(
-        snapshot(&conn).await["Vehicle.Cabin.Infotainment.Phone.ActiveCall"],
+        snapshot(conn).await["Vehicle.Cabin.Infotainment.Phone.ActiveCall"],
         "Mum"
     );
 }
@@ -314,14 +303,12 @@ fn error_name(e: &zbus::Error) -> String {
 
 #[tokio::test]
 async fn malformed_calls_get_typed_errors_and_no_crash() {
-    let bus = TestBus::start();
-    let _sim = bus.start_sim();
-    let _daemon = bus.start_daemon(None).await;
-    let conn = bus.connect().await;
+    let up = up().await;
+    let conn = &up.conn;
 
-    let e = submit(&conn, "SubmitText", "   ").await.unwrap_err();
+    let e = submit(conn, "SubmitText", "   ").await.unwrap_err();
     assert_eq!(error_name(&e), "org.cabin.Assistant1.Error.InvalidInput");
-    let e = submit(&conn, "SubmitText", &"a".repeat(5000))
+    let e = submit(conn, "SubmitText", &"a".repeat(5000))
         .await
         .unwrap_err();
     assert_eq!(error_name(&e), "org.cabin.Assistant1.Error.InvalidInput");
@@ -350,7 +337,7 @@ async fn malformed_calls_get_typed_errors_and_no_crash() {
 
     // Still serving.
     assert_eq!(
-        submit(&conn, "SubmitText", "pause").await.unwrap(),
+        submit(conn, "SubmitText", "pause").await.unwrap(),
         "Paused."
     );
 }

@@ -13,8 +13,14 @@ async fn doctor_is_green_when_everything_runs() {
     let out = bus.cabin(&["doctor", "--bus", &bus.address]);
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{report}");
-    assert!(report.contains("vehicle service org.cabin.VehicleSim is on the session bus"), "{report}");
-    assert!(report.contains("the Cabin daemon serves org.cabin.Assistant1"), "{report}");
+    assert!(
+        report.contains("vehicle service org.cabin.VehicleSim is on the session bus"),
+        "{report}"
+    );
+    assert!(
+        report.contains("the Cabin daemon serves org.cabin.Assistant1"),
+        "{report}"
+    );
     assert!(report.contains("driving state readable"), "{report}");
     assert!(report.ends_with("all checks passed\n"), "{report}");
 }
@@ -25,8 +31,17 @@ async fn doctor_names_a_missing_vehicle_service_and_the_fix() {
     let out = bus.cabin(&["doctor", "--bus", &bus.address]);
     let report = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{report}");
-    assert!(report.contains("FAIL  vehicle service org.cabin.VehicleSim is not on the session bus"), "{report}");
+    assert!(
+        report.contains("FAIL  vehicle service org.cabin.VehicleSim is not on the session bus"),
+        "{report}"
+    );
     assert!(report.contains("fix: start the service"), "{report}");
-    assert!(report.contains("warn  no Cabin daemon serves org.cabin.Assistant1"), "{report}");
-    assert!(report.contains("the 3 constrained intents will be refused"), "{report}");
+    assert!(
+        report.contains("warn  no Cabin daemon serves org.cabin.Assistant1"),
+        "{report}"
+    );
+    assert!(
+        report.contains("the 3 constrained intents will be refused"),
+        "{report}"
+    );
 }

@@ -81,14 +81,19 @@ pub struct VehicleSettings {
     pub state: Option<StateSource>,
 }
 
-/// The interface whose properties give speed (d, km/h), gear (s) and parking brake (b).
-#[derive(Debug, Clone)]
+/// The interface whose properties give the driving state. Read straight from the profile;
+/// validation checks the names.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StateSource {
     pub service: String,
     pub path: String,
     pub interface: String,
+    /// Property of type `d`, km/h.
     pub speed: String,
+    /// Property of type `s`: park, reverse, neutral or drive.
     pub gear: String,
+    /// Property of type `b`.
     pub parking_brake: String,
 }
 
@@ -1227,7 +1232,7 @@ impl Validator<'_> {
 
     fn state_source(
         &mut self,
-        raw: &raw::RawStateSource,
+        raw: &StateSource,
         span: std::ops::Range<usize>,
     ) -> Option<StateSource> {
         let start = self.errors.len();
@@ -1270,14 +1275,7 @@ impl Validator<'_> {
                 );
             }
         }
-        (self.errors.len() == start).then(|| StateSource {
-            service: raw.service.clone(),
-            path: raw.path.clone(),
-            interface: raw.interface.clone(),
-            speed: raw.speed.clone(),
-            gear: raw.gear.clone(),
-            parking_brake: raw.parking_brake.clone(),
-        })
+        (self.errors.len() == start).then(|| raw.clone())
     }
 
     fn dialog(&mut self, raw: &raw::RawDialog) -> DialogSettings {

@@ -97,22 +97,7 @@ pub struct RawCloud {
 pub struct RawVehicle {
     pub bus: Option<Spanned<String>>,
     pub timeout_ms: Option<Spanned<u64>>,
-    pub state: Option<Spanned<RawStateSource>>,
-}
-
-/// Where the safety policy reads the driving state: properties of one interface.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawStateSource {
-    pub service: String,
-    pub path: String,
-    pub interface: String,
-    /// Property of type `d`, km/h.
-    pub speed: String,
-    /// Property of type `s`: park, reverse, neutral or drive.
-    pub gear: String,
-    /// Property of type `b`.
-    pub parking_brake: String,
+    pub state: Option<Spanned<super::StateSource>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -207,3 +207,24 @@ pub fn output_within(mut cmd: Command, limit: Duration) -> std::process::Output 
         }
     }
 }
+
+/// A private bus with the simulator and a daemon on the default profile, all running.
+pub struct Up {
+    _daemon: Proc,
+    _sim: Proc,
+    pub conn: zbus::Connection,
+    pub bus: TestBus,
+}
+
+pub async fn up() -> Up {
+    let bus = TestBus::start();
+    let sim = bus.start_sim();
+    let daemon = bus.start_daemon(None).await;
+    let conn = bus.connect().await;
+    Up {
+        _daemon: daemon,
+        _sim: sim,
+        conn,
+        bus,
+    }
+}
