@@ -185,16 +185,14 @@ async fn absent_vehicle_service_gets_a_spoken_failure_and_the_daemon_keeps_runni
 
 #[tokio::test]
 async fn slow_vehicle_service_times_out_with_a_reply() {
-    let bus = TestBus::start();
-    let _sim = bus.start_sim();
     let dir = tempfile::tempdir().unwrap();
     let profile = default_profile_with_timeout(dir.path(), 300);
-    let _daemon = bus.start_daemon(Some(&profile)).await;
-    let conn = bus.connect().await;
-    misbehave(&conn, "slow", 3000).await;
+    let up = up_with(Some(&profile)).await;
+    let conn = &up.conn;
+    misbehave(conn, "slow", 3000).await;
 
     let started = std::time::Instant::now();
-    let out = submit(&conn, "SubmitTextJson", "turn on the air conditioning")
+    let out = submit(conn, "SubmitTextJson", "turn on the air conditioning")
         .await
         .unwrap();
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -211,9 +209,9 @@ async fn slow_vehicle_service_times_out_with_a_reply() {
         started.elapsed()
     );
 
-    misbehave(&conn, "normal", 0).await;
+    misbehave(conn, "normal", 0).await;
     assert_eq!(
-        submit(&conn, "SubmitText", "turn on the air conditioning")
+        submit(conn, "SubmitText", "turn on the air conditioning")
             .await
             .unwrap(),
         "Air conditioning on."
@@ -344,13 +342,11 @@ async fn malformed_calls_get_typed_errors_and_no_crash() {
 
 #[tokio::test]
 async fn cancel_ends_a_request_in_progress() {
-    let bus = TestBus::start();
-    let _sim = bus.start_sim();
     let dir = tempfile::tempdir().unwrap();
     let profile = default_profile_with_timeout(dir.path(), 10_000);
-    let _daemon = bus.start_daemon(Some(&profile)).await;
-    let conn = bus.connect().await;
-    misbehave(&conn, "slow", 5000).await;
+    let up = up_with(Some(&profile)).await;
+    let conn = &up.conn;
+    misbehave(conn, "slow", 5000).await;
 
     let pending = {
         let conn = conn.clone();

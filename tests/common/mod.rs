@@ -217,9 +217,14 @@ pub struct Up {
 }
 
 pub async fn up() -> Up {
+    up_with(None).await
+}
+
+/// Like [`up`], with the daemon on `profile`.
+pub async fn up_with(profile: Option<&Path>) -> Up {
     let bus = TestBus::start();
     let sim = bus.start_sim();
-    let daemon = bus.start_daemon(None).await;
+    let daemon = bus.start_daemon(profile).await;
     let conn = bus.connect().await;
     Up {
         _daemon: daemon,
