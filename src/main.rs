@@ -1,5 +1,7 @@
 //! The `cabin` command: the daemon and its command-line tools.
 
+mod bench;
+
 use anyhow::{bail, Context, Result};
 use cabin::action::VehicleBus;
 use cabin::bus::BusAddress;
@@ -66,6 +68,19 @@ enum Command {
         /// Bus the daemon serves on: session, system, or a D-Bus address.
         #[arg(long, default_value = "session")]
         bus: BusAddress,
+    },
+    /// Measure the text pipeline end to end: start-up to READY, per-stage latency, RSS and
+    /// idle CPU, with a private bus, the simulator and a daemon of this build.
+    Bench {
+        /// How many times to run the command corpus.
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+        /// Seconds to measure the idle daemon's CPU over.
+        #[arg(long, default_value_t = 5)]
+        idle_seconds: u64,
+        /// Also write the report as JSON here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
     /// Profile tools.
     Profile {
@@ -199,6 +214,19 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             print_out(&report)?;
             if failed > 0 {
                 return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+        Command::Bench {
+            rounds,
+            idle_seconds,
+            json,
+        } => {
+            anyhow::ensure!(rounds > 0, "--rounds must be at least 1");
+            let report = bench::run(rounds, Duration::from_secs(idle_seconds)).await?;
+            print_out(&report.markdown())?;
+            if let Some(path) = json {
+                bench::write(&report, &path)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
             }
         }
         Command::Profile {

@@ -1,5 +1,5 @@
-//! `cabin doctor` against a private bus: all green with the vehicle up, a named problem and
-//! its fix without it.
+//! The field tools: `cabin doctor` against a private bus (all green with the vehicle up, a
+//! named problem and its fix without it) and `cabin bench`.
 
 mod common;
 
@@ -44,4 +44,35 @@ async fn doctor_names_a_missing_vehicle_service_and_the_fix() {
         report.contains("the 3 constrained intents will be refused"),
         "{report}"
     );
+}
+
+#[test]
+fn bench_reports_every_figure() {
+    let mut cmd = std::process::Command::new(CABIN);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    cmd.args(["bench", "--rounds", "1", "--idle-seconds", "1", "--json"])
+        .arg(&json);
+    let out = output_within(cmd, std::time::Duration::from_secs(60));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{table}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in [
+        "start-up to READY",
+        "understanding (fast path), median / p95",
+        "D-Bus action, median / p95",
+        "round trip seen by the caller",
+        "RSS of cabin (daemon)",
+        "RSS of cabin-vehicle-sim",
+        "daemon CPU while idle",
+    ] {
+        assert!(table.contains(row), "no {row:?} in:\n{table}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(report["startup_to_ready_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["utterances"], 16);
 }
