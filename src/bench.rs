@@ -3,7 +3,8 @@
 //! READY, per-stage latency (median, p95) over a corpus of commands, the RSS of every process
 //! and the daemon's idle CPU. The audio stages join when speech in/out land.
 
-use crate::daemon::api::{OBJECT_PATH, SERVICE_NAME};
+use cabin::bus::PrivateBus;
+use cabin::daemon::api::{OBJECT_PATH, SERVICE_NAME};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -90,23 +91,8 @@ pub async fn run(rounds: usize, idle: Duration) -> anyhow::Result<Report> {
         sim_exe.display()
     );
     let dir = tempfile_dir()?;
-    let listen = format!("unix:path={}", dir.join("bus").display());
-    let mut bus = Command::new("dbus-daemon")
-        .args([
-            "--session",
-            "--nofork",
-            "--print-address=1",
-            "--address",
-            &listen,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start dbus-daemon (install the dbus package: scripts/setup)")?;
-    let mut address = String::new();
-    BufReader::new(bus.stdout.take().expect("piped")).read_line(&mut address)?;
-    let address = address.trim().to_string();
-    let bus = Proc(bus);
+    let bus = PrivateBus::start(&dir)?;
+    let address = bus.address.clone();
 
     let mut sim = Command::new(&sim_exe)
         .args(["--bus", &address])
@@ -208,7 +194,7 @@ pub async fn run(rounds: usize, idle: Duration) -> anyhow::Result<Report> {
     for (name, pid) in [
         ("cabin (daemon)", daemon.0.id()),
         ("cabin-vehicle-sim", sim.0.id()),
-        ("dbus-daemon", bus.0.id()),
+        ("dbus-daemon", bus.pid()),
     ] {
         if let Some(kib) = rss_kib(pid) {
             rss_mib.insert(name.to_string(), kib as f64 / 1024.0);

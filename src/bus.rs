@@ -54,6 +54,62 @@ impl BusAddress {
     }
 }
 
+/// A private `dbus-daemon`, killed when dropped: what `cabin bench`, the tests and demos on
+/// machines without a session bus run against.
+pub struct PrivateBus {
+    child: std::process::Child,
+    pub address: String,
+}
+
+impl PrivateBus {
+    /// A session-style bus listening in `dir`.
+    pub fn start(dir: &std::path::Path) -> std::io::Result<PrivateBus> {
+        let listen = format!("unix:path={}", dir.join("bus").display());
+        PrivateBus::spawn(std::process::Command::new("dbus-daemon").args([
+            "--session",
+            "--address",
+            &listen,
+        ]))
+    }
+
+    /// A bus with a configuration of the caller's (`--config-file=…`).
+    pub fn spawn(cmd: &mut std::process::Command) -> std::io::Result<PrivateBus> {
+        use std::io::BufRead;
+        let mut child = cmd
+            .args(["--nofork", "--print-address=1"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start dbus-daemon: {e} (fix: install the dbus package, e.g. with scripts/setup)")))?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            std::io::BufReader::new(out).read_line(&mut line)?;
+        }
+        let mut bus = PrivateBus {
+            child,
+            address: line.trim().to_string(),
+        };
+        if !bus.address.starts_with("unix:") {
+            let _ = bus.child.kill();
+            return Err(std::io::Error::other(format!(
+                "dbus-daemon did not print its address (it printed {line:?})"
+            )));
+        }
+        Ok(bus)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for PrivateBus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -168,3 +168,80 @@ fn free_text_does_not_swallow_whole_sentences() {
         .match_text("navigate to the little bakery on the corner of main street")
         .is_none());
 }
+
+/// Arbitrary text never panics the tokenizer, the matcher or the slot-value parser
+/// (a deterministic pseudo-random sweep over awkward characters and number words).
+#[test]
+fn arbitrary_text_never_panics() {
+    let (p, m) = setup();
+    let pieces = [
+        "twenty",
+        "one",
+        "and",
+        "a",
+        "half",
+        "point",
+        "oh",
+        "hundred",
+        "thousand",
+        "9",
+        "99999999999999999999",
+        "1.2.3",
+        ".5",
+        "5.",
+        "%",
+        "°",
+        "°C",
+        "-",
+        "'",
+        "’",
+        "…",
+        "²",
+        "٣",
+        "é",
+        "ß",
+        "🚗",
+        "\u{0}",
+        "\t",
+        "my",
+        "the",
+        "call",
+        "open",
+        "window",
+        "set",
+        "temperature",
+        "to",
+        "degrees",
+        "percent",
+        "{",
+        "}",
+        "[",
+        "(",
+        "|",
+        ",",
+        "!!!",
+        "",
+        "navigate",
+        "me",
+        "rear",
+        "left",
+    ];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let types: Vec<String> = p.slot_types.keys().cloned().collect();
+    for _ in 0..5000 {
+        let words = (next() % 12) as usize;
+        let text: Vec<&str> = (0..words)
+            .map(|_| pieces[(next() % pieces.len() as u64) as usize])
+            .collect();
+        let text = text.join(if next() % 3 == 0 { "" } else { " " });
+        let _ = m.match_text(&text);
+        let ty = &types[(next() % types.len() as u64) as usize];
+        let _ = m.parse_slot_value(ty, "degrees", &text);
+    }
+}

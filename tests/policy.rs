@@ -10,7 +10,7 @@ mod common;
 use cabin::profile::Profile;
 use common::*;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 fn is_root() -> bool {
@@ -91,14 +91,7 @@ async fn the_bus_policy_lets_the_hmi_in_and_keeps_others_out() {
     .unwrap();
     let config = dir.path().join("system.conf");
     std::fs::write(&config, system_bus_config(dir.path(), &policy)).unwrap();
-    let bus = TestBus::adopt(
-        Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .args(["--nofork", "--print-address=1"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let bus = TestBus::with_config(&config);
     let address = bus.address.clone();
     let _sim = bus.start_sim();
     let _daemon = bus.start_daemon(None).await;

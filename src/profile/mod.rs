@@ -581,11 +581,12 @@ impl Validator<'_> {
                         }
                         toks.push(t);
                     }
-                    if synonyms.is_empty() {
+                    if toks.is_empty() {
+                        // No synonyms at all, or only ones without words ("!!!").
                         self.error(
                             Some(span.clone()),
                             &format!("{field}.values.{key}"),
-                            "the value has no synonyms, so nobody can say it".into(),
+                            "the value has no synonyms with words, so nobody can say it".into(),
                             "list how drivers say it, e.g. [\"rear left\", \"back left\"]",
                         );
                         continue;

@@ -332,3 +332,17 @@ fn questions_need_a_follow_up_window() {
         );
     assert_one_error(&text, "dialog.follow_up_seconds", "no time to answer");
 }
+
+/// Regression: a value whose only synonym had no words passed validation with nothing to match.
+#[test]
+fn enum_values_need_a_synonym_with_words() {
+    let text = BASE.replace(
+        "values.passenger = [\"passenger\", \"right\"]",
+        "values.passenger = [\"!!!\"]",
+    );
+    assert_one_error(
+        &text,
+        "slot_types.zone.values.passenger",
+        "no synonyms with words",
+    );
+}

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+use cabin::bus::PrivateBus;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,50 +25,30 @@ impl Drop for Proc {
 /// A private session-style bus in a temporary directory.
 pub struct TestBus {
     pub address: String,
-    _daemon: Proc,
+    _bus: PrivateBus,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl TestBus {
     pub fn start() -> TestBus {
         let dir = tempfile::tempdir().unwrap();
-        let listen = format!("unix:path={}", dir.path().join("bus").display());
-        let mut child = Command::new("dbus-daemon")
-            .args([
-                "--session",
-                "--nofork",
-                "--print-address=1",
-                "--address",
-                &listen,
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dbus-daemon not found: install the `dbus` package (scripts/setup does)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("unix:"), "dbus-daemon printed {line:?}");
+        let bus = PrivateBus::start(dir.path()).unwrap();
         TestBus {
-            address: line.trim().to_string(),
-            _daemon: Proc(child),
+            address: bus.address.clone(),
+            _bus: bus,
             _dir: Some(dir),
         }
     }
 
-    /// Adopts a bus daemon the test configured itself; it must print its address first.
-    pub fn adopt(mut daemon: Child) -> TestBus {
-        let stdout = daemon
-            .stdout
-            .take()
-            .expect("start dbus-daemon with --print-address=1 and a piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        assert!(line.starts_with("unix:"), "dbus-daemon printed {line:?}");
+    /// A bus the test configured itself (`dbus-daemon --config-file=config`).
+    pub fn with_config(config: &Path) -> TestBus {
+        let bus = PrivateBus::spawn(
+            Command::new("dbus-daemon").arg(format!("--config-file={}", config.display())),
+        )
+        .unwrap();
         TestBus {
-            address: line.trim().to_string(),
-            _daemon: Proc(daemon),
+            address: bus.address.clone(),
+            _bus: bus,
             _dir: None,
         }
     }
