@@ -157,6 +157,8 @@ impl Assistant {
             started: Instant::now(),
             understood: None,
         };
+        // The fast-path match, computed once by whichever step needs it first.
+        let mut matched = None;
         match context.pending.take() {
             Some(Pending::Confirm { intent, slots }) => match yes_or_no(text) {
                 Some(true) => {
@@ -193,7 +195,8 @@ impl Assistant {
                         .proceed(&mut t, Route::Fast, intent, slots, context, on_action)
                         .await;
                 }
-                if self.matcher.match_text(text).is_none() {
+                let m = self.matcher.match_text(text);
+                if m.is_none() {
                     let intent_ref = &self.profile.intents[intent];
                     let mut outcome = self.outcome(&t, Route::Fast, Some(intent), &slots);
                     if tries + 1 >= self.profile.dialog.max_clarifications {
@@ -224,11 +227,12 @@ impl Assistant {
                         follow_up: true,
                     };
                 }
+                matched = Some(m);
             }
             None => {}
         }
 
-        if let Some(m) = self.matcher.match_text(text) {
+        if let Some(m) = matched.unwrap_or_else(|| self.matcher.match_text(text)) {
             t.understood = Some(ms(t.started.elapsed()));
             let slots = m.slots.into_iter().collect();
             return self
@@ -505,16 +509,7 @@ impl Assistant {
         zone: Option<&str>,
     ) {
         let speaker_value = |ty: &SlotType| match (ty, zone) {
-            (
-                SlotType::Enum {
-                    values,
-                    zones: true,
-                },
-                Some(z),
-            ) => values.iter().find(|v| v.key == z).map(|v| SlotValue::Enum {
-                key: v.key.clone(),
-                spoken: v.spoken.clone(),
-            }),
+            (SlotType::Enum { zones: true, .. }, Some(z)) => ty.value_for_key(z),
             _ => None,
         };
         for (name, type_name) in &intent.slots {
@@ -710,13 +705,7 @@ pub fn yes_or_no(text: &str) -> Option<bool> {
 /// A model's JSON argument as a slot value of `ty`, or None if it is not one.
 fn slot_from_json(ty: &SlotType, value: &serde_json::Value) -> Option<SlotValue> {
     match (ty, value) {
-        (SlotType::Enum { values, .. }, serde_json::Value::String(s)) => values
-            .iter()
-            .find(|v| v.key == *s)
-            .map(|v| SlotValue::Enum {
-                key: v.key.clone(),
-                spoken: v.spoken.clone(),
-            }),
+        (SlotType::Enum { .. }, serde_json::Value::String(s)) => ty.value_for_key(s),
         (SlotType::Integer { .. }, serde_json::Value::Number(n)) => n
             .as_f64()
             .filter(|v| v.fract() == 0.0)

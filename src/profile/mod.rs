@@ -134,6 +134,22 @@ pub enum SlotType {
     },
 }
 
+impl SlotType {
+    /// The value of an enum slot type whose canonical key is `key`.
+    pub fn value_for_key(&self, key: &str) -> Option<SlotValue> {
+        let SlotType::Enum { values, .. } = self else {
+            return None;
+        };
+        values
+            .iter()
+            .find(|v| v.key == key)
+            .map(|v| SlotValue::Enum {
+                key: v.key.clone(),
+                spoken: v.spoken.clone(),
+            })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnumValue {
     /// What the action receives ("rear_left").
@@ -327,10 +343,6 @@ impl Profile {
             errors: Vec::new(),
         }
         .profile(raw)
-    }
-
-    pub fn intent(&self, name: &str) -> Option<&Intent> {
-        self.intents.iter().find(|i| i.name == name)
     }
 }
 
@@ -935,30 +947,13 @@ impl Validator<'_> {
             } => (service, path, interface, target),
         };
         let start = self.errors.len();
-        if let Err(e) = zbus::names::BusName::try_from(service.as_str()) {
-            self.error(
-                here.clone(),
-                &at("service"),
-                format!("'{service}' is not a valid bus name: {e}"),
-                "use a well-known name such as \"org.example.Climate\"",
-            );
-        }
-        if let Err(e) = zbus::ObjectPath::try_from(path.as_str()) {
-            self.error(
-                here.clone(),
-                &at("path"),
-                format!("'{path}' is not a valid object path: {e}"),
-                "use a path such as \"/org/example/Climate\"",
-            );
-        }
-        if let Err(e) = zbus::names::InterfaceName::try_from(interface.as_str()) {
-            self.error(
-                here.clone(),
-                &at("interface"),
-                format!("'{interface}' is not a valid interface name: {e}"),
-                "use a name such as \"org.example.Climate1\"",
-            );
-        }
+        self.endpoint(
+            here.clone(),
+            &format!("intent '{intent}'.action"),
+            service,
+            path,
+            interface,
+        );
         if target.trim().is_empty() {
             self.error(
                 here.clone(),
@@ -1231,6 +1226,41 @@ impl Validator<'_> {
         out
     }
 
+    /// Checks the bus name, object path and interface of a D-Bus endpoint the profile names.
+    fn endpoint(
+        &mut self,
+        here: Option<std::ops::Range<usize>>,
+        field: &str,
+        service: &str,
+        path: &str,
+        interface: &str,
+    ) {
+        if let Err(e) = zbus::names::BusName::try_from(service) {
+            self.error(
+                here.clone(),
+                &format!("{field}.service"),
+                format!("'{service}' is not a valid bus name: {e}"),
+                "use a well-known name such as \"org.example.Climate\"",
+            );
+        }
+        if let Err(e) = zbus::ObjectPath::try_from(path) {
+            self.error(
+                here.clone(),
+                &format!("{field}.path"),
+                format!("'{path}' is not a valid object path: {e}"),
+                "use a path such as \"/org/example/Climate\"",
+            );
+        }
+        if let Err(e) = zbus::names::InterfaceName::try_from(interface) {
+            self.error(
+                here,
+                &format!("{field}.interface"),
+                format!("'{interface}' is not a valid interface name: {e}"),
+                "use a name such as \"org.example.Climate1\"",
+            );
+        }
+    }
+
     fn state_source(
         &mut self,
         raw: &StateSource,
@@ -1238,30 +1268,13 @@ impl Validator<'_> {
     ) -> Option<StateSource> {
         let start = self.errors.len();
         let here = Some(span);
-        if zbus::names::BusName::try_from(raw.service.as_str()).is_err() {
-            self.error(
-                here.clone(),
-                "vehicle.state.service",
-                format!("'{}' is not a valid bus name", raw.service),
-                "use a well-known name such as \"org.example.Vehicle\"",
-            );
-        }
-        if zbus::ObjectPath::try_from(raw.path.as_str()).is_err() {
-            self.error(
-                here.clone(),
-                "vehicle.state.path",
-                format!("'{}' is not a valid object path", raw.path),
-                "use a path such as \"/org/example/Vehicle\"",
-            );
-        }
-        if zbus::names::InterfaceName::try_from(raw.interface.as_str()).is_err() {
-            self.error(
-                here.clone(),
-                "vehicle.state.interface",
-                format!("'{}' is not a valid interface name", raw.interface),
-                "use a name such as \"org.example.Vehicle1\"",
-            );
-        }
+        self.endpoint(
+            here.clone(),
+            "vehicle.state",
+            &raw.service,
+            &raw.path,
+            &raw.interface,
+        );
         for (field, prop) in [
             ("speed", &raw.speed),
             ("gear", &raw.gear),
@@ -1421,17 +1434,12 @@ fn check_slot_fits(slot: &SlotType, ty: DbusType) -> Result<(), String> {
 
 fn default_value(ty: &SlotType, value: &toml::Value) -> Result<SlotValue, String> {
     match (ty, value) {
-        (SlotType::Enum { values, .. }, toml::Value::String(s)) => values
-            .iter()
-            .find(|v| v.key == *s)
-            .map(|v| SlotValue::Enum {
-                key: v.key.clone(),
-                spoken: v.spoken.clone(),
-            })
-            .ok_or_else(|| {
+        (SlotType::Enum { values, .. }, toml::Value::String(s)) => {
+            ty.value_for_key(s).ok_or_else(|| {
                 let keys: Vec<&str> = values.iter().map(|v| v.key.as_str()).collect();
                 format!("'{s}' is not one of {}", keys.join(", "))
-            }),
+            })
+        }
         (SlotType::Integer { min, max, .. }, toml::Value::Integer(n))
             if (*min..=*max).contains(n) =>
         {
