@@ -113,7 +113,7 @@ pub async fn run(rounds: usize, idle: Duration) -> anyhow::Result<Report> {
     let started = Instant::now();
     let daemon = Proc(
         Command::new(&exe)
-            .args(["run", "--bus", &address])
+            .args(["run", "--llm", "off", "--bus", &address])
             .env("DBUS_SESSION_BUS_ADDRESS", &address)
             .env("NOTIFY_SOCKET", &notify)
             .env("CABIN_LOG", "warn")

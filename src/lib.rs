@@ -7,14 +7,18 @@
 //! serves `org.cabin.Assistant1`.
 
 pub mod action;
+pub mod brain;
 pub mod bus;
 pub mod daemon;
 pub mod dbus_value;
 pub mod doctor;
 pub mod grammar;
+pub mod llm;
 pub mod logging;
+pub mod models;
 pub mod policy;
 pub mod profile;
 pub mod safety;
 pub mod systemd;
 pub mod understand;
+pub mod worker;

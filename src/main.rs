@@ -1,6 +1,7 @@
 //! The `cabin` command: the daemon and its command-line tools.
 
 mod bench;
+mod eval;
 
 use anyhow::{bail, Context, Result};
 use cabin::action::VehicleBus;
@@ -38,6 +39,8 @@ enum Command {
         /// only: they can hold names and places).
         #[arg(long)]
         log_private: bool,
+        #[command(flatten)]
+        llm: LlmArg,
     },
     /// Send text to the running daemon (or, with --profile, handle it in-process) and print
     /// the reply.
@@ -55,9 +58,32 @@ enum Command {
         /// zone is the speaker's ("open my window").
         #[arg(long, value_name = "INPUT")]
         from: Option<String>,
+        #[command(flatten)]
+        llm: LlmArg,
         /// What the driver said.
         #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
+    },
+    /// Run a labelled JSONL set of utterances through the router (in this process) and print
+    /// accuracy per route and intent, confusions and latency percentiles.
+    Eval {
+        /// One JSON object per line: {"text", "route", "intent", "slots"}.
+        file: PathBuf,
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Bus of the vehicle services (actions run; their failure does not change the score).
+        #[arg(long)]
+        bus: Option<BusAddress>,
+        #[command(flatten)]
+        llm: LlmArg,
+        /// Also write every result as JSON here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+    /// Install and list model files.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
     },
     /// Check the set-up: profile, buses, vehicle services, driving state, CPU and memory.
     /// Prints each problem with its fix; exits non-zero when something is broken.
@@ -86,6 +112,45 @@ enum Command {
     Profile {
         #[command(subcommand)]
         command: ProfileCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct LlmArg {
+    /// The local model route: auto (supervise cabin-llm with the profile's model), off (fast
+    /// path only), or the base URL of a running OpenAI-compatible endpoint.
+    #[arg(long, env = "CABIN_LLM", default_value = "auto")]
+    llm: cabin::brain::LlmChoice,
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Install the models a profile needs (sha256-checked; a second run does nothing).
+    Fetch {
+        /// Profile whose models to install; the embedded default profile when omitted.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Install this model (see `cabin models list`) instead of the profile's.
+        #[arg(long, value_name = "NAME")]
+        model: Vec<String>,
+        /// Models directory (default: $CABIN_MODELS_DIR, else ~/.local/share/cabin/models).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Print where the profile's language model is (installed or not).
+    Path {
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Show the models Cabin knows, whether each is installed, its size and checksum.
+    List {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Hash installed files and compare with the expected sha256 (slow on big models).
+        #[arg(long)]
+        verify: bool,
     },
 }
 
@@ -136,19 +201,29 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             profile,
             bus,
             log_private,
+            llm,
         } => {
             cabin::logging::log_private(log_private);
             // Handlers go in before the bus name is taken: a stop request during start-up must
             // shut down cleanly too, not kill the process.
             let shutdown = shutdown_signal()?;
             let profile = Arc::new(Profile::load_or_default(profile.as_deref())?);
-            daemon::run(daemon::DaemonConfig { profile, bus }, shutdown).await?;
+            daemon::run(
+                daemon::DaemonConfig {
+                    profile,
+                    bus,
+                    llm: llm.llm,
+                },
+                shutdown,
+            )
+            .await?;
         }
         Command::Say {
             profile,
             bus,
             json,
             from,
+            llm,
             text,
         } => {
             let text = text.join(" ");
@@ -172,7 +247,8 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
                     };
                     let bus = bus.unwrap_or_else(|| profile.vehicle.bus.clone());
                     let vehicle = VehicleBus::new(bus, profile.vehicle.timeout);
-                    let turn = Assistant::new(Arc::new(profile), vehicle)
+                    let assistant = with_brain(Arc::new(profile), vehicle, &llm.llm).await;
+                    let turn = assistant
                         .turn(&text, zone.as_deref(), Default::default(), |_| {})
                         .await;
                     serde_json::to_value(&turn.outcome)?
@@ -187,6 +263,110 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
                     outcome["reply"].as_str().unwrap_or_default()
                 ))?;
             }
+        }
+        Command::Eval {
+            file,
+            profile,
+            bus,
+            llm,
+            json,
+        } => {
+            let profile = Arc::new(Profile::load_or_default(profile.as_deref())?);
+            let set = eval::load(&file)?;
+            let bus = bus.unwrap_or_else(|| profile.vehicle.bus.clone());
+            let vehicle = VehicleBus::new(bus, profile.vehicle.timeout);
+            let assistant = with_brain(profile, vehicle, &llm.llm).await;
+            let results = eval::run(&assistant, &set, |done, total| {
+                eprint!("\reval: {done}/{total}");
+            })
+            .await;
+            eprintln!();
+            print_out(&eval::report(&results))?;
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&results)?)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+        }
+        Command::Models {
+            command:
+                ModelsCommand::Fetch {
+                    profile,
+                    model,
+                    dir,
+                },
+        } => {
+            let dir = dir.unwrap_or_else(cabin::models::default_dir);
+            let names = if model.is_empty() {
+                let profile = Profile::load_or_default(profile.as_deref())?;
+                for (kind, other) in [("asr", &profile.models.asr), ("tts", &profile.models.tts)] {
+                    if let Some(o) = other {
+                        eprintln!("skipping the {kind} model '{o}': speech is not built into this Cabin yet");
+                    }
+                }
+                profile.models.llm.into_iter().collect()
+            } else {
+                model
+            };
+            for name in names {
+                let model = cabin::models::find(&name)?;
+                let target = dir.clone();
+                tokio::task::spawn_blocking(move || {
+                    cabin::models::fetch(&target, model, &mut |line| eprintln!("{line}"))
+                })
+                .await??;
+                print_out(&format!(
+                    "{}: {}\n",
+                    model.name,
+                    dir.join(model.file).display()
+                ))?;
+            }
+        }
+        Command::Models {
+            command: ModelsCommand::Path { profile, dir },
+        } => {
+            let profile = Profile::load_or_default(profile.as_deref())?;
+            let name = profile
+                .models
+                .llm
+                .as_deref()
+                .context("the profile names no language model ([models] llm)")?;
+            let dir = dir.unwrap_or_else(cabin::models::default_dir);
+            print_out(&format!(
+                "{}\n",
+                dir.join(cabin::models::find(name)?.file).display()
+            ))?;
+        }
+        Command::Models {
+            command: ModelsCommand::List { dir, verify },
+        } => {
+            let dir = dir.unwrap_or_else(cabin::models::default_dir);
+            let mut out = format!("models in {}\n", dir.display());
+            for m in cabin::models::MODELS {
+                use cabin::models::Installed;
+                let state = match cabin::models::status(&dir, m) {
+                    Installed::Missing => "not installed (run `cabin models fetch`)".to_string(),
+                    Installed::WrongSize(n) => {
+                        format!("WRONG SIZE {n} bytes (run `cabin models fetch`)")
+                    }
+                    Installed::Ok if verify => {
+                        match cabin::models::sha256_file(&dir.join(m.file)) {
+                            Ok(h) if h == m.sha256 => "installed, sha256 OK".into(),
+                            Ok(h) => format!("CORRUPT: sha256 {h} (run `cabin models fetch`)"),
+                            Err(e) => format!("unreadable: {e}"),
+                        }
+                    }
+                    Installed::Ok => "installed".into(),
+                };
+                out.push_str(&format!(
+                    "  {} [{}] {} MB, sha256 {}: {state}\n    licence: {}\n",
+                    m.name,
+                    m.kind,
+                    m.size / 1_000_000,
+                    &m.sha256[..16],
+                    m.licence
+                ));
+            }
+            print_out(&out)?;
         }
         Command::Doctor { profile, bus } => {
             let profile = Profile::load_or_default(profile.as_deref())?;
@@ -248,6 +428,28 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// An assistant with the model routes `llm` asks for, waiting for a worker it starts.
+async fn with_brain(
+    profile: Arc<Profile>,
+    vehicle: VehicleBus,
+    llm: &cabin::brain::LlmChoice,
+) -> Assistant {
+    let assistant = Assistant::new(profile.clone(), vehicle);
+    let Some(brain) = cabin::brain::start(&profile, llm) else {
+        return assistant;
+    };
+    if let cabin::worker::WorkerState::Down(why) =
+        brain.worker().settled(Duration::from_secs(180)).await
+    {
+        eprintln!("warning: no local model: {why}");
+    } else if let cabin::brain::LlmChoice::Url(url) = llm {
+        if let Err(e) = brain.warm_up().await {
+            eprintln!("warning: the model endpoint {url} failed: {e}");
+        }
+    }
+    assistant.with_brain(Arc::new(brain))
 }
 
 /// Asks the running daemon; returns the outcome JSON it sends.

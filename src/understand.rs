@@ -6,6 +6,7 @@
 //! policy and the confirmation rule, and only then does the action run.
 
 use crate::action::{fill, Failure, ResolvedAction, VehicleBus};
+use crate::brain::{Brain, Thought, UNAVAILABLE_REPLY};
 use crate::grammar::{format_number, tokenize, Matcher};
 use crate::profile::{Intent, Profile, SlotType, SlotValue, SPEAKER};
 use serde::Serialize;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Which part of the hybrid layer produced the answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Route {
     Fast,
@@ -110,6 +111,8 @@ pub struct Assistant {
     matcher: Matcher,
     small_talk: Matcher,
     vehicle: VehicleBus,
+    /// The model routes, for what the fast path does not understand; none: decline.
+    brain: Option<Arc<Brain>>,
 }
 
 /// Per-turn facts that every step needs.
@@ -129,7 +132,13 @@ impl Assistant {
             matcher,
             small_talk,
             vehicle,
+            brain: None,
         }
+    }
+
+    pub fn with_brain(mut self, brain: Arc<Brain>) -> Assistant {
+        self.brain = Some(brain);
+        self
     }
 
     pub fn profile(&self) -> &Profile {
@@ -268,6 +277,9 @@ impl Assistant {
                 follow_up: false,
             };
         }
+        if let Some(brain) = &self.brain {
+            return self.think(brain, &mut t, context, on_action).await;
+        }
         t.understood = Some(ms(t.started.elapsed()));
         let mut outcome = self.outcome(&t, Route::Decline, None, &BTreeMap::new());
         outcome.reply = DECLINE_REPLY.into();
@@ -276,6 +288,64 @@ impl Assistant {
             context,
             follow_up: false,
         }
+    }
+
+    /// The model routes: an intent they propose is checked like any other; an answer is
+    /// spoken (not while manoeuvring).
+    async fn think(
+        &self,
+        brain: &Brain,
+        t: &mut TurnCtx<'_>,
+        context: Context,
+        on_action: impl FnOnce(&ResolvedAction),
+    ) -> Turn {
+        let mut timings = BTreeMap::new();
+        let thought = brain.think(t.text, &mut timings).await;
+        let understood = ms(t.started.elapsed());
+        t.understood = Some(understood);
+        let mut turn = match thought {
+            Thought::Intent {
+                route,
+                intent,
+                args,
+            } => {
+                let proposal = Proposal {
+                    route,
+                    intent,
+                    args,
+                };
+                self.propose(t.text, &proposal, t.zone, context, on_action)
+                    .await
+            }
+            Thought::Answer { route, text } => {
+                let mut outcome = self.outcome(t, route, None, &BTreeMap::new());
+                if self.manoeuvring().await {
+                    outcome.refused = Some("the driver is manoeuvring".into());
+                } else {
+                    outcome.reply = text;
+                }
+                Turn {
+                    outcome,
+                    context,
+                    follow_up: true,
+                }
+            }
+            Thought::Unavailable { why } => {
+                tracing::warn!("no model route: {why}");
+                let mut outcome = self.outcome(t, Route::Decline, None, &BTreeMap::new());
+                outcome.reply = UNAVAILABLE_REPLY.into();
+                Turn {
+                    outcome,
+                    context,
+                    follow_up: false,
+                }
+            }
+        };
+        let timings_ms = &mut turn.outcome.timings_ms;
+        timings_ms.extend(timings);
+        timings_ms.insert("understand", understood);
+        timings_ms.insert("total", ms(t.started.elapsed()));
+        turn
     }
 
     /// An intent proposed by a model route (local LLM or cloud), with arguments as JSON. It
@@ -317,6 +387,9 @@ impl Assistant {
         };
         let mut slots = BTreeMap::new();
         for (name, value) in args {
+            if value.is_null() {
+                continue; // an optional slot the model left out: defaults and context fill it
+            }
             let Some(ty) = self.profile.intents[index]
                 .slots
                 .get(name)

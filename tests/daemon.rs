@@ -427,7 +427,7 @@ async fn sigterm_shuts_the_daemon_down_cleanly() {
 async fn a_second_daemon_is_refused_clearly() {
     let bus = TestBus::start();
     let _first = bus.start_daemon(None).await;
-    let out = bus.cabin(&["run", "--bus", &bus.address]);
+    let out = bus.cabin(&["run", "--llm", "off", "--bus", &bus.address]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("already owns org.cabin.Assistant1"), "{err}");
@@ -481,7 +481,7 @@ async fn systemd_is_told_ready_watchdog_and_stopping() {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut cmd = std::process::Command::new(CABIN);
-    cmd.args(["run", "--bus", &bus.address])
+    cmd.args(["run", "--llm", "off", "--bus", &bus.address])
         .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
         .env("NOTIFY_SOCKET", &socket_path)
         .env("WATCHDOG_USEC", "200000");
@@ -524,7 +524,7 @@ async fn log_of_a_failed_call(extra: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("stderr");
     let mut cmd = std::process::Command::new(CABIN);
-    cmd.args(["run", "--bus", &bus.address])
+    cmd.args(["run", "--llm", "off", "--bus", &bus.address])
         .args(extra)
         .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
         .stderr(std::fs::File::create(&log).unwrap());

@@ -245,3 +245,34 @@ fn arbitrary_text_never_panics() {
         let _ = m.parse_slot_value(ty, "degrees", &text);
     }
 }
+
+/// The router's labelled set (`eval/router.jsonl`) measures the model routes, so none of it
+/// may be something the fast path (or its small talk) already answers.
+#[test]
+fn the_router_eval_set_is_beyond_the_fast_path() {
+    let (p, m) = setup();
+    let small_talk = Matcher::small_talk(&p);
+    let set =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/eval/router.jsonl")).unwrap();
+    let mut n = 0;
+    for line in set.lines().filter(|l| !l.starts_with("//")) {
+        let case: serde_json::Value = serde_json::from_str(line).unwrap();
+        let text = case["text"].as_str().unwrap();
+        assert!(
+            m.match_text(text).is_none(),
+            "the fast path matches {text:?}"
+        );
+        assert!(
+            small_talk.match_text(text).is_none(),
+            "small talk matches {text:?}"
+        );
+        if let Some(intent) = case["intent"].as_str() {
+            assert!(p.intents.iter().any(|i| i.name == intent), "{intent}");
+        }
+        n += 1;
+    }
+    assert!(
+        n >= 200,
+        "the issue asks for at least 200 cases, there are {n}"
+    );
+}

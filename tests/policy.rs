@@ -125,7 +125,12 @@ async fn the_bus_policy_lets_the_hmi_in_and_keeps_others_out() {
     );
 
     // Nor may anybody else take the assistant's name.
-    let squatter = cabin_as("nobody", "nogroup", &cabin, &["run", "--bus", &address]);
+    let squatter = cabin_as(
+        "nobody",
+        "nogroup",
+        &cabin,
+        &["run", "--llm", "off", "--bus", &address],
+    );
     assert!(!squatter.status.success());
     let err = String::from_utf8_lossy(&squatter.stderr);
     assert!(

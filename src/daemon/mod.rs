@@ -5,10 +5,12 @@
 pub mod api;
 
 use crate::action::VehicleBus;
+use crate::brain::LlmChoice;
 use crate::bus::BusAddress;
 use crate::profile::Profile;
 use crate::systemd::Notifier;
 use crate::understand::{Assistant, Context, Outcome, Pending, Turn};
+use crate::worker::WorkerState;
 use api::{AssistantApi, OBJECT_PATH, SERVICE_NAME};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -389,11 +391,16 @@ async fn forward_signals(
     }
 }
 
+/// How long READY waits for the language model worker (load and prompt-cache warm-up).
+const LLM_START_LIMIT: Duration = Duration::from_secs(180);
+
 /// Settings for [`run`].
 pub struct DaemonConfig {
     pub profile: Arc<Profile>,
     /// The bus `org.cabin.Assistant1` is served on.
     pub bus: BusAddress,
+    /// Where the model routes come from.
+    pub llm: LlmChoice,
 }
 
 /// Serves `org.cabin.Assistant1` until `shutdown` completes.
@@ -436,15 +443,41 @@ pub async fn run(
     let heartbeat = systemd.as_ref().and(crate::systemd::heartbeat_interval());
     let (notify_tx, notify_rx) = mpsc::channel(256);
     let forwarder = tokio::spawn(forward_signals(conn.clone(), notify_rx, systemd.clone()));
-    if let Some(n) = &systemd {
-        n.notify(&format!(
-            "READY=1\nSTATUS=Serving {SERVICE_NAME}: {} intents from {}",
-            profile.intents.len(),
-            profile.file
-        ));
+    let brain = crate::brain::start(&profile, &config.llm).map(Arc::new);
+    let status = format!(
+        "Serving {SERVICE_NAME}: {} intents from {}",
+        profile.intents.len(),
+        profile.file
+    );
+    // READY once the model routes are up (or known to be down): the fast path serves meanwhile.
+    let ready = tokio::spawn({
+        let systemd = systemd.clone();
+        let brain = brain.clone();
+        async move {
+            if let Some(brain) = &brain {
+                if let Some(n) = &systemd {
+                    n.notify(&format!("STATUS=Loading the language model; {status}"));
+                }
+                match brain.worker().settled(LLM_START_LIMIT).await {
+                    WorkerState::Ready(_) => tracing::info!("local LLM ready"),
+                    WorkerState::Starting => tracing::warn!(
+                        "local LLM not ready after {} s; serving without it meanwhile",
+                        LLM_START_LIMIT.as_secs()
+                    ),
+                    WorkerState::Down(why) => tracing::error!("local LLM unavailable: {why}"),
+                }
+            }
+            if let Some(n) = &systemd {
+                n.notify(&format!("READY=1\nSTATUS={status}"));
+            }
+        }
+    });
+    let mut assistant = Assistant::new(profile, vehicle);
+    if let Some(b) = brain {
+        assistant = assistant.with_brain(b);
     }
     run_loop(
-        Arc::new(Assistant::new(profile, vehicle)),
+        Arc::new(assistant),
         events_tx,
         events_rx,
         notify_tx,
@@ -453,6 +486,7 @@ pub async fn run(
         shutdown,
     )
     .await;
+    ready.abort();
     if let Some(n) = &systemd {
         n.notify("STOPPING=1\nSTATUS=Shutting down");
     }

@@ -11,7 +11,7 @@ use crate::grammar::{tokenize, Element, Template};
 use raw::{RawAction, RawIntent, RawProfile, RawSlotType, RawWhen};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
 
@@ -29,7 +29,8 @@ pub struct Profile {
     pub assistant: Assistant,
     pub models: Models,
     pub audio: Audio,
-    pub cloud: CloudPolicy,
+    pub llm: LlmSettings,
+    pub cloud: CloudSettings,
     pub vehicle: VehicleSettings,
     pub dialog: DialogSettings,
     pub inputs: Vec<Input>,
@@ -63,6 +64,32 @@ pub struct Models {
     pub asr: Option<String>,
     pub llm: Option<String>,
     pub tts: Option<String>,
+}
+
+/// How the local LLM worker runs, and how long the router waits for it.
+#[derive(Debug, Clone)]
+pub struct LlmSettings {
+    pub context: u32,
+    /// None: one per core.
+    pub threads: Option<u32>,
+    pub batch: u32,
+    pub max_tokens: u32,
+    pub budget: Duration,
+}
+
+/// Whether and how the cloud model is used. The API key is named (an environment variable or
+/// a root-only file), never written in the profile.
+#[derive(Debug, Clone)]
+pub struct CloudSettings {
+    pub policy: CloudPolicy,
+    /// Base URL up to `/v1`; set whenever the policy is not `off`.
+    pub base_url: String,
+    pub model: String,
+    pub api_key_env: Option<String>,
+    pub api_key_file: Option<PathBuf>,
+    pub budget: Duration,
+    /// Replace capitalised names and numbers in what is sent with placeholders.
+    pub redact_names: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -446,6 +473,8 @@ impl Validator<'_> {
             .as_ref()
             .and_then(|st| self.state_source(st.get_ref(), st.span()));
         let dialog = self.dialog(&raw.dialog);
+        let llm = self.llm(&raw.llm);
+        let cloud = self.cloud(&raw.cloud);
         let inputs = self.inputs(&raw.inputs, &slot_types);
 
         let mut intents = Vec::new();
@@ -521,7 +550,8 @@ impl Validator<'_> {
                 input: raw.audio.input.unwrap_or_else(|| "default".into()),
                 output: raw.audio.output.unwrap_or_else(|| "default".into()),
             },
-            cloud: raw.cloud.policy,
+            llm,
+            cloud,
             vehicle: VehicleSettings {
                 bus,
                 timeout: Duration::from_millis(timeout_ms),
@@ -1322,6 +1352,128 @@ impl Validator<'_> {
             }
         }
         settings
+    }
+
+    fn llm(&mut self, raw: &raw::RawLlm) -> LlmSettings {
+        let mut s = LlmSettings {
+            context: 6144,
+            threads: None,
+            batch: 512,
+            max_tokens: 64,
+            budget: Duration::from_secs(20),
+        };
+        let mut check = |v: &Option<Spanned<u32>>,
+                         field: &str,
+                         range: std::ops::RangeInclusive<u32>,
+                         fix: &str| {
+            let v = v.as_ref()?;
+            if range.contains(v.get_ref()) {
+                return Some(*v.get_ref());
+            }
+            self.error(
+                Some(v.span()),
+                field,
+                format!("{} is outside {range:?}", v.get_ref()),
+                fix,
+            );
+            None
+        };
+        if let Some(c) = check(
+            &raw.context,
+            "llm.context",
+            1024..=32768,
+            "use 6144 (the persona and tool list take about 3,000 tokens)",
+        ) {
+            s.context = c;
+        }
+        s.threads = check(
+            &raw.threads,
+            "llm.threads",
+            1..=64,
+            "leave it out to use one thread per core",
+        );
+        if let Some(b) = check(&raw.batch, "llm.batch", 16..=4096, "use 512") {
+            s.batch = b;
+        }
+        if let Some(m) = check(
+            &raw.max_tokens,
+            "llm.max_tokens",
+            16..=1024,
+            "use 64: replies are spoken while driving",
+        ) {
+            s.max_tokens = m;
+        }
+        if let Some(b) = &raw.budget_ms {
+            if (500..=120_000).contains(b.get_ref()) {
+                s.budget = Duration::from_millis(*b.get_ref());
+            } else {
+                self.error(
+                    Some(b.span()),
+                    "llm.budget_ms",
+                    format!("{} ms is outside 500..=120000", b.get_ref()),
+                    "use 20000",
+                );
+            }
+        }
+        s
+    }
+
+    fn cloud(&mut self, raw: &raw::RawCloud) -> CloudSettings {
+        let mut s = CloudSettings {
+            policy: raw.policy,
+            base_url: String::new(),
+            model: raw.model.clone().unwrap_or_default(),
+            api_key_env: raw.api_key_env.clone(),
+            api_key_file: raw.api_key_file.as_ref().map(PathBuf::from),
+            budget: Duration::from_millis(2500),
+            redact_names: raw.redact_names,
+        };
+        if let Some(k) = &raw.api_key {
+            self.error(
+                Some(k.span()),
+                "cloud.api_key",
+                "an API key in the profile would be readable by anyone who can read the profile".into(),
+                "remove it; set api_key_env = \"NAME\" (an environment variable) or api_key_file = \"/etc/cabin/cloud-key\" (mode 0600, root-owned)",
+            );
+        }
+        if let Some(b) = &raw.budget_ms {
+            if (100..=30_000).contains(b.get_ref()) {
+                s.budget = Duration::from_millis(*b.get_ref());
+            } else {
+                self.error(
+                    Some(b.span()),
+                    "cloud.budget_ms",
+                    format!("{} ms is outside 100..=30000", b.get_ref()),
+                    "use 2500: past that the local answer is used",
+                );
+            }
+        }
+        match &raw.base_url {
+            Some(u) => {
+                let url = u.get_ref().trim_end_matches('/');
+                if url.starts_with("https://") || url.starts_with("http://") {
+                    s.base_url = url.to_string();
+                } else {
+                    self.error(Some(u.span()), "cloud.base_url", format!("'{url}' is not an http(s) URL"), "give the endpoint's base URL, e.g. \"https://api.example.com/v1\"");
+                }
+            }
+            None if raw.policy != CloudPolicy::Off => self.error(
+                None,
+                "cloud.base_url",
+                "the cloud policy is not off, but no endpoint is given".into(),
+                "set base_url (an OpenAI-compatible endpoint up to /v1) and model, or policy = \"off\"",
+            ),
+            None => {}
+        }
+        if raw.policy != CloudPolicy::Off && s.model.is_empty() {
+            self.error(
+                None,
+                "cloud.model",
+                "the cloud policy is not off, but no model is named".into(),
+                "set model = \"...\" to the endpoint's model name",
+            );
+        }
+        s
     }
 
     fn inputs(

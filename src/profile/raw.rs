@@ -15,6 +15,8 @@ pub struct RawProfile {
     #[serde(default)]
     pub audio: RawAudio,
     #[serde(default)]
+    pub llm: RawLlm,
+    #[serde(default)]
     pub cloud: RawCloud,
     #[serde(default)]
     pub vehicle: RawVehicle,
@@ -90,6 +92,26 @@ pub enum CloudPolicy {
 pub struct RawCloud {
     #[serde(default)]
     pub policy: CloudPolicy,
+    pub base_url: Option<Spanned<String>>,
+    pub model: Option<String>,
+    pub api_key_env: Option<String>,
+    pub api_key_file: Option<String>,
+    /// Present only to give a clear error: keys never go in a profile.
+    pub api_key: Option<Spanned<toml::Value>>,
+    pub budget_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub redact_names: bool,
+}
+
+/// The local LLM worker's settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLlm {
+    pub context: Option<Spanned<u32>>,
+    pub threads: Option<Spanned<u32>>,
+    pub batch: Option<Spanned<u32>>,
+    pub max_tokens: Option<Spanned<u32>>,
+    pub budget_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -67,7 +67,7 @@ fn base_profile_is_valid() {
     assert_eq!(p.intents.len(), 1);
     assert_eq!(p.intents[0].sentence_count, 8);
     assert_eq!(p.vehicle.timeout, Duration::from_millis(2000));
-    assert_eq!(p.cloud, CloudPolicy::Off);
+    assert_eq!(p.cloud.policy, CloudPolicy::Off);
 }
 
 #[test]

@@ -77,8 +77,13 @@ impl TestBus {
 
     /// Starts `cabin run` on this bus and waits until `org.cabin.Assistant1` is owned.
     pub async fn start_daemon(&self, profile: Option<&Path>) -> Proc {
+        self.start_daemon_with(profile, "off").await
+    }
+
+    /// Like [`TestBus::start_daemon`], with this `--llm` (auto, off or a URL).
+    pub async fn start_daemon_with(&self, profile: Option<&Path>, llm: &str) -> Proc {
         let mut cmd = Command::new(CABIN);
-        cmd.args(["run", "--bus", &self.address]);
+        cmd.args(["run", "--bus", &self.address, "--llm", llm]);
         if let Some(p) = profile {
             cmd.arg("--profile").arg(p);
         }
@@ -106,7 +111,8 @@ impl TestBus {
     pub fn cabin(&self, args: &[&str]) -> std::process::Output {
         let mut cmd = Command::new(CABIN);
         cmd.args(args)
-            .env("DBUS_SESSION_BUS_ADDRESS", &self.address);
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .env("CABIN_LLM", "off");
         output_within(cmd, Duration::from_secs(30))
     }
 }

@@ -1,0 +1,535 @@
+//! The model routes of the hybrid layer: what the grammar fast path did not understand goes to
+//! the local LLM (the `cabin-llm` worker), and answers that are not vehicle commands go to the
+//! cloud when the profile allows it, the cloud is reachable, and it answers within budget.
+//!
+//! Models only *propose*: a tool call names one of the profile's intents and goes through
+//! [`crate::understand::Assistant::propose`], the same checks as a fast-path match. The tools
+//! offered are generated from the profile, so no model can reach a D-Bus method that no intent
+//! names.
+
+use crate::llm::{ms, ChatClient, Completion, LlmError};
+use crate::profile::{CloudPolicy, CloudSettings, Profile, SlotType};
+use crate::understand::Route;
+use crate::worker::{LlmWorker, WorkerState};
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the model routes made of an utterance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Thought {
+    /// A call of a profile intent, to be validated and run.
+    Intent {
+        route: Route,
+        intent: String,
+        args: Map<String, Value>,
+    },
+    /// A spoken answer, no action.
+    Answer { route: Route, text: String },
+    /// No model could be asked; `why` is for the log and `cabin say --json`.
+    Unavailable { why: String },
+}
+
+/// The reply while no model is available.
+pub const UNAVAILABLE_REPLY: &str = "Sorry, I can only help with the car's controls right now.";
+
+pub struct Brain {
+    local: LlmWorker,
+    cloud: Option<Cloud>,
+    tools: Value,
+    /// Tool name → intent name.
+    intents: HashMap<String, String>,
+    system: String,
+    max_tokens: u32,
+    local_budget: Duration,
+}
+
+struct Cloud {
+    client: ChatClient,
+    budget: Duration,
+    redact: bool,
+    /// Last known reachability, kept by a background probe and by request outcomes; read
+    /// without waiting.
+    reachable: Arc<AtomicBool>,
+    probe: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Cloud {
+    fn drop(&mut self) {
+        self.probe.abort();
+    }
+}
+
+impl Brain {
+    /// Uses `local` for the local route; sets up the cloud route if the profile allows it.
+    pub fn new(profile: &Profile, local: LlmWorker) -> Brain {
+        let (tools, intents) = tools(profile);
+        let cloud = cloud_client(&profile.cloud).map(|client| {
+            let reachable = Arc::new(AtomicBool::new(true));
+            let probe = tokio::spawn(probe(client.base().to_string(), reachable.clone()));
+            Cloud {
+                client,
+                budget: profile.cloud.budget,
+                redact: profile.cloud.redact_names,
+                reachable,
+                probe,
+            }
+        });
+        Brain {
+            local,
+            cloud,
+            tools,
+            intents,
+            system: system_prompt(profile),
+            max_tokens: profile.llm.max_tokens,
+            local_budget: profile.llm.budget,
+        }
+    }
+
+    /// The system message and tools every request starts with; the worker keeps their KV cache.
+    pub fn prefix(&self) -> (Value, &Value) {
+        (
+            json!({"role": "system", "content": self.system}),
+            &self.tools,
+        )
+    }
+
+    pub fn worker(&self) -> &LlmWorker {
+        &self.local
+    }
+
+    /// Has a ready local model evaluate the shared prompt prefix, so the first real request
+    /// is as fast as the rest (a supervised worker is warmed by its supervisor).
+    pub async fn warm_up(&self) -> Result<(), LlmError> {
+        let WorkerState::Ready(client) = self.local.state() else {
+            return Ok(());
+        };
+        let messages = [self.prefix().0, json!({"role": "user", "content": "hello"})];
+        client
+            .complete(&messages, Some((&self.tools, &json!("auto"))), 1, |_| true)
+            .await
+            .map(|_| ())
+    }
+
+    /// Asks the local model; a call of an intent's tool is proposed, words are the answer,
+    /// which the cloud may replace (where allowed and reachable, within its budget).
+    /// `timings` gets `local_llm` and `cloud` in milliseconds.
+    ///
+    /// Small models sometimes describe a call instead of making it ("you can call the
+    /// climate-warmer function"): when the words name an offered tool, generation stops there
+    /// and the model is asked for that tool's arguments, under its grammar. The prompt is the
+    /// same, so its cache still holds.
+    pub async fn think(&self, text: &str, timings: &mut BTreeMap<&'static str, f64>) -> Thought {
+        let messages = [self.prefix().0, json!({"role": "user", "content": text})];
+        let local = match self.local.state() {
+            WorkerState::Ready(client) => client,
+            WorkerState::Starting => {
+                return Thought::Unavailable {
+                    why: "the local model is still loading".into(),
+                }
+            }
+            WorkerState::Down(why) => return Thought::Unavailable { why },
+        };
+        let started = Instant::now();
+        let mut named = None;
+        let mut words = String::new();
+        let first = bounded(
+            self.local_budget,
+            local.complete(
+                &messages,
+                Some((&self.tools, &json!("auto"))),
+                self.max_tokens,
+                |piece| {
+                    words.push_str(piece);
+                    named = self.named_tool(&words);
+                    named.is_none()
+                },
+            ),
+        )
+        .await;
+        timings.insert("local_llm", ms(started));
+        let completion = match first {
+            Ok(c) => c,
+            Err(e) => {
+                return Thought::Unavailable {
+                    why: format!("the local model failed: {e}"),
+                }
+            }
+        };
+        if let Some(call) = completion.tool_call {
+            return self.intent(Route::LocalLlm, &call.name, &call.arguments);
+        }
+        if let Some(tool) = named {
+            let choice = json!({"type": "function", "function": {"name": tool}});
+            let second = bounded(
+                self.local_budget,
+                local.complete(&messages, Some((&self.tools, &choice)), 48, |_| true),
+            )
+            .await;
+            timings.insert("local_llm", ms(started));
+            return match second {
+                Ok(Completion {
+                    tool_call: Some(call),
+                    ..
+                }) => self.intent(Route::LocalLlm, &call.name, &call.arguments),
+                Ok(_) => Thought::Unavailable {
+                    why: format!("the local model named '{tool}' but gave no arguments"),
+                },
+                Err(e) => Thought::Unavailable {
+                    why: format!("the local model failed: {e}"),
+                },
+            };
+        }
+        if let Some(text) = self.cloud_answer(text, timings).await {
+            return Thought::Answer {
+                route: Route::Cloud,
+                text,
+            };
+        }
+        match spoken(&completion.content) {
+            t if t.is_empty() => Thought::Unavailable {
+                why: "the local model gave an empty answer".into(),
+            },
+            t => Thought::Answer {
+                route: Route::LocalLlm,
+                text: t,
+            },
+        }
+    }
+
+    /// The longest offered tool name that `words` mention (as offered, or as the intent name).
+    fn named_tool(&self, words: &str) -> Option<String> {
+        self.intents
+            .iter()
+            .filter(|(tool, intent)| {
+                words.contains(tool.as_str()) || words.contains(intent.as_str())
+            })
+            .max_by_key(|(tool, _)| tool.len())
+            .map(|(tool, _)| tool.clone())
+    }
+
+    /// The cloud's answer, if the profile allows the cloud, it is reachable, and it answers
+    /// within budget. No tools are offered: the cloud only talks, it never actuates.
+    async fn cloud_answer(
+        &self,
+        text: &str,
+        timings: &mut BTreeMap<&'static str, f64>,
+    ) -> Option<String> {
+        let cloud = self.cloud.as_ref()?;
+        if !cloud.reachable.load(Ordering::Relaxed) {
+            tracing::info!("cloud unreachable; answering locally");
+            return None;
+        }
+        let sent = if cloud.redact {
+            redact(text)
+        } else {
+            text.to_string()
+        };
+        let messages = [self.prefix().0, json!({"role": "user", "content": sent})];
+        let started = Instant::now();
+        let result = bounded(
+            cloud.budget,
+            cloud
+                .client
+                .complete(&messages, None, self.max_tokens, |_| true),
+        )
+        .await;
+        timings.insert("cloud", ms(started));
+        match result {
+            Ok(c) if !spoken(&c.content).is_empty() => Some(spoken(&c.content)),
+            Ok(_) => {
+                tracing::warn!("the cloud answered with nothing; using the local answer");
+                None
+            }
+            Err(e) => {
+                if matches!(e, LlmError::Unreachable(_) | LlmError::Timeout(_)) {
+                    cloud.reachable.store(false, Ordering::Relaxed);
+                }
+                tracing::warn!("cloud failed ({e}); using the local answer");
+                None
+            }
+        }
+    }
+
+    fn intent(&self, route: Route, tool: &str, arguments: &str) -> Thought {
+        let Some(intent) = self.intents.get(tool) else {
+            return Thought::Unavailable {
+                why: format!("the model called '{tool}', which no profile intent offers"),
+            };
+        };
+        match serde_json::from_str::<Value>(arguments) {
+            Ok(Value::Object(args)) => Thought::Intent {
+                route,
+                intent: intent.clone(),
+                args,
+            },
+            _ => Thought::Unavailable {
+                why: format!("the model's arguments for '{tool}' are not a JSON object"),
+            },
+        }
+    }
+}
+
+async fn bounded<T>(
+    budget: Duration,
+    f: impl std::future::Future<Output = Result<T, LlmError>>,
+) -> Result<T, LlmError> {
+    tokio::time::timeout(budget, f)
+        .await
+        .unwrap_or(Err(LlmError::Timeout(budget.as_millis() as u64)))
+}
+
+fn cloud_client(c: &CloudSettings) -> Option<ChatClient> {
+    match c.policy {
+        CloudPolicy::Off => return None,
+        CloudPolicy::OptIn => {
+            // The driver's consent is not asked for yet, so opt-in stays off.
+            tracing::info!("cloud policy is opt_in and no consent has been given: cloud off");
+            return None;
+        }
+        CloudPolicy::On => {}
+    }
+    let key = match (&c.api_key_env, &c.api_key_file) {
+        (Some(var), _) => match std::env::var(var) {
+            Ok(k) => Some(k),
+            Err(_) => {
+                tracing::warn!("cloud API key variable {var} is not set; sending no key");
+                None
+            }
+        },
+        (None, Some(path)) => match read_key_file(path) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                tracing::error!("cloud off: {e}");
+                return None;
+            }
+        },
+        (None, None) => None,
+    };
+    Some(ChatClient::new(&c.base_url, &c.model, key))
+}
+
+/// Reads a key file that only its owner can read.
+fn read_key_file(path: &std::path::Path) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read the API key file {}: {e}", path.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(format!(
+            "the API key file {} is readable by others; run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        ));
+    }
+    std::fs::read_to_string(path)
+        .map(|k| k.trim().to_string())
+        .map_err(|e| format!("cannot read the API key file {}: {e}", path.display()))
+}
+
+/// Keeps `reachable` current with a TCP connect to the endpoint every 30 s (5 s while down).
+async fn probe(base: String, reachable: Arc<AtomicBool>) {
+    let Some(addr) = host_port(&base) else {
+        reachable.store(false, Ordering::Relaxed);
+        return;
+    };
+    loop {
+        let ok = matches!(
+            tokio::time::timeout(
+                Duration::from_secs(2),
+                tokio::net::TcpStream::connect(&addr)
+            )
+            .await,
+            Ok(Ok(_))
+        );
+        if ok != reachable.swap(ok, Ordering::Relaxed) {
+            tracing::info!(reachable = ok, "cloud endpoint {base}");
+        }
+        tokio::time::sleep(Duration::from_secs(if ok { 30 } else { 5 })).await;
+    }
+}
+
+/// `host:port` of an http(s) URL.
+fn host_port(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?.rsplit('@').next()?;
+    if authority.contains(':') && !authority.ends_with(']') {
+        return Some(authority.to_string());
+    }
+    let port = if scheme == "https" { 443 } else { 80 };
+    Some(format!("{authority}:{port}"))
+}
+
+/// Replaces what could name a person or a place (capitalised words after the first, digits)
+/// before text leaves the vehicle.
+pub fn redact(text: &str) -> String {
+    text.split_whitespace()
+        .enumerate()
+        .map(|(i, w)| {
+            if w.chars().any(|c| c.is_ascii_digit()) {
+                "[number]".to_string()
+            } else if i > 0 && w.chars().next().is_some_and(char::is_uppercase) && w != "I" {
+                "[name]".to_string()
+            } else {
+                w.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One spoken paragraph: no markup, no line breaks.
+fn spoken(text: &str) -> String {
+    text.replace(['*', '#', '`', '|'], "")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn system_prompt(p: &Profile) -> String {
+    let persona = if p.assistant.persona.is_empty() {
+        format!("You are {}, an in-car voice assistant.", p.assistant.name)
+    } else {
+        p.assistant.persona.clone()
+    };
+    format!(
+        "{persona}\nWhen the driver asks the car to do something, or asks about the car's state, call the one function that does exactly that. \
+         Otherwise answer: your words are spoken while driving, so one or two short sentences, no lists, no markdown, numbers in words; \
+         if asked for something no function can do, say so briefly."
+    )
+}
+
+/// OpenAI tools from the profile's intents (names with `.` as `-`, which OpenAI tool names
+/// allow), and the map back to intent names.
+pub fn tools(p: &Profile) -> (Value, HashMap<String, String>) {
+    let mut tools = Vec::new();
+    let mut names = HashMap::new();
+    for intent in &p.intents {
+        let name = intent.name.replace('.', "-");
+        let mut properties = Map::new();
+        let mut required = Vec::new();
+        for (slot, type_name) in &intent.slots {
+            let Some(ty) = p.slot_types.get(type_name) else {
+                continue;
+            };
+            properties.insert(slot.clone(), schema(ty));
+            let filled = intent.defaults.contains_key(slot)
+                || matches!(ty, SlotType::Enum { zones: true, .. });
+            if intent.needs.contains(slot) && !filled {
+                required.push(slot.clone());
+            }
+        }
+        tools.push(json!({"type": "function", "function": {
+            "name": name,
+            "description": intent.description,
+            "parameters": {"type": "object", "properties": properties, "required": required},
+        }}));
+        names.insert(name, intent.name.clone());
+    }
+    (Value::Array(tools), names)
+}
+
+fn schema(ty: &SlotType) -> Value {
+    match ty {
+        SlotType::Enum { values, .. } => {
+            json!({"type": "string", "enum": values.iter().map(|v| v.key.clone()).collect::<Vec<_>>()})
+        }
+        SlotType::Integer { min, max, .. } => {
+            json!({"type": "integer", "minimum": min, "maximum": max})
+        }
+        SlotType::Decimal { min, max, .. } => {
+            json!({"type": "number", "minimum": min, "maximum": max})
+        }
+        SlotType::Text { max_words } => {
+            json!({"type": "string", "maxLength": max_words * 12})
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Where the local model route comes from (`cabin run --llm`, `$CABIN_LLM`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LlmChoice {
+    /// Start and supervise `cabin-llm` with the profile's model.
+    Auto,
+    /// No model routes: what the fast path does not understand is declined.
+    Off,
+    /// A running OpenAI-compatible endpoint (base URL up to `/v1`).
+    Url(String),
+}
+
+impl std::str::FromStr for LlmChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(LlmChoice::Auto),
+            "off" => Ok(LlmChoice::Off),
+            u if u.starts_with("http://") || u.starts_with("https://") => {
+                Ok(LlmChoice::Url(u.to_string()))
+            }
+            other => Err(format!(
+                "'{other}' is not auto, off or an http(s) URL of an OpenAI-compatible endpoint"
+            )),
+        }
+    }
+}
+
+/// The brain for `profile`, or none when there are no model routes.
+pub fn start(profile: &Profile, choice: &LlmChoice) -> Option<Brain> {
+    let name = profile.models.llm.clone();
+    let worker = match (choice, name) {
+        (LlmChoice::Off, _) | (LlmChoice::Auto, None) => return None,
+        (LlmChoice::Url(url), name) => LlmWorker::remote(ChatClient::new(
+            url,
+            name.as_deref().unwrap_or("default"),
+            None,
+        )),
+        (LlmChoice::Auto, Some(name)) => match crate::models::find(&name) {
+            Err(e) => LlmWorker::down(e.to_string()),
+            Ok(m) => {
+                let path = crate::models::default_dir().join(m.file);
+                if path.is_file() {
+                    LlmWorker::supervise(worker_spec(profile, &name, path))
+                } else {
+                    LlmWorker::down(format!(
+                        "the model {name} is not installed at {}; run `cabin models fetch`",
+                        path.display()
+                    ))
+                }
+            }
+        },
+    };
+    Some(Brain::new(profile, worker))
+}
+
+fn worker_spec(p: &Profile, name: &str, model: std::path::PathBuf) -> crate::worker::WorkerSpec {
+    let s = &p.llm;
+    let mut args: Vec<std::ffi::OsString> = vec!["serve".into(), "--model".into(), model.into()];
+    for (flag, value) in [
+        ("--context", s.context.to_string()),
+        ("--batch", s.batch.to_string()),
+        ("--max-tokens", s.max_tokens.to_string()),
+        ("--name", name.to_string()),
+    ] {
+        args.push(flag.into());
+        args.push(value.into());
+    }
+    if let Some(t) = s.threads {
+        args.push("--threads".into());
+        args.push(t.to_string().into());
+    }
+    let (tools, _) = tools(p);
+    crate::worker::WorkerSpec {
+        program: crate::worker::program("cabin-llm", "CABIN_LLM_WORKER"),
+        args,
+        model_name: name.to_string(),
+        warm_up: Some((
+            json!({"role": "system", "content": system_prompt(p)}),
+            tools,
+        )),
+    }
+}

@@ -1,0 +1,112 @@
+use super::*;
+
+fn default_profile() -> Profile {
+    Profile::load_or_default(None).unwrap()
+}
+
+#[test]
+fn every_intent_is_a_tool_and_nothing_else_is() {
+    let p = default_profile();
+    let (tools, names) = tools(&p);
+    let tools = tools.as_array().unwrap();
+    assert_eq!(tools.len(), p.intents.len());
+    assert_eq!(names.len(), p.intents.len());
+    for t in tools {
+        let name = t["function"]["name"].as_str().unwrap();
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+            "{name}"
+        );
+        assert!(p.intents.iter().any(|i| i.name == names[name]));
+    }
+    let set = tools
+        .iter()
+        .find(|t| t["function"]["name"] == "climate-set_temperature")
+        .unwrap();
+    let params = &set["function"]["parameters"];
+    assert_eq!(params["properties"]["temperature"]["minimum"], 16.0);
+    assert_eq!(params["properties"]["zone"]["enum"][0], "driver");
+    // The zone has a default; the temperature has none, so the model must give it.
+    assert_eq!(params["required"], json!(["temperature"]));
+}
+
+#[test]
+fn a_tool_the_profile_does_not_offer_is_never_an_intent() {
+    let p = default_profile();
+    let brain = Brain::new(&p, LlmWorker::down("test"));
+    assert!(matches!(
+        brain.intent(Route::LocalLlm, "org.freedesktop.login1.PowerOff", "{}"),
+        Thought::Unavailable { .. }
+    ));
+    assert!(matches!(
+        brain.intent(Route::LocalLlm, "climate-set_temperature", "[1]"),
+        Thought::Unavailable { .. }
+    ));
+    assert_eq!(
+        brain.intent(Route::Cloud, "climate-on", "{}"),
+        Thought::Intent {
+            route: Route::Cloud,
+            intent: "climate.on".into(),
+            args: Map::new()
+        }
+    );
+}
+
+#[tokio::test]
+async fn no_worker_means_unavailable_not_a_hang() {
+    let p = default_profile();
+    let brain = Brain::new(&p, LlmWorker::down("the model is not installed"));
+    let mut timings = BTreeMap::new();
+    let thought = brain.think("it's freezing in here", &mut timings).await;
+    assert_eq!(
+        thought,
+        Thought::Unavailable {
+            why: "the model is not installed".into()
+        }
+    );
+}
+
+#[test]
+fn redaction_hides_names_and_numbers() {
+    assert_eq!(
+        redact("Tell me about Lyon and call Marie at 0612"),
+        "Tell me about [name] and call [name] at [number]"
+    );
+    assert_eq!(redact("I think I like it"), "I think I like it");
+}
+
+#[test]
+fn endpoints_resolve_to_host_and_port() {
+    assert_eq!(
+        host_port("https://api.example.com/v1").unwrap(),
+        "api.example.com:443"
+    );
+    assert_eq!(
+        host_port("http://127.0.0.1:8080/v1").unwrap(),
+        "127.0.0.1:8080"
+    );
+    assert_eq!(host_port("nonsense"), None);
+}
+
+#[test]
+fn spoken_answers_lose_markup() {
+    assert_eq!(spoken("**Sure!**\n- one\n# two"), "Sure! - one two");
+}
+
+#[test]
+fn words_that_name_a_tool_are_read_as_that_tool() {
+    let p = default_profile();
+    let brain = Brain::new(&p, LlmWorker::down("test"));
+    assert_eq!(
+        brain
+            .named_tool("You can call the `climate-set_temperature` function")
+            .as_deref(),
+        Some("climate-set_temperature")
+    );
+    assert_eq!(
+        brain.named_tool("Use climate.warmer for that").as_deref(),
+        Some("climate-warmer")
+    );
+    assert_eq!(brain.named_tool("Why did the tomato turn red?"), None);
+}

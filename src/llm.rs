@@ -1,0 +1,195 @@
+//! One client for every OpenAI-compatible chat endpoint: Cabin's own `cabin-llm` worker on
+//! loopback, or a cloud service. Requests stream (server-sent events), so the first words are
+//! there as soon as the model has them; every failure is a typed [`LlmError`].
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LlmError {
+    #[error("cannot reach {0}")]
+    Unreachable(String),
+    #[error("no answer within {0} ms")]
+    Timeout(u64),
+    #[error("HTTP {status}: {message}")]
+    Status { status: u16, message: String },
+    #[error("the answer stream ended before it was complete")]
+    Truncated,
+    #[error("the answer is not valid: {0}")]
+    Malformed(String),
+}
+
+/// What the model said: text, or a call of one of the offered tools.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub content: String,
+    pub tool_call: Option<ToolCall>,
+    /// Milliseconds from the request to the first content or tool-call delta.
+    pub first_ms: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    pub name: String,
+    /// JSON object, as the model wrote it.
+    pub arguments: String,
+}
+
+#[derive(Clone)]
+pub struct ChatClient {
+    http: reqwest::Client,
+    /// Up to and including `/v1`.
+    base: String,
+    model: String,
+    api_key: Option<String>,
+}
+
+impl std::fmt::Debug for ChatClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("ChatClient")
+            .field("base", &self.base)
+            .field("model", &self.model)
+            .finish()
+    }
+}
+
+impl ChatClient {
+    pub fn new(base: &str, model: &str, api_key: Option<String>) -> ChatClient {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .expect("the TLS backend is built in");
+        ChatClient {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            model: model.to_string(),
+            api_key,
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends `messages` (and `tools` with a `tool_choice`, if any) and collects the streamed
+    /// answer. `on_text` sees each piece of content as it arrives and returns whether to go on:
+    /// `false` ends the request there (closing the stream stops the generation). The caller bounds the time (dropping the future
+    /// closes the connection, which stops generation on Cabin's worker).
+    pub async fn complete(
+        &self,
+        messages: &[Value],
+        tools: Option<(&Value, &Value)>,
+        max_tokens: u32,
+        mut on_text: impl FnMut(&str) -> bool,
+    ) -> Result<Completion, LlmError> {
+        let started = Instant::now();
+        let mut body = json!({
+            "model": self.model, "messages": messages, "stream": true,
+            "max_tokens": max_tokens, "temperature": 0,
+        });
+        if let Some((tools, choice)) = tools {
+            body["tools"] = tools.clone();
+            body["tool_choice"] = choice.clone();
+        }
+        let mut request = self
+            .http
+            .post(format!("{}/chat/completions", self.base))
+            .json(&body);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.map_err(|e| self.transport(e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(String::from))
+                .unwrap_or_else(|| text.chars().take(200).collect());
+            return Err(LlmError::Status {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        let mut stream = response.bytes_stream();
+        let mut buffer = Vec::new();
+        let mut out = Completion {
+            content: String::new(),
+            tool_call: None,
+            first_ms: 0.0,
+        };
+        let mut call: Option<(String, String)> = None;
+        loop {
+            let Some(chunk) = stream.next().await else {
+                return Err(LlmError::Truncated);
+            };
+            buffer.extend_from_slice(&chunk.map_err(|_| LlmError::Truncated)?);
+            while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=end).collect();
+                let line = String::from_utf8_lossy(&line);
+                let Some(data) = line.trim().strip_prefix("data:") else {
+                    continue; // blank separators, comments, `event:` lines
+                };
+                let data = data.trim();
+                if data == "[DONE]" {
+                    out.tool_call = call.map(|(name, arguments)| ToolCall { name, arguments });
+                    return Ok(out);
+                }
+                let v: Value = serde_json::from_str(data)
+                    .map_err(|e| LlmError::Malformed(format!("{e} in {data:.80}")))?;
+                if let Some(m) = v["error"]["message"].as_str() {
+                    return Err(LlmError::Status {
+                        status: 500,
+                        message: m.into(),
+                    });
+                }
+                let delta = &v["choices"][0]["delta"];
+                if !delta.is_object() && v["choices"][0].is_null() {
+                    return Err(LlmError::Malformed(format!("no choices in {data:.80}")));
+                }
+                if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+                    if out.first_ms == 0.0 {
+                        out.first_ms = ms(started);
+                    }
+                    out.content.push_str(text);
+                    if !on_text(text) {
+                        return Ok(out);
+                    }
+                }
+                // Tool calls arrive as pieces by index; Cabin acts on the first only.
+                if let Some(f) = delta["tool_calls"].get(0).map(|c| &c["function"]) {
+                    if out.first_ms == 0.0 {
+                        out.first_ms = ms(started);
+                    }
+                    let (name, args) = call.get_or_insert_with(Default::default);
+                    name.push_str(f["name"].as_str().unwrap_or_default());
+                    args.push_str(f["arguments"].as_str().unwrap_or_default());
+                }
+            }
+        }
+    }
+
+    fn transport(&self, e: reqwest::Error) -> LlmError {
+        if e.is_timeout() {
+            LlmError::Timeout(0)
+        } else if e.is_connect() {
+            LlmError::Unreachable(format!("{} ({})", self.base, root_cause(&e)))
+        } else {
+            LlmError::Malformed(root_cause(&e))
+        }
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut e = e;
+    while let Some(s) = e.source() {
+        e = s;
+    }
+    e.to_string()
+}
+
+pub fn ms(since: Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 1e5).round() / 100.0
+}

@@ -1,0 +1,189 @@
+//! Supervision of the `cabin-llm` worker process: start it, wait for its `READY <url>` line,
+//! warm its prompt cache, restart it with back-off when it dies. Everyone else only reads the
+//! current [`WorkerState`], never waits on the process.
+
+use crate::llm::ChatClient;
+use serde_json::{json, Value};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::watch;
+
+#[derive(Debug, Clone)]
+pub enum WorkerState {
+    Starting,
+    Ready(ChatClient),
+    /// Not available; why, with the fix where there is one.
+    Down(String),
+}
+
+pub struct LlmWorker {
+    state: watch::Receiver<WorkerState>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for LlmWorker {
+    fn drop(&mut self) {
+        // Dropping the supervising task drops the child, which kills it.
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+/// How to run the worker.
+#[derive(Debug, Clone)]
+pub struct WorkerSpec {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub model_name: String,
+    /// System message and tools to evaluate once, so the first request finds them cached.
+    pub warm_up: Option<(Value, Value)>,
+}
+
+/// How long a worker may take from start to `READY` (loading a model from slow flash).
+const START_LIMIT: Duration = Duration::from_secs(120);
+/// A worker that ran this long without dying resets the back-off.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl LlmWorker {
+    /// A worker that is not there, for the reason given.
+    pub fn down(why: impl Into<String>) -> LlmWorker {
+        let (_, state) = watch::channel(WorkerState::Down(why.into()));
+        LlmWorker { state, task: None }
+    }
+
+    /// An endpoint somebody else runs (another `cabin-llm`, any OpenAI-compatible server).
+    pub fn remote(client: ChatClient) -> LlmWorker {
+        let (_, state) = watch::channel(WorkerState::Ready(client));
+        LlmWorker { state, task: None }
+    }
+
+    pub fn supervise(spec: WorkerSpec) -> LlmWorker {
+        let (tx, state) = watch::channel(WorkerState::Starting);
+        let task = tokio::spawn(supervise(spec, tx));
+        LlmWorker {
+            state,
+            task: Some(task),
+        }
+    }
+
+    pub fn state(&self) -> WorkerState {
+        self.state.borrow().clone()
+    }
+
+    /// Waits (at most `limit`) until the worker is ready or has failed once.
+    pub async fn settled(&self, limit: Duration) -> WorkerState {
+        let mut rx = self.state.clone();
+        let _ =
+            tokio::time::timeout(limit, rx.wait_for(|s| !matches!(s, WorkerState::Starting))).await;
+        self.state()
+    }
+}
+
+async fn supervise(spec: WorkerSpec, state: watch::Sender<WorkerState>) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let started = Instant::now();
+        let why = run_once(&spec, &state).await;
+        tracing::warn!("cabin-llm: {why}; restarting in {} s", backoff.as_secs());
+        state.send_replace(WorkerState::Down(format!(
+            "the language model worker stopped ({why})"
+        )));
+        if started.elapsed() > STABLE_AFTER {
+            backoff = Duration::from_secs(1);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        state.send_replace(WorkerState::Starting);
+    }
+}
+
+/// Runs the worker until it exits; returns why it stopped.
+async fn run_once(spec: &WorkerSpec, state: &watch::Sender<WorkerState>) -> String {
+    let mut command = tokio::process::Command::new(&spec.program);
+    command
+        .args(&spec.args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    // SAFETY: prctl is async-signal-safe; it makes the kernel kill the worker if the daemon
+    // dies without cleaning up (a crash, or panic = abort).
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let mut child = match command.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return format!(
+                "cannot start {}: {e} (build the workspace, or set CABIN_LLM_WORKER)",
+                spec.program.display()
+            )
+        }
+    };
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(START_LIMIT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix("READY ") {
+                return Some(url.trim().to_string());
+            }
+        }
+        None
+    });
+    let url = tokio::select! {
+        r = ready => match r {
+            Ok(Some(url)) => url,
+            Ok(None) => return exit_reason(child.wait().await),
+            Err(_) => return format!("not ready within {} s", START_LIMIT.as_secs()),
+        },
+    };
+    let client = ChatClient::new(&url, &spec.model_name, None);
+    if let Some((system, tools)) = &spec.warm_up {
+        let started = Instant::now();
+        let messages = [system.clone(), json!({"role": "user", "content": "hello"})];
+        match client
+            .complete(&messages, Some((tools, &json!("auto"))), 1, |_| true)
+            .await
+        {
+            Ok(_) => tracing::info!(
+                "cabin-llm ready at {url}; prompt cache warmed in {:.1} s",
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => tracing::warn!("cabin-llm warm-up failed: {e}"),
+        }
+    }
+    state.send_replace(WorkerState::Ready(client));
+    // Keep reading stdout so the worker never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    exit_reason(child.wait().await)
+}
+
+fn exit_reason(status: std::io::Result<std::process::ExitStatus>) -> String {
+    match status {
+        Ok(s) => format!("exited with {s}"),
+        Err(e) => format!("cannot wait for it: {e}"),
+    }
+}
+
+/// The worker program: `$CABIN_LLM_WORKER`, else `cabin-llm` beside this executable (or its
+/// parent directory, for test binaries in `deps/`), else from `PATH`.
+pub fn program(name: &str, env: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
+        return p.into();
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(2) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    name.into()
+}

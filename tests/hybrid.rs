@@ -1,0 +1,118 @@
+//! The daemon with its supervised `cabin-llm` worker and the default profile's model, end to
+//! end on a private bus: free speech ends in a validated intent that changes the simulator,
+//! talk is answered, and a crashed worker is answered around and restarted.
+//!
+//! Needs the default profile's model (`cabin models fetch`); skips without it, except in CI.
+
+mod common;
+
+use common::{snapshot, submit, TestBus};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+fn model_installed() -> bool {
+    let p = cabin::profile::Profile::embedded_default();
+    let m = cabin::models::find(p.models.llm.as_deref().unwrap()).unwrap();
+    let path = cabin::models::default_dir().join(m.file);
+    if path.is_file() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing in CI: .ci/run must install it",
+        path.display()
+    );
+    eprintln!(
+        "SKIPPED: no model at {} (run `cabin models fetch`)",
+        path.display()
+    );
+    false
+}
+
+async fn say(conn: &zbus::Connection, text: &str) -> Value {
+    serde_json::from_str(&submit(conn, "SubmitTextJson", text).await.unwrap()).unwrap()
+}
+
+/// Waits until the model route answers (the worker loads and warms its prompt cache first).
+async fn until_the_model_answers(conn: &zbus::Connection, limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let out = say(conn, "tell me a joke").await;
+        if out["route"] != "decline" {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the model route never came up: {out}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+fn driver_temperature(snap: &Value) -> f64 {
+    snap["Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no driver temperature in {snap}"))
+}
+
+fn worker_pids(daemon: u32) -> Vec<u32> {
+    let out = std::process::Command::new("pgrep")
+        .args(["-P", &daemon.to_string(), "cabin-llm"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn free_speech_acts_through_the_local_model_and_survives_a_worker_crash() {
+    if !model_installed() {
+        return;
+    }
+    let bus = TestBus::start();
+    let _sim = bus.start_sim();
+    let daemon = bus.start_daemon_with(None, "auto").await;
+    let conn = bus.connect().await;
+
+    let joke = until_the_model_answers(&conn, Duration::from_secs(300)).await;
+    assert_eq!(joke["route"], "local_llm", "{joke}");
+    assert_eq!(joke["intent"], Value::Null, "{joke}");
+    assert!(!joke["reply"].as_str().unwrap().is_empty(), "{joke}");
+
+    let before = driver_temperature(&snapshot(&conn).await);
+    let out = say(&conn, "it's freezing in here").await;
+    assert_eq!(out["route"], "local_llm", "{out}");
+    assert!(
+        out["intent"].as_str().unwrap_or("").starts_with("climate."),
+        "{out}"
+    );
+    assert_eq!(out["action"]["success"], true, "{out}");
+    let after = driver_temperature(&snapshot(&conn).await);
+    assert!(after > before, "{before} -> {after}: {out}");
+
+    // The fast path never waits for the model.
+    let fast = say(&conn, "turn on the cabin lights").await;
+    assert_eq!(fast["route"], "fast");
+
+    // Kill the worker: the next request is answered at once, and the worker comes back.
+    let pids = worker_pids(daemon.0.id());
+    assert_eq!(pids.len(), 1, "one worker: {pids:?}");
+    std::process::Command::new("kill")
+        .args(["-KILL", &pids[0].to_string()])
+        .status()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let down = say(&conn, "tell me a joke").await;
+    assert_eq!(down["route"], "decline", "{down}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered around the crash quickly"
+    );
+    until_the_model_answers(&conn, Duration::from_secs(300)).await;
+    let restarted = worker_pids(daemon.0.id());
+    assert_eq!(restarted.len(), 1);
+    assert_ne!(restarted[0], pids[0], "a new worker process");
+}

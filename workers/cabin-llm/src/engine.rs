@@ -1,0 +1,448 @@
+//! llama.cpp as an actor on its own thread: the model and context live there, requests arrive
+//! as [`Job`]s and answer with a stream of [`Event`]s. Inference never runs on the async
+//! runtime, and dropping the [`Engine`] stops and joins the thread.
+//!
+//! The KV cache holds the tokens of the previous request; a new prompt reuses its longest common
+//! prefix (the persona and tool list the daemon sends with every request), so only the new turn
+//! is evaluated.
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
+use llama_cpp_2::token::LlamaToken;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Instant;
+use tokio::sync::mpsc::UnboundedSender;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub model: PathBuf,
+    pub context: u32,
+    pub threads: i32,
+    pub batch: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot initialise llama.cpp: {0}")]
+    Backend(String),
+    #[error("cannot load the model {path}: {problem} (is it a GGUF file? reinstall it with `cabin models fetch`)")]
+    Model { path: PathBuf, problem: String },
+    #[error("cannot create a llama.cpp context of {context} tokens: {problem}")]
+    Context { context: u32, problem: String },
+    #[error("the engine thread stopped")]
+    Gone,
+}
+
+/// What the model is, for `/v1/models` and the log.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    pub parameters: u64,
+    pub size_bytes: u64,
+    pub context: u32,
+}
+
+/// One generation request: a fully rendered prompt.
+pub struct Job {
+    pub prompt: String,
+    /// GBNF the output must match (root rule `root`), or none.
+    pub grammar: Option<String>,
+    pub max_tokens: u32,
+    /// 0 = greedy (deterministic decisions).
+    pub temperature: f32,
+    pub events: UnboundedSender<Event>,
+    /// Set by the server when the client is gone; checked between tokens.
+    pub cancel: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+pub enum Event {
+    Text(String),
+    Done(Stats),
+    Failed(JobError),
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JobError {
+    #[error("the prompt has {prompt} tokens and {max_tokens} more were asked for, but the context holds {context}; shorten the conversation or raise the context")]
+    TooLong {
+        prompt: usize,
+        max_tokens: u32,
+        context: u32,
+    },
+    #[error("the grammar is not valid GBNF (llama.cpp rejected it)")]
+    Grammar,
+    #[error("llama.cpp failed to decode: {0}")]
+    Decode(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// End of generation (the model's end token, or the grammar completed).
+    Stop,
+    /// `max_tokens` reached.
+    Length,
+    /// The client went away.
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Stats {
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose KV entries were reused from the previous request.
+    pub cached_tokens: usize,
+    pub completion_tokens: usize,
+    pub prompt_ms: f64,
+    pub decode_ms: f64,
+    pub finish: Finish,
+}
+
+pub struct Engine {
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Loads the model on a new thread; returns once it is loaded (or failed to).
+    pub fn start(config: EngineConfig) -> Result<(Engine, ModelInfo), EngineError> {
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        let (loaded, load_result) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("llama".into())
+            .spawn(move || engine_thread(config, inbox, loaded))
+            .map_err(|e| EngineError::Backend(e.to_string()))?;
+        match load_result.recv() {
+            Ok(Ok(info)) => Ok((
+                Engine {
+                    jobs: Some(jobs),
+                    thread: Some(thread),
+                },
+                info,
+            )),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(EngineError::Gone)
+            }
+        }
+    }
+
+    pub fn submit(&self, job: Job) -> Result<(), EngineError> {
+        self.jobs
+            .as_ref()
+            .and_then(|j| j.send(job).ok())
+            .ok_or(EngineError::Gone)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn engine_thread(
+    config: EngineConfig,
+    inbox: mpsc::Receiver<Job>,
+    loaded: mpsc::Sender<Result<ModelInfo, EngineError>>,
+) {
+    let backend = match LlamaBackend::init() {
+        Ok(mut b) => {
+            b.void_logs();
+            b
+        }
+        Err(e) => {
+            let _ = loaded.send(Err(EngineError::Backend(e.to_string())));
+            return;
+        }
+    };
+    let model =
+        match LlamaModel::load_from_file(&backend, &config.model, &LlamaModelParams::default()) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = loaded.send(Err(EngineError::Model {
+                    path: config.model.clone(),
+                    problem: e.to_string(),
+                }));
+                return;
+            }
+        };
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(config.context))
+        .with_n_batch(config.batch)
+        .with_n_ubatch(config.batch)
+        .with_n_threads(config.threads)
+        .with_n_threads_batch(config.threads);
+    let ctx = match model.new_context(&backend, params) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = loaded.send(Err(EngineError::Context {
+                context: config.context,
+                problem: e.to_string(),
+            }));
+            return;
+        }
+    };
+    let info = ModelInfo {
+        parameters: model.n_params(),
+        size_bytes: model.size(),
+        context: ctx.n_ctx(),
+    };
+    if loaded.send(Ok(info)).is_err() {
+        return;
+    }
+    let mut state = State {
+        model: &model,
+        ctx,
+        batch: LlamaBatch::new(config.batch as usize, 1),
+        cached: Vec::new(),
+    };
+    while let Ok(job) = inbox.recv() {
+        let events = job.events.clone();
+        match state.run(&job) {
+            Ok(stats) => {
+                let _ = events.send(Event::Done(stats));
+            }
+            Err(e) => {
+                // The cache may hold half a batch now: start the next request from scratch.
+                state.forget();
+                let _ = events.send(Event::Failed(e));
+            }
+        }
+    }
+}
+
+struct State<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    batch: LlamaBatch<'static>,
+    /// The tokens whose KV entries are in the cache, in position order.
+    cached: Vec<LlamaToken>,
+}
+
+impl State<'_> {
+    fn forget(&mut self) {
+        self.ctx.clear_kv_cache();
+        self.cached.clear();
+    }
+
+    fn run(&mut self, job: &Job) -> Result<Stats, JobError> {
+        let vocab = self.model.vocab();
+        let started = Instant::now();
+        let tokens = vocab.tokenize(job.prompt.as_bytes(), vocab.should_add_bos(), true);
+        let context = self.ctx.n_ctx();
+        if tokens.is_empty() || tokens.len() + job.max_tokens as usize > context as usize {
+            return Err(JobError::TooLong {
+                prompt: tokens.len(),
+                max_tokens: job.max_tokens,
+                context,
+            });
+        }
+        let mut sampler = sampler(job);
+        let mut grammar = match &job.grammar {
+            Some(g) => {
+                Some(LlamaSampler::grammar(self.model, g, "root").map_err(|_| JobError::Grammar)?)
+            }
+            None => None,
+        };
+
+        // Reuse the common prefix; at least the last prompt token is evaluated again, for its
+        // logits.
+        let mut reused = self
+            .cached
+            .iter()
+            .zip(&tokens)
+            .take_while(|(a, b)| a == b)
+            .count();
+        reused = reused.min(tokens.len() - 1);
+        let trimmed = self
+            .ctx
+            .clear_kv_cache_seq(Some(0), Some(reused as u32), None)
+            .unwrap_or(false);
+        if !trimmed {
+            self.forget();
+            reused = 0;
+        }
+        self.cached.truncate(reused);
+        let capacity = self.ctx.n_batch() as usize;
+        for (n, chunk) in tokens[reused..].chunks(capacity).enumerate() {
+            self.batch.clear();
+            let start = reused + n * capacity;
+            for (i, &token) in chunk.iter().enumerate() {
+                let pos = start + i;
+                self.batch
+                    .add(token, pos as i32, &[0], pos + 1 == tokens.len())
+                    .map_err(|e| JobError::Decode(e.to_string()))?;
+            }
+            self.ctx
+                .decode(&mut self.batch)
+                .map_err(|e| JobError::Decode(e.to_string()))?;
+            self.cached.extend_from_slice(chunk);
+        }
+        let prompt_ms = started.elapsed().as_secs_f64() * 1000.0;
+
+        let decoding = Instant::now();
+        let mut pending = Vec::new(); // bytes of a character split across tokens
+        let mut completion_tokens = 0;
+        let mut finish = Finish::Length;
+        while completion_tokens < job.max_tokens as usize {
+            if job.cancel.load(Ordering::Relaxed) {
+                finish = Finish::Cancelled;
+                break;
+            }
+            let token = next_token(
+                &self.ctx,
+                self.batch.n_tokens() - 1,
+                &mut sampler,
+                grammar.as_mut(),
+            );
+            if vocab.is_eog(token) {
+                finish = Finish::Stop;
+                break;
+            }
+            completion_tokens += 1;
+            pending.extend(vocab.token_to_piece(token, true, None));
+            let valid = match std::str::from_utf8(&pending) {
+                Ok(s) => s.len(),
+                Err(e) => e.valid_up_to(),
+            };
+            if valid > 0 {
+                let text = String::from_utf8_lossy(&pending[..valid]).into_owned();
+                pending.drain(..valid);
+                if job.events.send(Event::Text(text)).is_err() {
+                    finish = Finish::Cancelled;
+                    break;
+                }
+            }
+            self.batch.clear();
+            let pos = self.cached.len();
+            self.batch
+                .add(token, pos as i32, &[0], true)
+                .map_err(|e| JobError::Decode(e.to_string()))?;
+            self.ctx
+                .decode(&mut self.batch)
+                .map_err(|e| JobError::Decode(e.to_string()))?;
+            self.cached.push(token);
+            if self.cached.len() >= context as usize {
+                break;
+            }
+        }
+        Ok(Stats {
+            prompt_tokens: tokens.len(),
+            cached_tokens: reused,
+            completion_tokens,
+            prompt_ms,
+            decode_ms: decoding.elapsed().as_secs_f64() * 1000.0,
+            finish,
+        })
+    }
+}
+
+fn sampler(job: &Job) -> LlamaSampler {
+    if job.temperature <= 0.0 {
+        return LlamaSampler::greedy();
+    }
+    LlamaSampler::chain_simple([
+        LlamaSampler::top_k(40),
+        LlamaSampler::top_p(0.9, 1),
+        LlamaSampler::temp(job.temperature),
+        LlamaSampler::dist(rand_seed()),
+    ])
+}
+
+/// The next token. With a grammar, the unconstrained choice is tried first and kept if the
+/// grammar allows it; only otherwise is the grammar applied to the whole vocabulary (150,000
+/// tokens for Qwen), which is what makes constrained decoding slow. llama.cpp's own sampler
+/// does the same.
+fn next_token(
+    ctx: &LlamaContext,
+    idx: i32,
+    sampler: &mut LlamaSampler,
+    grammar: Option<&mut LlamaSampler>,
+) -> LlamaToken {
+    let Some(grammar) = grammar else {
+        return sampler.sample(ctx, idx);
+    };
+    let mut candidates = ctx.token_data_array_ith(idx);
+    candidates.apply_sampler(sampler);
+    let first = candidates
+        .selected_token()
+        .unwrap_or_else(|| candidates.sample_token_greedy());
+    let mut single = LlamaTokenDataArray::new(vec![LlamaTokenData::new(first, 1.0, 1.0)], false);
+    single.apply_sampler(grammar);
+    let token = if single.data[0].logit() != f32::NEG_INFINITY {
+        first
+    } else {
+        let mut all = ctx.token_data_array_ith(idx);
+        all.apply_sampler(grammar);
+        all.apply_sampler(sampler);
+        all.selected_token()
+            .unwrap_or_else(|| all.sample_token_greedy())
+    };
+    grammar.accept(token);
+    sampler.accept(token);
+    token
+}
+
+fn rand_seed() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+/// Prompt processing and generation speed, measured the way llama.cpp's `llama-bench` does
+/// (pp: one batch of `prompt` tokens; tg: `generate` tokens one at a time, no sampling).
+pub fn bench(config: &EngineConfig, prompt: usize, generate: usize) -> anyhow::Result<(f64, f64)> {
+    let mut backend = LlamaBackend::init()?;
+    backend.void_logs();
+    let model = LlamaModel::load_from_file(&backend, &config.model, &LlamaModelParams::default())?;
+    let params = LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(config.context))
+        .with_n_batch(config.batch.max(prompt as u32))
+        .with_n_ubatch(config.batch.max(prompt as u32))
+        .with_n_threads(config.threads)
+        .with_n_threads_batch(config.threads);
+    let mut ctx = model.new_context(&backend, params)?;
+    let n_vocab = model.n_vocab();
+    let token = |i: usize| LlamaToken((i as i32 * 7919) % n_vocab);
+    let mut batch = LlamaBatch::new(prompt.max(1), 1);
+    // Warm-up, as llama-bench does.
+    batch.add(token(1), 0, &[0], true)?;
+    ctx.decode(&mut batch)?;
+    ctx.clear_kv_cache();
+
+    batch.clear();
+    for i in 0..prompt {
+        batch.add(token(i), i as i32, &[0], i + 1 == prompt)?;
+    }
+    let t = Instant::now();
+    ctx.decode(&mut batch)?;
+    let pp = prompt as f64 / t.elapsed().as_secs_f64();
+    ctx.clear_kv_cache();
+
+    let t = Instant::now();
+    for i in 0..generate {
+        batch.clear();
+        batch.add(token(i), i as i32, &[0], true)?;
+        ctx.decode(&mut batch)?;
+    }
+    let tg = generate as f64 / t.elapsed().as_secs_f64();
+    Ok((pp, tg))
+}
