@@ -172,7 +172,7 @@ pub fn report(results: &[Result1]) -> String {
             .or_default() += 1;
     }
     let mut confusion: Vec<_> = confusion.into_iter().collect();
-    confusion.sort_by(|a, b| b.1.cmp(&a.1));
+    confusion.sort_by_key(|c| std::cmp::Reverse(c.1));
     let _ = writeln!(out, "\nconfusions (expected -> got):");
     for ((e, g), n) in confusion.iter().take(20) {
         let _ = writeln!(out, "  {n:3}  {e} -> {g}");

@@ -82,7 +82,7 @@ async fn free_speech_acts_through_the_local_model_and_survives_a_worker_crash() 
     assert!(!joke["reply"].as_str().unwrap().is_empty(), "{joke}");
 
     let before = driver_temperature(&snapshot(&conn).await);
-    let out = say(&conn, "it's freezing in here").await;
+    let out = say(&conn, "can you warm things up a little").await;
     assert_eq!(out["route"], "local_llm", "{out}");
     assert!(
         out["intent"].as_str().unwrap_or("").starts_with("climate."),
