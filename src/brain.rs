@@ -88,12 +88,13 @@ impl Brain {
         }
     }
 
-    /// The system message and tools every request starts with; the worker keeps their KV cache.
-    pub fn prefix(&self) -> (Value, &Value) {
-        (
+    /// The system message and one user turn: every request starts with the same system
+    /// message (and tools), whose KV cache the worker keeps.
+    fn messages(&self, user: &str) -> [Value; 2] {
+        [
             json!({"role": "system", "content": self.system}),
-            &self.tools,
-        )
+            json!({"role": "user", "content": user}),
+        ]
     }
 
     pub fn worker(&self) -> &LlmWorker {
@@ -106,11 +107,7 @@ impl Brain {
         let WorkerState::Ready(client) = self.local.state() else {
             return Ok(());
         };
-        let messages = [self.prefix().0, json!({"role": "user", "content": "hello"})];
-        client
-            .complete(&messages, Some((&self.tools, &json!("auto"))), 1, |_| true)
-            .await
-            .map(|_| ())
+        crate::worker::warm_up(&client, &self.system, &self.tools).await
     }
 
     /// Asks the local model; a call of an intent's tool is proposed, words are the answer,
@@ -122,7 +119,7 @@ impl Brain {
     /// and the model is asked for that tool's arguments, under its grammar. The prompt is the
     /// same, so its cache still holds.
     pub async fn think(&self, text: &str, timings: &mut BTreeMap<&'static str, f64>) -> Thought {
-        let messages = [self.prefix().0, json!({"role": "user", "content": text})];
+        let messages = self.messages(text);
         let local = match self.local.state() {
             WorkerState::Ready(client) => client,
             WorkerState::Starting => {
@@ -227,7 +224,7 @@ impl Brain {
         } else {
             text.to_string()
         };
-        let messages = [self.prefix().0, json!({"role": "user", "content": sent})];
+        let messages = self.messages(&sent);
         let started = Instant::now();
         let result = bounded(
             cloud.budget,
@@ -237,8 +234,8 @@ impl Brain {
         )
         .await;
         timings.insert("cloud", ms(started));
-        match result {
-            Ok(c) if !spoken(&c.content).is_empty() => Some(spoken(&c.content)),
+        match result.map(|c| spoken(&c.content)) {
+            Ok(answer) if !answer.is_empty() => Some(answer),
             Ok(_) => {
                 tracing::warn!("the cloud answered with nothing; using the local answer");
                 None
@@ -522,14 +519,11 @@ fn worker_spec(p: &Profile, name: &str, model: std::path::PathBuf) -> crate::wor
         args.push("--threads".into());
         args.push(t.to_string().into());
     }
-    let (tools, _) = tools(p);
     crate::worker::WorkerSpec {
         program: crate::worker::program("cabin-llm", "CABIN_LLM_WORKER"),
         args,
         model_name: name.to_string(),
-        warm_up: Some((
-            json!({"role": "system", "content": system_prompt(p)}),
-            tools,
-        )),
+        system: system_prompt(p),
+        tools: tools(p).0,
     }
 }

@@ -27,7 +27,7 @@ pub struct Case {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Result1 {
+pub struct CaseResult {
     pub text: String,
     pub kind: String,
     pub expected: String,
@@ -79,7 +79,7 @@ pub async fn run(
     assistant: &Assistant,
     cases: &[Case],
     mut progress: impl FnMut(usize, usize),
-) -> Vec<Result1> {
+) -> Vec<CaseResult> {
     let mut results = Vec::new();
     for (n, case) in cases.iter().enumerate() {
         let outcome = assistant.handle(&case.text, |_| {}).await;
@@ -101,7 +101,7 @@ pub async fn run(
             Route::Decline => outcome.intent.is_none(),
             _ => route_ok && expected == got && slots_ok,
         };
-        results.push(Result1 {
+        results.push(CaseResult {
             text: case.text.clone(),
             kind: case.kind.clone(),
             correct,
@@ -125,7 +125,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-pub fn report(results: &[Result1]) -> String {
+pub fn report(results: &[CaseResult]) -> String {
     let mut out = String::new();
     let correct = results.iter().filter(|r| r.correct).count();
     let _ = writeln!(
@@ -134,7 +134,7 @@ pub fn report(results: &[Result1]) -> String {
         results.len(),
         100.0 * correct as f64 / results.len() as f64
     );
-    let group = |key: &dyn Fn(&Result1) -> String| {
+    let group = |key: &dyn Fn(&CaseResult) -> String| {
         let mut m: BTreeMap<String, (usize, usize)> = BTreeMap::new();
         for r in results {
             let e = m.entry(key(r)).or_default();
@@ -143,17 +143,17 @@ pub fn report(results: &[Result1]) -> String {
         }
         m
     };
-    let expected_route = |r: &Result1| match r.expected.as_str() {
+    let expected_route = |r: &CaseResult| match r.expected.as_str() {
         "decline" => "decline".to_string(),
         "answer" => "answer (local_llm/cloud)".to_string(),
         _ => "intent".to_string(),
     };
     for (title, m) in [
         ("per expected route", group(&expected_route)),
-        ("per kind", group(&|r: &Result1| r.kind.clone())),
+        ("per kind", group(&|r: &CaseResult| r.kind.clone())),
         (
             "per expected intent",
-            group(&|r: &Result1| r.expected.clone()),
+            group(&|r: &CaseResult| r.expected.clone()),
         ),
     ] {
         let _ = writeln!(out, "\n{title}:");

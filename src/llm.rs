@@ -25,8 +25,6 @@ pub enum LlmError {
 pub struct Completion {
     pub content: String,
     pub tool_call: Option<ToolCall>,
-    /// Milliseconds from the request to the first content or tool-call delta.
-    pub first_ms: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -84,7 +82,6 @@ impl ChatClient {
         max_tokens: u32,
         mut on_text: impl FnMut(&str) -> bool,
     ) -> Result<Completion, LlmError> {
-        let started = Instant::now();
         let mut body = json!({
             "model": self.model, "messages": messages, "stream": true,
             "max_tokens": max_tokens, "temperature": 0,
@@ -118,7 +115,6 @@ impl ChatClient {
         let mut out = Completion {
             content: String::new(),
             tool_call: None,
-            first_ms: 0.0,
         };
         let mut call: Option<(String, String)> = None;
         loop {
@@ -145,14 +141,11 @@ impl ChatClient {
                         message: m.into(),
                     });
                 }
-                let delta = &v["choices"][0]["delta"];
-                if !delta.is_object() && v["choices"][0].is_null() {
+                if v["choices"][0].is_null() {
                     return Err(LlmError::Malformed(format!("no choices in {data:.80}")));
                 }
+                let delta = &v["choices"][0]["delta"];
                 if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
-                    if out.first_ms == 0.0 {
-                        out.first_ms = ms(started);
-                    }
                     out.content.push_str(text);
                     if !on_text(text) {
                         return Ok(out);
@@ -160,9 +153,6 @@ impl ChatClient {
                 }
                 // Tool calls arrive as pieces by index; Cabin acts on the first only.
                 if let Some(f) = delta["tool_calls"].get(0).map(|c| &c["function"]) {
-                    if out.first_ms == 0.0 {
-                        out.first_ms = ms(started);
-                    }
                     let (name, args) = call.get_or_insert_with(Default::default);
                     name.push_str(f["name"].as_str().unwrap_or_default());
                     args.push_str(f["arguments"].as_str().unwrap_or_default());

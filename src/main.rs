@@ -441,7 +441,7 @@ async fn with_brain(
         return assistant;
     };
     if let cabin::worker::WorkerState::Down(why) =
-        brain.worker().settled(Duration::from_secs(180)).await
+        brain.worker().settled(cabin::worker::SETTLE_LIMIT).await
     {
         eprintln!("warning: no local model: {why}");
     } else if let cabin::brain::LlmChoice::Url(url) = llm {

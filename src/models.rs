@@ -247,14 +247,7 @@ pub fn status(dir: &Path, m: &Model) -> Installed {
 pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
     let mut f = File::open(path).map_err(io(path))?;
     let mut h = Sha256::new();
-    let mut buf = vec![0; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(io(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
+    std::io::copy(&mut f, &mut h).map_err(io(path))?;
     Ok(hex(&h.finalize()))
 }
 

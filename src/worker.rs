@@ -2,7 +2,7 @@
 //! warm its prompt cache, restart it with back-off when it dies. Everyone else only reads the
 //! current [`WorkerState`], never waits on the process.
 
-use crate::llm::ChatClient;
+use crate::llm::{ChatClient, LlmError};
 use serde_json::{json, Value};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -38,12 +38,16 @@ pub struct WorkerSpec {
     pub program: PathBuf,
     pub args: Vec<OsString>,
     pub model_name: String,
-    /// System message and tools to evaluate once, so the first request finds them cached.
-    pub warm_up: Option<(Value, Value)>,
+    /// System prompt and tools, evaluated once before the worker counts as ready, so the first
+    /// request finds them cached.
+    pub system: String,
+    pub tools: Value,
 }
 
 /// How long a worker may take from start to `READY` (loading a model from slow flash).
 const START_LIMIT: Duration = Duration::from_secs(120);
+/// How long start-up waits for a worker to be ready (loaded and warmed) or to have failed.
+pub const SETTLE_LIMIT: Duration = Duration::from_secs(180);
 /// A worker that ran this long without dying resets the back-off.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -110,7 +114,8 @@ async fn run_once(spec: &WorkerSpec, state: &watch::Sender<WorkerState>) -> Stri
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true);
     // SAFETY: prctl is async-signal-safe; it makes the kernel kill the worker if the daemon
-    // dies without cleaning up (a crash, or panic = abort).
+    // dies without cleaning up (a crash, or panic = abort). The signal follows the spawning
+    // thread: a runtime worker thread, which lives as long as the runtime.
     unsafe {
         command.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
@@ -136,32 +141,37 @@ async fn run_once(spec: &WorkerSpec, state: &watch::Sender<WorkerState>) -> Stri
         }
         None
     });
-    let url = tokio::select! {
-        r = ready => match r {
-            Ok(Some(url)) => url,
-            Ok(None) => return exit_reason(child.wait().await),
-            Err(_) => return format!("not ready within {} s", START_LIMIT.as_secs()),
-        },
+    let url = match ready.await {
+        Ok(Some(url)) => url,
+        Ok(None) => return exit_reason(child.wait().await),
+        Err(_) => return format!("not ready within {} s", START_LIMIT.as_secs()),
     };
     let client = ChatClient::new(&url, &spec.model_name, None);
-    if let Some((system, tools)) = &spec.warm_up {
-        let started = Instant::now();
-        let messages = [system.clone(), json!({"role": "user", "content": "hello"})];
-        match client
-            .complete(&messages, Some((tools, &json!("auto"))), 1, |_| true)
-            .await
-        {
-            Ok(_) => tracing::info!(
-                "cabin-llm ready at {url}; prompt cache warmed in {:.1} s",
-                started.elapsed().as_secs_f64()
-            ),
-            Err(e) => tracing::warn!("cabin-llm warm-up failed: {e}"),
-        }
+    let started = Instant::now();
+    match warm_up(&client, &spec.system, &spec.tools).await {
+        Ok(()) => tracing::info!(
+            "cabin-llm ready at {url}; prompt cache warmed in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ),
+        Err(e) => tracing::warn!("cabin-llm warm-up failed: {e}"),
     }
     state.send_replace(WorkerState::Ready(client));
     // Keep reading stdout so the worker never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     exit_reason(child.wait().await)
+}
+
+/// Has the model evaluate the system prompt and tools every request starts with (one token
+/// generated), so their KV cache is there for the first real request.
+pub async fn warm_up(client: &ChatClient, system: &str, tools: &Value) -> Result<(), LlmError> {
+    let messages = [
+        json!({"role": "system", "content": system}),
+        json!({"role": "user", "content": "hello"}),
+    ];
+    client
+        .complete(&messages, Some((tools, &json!("auto"))), 1, |_| true)
+        .await
+        .map(|_| ())
 }
 
 fn exit_reason(status: std::io::Result<std::process::ExitStatus>) -> String {

@@ -10,7 +10,7 @@ use crate::bus::BusAddress;
 use crate::profile::Profile;
 use crate::systemd::Notifier;
 use crate::understand::{Assistant, Context, Outcome, Pending, Turn};
-use crate::worker::WorkerState;
+use crate::worker::{WorkerState, SETTLE_LIMIT};
 use api::{AssistantApi, OBJECT_PATH, SERVICE_NAME};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -391,9 +391,6 @@ async fn forward_signals(
     }
 }
 
-/// How long READY waits for the language model worker (load and prompt-cache warm-up).
-const LLM_START_LIMIT: Duration = Duration::from_secs(180);
-
 /// Settings for [`run`].
 pub struct DaemonConfig {
     pub profile: Arc<Profile>,
@@ -458,11 +455,11 @@ pub async fn run(
                 if let Some(n) = &systemd {
                     n.notify(&format!("STATUS=Loading the language model; {status}"));
                 }
-                match brain.worker().settled(LLM_START_LIMIT).await {
+                match brain.worker().settled(SETTLE_LIMIT).await {
                     WorkerState::Ready(_) => tracing::info!("local LLM ready"),
                     WorkerState::Starting => tracing::warn!(
                         "local LLM not ready after {} s; serving without it meanwhile",
-                        LLM_START_LIMIT.as_secs()
+                        SETTLE_LIMIT.as_secs()
                     ),
                     WorkerState::Down(why) => tracing::error!("local LLM unavailable: {why}"),
                 }

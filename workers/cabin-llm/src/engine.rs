@@ -183,13 +183,7 @@ fn engine_thread(
                 return;
             }
         };
-    let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(config.context))
-        .with_n_batch(config.batch)
-        .with_n_ubatch(config.batch)
-        .with_n_threads(config.threads)
-        .with_n_threads_batch(config.threads);
-    let ctx = match model.new_context(&backend, params) {
+    let ctx = match model.new_context(&backend, context_params(&config, config.batch)) {
         Ok(c) => c,
         Err(e) => {
             let _ = loaded.send(Err(EngineError::Context {
@@ -354,6 +348,16 @@ impl State<'_> {
     }
 }
 
+/// Context length and threads from the configuration; `batch` tokens per decode call.
+fn context_params(config: &EngineConfig, batch: u32) -> LlamaContextParams {
+    LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(config.context))
+        .with_n_batch(batch)
+        .with_n_ubatch(batch)
+        .with_n_threads(config.threads)
+        .with_n_threads_batch(config.threads)
+}
+
 fn sampler(job: &Job) -> LlamaSampler {
     if job.temperature <= 0.0 {
         return LlamaSampler::greedy();
@@ -413,13 +417,8 @@ pub fn bench(config: &EngineConfig, prompt: usize, generate: usize) -> anyhow::R
     let mut backend = LlamaBackend::init()?;
     backend.void_logs();
     let model = LlamaModel::load_from_file(&backend, &config.model, &LlamaModelParams::default())?;
-    let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(config.context))
-        .with_n_batch(config.batch.max(prompt as u32))
-        .with_n_ubatch(config.batch.max(prompt as u32))
-        .with_n_threads(config.threads)
-        .with_n_threads_batch(config.threads);
-    let mut ctx = model.new_context(&backend, params)?;
+    let batch = config.batch.max(prompt as u32);
+    let mut ctx = model.new_context(&backend, context_params(config, batch))?;
     let n_vocab = model.n_vocab();
     let token = |i: usize| LlamaToken((i as i32 * 7919) % n_vocab);
     let mut batch = LlamaBatch::new(prompt.max(1), 1);

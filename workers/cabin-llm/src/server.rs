@@ -155,12 +155,10 @@ async fn chat(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
             match rx.recv().await {
                 Some(Event::Text(t)) => {
                     text.push_str(&t);
-                    if !Output::may_be_call(&text)
-                        && !send(chunk(json!({"content": &text[streamed..]}), None))
-                    {
-                        return;
-                    }
                     if !Output::may_be_call(&text) {
+                        if !send(chunk(json!({"content": &text[streamed..]}), None)) {
+                            return;
+                        }
                         streamed = text.len();
                     }
                 }
