@@ -393,8 +393,24 @@ fn system_prompt(p: &Profile) -> String {
     format!(
         "{persona}\nWhen the driver asks the car to do something, or asks about the car's state, call the one function that does exactly that. \
          Otherwise answer: your words are spoken while driving, so one or two short sentences, no lists, no markdown, numbers in words; \
-         if asked for something no function can do, say so briefly."
+         if asked for something no function can do, say so briefly.\n{}",
+        few_shot(p)
     )
+}
+
+/// "sentence -> function" lines from the profile's own templates, so the model sees indirect
+/// phrasings ("its cold in here") that mean a call, not a chat.
+fn few_shot(p: &Profile) -> String {
+    let mut out = String::from("What the driver says, and the function it calls:");
+    for (i, intent) in p.intents.iter().enumerate() {
+        for sentence in crate::grammar::shortest_sentences(p, i) {
+            out.push_str(&format!(
+                "\n{sentence} -> {}",
+                intent.name.replace('.', "-")
+            ));
+        }
+    }
+    out
 }
 
 /// OpenAI tools from the profile's intents (names with `.` as `-`, which OpenAI tool names
@@ -503,7 +519,11 @@ pub fn start(profile: &Profile, choice: &LlmChoice) -> Option<Brain> {
     Some(Brain::new(profile, worker))
 }
 
-fn worker_spec(p: &Profile, name: &str, model: std::path::PathBuf) -> crate::worker::WorkerSpec {
+fn worker_spec(
+    p: &Profile,
+    name: &str,
+    model: std::path::PathBuf,
+) -> crate::worker::WorkerSpec<ChatClient> {
     let s = &p.llm;
     let mut args: Vec<std::ffi::OsString> = vec!["serve".into(), "--model".into(), model.into()];
     for (flag, value) in [
@@ -522,8 +542,8 @@ fn worker_spec(p: &Profile, name: &str, model: std::path::PathBuf) -> crate::wor
     crate::worker::WorkerSpec {
         program: crate::worker::program("cabin-llm", "CABIN_LLM_WORKER"),
         args,
-        model_name: name.to_string(),
-        system: system_prompt(p),
-        tools: tools(p).0,
+        what: "the language model worker",
+        program_env: "CABIN_LLM_WORKER",
+        connect: crate::worker::llm_connect(name.to_string(), system_prompt(p), tools(p).0),
     }
 }

@@ -38,6 +38,69 @@ fn problem(status: Status, what: impl Into<String>, fix: impl Into<String>) -> C
     }
 }
 
+/// The profile's models: known, installed, and whole (sha256, which reads each file once).
+fn models(profile: &Profile, dir: &std::path::Path) -> Vec<Check> {
+    let fetch =
+        "run `cabin models fetch` (as the service user, or with --dir set to its models directory)";
+    [
+        ("speech", &profile.models.asr),
+        ("language", &profile.models.llm),
+    ]
+    .into_iter()
+    .filter_map(|(kind, name)| Some((kind, name.as_deref()?)))
+    .map(|(kind, name)| {
+        let m = match crate::models::find(name) {
+            Ok(m) => m,
+            Err(e) => {
+                return problem(
+                    Status::Fail,
+                    e.to_string(),
+                    "name a model `cabin models list` shows in [models]",
+                )
+            }
+        };
+        let path = dir.join(m.file);
+        match crate::models::status(dir, m) {
+            crate::models::Installed::Missing => problem(
+                Status::Fail,
+                format!(
+                    "the {kind} model {name} is not installed at {}",
+                    path.display()
+                ),
+                fetch,
+            ),
+            crate::models::Installed::WrongSize(n) => problem(
+                Status::Fail,
+                format!(
+                    "the {kind} model at {} has {n} bytes, expected {}",
+                    path.display(),
+                    m.size
+                ),
+                fetch,
+            ),
+            crate::models::Installed::Ok => match crate::models::sha256_file(&path) {
+                Ok(sum) if sum == m.sha256 => {
+                    ok(format!("{kind} model {name}: installed, sha256 OK"))
+                }
+                Ok(_) => problem(
+                    Status::Fail,
+                    format!(
+                        "the {kind} model at {} is corrupt (sha256 differs)",
+                        path.display()
+                    ),
+                    fetch,
+                ),
+                Err(e) => problem(
+                    Status::Fail,
+                    format!("cannot read the {kind} model: {e}"),
+                    "check the file's permissions",
+                ),
+            },
+        }
+    })
+    .collect()
+}
+
 /// Runs every check. `api_bus` is where the daemon serves `org.cabin.Assistant1`.
 pub async fn run(profile: &Profile, api_bus: &BusAddress) -> Vec<Check> {
     let mut checks = vec![ok(format!(
@@ -47,6 +110,7 @@ pub async fn run(profile: &Profile, api_bus: &BusAddress) -> Vec<Check> {
         profile.small_talk.len()
     ))];
     checks.extend(machine());
+    checks.extend(models(profile, &crate::models::default_dir()));
 
     let timeout = profile.vehicle.timeout;
     match connect(api_bus, timeout).await {

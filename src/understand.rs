@@ -136,6 +136,11 @@ impl Assistant {
         }
     }
 
+    /// The model routes, when this assistant has them.
+    pub fn brain(&self) -> Option<&Brain> {
+        self.brain.as_deref()
+    }
+
     pub fn with_brain(mut self, brain: Arc<Brain>) -> Assistant {
         self.brain = Some(brain);
         self

@@ -1,29 +1,36 @@
-//! Supervision of the `cabin-llm` worker process: start it, wait for its `READY <url>` line,
-//! warm its prompt cache, restart it with back-off when it dies. Everyone else only reads the
-//! current [`WorkerState`], never waits on the process.
+//! Supervision of the worker processes (`cabin-llm`, `cabin-asr`): start one, wait for its
+//! `READY <address>` line, get it ready (warm a prompt cache), restart it with back-off when it
+//! dies. Everyone else only reads the current [`WorkerState`], never waits on the process.
 
 use crate::llm::{ChatClient, LlmError};
 use serde_json::{json, Value};
 use std::ffi::OsString;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 
+/// A worker's state, with the client that reaches it when it is ready.
 #[derive(Debug, Clone)]
-pub enum WorkerState {
+pub enum WorkerState<C = ChatClient> {
     Starting,
-    Ready(ChatClient),
+    Ready(C),
     /// Not available; why, with the fix where there is one.
     Down(String),
 }
 
-pub struct LlmWorker {
-    state: watch::Receiver<WorkerState>,
+pub struct Worker<C> {
+    state: watch::Receiver<WorkerState<C>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl Drop for LlmWorker {
+/// The local language model worker, reached over the OpenAI API.
+pub type LlmWorker = Worker<ChatClient>;
+
+impl<C> Drop for Worker<C> {
     fn drop(&mut self) {
         // Dropping the supervising task drops the child, which kills it.
         if let Some(t) = self.task.take() {
@@ -32,16 +39,18 @@ impl Drop for LlmWorker {
     }
 }
 
-/// How to run the worker.
-#[derive(Debug, Clone)]
-pub struct WorkerSpec {
+/// Turns the address a worker printed into its client, after any warm-up.
+pub type Connect<C> = Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = C> + Send>> + Send + Sync>;
+
+/// How to run a worker.
+pub struct WorkerSpec<C> {
     pub program: PathBuf,
     pub args: Vec<OsString>,
-    pub model_name: String,
-    /// System prompt and tools, evaluated once before the worker counts as ready, so the first
-    /// request finds them cached.
-    pub system: String,
-    pub tools: Value,
+    /// What the worker is, for messages ("the language model worker").
+    pub what: &'static str,
+    /// The variable that overrides where the program is, for messages.
+    pub program_env: &'static str,
+    pub connect: Connect<C>,
 }
 
 /// How long a worker may take from start to `READY` (loading a model from slow flash).
@@ -52,34 +61,35 @@ pub const SETTLE_LIMIT: Duration = Duration::from_secs(180);
 const STABLE_AFTER: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-impl LlmWorker {
+impl<C: Clone + Send + Sync + 'static> Worker<C> {
     /// A worker that is not there, for the reason given.
-    pub fn down(why: impl Into<String>) -> LlmWorker {
+    pub fn down(why: impl Into<String>) -> Worker<C> {
         let (_, state) = watch::channel(WorkerState::Down(why.into()));
-        LlmWorker { state, task: None }
+        Worker { state, task: None }
     }
 
-    /// An endpoint somebody else runs (another `cabin-llm`, any OpenAI-compatible server).
-    pub fn remote(client: ChatClient) -> LlmWorker {
+    /// A service somebody else runs (another `cabin-llm`, any OpenAI-compatible server, any
+    /// Wyoming ASR service).
+    pub fn remote(client: C) -> Worker<C> {
         let (_, state) = watch::channel(WorkerState::Ready(client));
-        LlmWorker { state, task: None }
+        Worker { state, task: None }
     }
 
-    pub fn supervise(spec: WorkerSpec) -> LlmWorker {
+    pub fn supervise(spec: WorkerSpec<C>) -> Worker<C> {
         let (tx, state) = watch::channel(WorkerState::Starting);
         let task = tokio::spawn(supervise(spec, tx));
-        LlmWorker {
+        Worker {
             state,
             task: Some(task),
         }
     }
 
-    pub fn state(&self) -> WorkerState {
+    pub fn state(&self) -> WorkerState<C> {
         self.state.borrow().clone()
     }
 
     /// Waits (at most `limit`) until the worker is ready or has failed once.
-    pub async fn settled(&self, limit: Duration) -> WorkerState {
+    pub async fn settled(&self, limit: Duration) -> WorkerState<C> {
         let mut rx = self.state.clone();
         let _ =
             tokio::time::timeout(limit, rx.wait_for(|s| !matches!(s, WorkerState::Starting))).await;
@@ -87,15 +97,19 @@ impl LlmWorker {
     }
 }
 
-async fn supervise(spec: WorkerSpec, state: watch::Sender<WorkerState>) {
+async fn supervise<C>(spec: WorkerSpec<C>, state: watch::Sender<WorkerState<C>>) {
+    let name = spec
+        .program
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
     let mut backoff = Duration::from_secs(1);
     loop {
         let started = Instant::now();
         let why = run_once(&spec, &state).await;
-        tracing::warn!("cabin-llm: {why}; restarting in {} s", backoff.as_secs());
-        state.send_replace(WorkerState::Down(format!(
-            "the language model worker stopped ({why})"
-        )));
+        tracing::warn!("{name}: {why}; restarting in {} s", backoff.as_secs());
+        state.send_replace(WorkerState::Down(format!("{} stopped ({why})", spec.what)));
         if started.elapsed() > STABLE_AFTER {
             backoff = Duration::from_secs(1);
         }
@@ -106,7 +120,7 @@ async fn supervise(spec: WorkerSpec, state: watch::Sender<WorkerState>) {
 }
 
 /// Runs the worker until it exits; returns why it stopped.
-async fn run_once(spec: &WorkerSpec, state: &watch::Sender<WorkerState>) -> String {
+async fn run_once<C>(spec: &WorkerSpec<C>, state: &watch::Sender<WorkerState<C>>) -> String {
     let mut command = tokio::process::Command::new(&spec.program);
     command
         .args(&spec.args)
@@ -126,8 +140,9 @@ async fn run_once(spec: &WorkerSpec, state: &watch::Sender<WorkerState>) -> Stri
         Ok(c) => c,
         Err(e) => {
             return format!(
-                "cannot start {}: {e} (build the workspace, or set CABIN_LLM_WORKER)",
-                spec.program.display()
+                "cannot start {}: {e} (build the workspace, or set {})",
+                spec.program.display(),
+                spec.program_env
             )
         }
     };
@@ -135,34 +150,45 @@ async fn run_once(spec: &WorkerSpec, state: &watch::Sender<WorkerState>) -> Stri
     let mut lines = BufReader::new(stdout).lines();
     let ready = tokio::time::timeout(START_LIMIT, async {
         while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(url) = line.strip_prefix("READY ") {
-                return Some(url.trim().to_string());
+            if let Some(address) = line.strip_prefix("READY ") {
+                return Some(address.trim().to_string());
             }
         }
         None
     });
-    let url = match ready.await {
-        Ok(Some(url)) => url,
+    let address = match ready.await {
+        Ok(Some(address)) => address,
         Ok(None) => return exit_reason(child.wait().await),
         Err(_) => return format!("not ready within {} s", START_LIMIT.as_secs()),
     };
-    let client = ChatClient::new(&url, &spec.model_name, None);
-    let started = Instant::now();
-    match warm_up(&client, &spec.system, &spec.tools).await {
-        Ok(()) => tracing::info!(
-            "cabin-llm ready at {url}; prompt cache warmed in {:.1} s",
-            started.elapsed().as_secs_f64()
-        ),
-        Err(e) => tracing::warn!("cabin-llm warm-up failed: {e}"),
-    }
+    let client = (spec.connect)(address).await;
     state.send_replace(WorkerState::Ready(client));
     // Keep reading stdout so the worker never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     exit_reason(child.wait().await)
 }
 
-/// Has the model evaluate the system prompt and tools every request starts with (one token
-/// generated), so their KV cache is there for the first real request.
+/// Connects to a `cabin-llm` and has it evaluate the system prompt and tools every request
+/// starts with, so their KV cache is there for the first real request.
+pub fn llm_connect(model_name: String, system: String, tools: Value) -> Connect<ChatClient> {
+    Arc::new(move |url: String| {
+        let (model_name, system, tools) = (model_name.clone(), system.clone(), tools.clone());
+        Box::pin(async move {
+            let client = ChatClient::new(&url, &model_name, None);
+            let started = Instant::now();
+            match warm_up(&client, &system, &tools).await {
+                Ok(()) => tracing::info!(
+                    "cabin-llm ready at {url}; prompt cache warmed in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                ),
+                Err(e) => tracing::warn!("cabin-llm warm-up failed: {e}"),
+            }
+            client
+        })
+    })
+}
+
+/// Has the model evaluate the system prompt and tools (one token generated).
 pub async fn warm_up(client: &ChatClient, system: &str, tools: &Value) -> Result<(), LlmError> {
     let messages = [
         json!({"role": "system", "content": system}),
@@ -181,8 +207,8 @@ fn exit_reason(status: std::io::Result<std::process::ExitStatus>) -> String {
     }
 }
 
-/// The worker program: `$CABIN_LLM_WORKER`, else `cabin-llm` beside this executable (or its
-/// parent directory, for test binaries in `deps/`), else from `PATH`.
+/// A worker program: `$<env>` (e.g. `CABIN_LLM_WORKER`), else `name` beside this executable
+/// (or its parent directory, for test binaries in `deps/`), else from `PATH`.
 pub fn program(name: &str, env: &str) -> PathBuf {
     if let Some(p) = std::env::var_os(env) {
         return p.into();

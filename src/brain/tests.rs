@@ -110,3 +110,20 @@ fn words_that_name_a_tool_are_read_as_that_tool() {
     );
     assert_eq!(brain.named_tool("Why did the tomato turn red?"), None);
 }
+
+#[test]
+fn the_system_prompt_shows_each_intents_phrasings_indirect_ones_included() {
+    let p = default_profile();
+    let prompt = system_prompt(&p);
+    assert!(
+        prompt.contains("\nits cold in here -> climate-warmer"),
+        "{prompt}"
+    );
+    for intent in &p.intents {
+        let tool = intent.name.replace('.', "-");
+        assert!(
+            prompt.contains(&format!(" -> {tool}\n")) || prompt.ends_with(&format!(" -> {tool}")),
+            "{tool}"
+        );
+    }
+}

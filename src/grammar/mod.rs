@@ -302,25 +302,43 @@ pub fn example_sentences(profile: &Profile) -> Vec<(usize, String)> {
     for (i, intent) in profile.intents.iter().enumerate() {
         for t in &intent.sentences {
             for e in t.expand().unwrap_or_default() {
-                let words: Vec<String> = e
-                    .iter()
-                    .map(|el| match el {
-                        Element::Literal(w) => w.clone(),
-                        Element::Slot(s) => match &profile.slot_types[&s.type_name] {
-                            SlotType::Enum { values, .. } => values[0].synonyms[0].join(" "),
-                            SlotType::Integer { min, max, .. } => ((min + max) / 2).to_string(),
-                            SlotType::Decimal { min, max, .. } => {
-                                format_number(((min + max) / 2.0).round())
-                            }
-                            SlotType::Text { .. } => "Alex".to_string(),
-                        },
-                    })
-                    .collect();
-                out.push((i, words.join(" ")));
+                out.push((i, render(profile, &e)));
             }
         }
     }
     out
+}
+
+/// The shortest sentence of each of an intent's templates: the few-shot examples that show the
+/// local model the intent's phrasings, indirect ones ("its cold in here") included.
+pub fn shortest_sentences(profile: &Profile, intent: usize) -> Vec<String> {
+    profile.intents[intent]
+        .sentences
+        .iter()
+        .filter_map(|t| {
+            t.expand()
+                .unwrap_or_default()
+                .iter()
+                .map(|e| render(profile, e))
+                .min_by_key(|s| s.len())
+        })
+        .collect()
+}
+
+fn render(profile: &Profile, expansion: &[Element]) -> String {
+    let words: Vec<String> = expansion
+        .iter()
+        .map(|el| match el {
+            Element::Literal(w) => w.clone(),
+            Element::Slot(s) => match &profile.slot_types[&s.type_name] {
+                SlotType::Enum { values, .. } => values[0].synonyms[0].join(" "),
+                SlotType::Integer { min, max, .. } => ((min + max) / 2).to_string(),
+                SlotType::Decimal { min, max, .. } => format_number(((min + max) / 2.0).round()),
+                SlotType::Text { .. } => "Alex".to_string(),
+            },
+        })
+        .collect();
+    words.join(" ")
 }
 
 /// Matches `steps` against all of `toks`; on success returns how many words free-text slots

@@ -162,7 +162,7 @@ fn read_number(words: &[Word], start: usize) -> Option<(f64, usize)> {
             let tail = chunk % 100;
             if let Some(u) = unit_value(word) {
                 // After a tens word ("twenty one") or at the start of a chunk.
-                let after_tens = tail >= 20 && tail % 10 == 0;
+                let after_tens = tail >= 20 && tail.is_multiple_of(10);
                 if !(tail == 0 && !(seen && chunk == 0 && total == 0) || after_tens) {
                     break;
                 }
@@ -185,7 +185,7 @@ fn read_number(words: &[Word], start: usize) -> Option<(f64, usize)> {
                 chunk = 0;
             } else if word == "and"
                 && seen
-                && chunk % 100 == 0
+                && chunk.is_multiple_of(100)
                 && (chunk >= 100 || total > 0)
                 && w(i + 1).is_some_and(|n| {
                     unit_value(n).is_some() || teen_value(n).is_some() || tens_value(n).is_some()

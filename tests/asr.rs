@@ -1,0 +1,418 @@
+//! The speech recognition worker (`cabin-asr`) over the Wyoming protocol, with the whisper
+//! model `cabin models fetch` converts, on real human speech (scripts/fetch-speech).
+//!
+//! Without the model or the recordings these tests skip with a message, except under CI, where
+//! either missing is a failure.
+
+mod common;
+
+use cabin::asr::{Address, AsrClient};
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncWriteExt, BufReader as AsyncBufReader};
+use wyoming::{AudioFormat, Event};
+
+const MODEL: &str = "whisper-tiny.en";
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn missing(what: String) -> Option<PathBuf> {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{what} is missing in CI: scripts/test must install it"
+    );
+    eprintln!("SKIPPED: {what} is missing");
+    None
+}
+
+fn model() -> Option<PathBuf> {
+    let path = cabin::models::default_dir().join(cabin::models::find(MODEL).unwrap().file);
+    if path.is_file() {
+        Some(path)
+    } else {
+        missing(format!("{} (run `cabin models fetch`)", path.display()))
+    }
+}
+
+/// The recordings of scripts/fetch-speech.
+fn speech() -> Option<PathBuf> {
+    let dir = std::env::var_os("CABIN_SPEECH_DIR")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cabin/speech"))
+        })?;
+    if dir.join("goforward.raw").is_file() {
+        Some(dir)
+    } else {
+        missing(format!("{} (run scripts/fetch-speech)", dir.display()))
+    }
+}
+
+/// A `cabin-asr` for one test; killed when dropped (and by the kernel with the test thread).
+struct Asr {
+    child: Child,
+    address: String,
+}
+
+impl Asr {
+    fn start(model: &Path, listen: &str) -> Asr {
+        let program = cabin::worker::program("cabin-asr", "CABIN_ASR_WORKER");
+        assert!(
+            program.is_file(),
+            "no cabin-asr at {}: run `cargo build --release --workspace` first",
+            program.display()
+        );
+        let mut cmd = Command::new(program);
+        cmd.args(["serve", "--threads", "2", "--listen", listen, "--model"])
+            .arg(model)
+            .stdout(Stdio::piped());
+        // SAFETY: prctl only; the worker dies with the test's thread.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("cabin-asr said {line:?} instead of READY"))
+            .trim()
+            .to_string();
+        Asr { child, address }
+    }
+
+    fn client(&self, prompt: Option<String>) -> AsrClient {
+        AsrClient::new(self.address.parse().unwrap(), prompt)
+    }
+}
+
+impl Drop for Asr {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Word error rate pieces: edits between normalised word sequences (numbers spoken or written
+/// compare equal: "ten" = "10"), and the reference's length.
+fn word_errors(reference: &str, hypothesis: &str) -> (usize, usize) {
+    let words = |t: &str| -> Vec<String> {
+        cabin::grammar::tokenize(t)
+            .into_iter()
+            .map(|t| t.norm)
+            .collect()
+    };
+    let (r, h) = (words(reference), words(hypothesis));
+    let mut prev: Vec<usize> = (0..=h.len()).collect();
+    for (i, rw) in r.iter().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, hw) in h.iter().enumerate() {
+            let sub = prev[j] + usize::from(rw != hw);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    (prev[h.len()], r.len())
+}
+
+/// Every recording with its reference transcript.
+fn corpus(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = vec![(
+        dir.join("goforward.raw"),
+        "go forward ten meters".to_string(),
+    )];
+    for (sub, list) in [
+        ("librivox", "transcription"),
+        ("cards", "cards.transcription"),
+    ] {
+        let text = std::fs::read_to_string(dir.join(sub).join(list)).unwrap();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            // "<s> words </s> (id)"; the file is the id's last path part.
+            let (words, id) = line.rsplit_once('(').unwrap();
+            let id = id.trim_end_matches(')').trim();
+            let file = dir
+                .join(sub)
+                .join(format!("{}.wav", id.rsplit('/').next().unwrap()));
+            let words = words.replace("<s>", "").replace("</s>", "");
+            out.push((file, words.trim().to_string()));
+        }
+    }
+    out
+}
+
+#[test]
+fn real_speech_is_transcribed_with_a_low_word_error_rate() {
+    let (Some(model), Some(speech)) = (model(), speech()) else {
+        return;
+    };
+    let asr = Asr::start(&model, "tcp://127.0.0.1:0");
+    let corpus = corpus(&speech);
+    assert_eq!(corpus.len(), 11);
+    let prompt = cabin::asr::vocabulary_prompt(&cabin::profile::Profile::embedded_default());
+    rt().block_on(async {
+        // With the default profile's vocabulary prompt, as Cabin sends it, and without.
+        let mut rates = Vec::new();
+        for prompt in [Some(prompt), None] {
+            let with = prompt.is_some();
+            let client = asr.client(prompt);
+            let (mut errors, mut words) = (0, 0);
+            for (file, reference) in &corpus {
+                let samples = cabin::audio::read(file).unwrap();
+                let t = client.transcribe(&samples, LIMIT).await.unwrap();
+                let (e, n) = word_errors(reference, &t.text);
+                eprintln!("{e}/{n} {:>6.0} ms  {:?} <- {reference:?}", t.ms, t.text);
+                errors += e;
+                words += n;
+            }
+            let wer = errors as f64 / words as f64;
+            eprintln!(
+                "word error rate {} the vocabulary prompt: {errors}/{words} = {:.1} %",
+                if with { "with" } else { "without" },
+                wer * 100.0
+            );
+            rates.push(wer);
+        }
+        assert!(
+            rates[0] <= 0.15,
+            "word error rate {:.1} %",
+            rates[0] * 100.0
+        );
+    });
+}
+
+#[test]
+fn silence_and_noise_floor_give_an_empty_transcript() {
+    let Some(model) = model() else { return };
+    let asr = Asr::start(&model, "tcp://127.0.0.1:0");
+    rt().block_on(async {
+        let client = asr.client(None);
+        // Digital silence, and hiss at about -66 dBFS (a quiet cabin): whisper, given these,
+        // answers "Thank you." or "you".
+        let silence = vec![0i16; 3 * 16_000];
+        let mut seed = 1u32;
+        let hiss: Vec<i16> = (0..3 * 16_000)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                ((seed >> 16) as i16) / 1024
+            })
+            .collect();
+        for samples in [silence, hiss, Vec::new()] {
+            let t = client.transcribe(&samples, LIMIT).await.unwrap();
+            assert_eq!(t.text, "");
+        }
+    });
+}
+
+#[test]
+fn protocol_errors_get_wyoming_error_events() {
+    let Some(model) = model() else { return };
+    let asr = Asr::start(&model, "tcp://127.0.0.1:0");
+    rt().block_on(async {
+        let client = asr.client(None);
+        // describe -> info naming the model and its language.
+        let info = client.describe(LIMIT).await.unwrap();
+        let langs = &info.data["asr"][0]["models"][0]["languages"];
+        assert_eq!(langs, &json!(["en"]), "{:?}", info.data);
+
+        let addr = asr.address.strip_prefix("tcp://").unwrap().to_string();
+        // Sends events (and raw bytes), returns the reply and the stream for more.
+        let exchange = |events: Vec<Event>, raw: Option<&'static [u8]>| {
+            let addr = addr.clone();
+            async move {
+                let s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+                let (r, mut w) = s.into_split();
+                for e in &events {
+                    wyoming::write(&mut w, e).await.unwrap();
+                }
+                if let Some(raw) = raw {
+                    w.write_all(raw).await.unwrap();
+                }
+                let mut r = AsyncBufReader::new(r);
+                let reply = tokio::time::timeout(LIMIT, wyoming::read(&mut r))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap();
+                (reply, r, w)
+            }
+        };
+        // The wrong sample rate is refused with the fix.
+        let cd = AudioFormat {
+            rate: 44_100,
+            width: 2,
+            channels: 1,
+        };
+        let (reply, mut r, mut w) = exchange(vec![wyoming::audio_start(cd)], None).await;
+        assert_eq!(reply.kind, "error");
+        assert!(reply.str("text").unwrap().contains("16 kHz"), "{reply:?}");
+        // The connection stays usable after a refused request.
+        wyoming::write(&mut w, &Event::new("describe", json!({})))
+            .await
+            .unwrap();
+        let next = wyoming::read(&mut r).await.unwrap().unwrap();
+        assert_eq!(next.kind, "info");
+        // A garbage header gets an error, then the connection is closed.
+        let (reply, mut r, _w) = exchange(vec![], Some(b"this is not json\n")).await;
+        assert_eq!(
+            (reply.kind.as_str(), reply.str("code")),
+            ("error", Some("malformed-event"))
+        );
+        let next = tokio::time::timeout(LIMIT, wyoming::read(&mut r))
+            .await
+            .unwrap();
+        assert!(matches!(next, Ok(None)), "{next:?}");
+        // Unknown events are ignored; the service still answers.
+        let (reply, _r, _w) = exchange(
+            vec![
+                Event::new("run-satellite", json!({})),
+                Event::new("describe", json!({})),
+            ],
+            None,
+        )
+        .await;
+        assert_eq!(reply.kind, "info");
+    });
+}
+
+#[test]
+fn a_unix_socket_serves_too_and_the_cli_prints_the_transcript() {
+    let (Some(model), Some(speech)) = (model(), speech()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("asr.sock");
+    let asr = Asr::start(&model, &format!("unix://{}", socket.display()));
+    assert!(matches!(
+        asr.address.parse::<Address>(),
+        Ok(Address::Unix(_))
+    ));
+    let started = Instant::now();
+    let mut cmd = Command::new(common::CABIN);
+    cmd.args(["transcribe", "--json", "--asr", &asr.address])
+        .arg(speech.join("goforward.raw"));
+    let out = common::output_within(cmd, LIMIT);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (errors, _) = word_errors("go forward ten meters", reply["text"].as_str().unwrap());
+    assert_eq!(errors, 0, "{reply}");
+    assert!(
+        (reply["audio_s"].as_f64().unwrap() - 2.79).abs() < 0.05,
+        "{reply}"
+    );
+    eprintln!("cli round trip {:?}", started.elapsed());
+    // SIGTERM: the worker stops cleanly and removes its socket.
+    let mut asr = asr;
+    unsafe { libc::kill(asr.child.id() as i32, libc::SIGTERM) };
+    assert!(asr.child.wait().unwrap().success());
+    assert!(
+        !socket.exists(),
+        "the worker removes its socket when it stops"
+    );
+}
+
+#[test]
+fn an_unreachable_service_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(common::CABIN);
+    cmd.args(["transcribe", "--asr"])
+        .arg(format!("unix://{}/none.sock", dir.path().display()))
+        .arg("-");
+    cmd.stdin(Stdio::null());
+    let out = common::output_within(cmd, LIMIT);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("cannot reach the speech recogniser at unix://"),
+        "{err}"
+    );
+}
+
+/// Speech synthesised by eSpeak NG (a Debian package), for commands no recording has.
+fn espeak(text: &str, wav: &Path) -> bool {
+    match Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(wav)
+        .arg(text)
+        .status()
+    {
+        Ok(s) if s.success() => true,
+        _ => missing("espeak-ng (scripts/setup installs it)".into()).is_some(),
+    }
+}
+
+#[tokio::test]
+async fn a_spoken_command_with_the_wake_word_changes_the_simulator() {
+    let Some(_) = model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("command.wav");
+    if !espeak("hey cabin, navigate to Munich Central Station", &wav) {
+        return;
+    }
+    let bus = common::TestBus::start();
+    let _sim = bus.start_sim();
+    let conn = bus.connect().await;
+    let out = bus.cabin(&["listen", "--json", "--input", wav.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["wake_word"], true, "{v}");
+    assert_eq!(v["outcome"]["intent"], "navigation.navigate_to", "{v}");
+    let destination = common::snapshot(&conn).await
+        ["Vehicle.Cabin.Infotainment.Navigation.DestinationSet.Name"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    assert_eq!(destination, "munich central station");
+}
+
+#[test]
+fn without_the_wake_word_or_speech_nothing_is_done() {
+    let (Some(_), Some(speech)) = (model(), speech()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let silence = dir.path().join("silence.raw");
+    std::fs::write(&silence, vec![0u8; 2 * 16_000 * 2]).unwrap();
+    for (input, transcript) in [(speech.join("goforward.raw"), true), (silence, false)] {
+        let mut cmd = Command::new(common::CABIN);
+        cmd.args(["listen", "--json", "--llm", "off", "--input"])
+            .arg(&input);
+        let out = common::output_within(cmd, LIMIT);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["outcome"], serde_json::Value::Null, "{v}");
+        assert_eq!(
+            v["transcript"].as_str().unwrap().is_empty(),
+            !transcript,
+            "{v}"
+        );
+        // Silence never reaches the recogniser.
+        assert_eq!(v.get("asr_ms").is_some(), transcript, "{v}");
+    }
+}

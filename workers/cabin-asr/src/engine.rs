@@ -1,0 +1,292 @@
+//! whisper.cpp on a thread of its own: inference blocks for hundreds of milliseconds, so it
+//! never runs on a tokio worker. Requests queue on a channel; `Drop` joins the thread.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+use tokio::sync::oneshot;
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+
+/// How much of whisper's 30 s encoder window to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioCtx {
+    /// The whole window, as the model was trained (slowest, safest).
+    Full,
+    /// The utterance's length plus a margin: a 3 s command encodes a tenth of the window.
+    Fit,
+}
+
+impl std::str::FromStr for AudioCtx {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "full" => Ok(AudioCtx::Full),
+            "fit" => Ok(AudioCtx::Fit),
+            _ => Err(format!("'{s}' is not an audio context: use full or fit")),
+        }
+    }
+}
+
+/// Encoder frames per second of audio (whisper: 1500 frames for 30 s).
+const FRAMES_PER_SECOND: usize = 50;
+const FULL_WINDOW: usize = 1500;
+
+impl AudioCtx {
+    /// The `audio_ctx` for `samples` of 16 kHz audio; 0 means the model's full window.
+    fn frames(self, samples: usize) -> i32 {
+        match self {
+            AudioCtx::Full => 0,
+            AudioCtx::Fit => {
+                // One second of margin, rounded up to 64 frames, at least 256: shorter
+                // windows made tiny.en repeat phrases.
+                let need = samples * FRAMES_PER_SECOND / 16_000 + FRAMES_PER_SECOND;
+                let frames = need.div_ceil(64) * 64;
+                frames.clamp(256, FULL_WINDOW) as i32
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub threads: usize,
+    pub audio_ctx: AudioCtx,
+    /// Language when a request names none; `None`: "en" for an English-only model, detected
+    /// by a multilingual one.
+    pub language: Option<String>,
+}
+
+pub struct Request {
+    /// 16 kHz mono samples in [-1, 1].
+    pub samples: Vec<f32>,
+    /// Text that biases the decoder towards the words the driver is likely to say.
+    pub prompt: Option<String>,
+    pub language: Option<String>,
+    pub reply: oneshot::Sender<Result<Transcript, String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Transcript {
+    pub text: String,
+    pub language: Option<String>,
+    pub decode_ms: f64,
+}
+
+/// What the engine learnt of its model when loading it.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    pub multilingual: bool,
+    pub language: Option<String>,
+}
+
+pub struct Engine {
+    tx: Option<mpsc::Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Loads the model (seconds) and starts the engine thread.
+    pub fn start(model: &Path, mut settings: Settings) -> anyhow::Result<(Engine, ModelInfo)> {
+        let params = WhisperContextParameters {
+            use_gpu: false,
+            ..Default::default()
+        };
+        let ctx = WhisperContext::new_with_params(model, params).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot load the whisper model {}: {e}; is it a whisper.cpp ggml file? \
+                 (`cabin models fetch` installs one)",
+                model.display()
+            )
+        })?;
+        let multilingual = ctx.is_multilingual();
+        if !multilingual {
+            settings.language.get_or_insert_with(|| "en".into());
+        }
+        let info = ModelInfo {
+            multilingual,
+            language: settings.language.clone(),
+        };
+        let mut state = ctx
+            .create_state()
+            .map_err(|e| anyhow::anyhow!("cannot allocate whisper's state: {e}"))?;
+        let (tx, rx) = mpsc::channel::<Request>();
+        let thread = std::thread::Builder::new()
+            .name("whisper".into())
+            .spawn(move || {
+                for req in rx {
+                    let result = transcribe(&mut state, &settings, &req);
+                    let _ = req.reply.send(result);
+                }
+                drop(state);
+                drop(ctx);
+            })?;
+        Ok((
+            Engine {
+                tx: Some(tx),
+                thread: Some(thread),
+            },
+            info,
+        ))
+    }
+
+    pub fn submit(&self, req: Request) -> Result<(), Request> {
+        self.tx
+            .as_ref()
+            .expect("sender lives until drop")
+            .send(req)
+            .map_err(|e| e.0)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn transcribe(
+    state: &mut whisper_rs::WhisperState,
+    settings: &Settings,
+    req: &Request,
+) -> Result<Transcript, String> {
+    let started = Instant::now();
+    let language = req.language.as_deref().or(settings.language.as_deref());
+    let fit = settings.audio_ctx.frames(req.samples.len());
+    let mut text = decode(state, settings.threads, fit, language, req)?;
+    if fit != 0 && looped(&text) {
+        // A shortened window sometimes sends small models into a loop ("seven of clubs seven
+        // of clubs …"); the full window, as trained, does not.
+        tracing::info!(first = %text, "decoder looped on the short window; retrying on the full one");
+        text = decode(state, settings.threads, 0, language, req)?;
+    }
+    Ok(Transcript {
+        text,
+        language: language.map(str::to_string),
+        decode_ms: started.elapsed().as_secs_f64() * 1000.0,
+    })
+}
+
+fn decode(
+    state: &mut whisper_rs::WhisperState,
+    threads: usize,
+    audio_ctx: i32,
+    language: Option<&str>,
+    req: &Request,
+) -> Result<String, String> {
+    let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+    params.set_n_threads(threads as i32);
+    params.set_audio_ctx(audio_ctx);
+    params.set_language(language);
+    params.set_detect_language(false);
+    params.set_no_context(true);
+    params.set_single_segment(true);
+    params.set_no_timestamps(true);
+    params.set_suppress_blank(true);
+    params.set_suppress_nst(true);
+    params.set_print_special(false);
+    params.set_print_progress(false);
+    params.set_print_realtime(false);
+    params.set_print_timestamps(false);
+    // Speech runs at under 6 tokens a second; a cap bounds the time a loop can waste.
+    let seconds = req.samples.len().div_ceil(16_000);
+    params.set_max_tokens((MAX_TOKENS_BASE + MAX_TOKENS_PER_SECOND * seconds) as i32);
+    // Retrying at higher temperatures is what makes whisper invent text on noise.
+    params.set_temperature_inc(0.0);
+    let prompt = req.prompt.as_deref().map(|p| p.replace('\0', " "));
+    if let Some(p) = prompt.as_deref().filter(|p| !p.trim().is_empty()) {
+        params.set_initial_prompt(p);
+    }
+    state
+        .full(params, &req.samples)
+        .map_err(|e| format!("whisper failed: {e}"))?;
+    let mut text = String::new();
+    for segment in state.as_iter() {
+        if let Ok(s) = segment.to_str_lossy() {
+            text.push_str(&s);
+        }
+    }
+    Ok(clean(&text))
+}
+
+const MAX_TOKENS_BASE: usize = 10;
+const MAX_TOKENS_PER_SECOND: usize = 8;
+
+/// Whether the text ends in a phrase repeated back to back: one word four times, or two to six
+/// words three times ("go forward ten meters go forward ten meters go forward ten meters").
+pub fn looped(text: &str) -> bool {
+    // Hyphens split words: loops also happen inside one ("old-s-y-y-y-y").
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    (1..=6).any(|n| {
+        let times = if n == 1 { 4 } else { 3 };
+        words.len() >= n * times
+            && words.windows(n * times).any(|w| {
+                let first = &w[..n];
+                w.chunks(n).all(|c| c == first)
+            })
+    })
+}
+
+/// Drops whisper's non-speech annotations ("[BLANK_AUDIO]", "(engine revving)", "*music*")
+/// and squeezes spaces.
+pub fn clean(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut close: Option<char> = None;
+    for c in text.chars() {
+        match close {
+            Some(end) if c == end => close = None,
+            Some(_) => {}
+            None => match c {
+                '[' => close = Some(']'),
+                '(' => close = Some(')'),
+                '*' => close = Some('*'),
+                _ => out.push(c),
+            },
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotations_are_dropped() {
+        assert_eq!(clean(" [BLANK_AUDIO]"), "");
+        assert_eq!(
+            clean(" Turn it up. (music) *laughs*  now"),
+            "Turn it up. now"
+        );
+        assert_eq!(clean("set it to 21.5 degrees"), "set it to 21.5 degrees");
+    }
+
+    #[test]
+    fn loops_are_recognised_and_ordinary_repeats_are_not() {
+        assert!(looped(
+            "Go forward 10 meters. Go forward 10 meters. Go forward 10 meters."
+        ));
+        assert!(looped("7 of clubs. 7 7 7 7"));
+        assert!(looped("He was not an old-s-y-y-y-y-y-y"));
+        assert!(!looped("Five five."));
+        assert!(!looped("Eight of spades. Four of clubs. Seven of hearts."));
+        assert!(!looped("set it to twenty two, no, twenty two"));
+        assert!(!looped(""));
+    }
+
+    #[test]
+    fn fit_window_covers_the_utterance_with_a_margin() {
+        assert_eq!(AudioCtx::Full.frames(16_000), 0);
+        assert_eq!(AudioCtx::Fit.frames(16_000), 256);
+        // 8 s: 400 frames + 50 margin -> 512.
+        assert_eq!(AudioCtx::Fit.frames(8 * 16_000), 512);
+        assert_eq!(AudioCtx::Fit.frames(60 * 16_000), 1500);
+    }
+}

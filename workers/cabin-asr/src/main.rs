@@ -1,0 +1,155 @@
+//! `cabin-asr`: Cabin's speech recognition worker. It loads a whisper.cpp model once and serves
+//! the Wyoming protocol, so the daemon (or Home Assistant, or any Wyoming client) sends audio
+//! and gets a transcript. It is its own process because whisper.cpp and llama.cpp each bundle
+//! ggml and cannot share one binary.
+
+mod engine;
+mod server;
+
+use clap::{Parser, Subcommand};
+use engine::{AudioCtx, Engine, Settings};
+use serde_json::json;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Cabin's speech recognition worker: whisper.cpp over the Wyoming protocol"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load the model and serve Wyoming until SIGTERM; prints `READY <uri>` once it serves
+    Serve {
+        /// whisper.cpp ggml model (`cabin models path` shows where Cabin installs them)
+        #[arg(long)]
+        model: PathBuf,
+        /// tcp://HOST:PORT (port 0 picks a free one) or unix://PATH
+        #[arg(long, default_value = "tcp://127.0.0.1:0")]
+        listen: String,
+        /// Inference threads (default: all cores)
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Encoder window: `fit` sizes it to the utterance (much faster for short commands),
+        /// `full` uses whisper's whole 30 s window
+        #[arg(long, default_value = "fit")]
+        audio_ctx: AudioCtx,
+        /// Language when a request names none; default: en for English-only models, detected
+        /// otherwise
+        #[arg(long)]
+        language: Option<String>,
+        /// Decoder prompt when a request brings none (vocabulary the driver is likely to use)
+        #[arg(long)]
+        prompt: Option<String>,
+        /// Audio whose loudest 20 ms is quieter than this is answered with an empty transcript
+        #[arg(long, default_value_t = -50.0, allow_hyphen_values = true)]
+        silence_dbfs: f32,
+        /// Longest utterance accepted, seconds
+        #[arg(long, default_value_t = 30)]
+        max_seconds: usize,
+        /// Model name reported by `describe`
+        #[arg(long, default_value = "whisper")]
+        name: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,whisper_rs=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    whisper_rs::install_logging_hooks();
+    let Command::Serve {
+        model,
+        listen,
+        threads,
+        audio_ctx,
+        language,
+        prompt,
+        silence_dbfs,
+        max_seconds,
+        name,
+    } = Cli::parse().command;
+    let threads = threads
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(2)
+        .max(1);
+    let loading = std::time::Instant::now();
+    tracing::info!(model = %model.display(), threads, ?audio_ctx, "loading");
+    let settings = Settings {
+        threads,
+        audio_ctx,
+        language,
+    };
+    let (engine, info) = Engine::start(&model, settings)?;
+    tracing::info!(
+        seconds = loading.elapsed().as_secs_f64(),
+        multilingual = info.multilingual,
+        language = info.language.as_deref().unwrap_or("detected"),
+        "model loaded"
+    );
+    let languages: Vec<&str> = if info.multilingual {
+        (0..=whisper_rs::get_lang_max_id())
+            .filter_map(whisper_rs::get_lang_str)
+            .collect()
+    } else {
+        vec!["en"]
+    };
+    let attribution = json!({"name": "OpenAI Whisper, whisper.cpp", "url": "https://github.com/ggml-org/whisper.cpp"});
+    let service = server::Service {
+        engine,
+        info: json!({"asr": [{
+            "name": "cabin-asr",
+            "description": "Cabin's whisper.cpp worker",
+            "attribution": attribution,
+            "installed": true,
+            "version": env!("CARGO_PKG_VERSION"),
+            "models": [{
+                "name": name,
+                "description": format!("whisper.cpp model {}", model.display()),
+                "attribution": attribution,
+                "installed": true,
+                "languages": languages,
+                "version": null,
+            }],
+        }]}),
+        prompt,
+        silence_dbfs,
+        max_samples: max_seconds * 16_000,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = server::Listener::bind(&listen).await?;
+        let uri = listener.uri();
+        tracing::info!(%uri, "serving");
+        // The supervisor reads this line to know where and when to connect.
+        println!("READY {uri}");
+        std::io::stdout().flush()?;
+        server::run(listener, Arc::new(service), shutdown()).await;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+async fn shutdown() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
