@@ -297,19 +297,7 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
                             ),
                         },
                     };
-                    let bus = bus.unwrap_or_else(|| profile.vehicle.bus.clone());
-                    let vehicle = VehicleBus::new(bus, profile.vehicle.timeout);
-                    let assistant = with_brain(
-                        Arc::new(profile),
-                        vehicle,
-                        &llm.llm,
-                        cabin::worker::SETTLE_LIMIT,
-                    )
-                    .await;
-                    let turn = assistant
-                        .turn(&text, zone.as_deref(), Default::default(), |_| {})
-                        .await;
-                    serde_json::to_value(&turn.outcome)?
+                    one_turn(profile, bus, &llm.llm, &text, zone.as_deref()).await?
                 }
                 None => ask_daemon(&bus.unwrap_or_default(), &text, from.as_deref()).await?,
             };
@@ -477,19 +465,7 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             };
             match command.filter(|c| !c.trim().is_empty()) {
                 Some(command) => {
-                    let bus = bus.unwrap_or_else(|| profile.vehicle.bus.clone());
-                    let vehicle = VehicleBus::new(bus, profile.vehicle.timeout);
-                    let assistant = with_brain(
-                        Arc::new(profile),
-                        vehicle,
-                        &llm.llm,
-                        cabin::worker::SETTLE_LIMIT,
-                    )
-                    .await;
-                    let turn = assistant
-                        .turn(&command, None, Default::default(), |_| {})
-                        .await;
-                    out["outcome"] = serde_json::to_value(&turn.outcome)?;
+                    out["outcome"] = one_turn(profile, bus, &llm.llm, &command, None).await?;
                 }
                 None => out["outcome"] = serde_json::Value::Null,
             }
@@ -627,6 +603,22 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
         }
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Handles one utterance in this process (no daemon) and returns its outcome as JSON. The
+/// vehicle services are on `bus`, else the profile's.
+async fn one_turn(
+    profile: Profile,
+    bus: Option<BusAddress>,
+    llm: &cabin::brain::LlmChoice,
+    text: &str,
+    zone: Option<&str>,
+) -> anyhow::Result<serde_json::Value> {
+    let bus = bus.unwrap_or_else(|| profile.vehicle.bus.clone());
+    let vehicle = VehicleBus::new(bus, profile.vehicle.timeout);
+    let assistant = with_brain(Arc::new(profile), vehicle, llm, cabin::worker::SETTLE_LIMIT).await;
+    let turn = assistant.turn(text, zone, Default::default(), |_| {}).await;
+    Ok(serde_json::to_value(&turn.outcome)?)
 }
 
 /// The speech recogniser `choice` names, started and ready; the worker (which stops when

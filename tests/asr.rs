@@ -8,8 +8,6 @@ mod common;
 
 use cabin::asr::{Address, AsrClient};
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -67,25 +65,8 @@ impl Asr {
         );
         let mut cmd = Command::new(program);
         cmd.args(["serve", "--threads", "2", "--listen", listen, "--model"])
-            .arg(model)
-            .stdout(Stdio::piped());
-        // SAFETY: prctl only; the worker dies with the test's thread.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let address = line
-            .strip_prefix("READY ")
-            .unwrap_or_else(|| panic!("cabin-asr said {line:?} instead of READY"))
-            .trim()
-            .to_string();
+            .arg(model);
+        let (child, address) = common::spawn_worker(&mut cmd);
         Asr { child, address }
     }
 

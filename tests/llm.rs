@@ -13,10 +13,9 @@ use cabin::understand::Route;
 use cabin::worker::LlmWorker;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -62,28 +61,12 @@ fn worker_url(raw: bool) -> Option<&'static str> {
             std::thread::spawn(move || {
                 let mut cmd = Command::new(worker);
                 cmd.args(["serve", "--context", "4096", "--model"])
-                    .arg(&model)
-                    .stdout(Stdio::piped());
-                // SAFETY: prctl only; the worker dies with the test process.
-                unsafe {
-                    cmd.pre_exec(|| {
-                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                        Ok(())
-                    });
-                }
-                let mut child = cmd.spawn().unwrap();
-                let mut out = BufReader::new(child.stdout.take().unwrap());
-                let mut line = String::new();
-                out.read_line(&mut line).unwrap();
-                tx.send(line).unwrap();
+                    .arg(&model);
+                let (mut child, url) = common::spawn_worker(&mut cmd);
+                tx.send(url).unwrap();
                 let _ = child.wait();
             });
-            let line = rx.recv().unwrap();
-            let url = line
-                .strip_prefix("READY ")
-                .expect("READY line")
-                .trim()
-                .to_string();
+            let url = rx.recv().unwrap();
             Some(url)
         })
         .as_deref()

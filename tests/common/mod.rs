@@ -220,3 +220,28 @@ pub async fn up_with(profile: Option<&Path>) -> Up {
         bus,
     }
 }
+
+/// Starts a worker (`cabin-llm serve`, `cabin-asr serve`) and returns it with the address of
+/// its `READY <address>` line. The kernel kills it when the spawning thread ends.
+pub fn spawn_worker(cmd: &mut Command) -> (std::process::Child, String) {
+    use std::os::unix::process::CommandExt;
+    cmd.stdout(Stdio::piped());
+    // SAFETY: prctl only.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line
+        .strip_prefix("READY ")
+        .unwrap_or_else(|| panic!("{cmd:?} said {line:?} instead of READY"))
+        .trim()
+        .to_string();
+    (child, address)
+}
