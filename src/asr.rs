@@ -227,20 +227,12 @@ pub fn start(profile: &Profile, choice: &AsrChoice) -> Option<AsrWorker> {
         (AsrChoice::Remote(address), _) => {
             Some(Worker::remote(AsrClient::new(address.clone(), prompt)))
         }
-        (AsrChoice::Auto, Some(name)) => Some(match crate::models::find(name) {
-            Err(e) => Worker::down(e.to_string()),
-            Ok(m) => {
-                let path = crate::models::default_dir().join(m.file);
-                if path.is_file() {
-                    Worker::supervise(worker_spec(path, prompt))
-                } else {
-                    Worker::down(format!(
-                        "the speech model {name} is not installed at {}; run `cabin models fetch`",
-                        path.display()
-                    ))
-                }
-            }
-        }),
+        (AsrChoice::Auto, Some(name)) => {
+            Some(match crate::models::installed(name, "speech model") {
+                Ok(path) => Worker::supervise(worker_spec(path, prompt)),
+                Err(why) => Worker::down(why),
+            })
+        }
     }
 }
 

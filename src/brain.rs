@@ -501,19 +501,9 @@ pub fn start(profile: &Profile, choice: &LlmChoice) -> Option<Brain> {
             name.as_deref().unwrap_or("default"),
             None,
         )),
-        (LlmChoice::Auto, Some(name)) => match crate::models::find(&name) {
-            Err(e) => LlmWorker::down(e.to_string()),
-            Ok(m) => {
-                let path = crate::models::default_dir().join(m.file);
-                if path.is_file() {
-                    LlmWorker::supervise(worker_spec(profile, &name, path))
-                } else {
-                    LlmWorker::down(format!(
-                        "the model {name} is not installed at {}; run `cabin models fetch`",
-                        path.display()
-                    ))
-                }
-            }
+        (LlmChoice::Auto, Some(name)) => match crate::models::installed(&name, "model") {
+            Ok(path) => LlmWorker::supervise(worker_spec(profile, &name, path)),
+            Err(why) => LlmWorker::down(why),
         },
     };
     Some(Brain::new(profile, worker))

