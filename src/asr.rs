@@ -340,7 +340,7 @@ mod tests {
     fn prompt_starts_with_the_wake_word_and_stays_short() {
         let p = Profile::embedded_default();
         let prompt = vocabulary_prompt(&p);
-        assert!(prompt.starts_with("Hey cabin. "), "{prompt}");
+        assert!(prompt.starts_with("Hey jarvis. "), "{prompt}");
         assert!(prompt.len() <= PROMPT_CHARS);
         assert!(prompt.matches(". ").count() > 10, "{prompt}");
     }

@@ -42,63 +42,89 @@ fn problem(status: Status, what: impl Into<String>, fix: impl Into<String>) -> C
 fn models(profile: &Profile, dir: &std::path::Path) -> Vec<Check> {
     let fetch =
         "run `cabin models fetch` (as the service user, or with --dir set to its models directory)";
-    [
-        ("speech", &profile.models.asr),
-        ("language", &profile.models.llm),
-    ]
-    .into_iter()
-    .filter_map(|(kind, name)| Some((kind, name.as_deref()?)))
-    .map(|(kind, name)| {
-        let m = match crate::models::find(name) {
-            Ok(m) => m,
-            Err(e) => {
-                return problem(
-                    Status::Fail,
-                    e.to_string(),
-                    "name a model `cabin models list` shows in [models]",
-                )
-            }
-        };
-        let path = dir.join(m.file);
-        match crate::models::status(dir, m) {
-            crate::models::Installed::Missing => problem(
-                Status::Fail,
-                format!(
-                    "the {kind} model {name} is not installed at {}",
-                    path.display()
-                ),
-                fetch,
-            ),
-            crate::models::Installed::WrongSize(n) => problem(
-                Status::Fail,
-                format!(
-                    "the {kind} model at {} has {n} bytes, expected {}",
-                    path.display(),
-                    m.size
-                ),
-                fetch,
-            ),
-            crate::models::Installed::Ok => match crate::models::sha256_file(&path) {
-                Ok(sum) if sum == m.sha256 => {
-                    ok(format!("{kind} model {name}: installed, sha256 OK"))
+    let mut checks: Vec<Check> = crate::models::needed(&profile.models)
+        .into_iter()
+        .map(|(kind, name)| {
+            let m = match crate::models::find(&name) {
+                Ok(m) => m,
+                Err(e) => {
+                    return problem(
+                        Status::Fail,
+                        e.to_string(),
+                        "name a model `cabin models list` shows in [models]",
+                    )
                 }
-                Ok(_) => problem(
+            };
+            let path = dir.join(m.file);
+            match crate::models::status(dir, m) {
+                crate::models::Installed::Missing => problem(
                     Status::Fail,
                     format!(
-                        "the {kind} model at {} is corrupt (sha256 differs)",
+                        "the {kind} model {name} is not installed at {}",
                         path.display()
                     ),
                     fetch,
                 ),
-                Err(e) => problem(
+                crate::models::Installed::WrongSize(n) => problem(
                     Status::Fail,
-                    format!("cannot read the {kind} model: {e}"),
-                    "check the file's permissions",
+                    format!(
+                        "the {kind} model at {} has {n} bytes, expected {}",
+                        path.display(),
+                        m.size
+                    ),
+                    fetch,
                 ),
-            },
-        }
-    })
-    .collect()
+                crate::models::Installed::Ok => match crate::models::sha256_file(&path) {
+                    Ok(sum) if sum == m.sha256 => {
+                        ok(format!("{kind} model {name}: installed, sha256 OK"))
+                    }
+                    Ok(_) => problem(
+                        Status::Fail,
+                        format!(
+                            "the {kind} model at {} is corrupt (sha256 differs)",
+                            path.display()
+                        ),
+                        fetch,
+                    ),
+                    Err(e) => problem(
+                        Status::Fail,
+                        format!("cannot read the {kind} model: {e}"),
+                        "check the file's permissions",
+                    ),
+                },
+            }
+        })
+        .collect();
+    if let Some(own) = profile
+        .models
+        .wake
+        .as_deref()
+        .filter(|w| crate::wake::is_path(w))
+    {
+        checks.push(if std::path::Path::new(own).is_file() {
+            ok(format!("wake word model {own}: present"))
+        } else {
+            problem(
+                Status::Fail,
+                format!("the profile's wake word model {own} does not exist"),
+                "install the OEM's keyword model there, or name a catalogue model in [models] wake",
+            )
+        });
+    }
+    checks
+}
+
+/// Whether the profile's capture device opens (a running daemon may hold it: then this fails
+/// although the daemon hears fine, which the message says).
+fn microphone(device: &str) -> Check {
+    match crate::mic::Microphone::open(device) {
+        Ok(_) => ok(format!("capture device '{device}' opens")),
+        Err(e) => problem(
+            Status::Warn,
+            format!("capture device '{device}': {e}"),
+            "check the sound card (`arecord -l`) and [audio] input in the profile; a running Cabin may hold the device; without one Cabin serves text and D-Bus only",
+        ),
+    }
 }
 
 /// Runs every check. `api_bus` is where the daemon serves `org.cabin.Assistant1`.
@@ -111,6 +137,7 @@ pub async fn run(profile: &Profile, api_bus: &BusAddress) -> Vec<Check> {
     ))];
     checks.extend(machine());
     checks.extend(models(profile, &crate::models::default_dir()));
+    checks.push(microphone(&profile.audio.input));
 
     let timeout = profile.vehicle.timeout;
     match connect(api_bus, timeout).await {

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use cabin::action::VehicleBus;
 use cabin::bus::BusAddress;
 use cabin::daemon::{self, api};
+use cabin::listen::{Engines, FrontEnd, Heard, Input};
 use cabin::profile::{ActionKind, Profile};
 use cabin::understand::Assistant;
 use clap::{Parser, Subcommand};
@@ -41,6 +42,14 @@ enum Command {
         log_private: bool,
         #[command(flatten)]
         llm: LlmArg,
+        /// Audio input: `mic` (the profile's capture device), `mic:NAME`, a recording, `-`
+        /// (raw 16 kHz mono s16le on standard input), `null` (silence), or `off`.
+        #[arg(long, env = "CABIN_INPUT", default_value = "mic")]
+        input: String,
+        /// Speech recognition: auto (the supervised worker), off, or a Wyoming service's
+        /// tcp:// or unix:// address.
+        #[arg(long, env = "CABIN_ASR", default_value = "auto")]
+        asr: cabin::asr::AsrChoice,
     },
     /// Send text to the running daemon (or, with --profile, handle it in-process) and print
     /// the reply.
@@ -100,9 +109,10 @@ enum Command {
     /// Run the speech front end on a recording: find the speech in it, transcribe it, check for
     /// the wake word, then understand and act as `say` does (in this process).
     Listen {
-        /// WAV file (any rate and channels) or raw 16 kHz mono s16le; `-` reads standard input.
+        /// WAV file (any rate and channels) or raw 16 kHz mono s16le; `-` reads raw audio
+        /// from standard input, `mic` (or `mic:NAME`) a capture device, `null` silence.
         #[arg(long)]
-        input: PathBuf,
+        input: String,
         #[arg(long)]
         profile: Option<PathBuf>,
         /// Bus of the vehicle services (default: the profile's).
@@ -110,7 +120,7 @@ enum Command {
         bus: Option<BusAddress>,
         #[arg(long, env = "CABIN_ASR", default_value = "auto")]
         asr: cabin::asr::AsrChoice,
-        /// Act on the command without a wake word in the recording (push-to-talk).
+        /// Capture the first command without a wake word (push-to-talk).
         #[arg(long)]
         push_to_talk: bool,
         #[command(flatten)]
@@ -254,6 +264,8 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             bus,
             log_private,
             llm,
+            input,
+            asr,
         } => {
             cabin::logging::log_private(log_private);
             // Handlers go in before the bus name is taken: a stop request during start-up must
@@ -262,9 +274,15 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             let profile = Arc::new(Profile::load_or_default(profile.as_deref())?);
             daemon::run(
                 daemon::DaemonConfig {
+                    input: match input.as_str() {
+                        "off" => None,
+                        "mic" => Some(Input::Device(profile.audio.input.clone())),
+                        other => Some(Input::parse(other)),
+                    },
                     profile,
                     bus,
                     llm: llm.llm,
+                    asr,
                 },
                 shutdown,
             )
@@ -357,12 +375,13 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
                 if let Some(tts) = &profile.models.tts {
                     eprintln!("skipping the tts model '{tts}': speech output is not built into this Cabin yet");
                 }
-                profile
-                    .models
-                    .asr
-                    .into_iter()
-                    .chain(profile.models.llm)
-                    .collect()
+                let mut names: Vec<String> = Vec::new();
+                for (_, name) in cabin::models::needed(&profile.models) {
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+                names
             } else {
                 model
             };
@@ -434,49 +453,39 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             llm,
             json,
         } => {
-            let profile = Profile::load_or_default(profile.as_deref())?;
-            let samples = tokio::task::spawn_blocking(move || cabin::audio::read(&input)).await??;
-            let (_worker, client) = asr_client(&profile, &asr).await?;
-            let audio_s = samples.len() as f64 / cabin::audio::RATE as f64;
-            let mut out = serde_json::json!({"audio_s": audio_s});
-            let command = match cabin::audio::speech_span(&samples) {
-                None => {
-                    out["transcript"] = "".into();
-                    None
-                }
-                Some(span) => {
-                    out["speech_s"] = ((span.end - span.start) as f64 / 16_000.0).into();
-                    let t = client
-                        .transcribe(&samples[span], std::time::Duration::from_secs(60))
-                        .await?;
-                    out["transcript"] = t.text.clone().into();
-                    out["asr_ms"] = t.ms.into();
-                    match cabin::asr::after_wake_word(&t.text, &profile.assistant.wake_words) {
-                        Some(rest) => {
-                            out["wake_word"] = true.into();
-                            Some(rest.to_string())
-                        }
-                        None => {
-                            out["wake_word"] = false.into();
-                            push_to_talk.then_some(t.text)
-                        }
-                    }
-                }
-            };
-            match command.filter(|c| !c.trim().is_empty()) {
-                Some(command) => {
-                    out["outcome"] = one_turn(profile, bus, &llm.llm, &command, None).await?;
-                }
-                None => out["outcome"] = serde_json::Value::Null,
-            }
+            let profile = Arc::new(Profile::load_or_default(profile.as_deref())?);
+            let out = listen(
+                profile,
+                Input::parse(&input),
+                bus,
+                &asr,
+                push_to_talk,
+                &llm.llm,
+            )
+            .await?;
             if json {
                 print_out(&format!("{out}\n"))?;
             } else {
-                let heard = out["transcript"].as_str().unwrap_or_default();
-                let reply = out["outcome"]["reply"].as_str().unwrap_or(
-                    "(nothing to do: no speech, or no wake word; --push-to-talk acts without one)",
+                let mut text = String::new();
+                for c in out["commands"].as_array().into_iter().flatten() {
+                    text.push_str(&format!(
+                        "{:6.2} s  heard: {}\n          {}\n",
+                        c["at"].as_f64().unwrap_or_default(),
+                        c["transcript"].as_str().unwrap_or_default(),
+                        c["outcome"]["reply"].as_str().unwrap_or("(nothing to do)")
+                    ));
+                }
+                if text.is_empty() {
+                    text = "nothing to do: no wake word, or no speech after it (--push-to-talk listens without one)\n".into();
+                }
+                print_out(&text)?;
+                let f = &out["front_end"];
+                eprintln!(
+                    "{:.1} s of audio; wake word {:.1} % and voice activity {:.1} % of one core",
+                    out["audio_s"].as_f64().unwrap_or_default(),
+                    f["wake_cpu_percent"].as_f64().unwrap_or_default(),
+                    f["vad_cpu_percent"].as_f64().unwrap_or_default()
                 );
-                print_out(&format!("heard: {heard}\n{reply}\n"))?;
             }
         }
         Command::Models {
@@ -637,6 +646,111 @@ async fn asr_client(
             cabin::worker::SETTLE_LIMIT.as_secs()
         ),
     }
+}
+
+/// Runs the front end over `input` until it ends: every command heard after the wake word
+/// (or, with `push_to_talk`, the first one without it) is transcribed and handled in this
+/// process. Returns a JSON report.
+async fn listen(
+    profile: Arc<Profile>,
+    input: Input,
+    bus: Option<BusAddress>,
+    asr: &cabin::asr::AsrChoice,
+    push_to_talk: bool,
+    llm: &cabin::brain::LlmChoice,
+) -> Result<serde_json::Value> {
+    let engines = Engines::load(&profile)?;
+    let (_worker, client) = asr_client(&profile, asr).await?;
+    let bus = bus.unwrap_or_else(|| profile.vehicle.bus.clone());
+    let vehicle = VehicleBus::new(bus, profile.vehicle.timeout);
+    let assistant = with_brain(profile.clone(), vehicle, llm, cabin::worker::SETTLE_LIMIT).await;
+    let (heard_tx, mut heard) = tokio::sync::mpsc::channel(16);
+    let front_end = FrontEnd::start(
+        input,
+        engines,
+        profile.listen.clone(),
+        push_to_talk,
+        heard_tx,
+    )?;
+    let mut out = serde_json::json!({"wakes": [], "commands": [], "no_speech": []});
+    let mut context = Default::default();
+    while let Some(h) = heard.recv().await {
+        match h {
+            Heard::Wake { at, score } => {
+                out["wakes"]
+                    .as_array_mut()
+                    .expect("an array")
+                    .push(serde_json::json!({"at": at, "score": score}));
+            }
+            Heard::NoSpeech { at } => {
+                out["no_speech"]
+                    .as_array_mut()
+                    .expect("an array")
+                    .push(at.into());
+            }
+            Heard::Command { audio, at, cut_off } => {
+                let t = client
+                    .transcribe(&audio, std::time::Duration::from_secs(60))
+                    .await?;
+                let text = cabin::asr::after_wake_word(&t.text, &profile.assistant.wake_words)
+                    .unwrap_or(&t.text)
+                    .trim()
+                    .to_string();
+                let mut c = serde_json::json!({
+                    "at": at,
+                    "speech_s": audio.len() as f64 / cabin::audio::RATE as f64,
+                    "cut_off": cut_off,
+                    "transcript": t.text,
+                    "asr_ms": t.ms,
+                    "outcome": null,
+                });
+                let mut follow_up = false;
+                if !text.is_empty() {
+                    let turn = assistant.turn(&text, None, context, |_| {}).await;
+                    c["outcome"] = serde_json::to_value(&turn.outcome)?;
+                    follow_up = turn.follow_up;
+                    context = if follow_up {
+                        turn.context
+                    } else {
+                        Default::default()
+                    };
+                }
+                if follow_up {
+                    // A question or a confirmation: the answer needs no wake word.
+                    front_end.listen();
+                } else {
+                    front_end.resume();
+                }
+                out["commands"].as_array_mut().expect("an array").push(c);
+            }
+            Heard::Ended {
+                audio_s,
+                wake_cpu_s,
+                vad_cpu_s,
+                error,
+            } => {
+                if let Some(e) = error {
+                    bail!("the front end stopped: {e}");
+                }
+                let percent = |cpu: f64| {
+                    if audio_s > 0.0 {
+                        100.0 * cpu / audio_s
+                    } else {
+                        0.0
+                    }
+                };
+                out["audio_s"] = audio_s.into();
+                out["front_end"] = serde_json::json!({
+                    "wake_cpu_s": wake_cpu_s,
+                    "vad_cpu_s": vad_cpu_s,
+                    "wake_cpu_percent": percent(wake_cpu_s),
+                    "vad_cpu_percent": percent(vad_cpu_s),
+                });
+                break;
+            }
+        }
+    }
+    Ok(out)
 }
 
 const EVAL_SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(900);

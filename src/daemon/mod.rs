@@ -5,8 +5,10 @@
 pub mod api;
 
 use crate::action::VehicleBus;
+use crate::asr::{AsrChoice, AsrWorker};
 use crate::brain::LlmChoice;
 use crate::bus::BusAddress;
+use crate::listen::{Engines, FrontEnd, Heard, Input};
 use crate::profile::Profile;
 use crate::systemd::Notifier;
 use crate::understand::{Assistant, Context, Outcome, Pending, Turn};
@@ -77,7 +79,18 @@ pub enum Event {
         turn: u64,
         result: Box<Turn>,
     },
+    /// From the audio front end.
+    Heard(Heard),
+    /// A spoken command came back from speech recognition (None: nothing intelligible).
+    Transcribed {
+        text: Option<String>,
+    },
+    /// Speech recognition failed or is down.
+    CantHear(String),
 }
+
+/// What Cabin says when it has a command it can't transcribe.
+const CANT_HEAR: &str = "Sorry, I can't hear you right now.";
 
 /// What the event loop tells the outside world.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,8 +123,15 @@ pub enum DaemonError {
 
 struct CurrentTurn {
     id: u64,
-    respond: oneshot::Sender<Result<Outcome, TurnError>>,
+    /// None for a spoken command: its answer goes out as signals only.
+    respond: Option<oneshot::Sender<Result<Outcome, TurnError>>>,
     task: JoinHandle<()>,
+}
+
+/// The microphone side: the front end and the speech recogniser it feeds.
+pub struct Audio {
+    front_end: FrontEnd,
+    asr: AsrWorker,
 }
 
 /// The single owner of conversation state.
@@ -129,6 +149,8 @@ struct EventLoop {
     /// The dialog session: kept through the follow-up window, cleared when it ends.
     context: Context,
     follow_up_until: Option<Instant>,
+    /// None: text and D-Bus only (why, for `Activate`).
+    audio: Result<Audio, String>,
 }
 
 impl EventLoop {
@@ -173,32 +195,7 @@ impl EventLoop {
                         }
                     },
                 };
-                // The newest request wins: a driver who speaks again means the new thing.
-                self.cancel_current("a newer request replaced it").await;
-                self.follow_up_until = None;
-                let id = self.next_turn;
-                self.next_turn += 1;
-                self.set_state(State::Thinking).await;
-                self.tell(Notification::Transcript(text.clone())).await;
-                let assistant = self.assistant.clone();
-                let events = self.events_tx.clone();
-                let context = self.context.clone();
-                let task = tokio::spawn(async move {
-                    let acting = events.clone();
-                    let result = assistant
-                        .turn(&text, zone.as_deref(), context, |_| {
-                            // A full queue only delays the Acting state; the result still arrives.
-                            let _ = acting.try_send(Event::Acting { turn: id });
-                        })
-                        .await;
-                    let _ = events
-                        .send(Event::TurnDone {
-                            turn: id,
-                            result: Box::new(result),
-                        })
-                        .await;
-                });
-                self.current = Some(CurrentTurn { id, respond, task });
+                self.start_turn(text, zone, Some(respond)).await;
             }
             Event::Acting { turn } => {
                 if self.current.as_ref().is_some_and(|t| t.id == turn) {
@@ -234,19 +231,155 @@ impl EventLoop {
                 } else {
                     self.end_session().await;
                 }
-                let _ = current.respond.send(Ok(outcome));
+                if let Some(respond) = current.respond {
+                    let _ = respond.send(Ok(outcome));
+                }
+                if let Ok(audio) = &self.audio {
+                    if self.state == State::FollowUp {
+                        // An answer or a follow-up needs no wake word.
+                        audio.front_end.listen();
+                    } else {
+                        audio.front_end.resume();
+                    }
+                }
             }
             Event::Cancel { respond } => {
                 let had = self.cancel_current("cancelled").await || self.context.pending.is_some();
+                if let Ok(audio) = &self.audio {
+                    audio.front_end.cancel();
+                }
                 self.end_session().await;
                 let _ = respond.send(had);
             }
             Event::Activate { respond } => {
-                let _ = respond.send(Err(
-                    "push-to-talk needs an audio input, which this build does not have yet",
-                ));
+                if self.audio.is_err() {
+                    let _ = respond.send(Err(
+                        "no audio input: the daemon runs without a microphone (see its log)",
+                    ));
+                    return;
+                }
+                // Push-to-talk interrupts whatever Cabin is doing, like the wake word.
+                self.cancel_current("push-to-talk").await;
+                if let Ok(audio) = &self.audio {
+                    audio.front_end.listen();
+                }
+                self.set_state(State::Listening).await;
+                let _ = respond.send(Ok(()));
+            }
+            Event::Heard(heard) => self.heard(heard).await,
+            Event::Transcribed { text } => {
+                if self.state != State::Transcribing {
+                    return;
+                }
+                match text {
+                    Some(text) => self.start_turn(text, None, None).await,
+                    None => {
+                        self.end_session().await;
+                        self.resume_audio();
+                    }
+                }
+            }
+            Event::CantHear(why) => {
+                tracing::error!("speech recognition: {why}");
+                self.tell(Notification::Reply(CANT_HEAR.into())).await;
+                self.end_session().await;
+                self.resume_audio();
             }
         }
+    }
+
+    /// Lets a recording go on (a live microphone never waits).
+    fn resume_audio(&self) {
+        if let Ok(audio) = &self.audio {
+            audio.front_end.resume();
+        }
+    }
+
+    async fn heard(&mut self, heard: Heard) {
+        match heard {
+            Heard::Wake { score, .. } => {
+                tracing::info!(score, "wake word");
+                // The wake word interrupts whatever Cabin is doing.
+                self.cancel_current("the wake word").await;
+                self.follow_up_until = None;
+                self.set_state(State::Listening).await;
+            }
+            Heard::NoSpeech { .. } => {
+                if matches!(self.state, State::Listening | State::FollowUp) {
+                    self.end_session().await;
+                }
+            }
+            Heard::Command { audio, .. } => {
+                let Ok(a) = &self.audio else { return };
+                let asr = a.asr.state();
+                self.follow_up_until = None;
+                self.set_state(State::Transcribing).await;
+                let wake_words = self.assistant.profile().assistant.wake_words.clone();
+                let events = self.events_tx.clone();
+                tokio::spawn(async move {
+                    let event = match asr {
+                        crate::worker::WorkerState::Ready(client) => {
+                            match client.transcribe(&audio, Duration::from_secs(30)).await {
+                                Ok(t) => {
+                                    let text = crate::asr::after_wake_word(&t.text, &wake_words)
+                                        .unwrap_or(&t.text)
+                                        .trim()
+                                        .to_string();
+                                    Event::Transcribed {
+                                        text: (!text.is_empty()).then_some(text),
+                                    }
+                                }
+                                Err(e) => Event::CantHear(e.to_string()),
+                            }
+                        }
+                        crate::worker::WorkerState::Starting => Event::CantHear(
+                            "the speech recognition worker is still starting".into(),
+                        ),
+                        crate::worker::WorkerState::Down(why) => Event::CantHear(why),
+                    };
+                    let _ = events.send(event).await;
+                });
+            }
+            Heard::Ended { error, .. } => match error {
+                Some(e) => tracing::error!("the audio front end stopped: {e}"),
+                None => tracing::info!("the audio input ended"),
+            },
+        }
+    }
+
+    /// Starts a turn on `text`; `respond` gets its outcome (a D-Bus caller), or nobody (speech).
+    async fn start_turn(
+        &mut self,
+        text: String,
+        zone: Option<String>,
+        respond: Option<oneshot::Sender<Result<Outcome, TurnError>>>,
+    ) {
+        // The newest request wins: a driver who speaks again means the new thing.
+        self.cancel_current("a newer request replaced it").await;
+        self.follow_up_until = None;
+        let id = self.next_turn;
+        self.next_turn += 1;
+        self.set_state(State::Thinking).await;
+        self.tell(Notification::Transcript(text.clone())).await;
+        let assistant = self.assistant.clone();
+        let events = self.events_tx.clone();
+        let context = self.context.clone();
+        let task = tokio::spawn(async move {
+            let acting = events.clone();
+            let result = assistant
+                .turn(&text, zone.as_deref(), context, |_| {
+                    // A full queue only delays the Acting state; the result still arrives.
+                    let _ = acting.try_send(Event::Acting { turn: id });
+                })
+                .await;
+            let _ = events
+                .send(Event::TurnDone {
+                    turn: id,
+                    result: Box::new(result),
+                })
+                .await;
+        });
+        self.current = Some(CurrentTurn { id, respond, task });
     }
 
     /// The follow-up window passed in silence: a pending question or confirmation lapses.
@@ -265,7 +398,9 @@ impl EventLoop {
         match self.current.take() {
             Some(turn) => {
                 turn.task.abort();
-                let _ = turn.respond.send(Err(TurnError::Cancelled(why)));
+                if let Some(respond) = turn.respond {
+                    let _ = respond.send(Err(TurnError::Cancelled(why)));
+                }
                 true
             }
             None => false,
@@ -276,11 +411,11 @@ impl EventLoop {
 /// Runs the event loop until `shutdown` completes.
 async fn run_loop(
     assistant: Arc<Assistant>,
-    events_tx: mpsc::Sender<Event>,
-    mut events_rx: mpsc::Receiver<Event>,
+    (events_tx, mut events_rx): (mpsc::Sender<Event>, mpsc::Receiver<Event>),
     notify: mpsc::Sender<Notification>,
     state_tx: watch::Sender<State>,
     heartbeat: Option<Duration>,
+    audio: Result<Audio, String>,
     shutdown: impl Future<Output = ()>,
 ) {
     let profile = assistant.profile();
@@ -302,6 +437,7 @@ async fn run_loop(
         next_turn: 0,
         context: Context::default(),
         follow_up_until: None,
+        audio,
     };
     tokio::pin!(shutdown);
     let mut beat = heartbeat.map(|every| {
@@ -321,6 +457,12 @@ async fn run_loop(
     event_loop
         .cancel_current("the daemon is shutting down")
         .await;
+    if let Ok(audio) = event_loop.audio {
+        // Joining the front end's thread blocks until its source returns (standard input may
+        // not): give it a moment off the runtime, then go on.
+        let join = tokio::task::spawn_blocking(move || drop(audio));
+        let _ = tokio::time::timeout(Duration::from_secs(1), join).await;
+    }
 }
 
 async fn tick(interval: Option<&mut tokio::time::Interval>) {
@@ -398,6 +540,35 @@ pub struct DaemonConfig {
     pub bus: BusAddress,
     /// Where the model routes come from.
     pub llm: LlmChoice,
+    /// The microphone (None: text and D-Bus only).
+    pub input: Option<Input>,
+    /// Speech recognition for it.
+    pub asr: AsrChoice,
+}
+
+/// Starts the front end on `input` and the speech recogniser; heard events become [`Event`]s.
+fn start_audio(
+    profile: &Profile,
+    input: Input,
+    asr: &AsrChoice,
+    events: mpsc::Sender<Event>,
+) -> Result<Audio, String> {
+    if matches!(asr, AsrChoice::Off) || profile.models.asr.is_none() {
+        return Err("speech recognition is off, or the profile names no asr model".into());
+    }
+    let engines = Engines::load(profile).map_err(|e| e.to_string())?;
+    let (heard_tx, mut heard) = mpsc::channel(16);
+    let front_end = FrontEnd::start(input, engines, profile.listen.clone(), false, heard_tx)
+        .map_err(|e| e.to_string())?;
+    let asr = crate::asr::start(profile, asr).ok_or("speech recognition is off")?;
+    tokio::spawn(async move {
+        while let Some(h) = heard.recv().await {
+            if events.send(Event::Heard(h)).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(Audio { front_end, asr })
 }
 
 /// Serves `org.cabin.Assistant1` until `shutdown` completes.
@@ -469,17 +640,26 @@ pub async fn run(
             }
         }
     });
+    let audio = match config.input {
+        None => Err("started with --input off".to_string()),
+        Some(input) => {
+            let what = input.to_string();
+            start_audio(&profile, input, &config.asr, events_tx.clone()).inspect_err(|why| {
+                tracing::warn!("no audio input ({what}): {why}; serving text and push-to-talk requests only");
+            }).inspect(|_| tracing::info!("listening on {what}"))
+        }
+    };
     let mut assistant = Assistant::new(profile, vehicle);
     if let Some(b) = brain {
         assistant = assistant.with_brain(b);
     }
     run_loop(
         Arc::new(assistant),
-        events_tx,
-        events_rx,
+        (events_tx, events_rx),
         notify_tx,
         state_tx,
         heartbeat,
+        audio,
         shutdown,
     )
     .await;

@@ -28,11 +28,11 @@ fn start_with(heartbeat: Option<Duration>) -> Harness {
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(run_loop(
         assistant,
-        events_tx.clone(),
-        events_rx,
+        (events_tx.clone(), events_rx),
         notify_tx,
         state_tx,
         heartbeat,
+        Err("no audio in these tests".into()),
         async {
             let _ = stopped.await;
         },

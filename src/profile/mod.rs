@@ -33,6 +33,7 @@ pub struct Profile {
     pub cloud: CloudSettings,
     pub vehicle: VehicleSettings,
     pub dialog: DialogSettings,
+    pub listen: ListenSettings,
     pub inputs: Vec<Input>,
     pub slot_types: BTreeMap<String, SlotType>,
     pub intents: Vec<Intent>,
@@ -64,6 +65,40 @@ pub struct Models {
     pub asr: Option<String>,
     pub llm: Option<String>,
     pub tts: Option<String>,
+    /// An openWakeWord keyword model: a catalogue name, or the path of an `.onnx` file.
+    pub wake: Option<String>,
+    /// The voice activity model that ends an utterance.
+    pub vad: Option<String>,
+}
+
+/// How the always-on front end decides that the driver spoke to Cabin, and when they stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenSettings {
+    /// Wake word score (0..1) that counts as a detection; higher: fewer false wakes.
+    pub wake_threshold: f32,
+    /// No second detection this soon after one.
+    pub refractory: Duration,
+    /// Speech probability (0..1) that counts as speech.
+    pub vad_threshold: f32,
+    /// This much silence after speech ends the command.
+    pub trailing_silence: Duration,
+    /// Give up if no speech starts this soon after the wake word.
+    pub no_speech_timeout: Duration,
+    /// Cut a command off at this length.
+    pub max_utterance: Duration,
+}
+
+impl Default for ListenSettings {
+    fn default() -> Self {
+        ListenSettings {
+            wake_threshold: 0.5,
+            refractory: Duration::from_secs(2),
+            vad_threshold: 0.5,
+            trailing_silence: Duration::from_millis(600),
+            no_speech_timeout: Duration::from_secs(4),
+            max_utterance: Duration::from_secs(10),
+        }
+    }
 }
 
 /// How the local LLM worker runs, and how long the router waits for it.
@@ -473,6 +508,7 @@ impl Validator<'_> {
             .as_ref()
             .and_then(|st| self.state_source(st.get_ref(), st.span()));
         let dialog = self.dialog(&raw.dialog);
+        let listen = self.listen(&raw.listen);
         let llm = self.llm(&raw.llm);
         let cloud = self.cloud(&raw.cloud);
         let inputs = self.inputs(&raw.inputs, &slot_types);
@@ -545,6 +581,8 @@ impl Validator<'_> {
                 asr: raw.models.asr,
                 llm: raw.models.llm,
                 tts: raw.models.tts,
+                wake: raw.models.wake,
+                vad: raw.models.vad,
             },
             audio: Audio {
                 input: raw.audio.input.unwrap_or_else(|| "default".into()),
@@ -558,6 +596,7 @@ impl Validator<'_> {
                 state,
             },
             dialog,
+            listen,
             inputs,
             slot_types,
             intents,
@@ -1320,6 +1359,82 @@ impl Validator<'_> {
             }
         }
         (self.errors.len() == start).then(|| raw.clone())
+    }
+
+    fn listen(&mut self, raw: &raw::RawListen) -> ListenSettings {
+        let mut s = ListenSettings::default();
+        let mut share = |v: &Option<Spanned<f32>>, field: &str, fix: &str| {
+            let v = v.as_ref()?;
+            if (0.05..=0.99).contains(v.get_ref()) {
+                return Some(*v.get_ref());
+            }
+            self.error(
+                Some(v.span()),
+                field,
+                format!("{} is outside 0.05..=0.99", v.get_ref()),
+                fix,
+            );
+            None
+        };
+        if let Some(t) = share(
+            &raw.wake_threshold,
+            "listen.wake_threshold",
+            "use 0.5; raise it for fewer false wakes, lower it if the wake word is missed",
+        ) {
+            s.wake_threshold = t;
+        }
+        if let Some(t) = share(&raw.vad_threshold, "listen.vad_threshold", "use 0.5") {
+            s.vad_threshold = t;
+        }
+        let mut millis = |v: &Option<Spanned<u64>>,
+                          field: &str,
+                          range: std::ops::RangeInclusive<u64>,
+                          fix: &str| {
+            let v = v.as_ref()?;
+            if range.contains(v.get_ref()) {
+                return Some(Duration::from_millis(*v.get_ref()));
+            }
+            self.error(
+                Some(v.span()),
+                field,
+                format!("{} ms is outside {range:?}", v.get_ref()),
+                fix,
+            );
+            None
+        };
+        if let Some(d) = millis(
+            &raw.refractory_ms,
+            "listen.refractory_ms",
+            0..=10_000,
+            "use 2000",
+        ) {
+            s.refractory = d;
+        }
+        if let Some(d) = millis(
+            &raw.trailing_silence_ms,
+            "listen.trailing_silence_ms",
+            200..=3000,
+            "use 600: shorter cuts drivers off mid-sentence, longer makes Cabin feel slow",
+        ) {
+            s.trailing_silence = d;
+        }
+        if let Some(d) = millis(
+            &raw.no_speech_timeout_ms,
+            "listen.no_speech_timeout_ms",
+            1000..=30_000,
+            "use 4000",
+        ) {
+            s.no_speech_timeout = d;
+        }
+        if let Some(d) = millis(
+            &raw.max_utterance_ms,
+            "listen.max_utterance_ms",
+            2000..=30_000,
+            "use 10000 (the speech recogniser takes at most 30 s)",
+        ) {
+            s.max_utterance = d;
+        }
+        s
     }
 
     fn dialog(&mut self, raw: &raw::RawDialog) -> DialogSettings {

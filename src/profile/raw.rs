@@ -23,6 +23,8 @@ pub struct RawProfile {
     #[serde(default)]
     pub dialog: RawDialog,
     #[serde(default)]
+    pub listen: RawListen,
+    #[serde(default)]
     pub inputs: Vec<Spanned<RawInput>>,
     #[serde(default)]
     pub slot_types: BTreeMap<String, Spanned<RawSlotType>>,
@@ -66,6 +68,20 @@ pub struct RawModels {
     pub asr: Option<String>,
     pub llm: Option<String>,
     pub tts: Option<String>,
+    pub wake: Option<String>,
+    pub vad: Option<String>,
+}
+
+/// The always-on front end: wake word and end-pointing.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListen {
+    pub wake_threshold: Option<Spanned<f32>>,
+    pub refractory_ms: Option<Spanned<u64>>,
+    pub vad_threshold: Option<Spanned<f32>>,
+    pub trailing_silence_ms: Option<Spanned<u64>>,
+    pub no_speech_timeout_ms: Option<Spanned<u64>>,
+    pub max_utterance_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -346,3 +346,34 @@ fn enum_values_need_a_synonym_with_words() {
         "no synonyms with words",
     );
 }
+
+#[test]
+fn listen_settings_are_read_and_checked() {
+    let good = BASE.replacen(
+        "[assistant]",
+        "[listen]\nwake_threshold = 0.7\ntrailing_silence_ms = 800\n\n[assistant]",
+        1,
+    );
+    let p = Profile::parse(&good, "x.toml").unwrap();
+    assert_eq!(p.listen.wake_threshold, 0.7);
+    assert_eq!(
+        p.listen.trailing_silence,
+        std::time::Duration::from_millis(800)
+    );
+    assert_eq!(
+        p.listen.max_utterance,
+        ListenSettings::default().max_utterance
+    );
+
+    let bad = BASE.replacen(
+        "[assistant]",
+        "[listen]\nwake_threshold = 1.5\ntrailing_silence_ms = 50\n\n[assistant]",
+        1,
+    );
+    assert_one_error(&bad, "listen.wake_threshold", "outside 0.05..=0.99");
+    assert_one_error(
+        &bad,
+        "listen.trailing_silence_ms",
+        "50 ms is outside 200..=3000",
+    );
+}

@@ -82,8 +82,14 @@ impl TestBus {
 
     /// Like [`TestBus::start_daemon`], with this `--llm` (auto, off or a URL).
     pub async fn start_daemon_with(&self, profile: Option<&Path>, llm: &str) -> Proc {
+        self.start_daemon_args(profile, &["--llm", llm, "--input", "off"])
+            .await
+    }
+
+    /// Starts `cabin run` on this bus with `args` and waits until it serves.
+    pub async fn start_daemon_args(&self, profile: Option<&Path>, args: &[&str]) -> Proc {
         let mut cmd = Command::new(CABIN);
-        cmd.args(["run", "--bus", &self.address, "--llm", llm]);
+        cmd.args(["run", "--bus", &self.address]).args(args);
         if let Some(p) = profile {
             cmd.arg("--profile").arg(p);
         }

@@ -215,8 +215,9 @@ fn decode(
 const MAX_TOKENS_BASE: usize = 10;
 const MAX_TOKENS_PER_SECOND: usize = 8;
 
-/// Whether the text ends in a phrase repeated back to back: one word four times, or two to six
-/// words three times ("go forward ten meters go forward ten meters go forward ten meters").
+/// Whether the text has a phrase repeated back to back: one word four times, two or three words
+/// three times, or four to twelve words twice ("he was not an old supposed young man he was
+/// not an old supposed young man"). Spoken commands don't repeat themselves like that.
 pub fn looped(text: &str) -> bool {
     // Hyphens split words: loops also happen inside one ("old-s-y-y-y-y").
     let words: Vec<String> = text
@@ -224,8 +225,12 @@ pub fn looped(text: &str) -> bool {
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
         .collect();
-    (1..=6).any(|n| {
-        let times = if n == 1 { 4 } else { 3 };
+    (1..=12).any(|n| {
+        let times = match n {
+            1 => 4,
+            2 | 3 => 3,
+            _ => 2,
+        };
         words.len() >= n * times
             && words.windows(n * times).any(|w| {
                 let first = &w[..n];
@@ -275,6 +280,10 @@ mod tests {
         ));
         assert!(looped("7 of clubs. 7 7 7 7"));
         assert!(looped("He was not an old-s-y-y-y-y-y-y"));
+        // Regression: a whole sentence twice, seen with the "hey jarvis" vocabulary prompt.
+        assert!(looped(
+            "He was not an old supposed young man. He was not an old supposed young man?"
+        ));
         assert!(!looped("Five five."));
         assert!(!looped("Eight of spades. Four of clubs. Seven of hearts."));
         assert!(!looped("set it to twenty two, no, twenty two"));

@@ -1,0 +1,308 @@
+//! The always-on front end with the real models `cabin models fetch` installs (openWakeWord,
+//! Silero VAD on ONNX Runtime): wake word, end-pointing, push-to-talk, false wakes on real
+//! speech, and bad models. Spoken commands are synthesised with eSpeak NG.
+//!
+//! Without the models these tests skip with a message, except under CI, where that fails.
+
+mod common;
+
+use cabin::listen::{Engines, FrontEnd, Heard, Input};
+use cabin::profile::{ListenSettings, Profile};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn missing(what: String) -> bool {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{what} is missing in CI: scripts/test must install it"
+    );
+    eprintln!("SKIPPED: {what} is missing");
+    false
+}
+
+/// Whether the front end's models are installed.
+fn models() -> bool {
+    let p = Profile::load_or_default(None).unwrap();
+    let dir = cabin::models::default_dir();
+    for (_, name) in cabin::models::needed(&p.models) {
+        let m = cabin::models::find(&name).unwrap();
+        if m.kind != "asr" && m.kind != "llm" && !dir.join(m.file).is_file() {
+            return missing(format!(
+                "{} (run `cabin models fetch`)",
+                dir.join(m.file).display()
+            ));
+        }
+    }
+    true
+}
+
+/// 16 kHz samples of `text` spoken by eSpeak NG.
+fn say(text: &str) -> Option<Vec<i16>> {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("say.wav");
+    match Command::new("espeak-ng")
+        .args(["-v", "en-gb", "-s", "150", "-w"])
+        .arg(&wav)
+        .arg(text)
+        .status()
+    {
+        Ok(s) if s.success() => Some(cabin::audio::read(&wav).unwrap()),
+        _ => {
+            missing("espeak-ng (scripts/setup installs it)".into());
+            None
+        }
+    }
+}
+
+fn silence(seconds: f64) -> Vec<i16> {
+    vec![0; (seconds * 16_000.0) as usize]
+}
+
+/// Everything the front end hears in `audio` (a recording, so it waits for each command).
+fn hear(audio: &[i16], settings: ListenSettings, push_to_talk: bool) -> Vec<Heard> {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("in.wav");
+    cabin::audio::write_wav(&wav, audio).unwrap();
+    let profile = Profile::load_or_default(None).unwrap();
+    let engines = Engines::load(&profile).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let front_end = FrontEnd::start(Input::File(wav), engines, settings, push_to_talk, tx).unwrap();
+    let mut heard = Vec::new();
+    while let Some(h) = rx.blocking_recv() {
+        if matches!(h, Heard::Command { .. }) {
+            front_end.resume();
+        }
+        let end = matches!(h, Heard::Ended { .. });
+        heard.push(h);
+        if end {
+            break;
+        }
+    }
+    heard
+}
+
+fn wakes(heard: &[Heard]) -> Vec<f64> {
+    heard
+        .iter()
+        .filter_map(|h| match h {
+            Heard::Wake { at, .. } => Some(*at),
+            _ => None,
+        })
+        .collect()
+}
+
+/// (start, seconds, cut off) of each command.
+fn commands(heard: &[Heard]) -> Vec<(f64, f64, bool)> {
+    heard
+        .iter()
+        .filter_map(|h| match h {
+            Heard::Command { audio, at, cut_off } => {
+                Some((*at, audio.len() as f64 / 16_000.0, *cut_off))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn secs(samples: &[i16]) -> f64 {
+    samples.len() as f64 / 16_000.0
+}
+
+#[test]
+fn the_wake_word_opens_a_command_that_ends_at_the_silence() {
+    if !models() {
+        return;
+    }
+    let (Some(wake), Some(command)) = (
+        say("hey jarvis"),
+        say("set the temperature to twenty degrees"),
+    ) else {
+        return;
+    };
+    // Twice, so that the second wake also shows the detector is ready again.
+    let mut audio = silence(1.0);
+    for _ in 0..2 {
+        audio.extend(&wake);
+        audio.extend(silence(0.3));
+        audio.extend(&command);
+        audio.extend(silence(2.0));
+    }
+    let heard = hear(&audio, ListenSettings::default(), false);
+    let wakes = wakes(&heard);
+    let commands = commands(&heard);
+    eprintln!("wakes {wakes:?}, commands {commands:?}");
+    assert_eq!(wakes.len(), 2, "{heard:?}");
+    assert_eq!(commands.len(), 2, "{heard:?}");
+    let turn = secs(&wake) + 0.3 + secs(&command) + 2.0;
+    for (i, (at, len, cut_off)) in commands.into_iter().enumerate() {
+        let wake_end = 1.0 + i as f64 * turn + secs(&wake);
+        let command_start = wake_end + 0.3;
+        // The wake word is heard within half a second of its end...
+        assert!(
+            wakes[i] > wake_end - 0.3 && wakes[i] < wake_end + 0.5,
+            "{wakes:?}"
+        );
+        // ...and the command is kept whole: its onset, and its end within the padding and the
+        // 600 ms of silence that ends it.
+        assert!(at <= command_start + 0.05, "command {i} starts at {at}");
+        let end = at + len;
+        let spoken_end = command_start + secs(&command);
+        assert!(
+            end >= spoken_end - 0.25 && end <= spoken_end + 0.5,
+            "command {i} ends at {end}, speech at {spoken_end}"
+        );
+        assert!(!cut_off);
+    }
+    if let Some(Heard::Ended {
+        audio_s,
+        wake_cpu_s,
+        vad_cpu_s,
+        error,
+    }) = heard.last()
+    {
+        assert_eq!(error, &None);
+        eprintln!(
+            "front end CPU: wake word {:.1} %, voice activity {:.1} % of one core",
+            100.0 * wake_cpu_s / audio_s,
+            100.0 * vad_cpu_s / audio_s
+        );
+    }
+}
+
+#[test]
+fn real_speech_without_the_wake_word_never_wakes_it() {
+    if !models() {
+        return;
+    }
+    let dir = std::env::var_os("CABIN_SPEECH_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cabin/speech")))
+        .unwrap();
+    if !dir.join("goforward.raw").is_file() {
+        missing(format!("{} (run scripts/fetch-speech)", dir.display()));
+        return;
+    }
+    // Eleven recordings of real people, and Cabin's old wake phrase, which sounds alike.
+    let mut audio = cabin::audio::read(&dir.join("goforward.raw")).unwrap();
+    for sub in ["cards", "librivox"] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(sub))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+            .collect();
+        files.sort();
+        for f in files {
+            audio.extend(cabin::audio::read(&f).unwrap());
+            audio.extend(silence(0.5));
+        }
+    }
+    if let Some(s) = say("hey cabin, open the window") {
+        audio.extend(s);
+    }
+    let heard = hear(&audio, ListenSettings::default(), false);
+    eprintln!("{:.0} s of speech without the wake word", secs(&audio));
+    assert_eq!(wakes(&heard), Vec::<f64>::new(), "{heard:?}");
+}
+
+#[test]
+fn push_to_talk_listens_without_the_wake_word_and_times_out_on_silence() {
+    if !models() {
+        return;
+    }
+    let Some(command) = say("open the window") else {
+        return;
+    };
+    let mut audio = silence(0.5);
+    audio.extend(&command);
+    audio.extend(silence(1.0));
+    let heard = hear(&audio, ListenSettings::default(), true);
+    assert_eq!(wakes(&heard), Vec::<f64>::new());
+    let c = commands(&heard);
+    assert_eq!(c.len(), 1, "{heard:?}");
+    assert!(c[0].1 >= secs(&command) - 0.2, "{c:?}");
+
+    let settings = ListenSettings {
+        no_speech_timeout: Duration::from_millis(1500),
+        ..ListenSettings::default()
+    };
+    let heard = hear(&silence(3.0), settings, true);
+    assert!(commands(&heard).is_empty(), "{heard:?}");
+    assert!(
+        matches!(heard[0], Heard::NoSpeech { at } if (1.5..=1.7).contains(&at)),
+        "{heard:?}"
+    );
+}
+
+#[test]
+fn a_command_longer_than_the_maximum_is_cut_off() {
+    if !models() {
+        return;
+    }
+    let Some(speech) =
+        say("set the temperature to twenty degrees and then open every window and play some music")
+    else {
+        return;
+    };
+    let settings = ListenSettings {
+        max_utterance: Duration::from_secs(2),
+        ..ListenSettings::default()
+    };
+    let heard = hear(&speech, settings, true);
+    let c = commands(&heard);
+    assert_eq!(c.len(), 1, "{heard:?}");
+    assert!(c[0].2, "not cut off: {heard:?}");
+    assert!(c[0].1 <= 2.0 + 0.5, "{c:?}");
+}
+
+/// Runs `cabin listen` on a second of silence with `models` as the models directory.
+fn listen_with_models(models: &Path) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("silence.wav");
+    cabin::audio::write_wav(&wav, &silence(1.0)).unwrap();
+    let mut cmd = Command::new(common::CABIN);
+    cmd.args([
+        "listen",
+        "--llm",
+        "off",
+        "--asr",
+        "tcp://127.0.0.1:9",
+        "--input",
+    ])
+    .arg(&wav)
+    .env("CABIN_MODELS_DIR", models)
+    .env_remove("ORT_DYLIB_PATH");
+    common::output_within(cmd, Duration::from_secs(60))
+}
+
+#[test]
+fn missing_or_corrupt_front_end_models_are_named_with_the_fix() {
+    let empty = tempfile::tempdir().unwrap();
+    let out = listen_with_models(empty.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("is not installed at"), "{err}");
+    assert!(err.contains("run `cabin models fetch`"), "{err}");
+
+    if !models() {
+        return;
+    }
+    // Every model in place, but the voice activity model is garbage.
+    let real = cabin::models::default_dir();
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&real).unwrap().flatten() {
+        std::os::unix::fs::symlink(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    let vad = cabin::models::find("silero-vad").unwrap().file;
+    std::fs::remove_file(dir.path().join(vad)).unwrap();
+    std::fs::write(dir.path().join(vad), b"not a model").unwrap();
+    let out = listen_with_models(dir.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("cannot load the voice activity model"),
+        "{err}"
+    );
+    assert!(err.contains("cabin models fetch"), "{err}");
+}
