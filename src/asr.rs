@@ -255,12 +255,14 @@ fn worker_spec(model: PathBuf, prompt: Option<String>) -> WorkerSpec<AsrClient> 
 /// Longest decoder prompt, in characters (whisper takes up to 224 tokens of prompt).
 const PROMPT_CHARS: usize = 600;
 
-/// A prompt that primes whisper with how drivers talk to this profile: the wake word and the
-/// shortest sentence of each intent ("Hey Cabin. Turn on the seat heating. Call Alex.").
+/// A prompt that primes whisper with how drivers talk to this profile: the wake word, the
+/// names it should expect (`[listen] vocabulary`), and the shortest sentence of each intent
+/// ("Hey jarvis. Alex, Munich Central Station. Turn on the seat heating. Call Alex.").
 pub fn vocabulary_prompt(p: &Profile) -> String {
     let mut prompt = String::new();
-    let wake = p.assistant.wake_words.first().map(String::as_str);
-    let sentences = wake.map(str::to_string).into_iter().chain(
+    let wake = p.assistant.wake_words.first().cloned();
+    let names = (!p.listen.vocabulary.is_empty()).then(|| p.listen.vocabulary.join(", "));
+    let sentences = wake.into_iter().chain(names).chain(
         (0..p.intents.len())
             .filter_map(|i| crate::grammar::shortest_sentences(p, i).into_iter().next()),
     );
@@ -340,7 +342,10 @@ mod tests {
     fn prompt_starts_with_the_wake_word_and_stays_short() {
         let p = Profile::embedded_default();
         let prompt = vocabulary_prompt(&p);
-        assert!(prompt.starts_with("Hey jarvis. "), "{prompt}");
+        assert!(
+            prompt.starts_with("Hey jarvis. Alex, Mum, Sam, Jordan, Munich Central Station. "),
+            "{prompt}"
+        );
         assert!(prompt.len() <= PROMPT_CHARS);
         assert!(prompt.matches(". ").count() > 10, "{prompt}");
     }

@@ -616,3 +616,77 @@ async fn push_to_talk_opens_the_microphone_and_silence_closes_it() {
         started.elapsed()
     );
 }
+
+/// In-car commands, spoken by eSpeak NG (two voices), with the default profile's vocabulary
+/// prompt and without: prints both word error rates (README, Speech in) and holds the prompted
+/// one to the bar.
+#[test]
+fn in_car_commands_are_recognised_and_the_prompt_is_measured() {
+    let Some(model) = model() else { return };
+    let commands = [
+        "set the temperature to twenty one degrees",
+        "turn on the seat heating",
+        "open the rear left window",
+        "call Jordan",
+        "call Mum",
+        "navigate to Munich Central Station",
+        "turn the fan up",
+        "play the next song",
+        "turn on the air conditioning",
+        "close all the windows",
+        "set the ambient light to blue",
+        "what's my range",
+        "pause the music",
+        "turn off the defroster",
+        "switch to the radio",
+        "it's freezing in here",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut clips = Vec::new();
+    for (i, text) in commands.iter().enumerate() {
+        for voice in ["en-us", "en-gb"] {
+            let wav = dir.path().join(format!("{i}-{voice}.wav"));
+            let ok = Command::new("espeak-ng")
+                .args(["-v", voice, "-s", "150", "-w"])
+                .arg(&wav)
+                .arg(text)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                missing("espeak-ng (scripts/setup installs it)".into());
+                return;
+            }
+            clips.push((cabin::audio::read(&wav).unwrap(), *text));
+        }
+    }
+    let asr = Asr::start(&model, "tcp://127.0.0.1:0");
+    let prompt = cabin::asr::vocabulary_prompt(&cabin::profile::Profile::embedded_default());
+    let mut rates = Vec::new();
+    rt().block_on(async {
+        for prompt in [Some(prompt), None] {
+            let with = prompt.is_some();
+            let client = asr.client(prompt);
+            let (mut errors, mut words) = (0, 0);
+            for (audio, reference) in &clips {
+                let t = client.transcribe(audio, LIMIT).await.unwrap();
+                let (e, n) = word_errors(reference, &t.text);
+                if e > 0 {
+                    eprintln!("{e}/{n}  {:?} <- {reference:?}", t.text);
+                }
+                errors += e;
+                words += n;
+            }
+            let rate = 100.0 * errors as f64 / words as f64;
+            eprintln!(
+                "in-car word error rate {} the vocabulary prompt: {errors}/{words} = {rate:.1} %",
+                if with { "with" } else { "without" }
+            );
+            rates.push(rate);
+        }
+    });
+    assert!(
+        rates[0] <= 15.0,
+        "word error rate with the prompt {:.1} %",
+        rates[0]
+    );
+}

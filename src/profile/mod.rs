@@ -86,6 +86,8 @@ pub struct ListenSettings {
     pub no_speech_timeout: Duration,
     /// Cut a command off at this length.
     pub max_utterance: Duration,
+    /// Names speech recognition should expect (contacts, favourite places, brand words).
+    pub vocabulary: Vec<String>,
 }
 
 impl Default for ListenSettings {
@@ -97,6 +99,7 @@ impl Default for ListenSettings {
             trailing_silence: Duration::from_millis(600),
             no_speech_timeout: Duration::from_secs(4),
             max_utterance: Duration::from_secs(10),
+            vocabulary: Vec::new(),
         }
     }
 }
@@ -1434,6 +1437,12 @@ impl Validator<'_> {
         ) {
             s.max_utterance = d;
         }
+        s.vocabulary = raw
+            .vocabulary
+            .iter()
+            .map(|w| w.trim().to_string())
+            .filter(|w| !w.is_empty())
+            .collect();
         s
     }
 

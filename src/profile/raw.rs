@@ -82,6 +82,8 @@ pub struct RawListen {
     pub trailing_silence_ms: Option<Spanned<u64>>,
     pub no_speech_timeout_ms: Option<Spanned<u64>>,
     pub max_utterance_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub vocabulary: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
