@@ -446,11 +446,16 @@ struct VoiceDaemon {
 
 impl VoiceDaemon {
     async fn start(args: &[&str]) -> VoiceDaemon {
+        Self::start_with(args, &[]).await
+    }
+
+    async fn start_with(args: &[&str], env: &[(&str, &Path)]) -> VoiceDaemon {
         let bus = common::TestBus::start();
         let sim = bus.start_sim();
         let mut cmd = Command::new(common::CABIN);
         cmd.args(["run", "--llm", "off", "--bus", &bus.address])
             .args(args)
+            .envs(env.iter().copied())
             .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
             .stdin(Stdio::piped());
         let daemon = cmd.spawn().unwrap();
@@ -534,7 +539,23 @@ async fn the_daemon_hears_the_wake_word_and_acts_on_the_command() {
     let Some(audio) = spoken_command() else {
         return;
     };
-    let mut d = VoiceDaemon::start(&["--input", "-"]).await;
+    // Regression: a command that arrived while the worker was still loading its model got
+    // "can't hear" (seen in CI). The worker here takes three seconds to start, and the
+    // command comes at once.
+    let dir = tempfile::tempdir().unwrap();
+    let slow = dir.path().join("slow-cabin-asr");
+    std::fs::write(
+        &slow,
+        format!(
+            "#!/bin/sh\nsleep 3\nexec '{}' \"$@\"\n",
+            cabin::worker::program("cabin-asr", "CABIN_ASR_WORKER").display()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&slow).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&slow, perms).unwrap();
+    let mut d = VoiceDaemon::start_with(&["--input", "-"], &[("CABIN_ASR_WORKER", &slow)]).await;
     d.speak(&audio);
     let seen = d.signals_until("StateChanged(FollowUp)").await;
     assert_eq!(

@@ -131,8 +131,12 @@ struct CurrentTurn {
 /// The microphone side: the front end and the speech recogniser it feeds.
 pub struct Audio {
     front_end: FrontEnd,
-    asr: AsrWorker,
+    asr: Arc<AsrWorker>,
 }
+
+/// How long a command waits for a speech worker that is still starting (loading its model)
+/// before Cabin says it can't hear.
+const ASR_START_WAIT: Duration = Duration::from_secs(15);
 
 /// The single owner of conversation state.
 struct EventLoop {
@@ -311,13 +315,13 @@ impl EventLoop {
             }
             Heard::Command { audio, .. } => {
                 let Ok(a) = &self.audio else { return };
-                let asr = a.asr.state();
+                let asr = a.asr.clone();
                 self.follow_up_until = None;
                 self.set_state(State::Transcribing).await;
                 let wake_words = self.assistant.profile().assistant.wake_words.clone();
                 let events = self.events_tx.clone();
                 tokio::spawn(async move {
-                    let event = match asr {
+                    let event = match asr.settled(ASR_START_WAIT).await {
                         crate::worker::WorkerState::Ready(client) => {
                             match client.transcribe(&audio, Duration::from_secs(30)).await {
                                 Ok(t) => {
@@ -560,7 +564,7 @@ fn start_audio(
     let (heard_tx, mut heard) = mpsc::channel(16);
     let front_end = FrontEnd::start(input, engines, profile.listen.clone(), false, heard_tx)
         .map_err(|e| e.to_string())?;
-    let asr = crate::asr::start(profile, asr).ok_or("speech recognition is off")?;
+    let asr = Arc::new(crate::asr::start(profile, asr).ok_or("speech recognition is off")?);
     tokio::spawn(async move {
         while let Some(h) = heard.recv().await {
             if events.send(Event::Heard(h)).await.is_err() {
