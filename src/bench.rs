@@ -1,7 +1,8 @@
-//! `cabin bench`: the whole text pipeline, measured as a user gets it. A private bus, the
-//! simulator and a daemon are started as real processes; the report gives start-up time to
-//! READY, per-stage latency (median, p95) over a corpus of commands, the RSS of every process
-//! and the daemon's idle CPU. The audio stages join when speech in/out land.
+//! `cabin bench`: the pipeline measured as a user gets it. A private bus, the simulator and a
+//! daemon (always listening, on the null device) are started as real processes; the report
+//! gives start-up time to READY, per-stage latency (median, p95) over a corpus of commands, the
+//! RSS of every process and the daemon's idle CPU. The speech stages run the front end and the
+//! speech worker on the spoken command fixtures (`tests/fixtures`); speech out joins with TTS.
 
 use cabin::bus::PrivateBus;
 use cabin::daemon::api::{OBJECT_PATH, SERVICE_NAME};
@@ -33,6 +34,20 @@ pub const CORPUS: &[&str] = &[
     "tell me a joke",
 ];
 
+/// The spoken fixtures and the intent each asks for.
+const FIXTURES: &[(&str, &str)] = &[
+    ("hey-jarvis-call-jordan", "phone.call"),
+    (
+        "hey-jarvis-navigate-to-munich-central-station",
+        "navigation.navigate_to",
+    ),
+    (
+        "hey-jarvis-set-the-temperature-to-twenty-degrees",
+        "climate.set_temperature",
+    ),
+    ("hey-jarvis-turn-on-the-seat-heating", "seats.heating_on"),
+];
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub machine: String,
@@ -45,6 +60,14 @@ pub struct Report {
     pub rss_mib: BTreeMap<String, f64>,
     /// The daemon's CPU use while idle, in percent of one core.
     pub idle_cpu_percent: f64,
+    /// Whether the daemon listened (wake word and VAD on the null device) while idle.
+    pub idle_listening: bool,
+    /// The front end's CPU per second of audio, in percent of one core.
+    pub front_end_cpu_percent: Option<f64>,
+    /// Spoken fixtures whose command came out as the intent their file names.
+    pub speech_correct: Option<(usize, usize)>,
+    /// Why the speech stages were left out, if they were.
+    pub speech_skipped: Option<String>,
 }
 
 impl Report {
@@ -64,9 +87,23 @@ impl Report {
             s += &format!("| RSS of {process} | {mib:.1} MiB |\n");
         }
         s += &format!(
-            "| daemon CPU while idle | {:.2} % of one core |\n",
+            "| daemon CPU while idle{} | {:.2} % of one core |\n",
+            if self.idle_listening {
+                ", always listening"
+            } else {
+                " (not listening)"
+            },
             self.idle_cpu_percent
         );
+        if let Some(cpu) = self.front_end_cpu_percent {
+            s += &format!("| front end (wake word + VAD) CPU | {cpu:.2} % of one core |\n");
+        }
+        if let Some((ok, all)) = self.speech_correct {
+            s += &format!("| spoken fixtures understood | {ok} of {all} |\n");
+        }
+        if let Some(why) = &self.speech_skipped {
+            s += &format!("\nSpeech stages skipped: {why}\n");
+        }
         s
     }
 }
@@ -81,7 +118,124 @@ impl Drop for Proc {
     }
 }
 
-pub async fn run(rounds: usize, idle: Duration) -> anyhow::Result<Report> {
+/// The speech front end's figures on the spoken fixtures (an error says why they can't run).
+struct Speech {
+    stages: BTreeMap<String, Vec<f64>>,
+    cpu_s: f64,
+    audio_s: f64,
+    correct: usize,
+    runs: usize,
+}
+
+/// Runs each fixture through the front end and the speech worker, then its transcript through
+/// the daemon on `conn`.
+async fn speech(conn: &zbus::Connection, fixtures: &Path, rounds: usize) -> anyhow::Result<Speech> {
+    use cabin::listen::{Engines, FrontEnd, Heard, Input};
+    use cabin::worker::WorkerState;
+    let profile = cabin::profile::Profile::embedded_default();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(fixtures)
+        .map_err(|e| anyhow::anyhow!("no fixtures in {}: {e}", fixtures.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
+    files.sort();
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no .wav fixtures in {}",
+        fixtures.display()
+    );
+    Engines::load(&profile)?;
+    let worker = cabin::asr::start(&profile, &cabin::asr::AsrChoice::Auto)
+        .ok_or_else(|| anyhow::anyhow!("the profile names no asr model"))?;
+    let client = match worker.settled(cabin::worker::SETTLE_LIMIT).await {
+        WorkerState::Ready(c) => c,
+        WorkerState::Down(why) => anyhow::bail!("no speech recognition: {why}"),
+        WorkerState::Starting => anyhow::bail!("the speech worker did not start"),
+    };
+    let mut out = Speech {
+        stages: BTreeMap::new(),
+        cpu_s: 0.0,
+        audio_s: 0.0,
+        correct: 0,
+        runs: 0,
+    };
+    for _ in 0..rounds {
+        for file in &files {
+            let (tx, mut heard) = tokio::sync::mpsc::channel(16);
+            let front_end = FrontEnd::start(
+                Input::File(file.clone()),
+                Engines::load(&profile)?,
+                profile.listen.clone(),
+                false,
+                tx,
+            )?;
+            let mut command = None;
+            while let Some(h) = heard.recv().await {
+                match h {
+                    Heard::Command { audio, .. } => {
+                        command = Some(audio);
+                        front_end.resume();
+                    }
+                    Heard::Ended {
+                        audio_s,
+                        wake_cpu_s,
+                        vad_cpu_s,
+                        ..
+                    } => {
+                        out.cpu_s += wake_cpu_s + vad_cpu_s;
+                        out.audio_s += audio_s;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            out.runs += 1;
+            let Some(audio) = command else { continue };
+            let t = client.transcribe(&audio, Duration::from_secs(60)).await?;
+            out.stages
+                .entry("speech recognition (cabin-asr, after end-pointing)".into())
+                .or_default()
+                .push(t.ms);
+            let text = cabin::asr::after_wake_word(&t.text, &profile.assistant.wake_words)
+                .unwrap_or(&t.text)
+                .to_string();
+            let sent = Instant::now();
+            let reply = conn
+                .call_method(
+                    Some(SERVICE_NAME),
+                    OBJECT_PATH,
+                    Some(SERVICE_NAME),
+                    "SubmitTextJson",
+                    &(text,),
+                )
+                .await?;
+            out.stages
+                .entry("transcript to action and reply (daemon round trip)".into())
+                .or_default()
+                .push(sent.elapsed().as_secs_f64() * 1e3);
+            let outcome: serde_json::Value =
+                serde_json::from_str(&reply.body().deserialize::<String>()?)?;
+            // "hey-jarvis-set-the-temperature…" names what the command asks for.
+            let name = file.file_stem().unwrap_or_default().to_string_lossy();
+            let expected = FIXTURES.iter().find(|(n, _)| *n == name).map(|(_, i)| *i);
+            if expected.is_some() && outcome["intent"].as_str() == expected {
+                out.correct += 1;
+            }
+            conn.call_method(
+                Some(SERVICE_NAME),
+                OBJECT_PATH,
+                Some(SERVICE_NAME),
+                "Cancel",
+                &(),
+            )
+            .await?;
+        }
+    }
+    Ok(out)
+}
+
+pub async fn run(rounds: usize, idle: Duration, fixtures: &Path) -> anyhow::Result<Report> {
     use anyhow::Context;
     let exe = std::env::current_exe()?;
     let sim_exe = exe.with_file_name("cabin-vehicle-sim");
@@ -110,10 +264,14 @@ pub async fn run(rounds: usize, idle: Duration) -> anyhow::Result<Report> {
     let notify = dir.join("notify");
     let socket = UnixDatagram::bind(&notify)?;
     socket.set_read_timeout(Some(Duration::from_secs(30)))?;
+    // Always listening (on real-time silence) where the front end's models are installed.
+    let profile = cabin::profile::Profile::embedded_default();
+    let idle_listening = cabin::listen::Engines::load(&profile).is_ok();
+    let input = if idle_listening { "null" } else { "off" };
     let started = Instant::now();
     let daemon = Proc(
         Command::new(&exe)
-            .args(["run", "--llm", "off", "--bus", &address])
+            .args(["run", "--llm", "off", "--input", input, "--bus", &address])
             .env("DBUS_SESSION_BUS_ADDRESS", &address)
             .env("NOTIFY_SOCKET", &notify)
             .env("CABIN_LOG", "warn")
@@ -173,6 +331,15 @@ pub async fn run(rounds: usize, idle: Duration) -> anyhow::Result<Report> {
             .await?;
         }
     }
+    let (mut front_end_cpu_percent, mut speech_correct, mut speech_skipped) = (None, None, None);
+    match speech(&conn, fixtures, rounds).await {
+        Ok(sp) => {
+            stages.extend(sp.stages);
+            front_end_cpu_percent = Some(100.0 * sp.cpu_s / sp.audio_s);
+            speech_correct = Some((sp.correct, sp.runs));
+        }
+        Err(e) => speech_skipped = Some(format!("{e:#}")),
+    }
     let latency_ms = stages
         .into_iter()
         .map(|(k, mut v)| {
@@ -191,13 +358,19 @@ pub async fn run(rounds: usize, idle: Duration) -> anyhow::Result<Report> {
         _ => f64::NAN,
     };
     let mut rss_mib = BTreeMap::new();
-    for (name, pid) in [
-        ("cabin (daemon)", daemon.0.id()),
-        ("cabin-vehicle-sim", sim.0.id()),
-        ("dbus-daemon", bus.pid()),
-    ] {
+    let mut processes = vec![
+        ("cabin (daemon)".to_string(), daemon.0.id()),
+        ("cabin-vehicle-sim".to_string(), sim.0.id()),
+        ("dbus-daemon".to_string(), bus.pid()),
+    ];
+    // The daemon's workers (cabin-asr while it listens).
+    for child in children(daemon.0.id()) {
+        let name = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+        processes.push((format!("{} (worker)", name.trim()), child));
+    }
+    for (name, pid) in processes {
         if let Some(kib) = rss_kib(pid) {
-            rss_mib.insert(name.to_string(), kib as f64 / 1024.0);
+            rss_mib.insert(name, kib as f64 / 1024.0);
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -209,7 +382,28 @@ pub async fn run(rounds: usize, idle: Duration) -> anyhow::Result<Report> {
         latency_ms,
         rss_mib,
         idle_cpu_percent,
+        idle_listening,
+        front_end_cpu_percent,
+        speech_correct,
+        speech_skipped,
     })
+}
+
+/// The child processes of `pid` (of any of its threads: workers are spawned from the runtime's).
+fn children(pid: u32) -> Vec<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten();
+    tasks
+        .flat_map(|t| {
+            std::fs::read_to_string(t.path().join("children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
 }
 
 fn tempfile_dir() -> std::io::Result<PathBuf> {

@@ -156,6 +156,9 @@ enum Command {
         /// Also write the report as JSON here.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Spoken command recordings for the speech stages.
+        #[arg(long, default_value = "tests/fixtures")]
+        fixtures: PathBuf,
     },
     /// Profile tools.
     Profile {
@@ -584,9 +587,10 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             rounds,
             idle_seconds,
             json,
+            fixtures,
         } => {
             anyhow::ensure!(rounds > 0, "--rounds must be at least 1");
-            let report = bench::run(rounds, Duration::from_secs(idle_seconds)).await?;
+            let report = bench::run(rounds, Duration::from_secs(idle_seconds), &fixtures).await?;
             print_out(&report.markdown())?;
             if let Some(path) = json {
                 bench::write(&report, &path)

@@ -340,6 +340,24 @@ fn espeak(text: &str, wav: &Path) -> bool {
     }
 }
 
+/// Sets the simulator's driver temperature away from 20 °C, so that a spoken "twenty degrees"
+/// shows.
+async fn driver_at_18(conn: &zbus::Connection) {
+    conn.call_method(
+        Some("org.cabin.VehicleSim"),
+        "/org/cabin/VehicleSim/Hvac",
+        Some("org.cabin.VehicleSim.Hvac1"),
+        "SetTemperature",
+        &("driver", 18.0f64),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        common::snapshot(conn).await["Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"],
+        18.0
+    );
+}
+
 #[tokio::test]
 async fn spoken_commands_after_the_wake_word_change_the_simulator() {
     let Some(_) = model() else { return };
@@ -364,6 +382,7 @@ async fn spoken_commands_after_the_wake_word_change_the_simulator() {
     let bus = common::TestBus::start();
     let _sim = bus.start_sim();
     let conn = bus.connect().await;
+    driver_at_18(&conn).await;
     let out = bus.cabin(&["listen", "--json", "--input", wav.to_str().unwrap()]);
     assert!(
         out.status.success(),
@@ -556,6 +575,7 @@ async fn the_daemon_hears_the_wake_word_and_acts_on_the_command() {
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
     std::fs::set_permissions(&slow, perms).unwrap();
     let mut d = VoiceDaemon::start_with(&["--input", "-"], &[("CABIN_ASR_WORKER", &slow)]).await;
+    driver_at_18(&d.conn).await;
     d.speak(&audio);
     let seen = d.signals_until("StateChanged(FollowUp)").await;
     assert_eq!(
@@ -709,5 +729,30 @@ fn in_car_commands_are_recognised_and_the_prompt_is_measured() {
         rates[0] <= 15.0,
         "word error rate with the prompt {:.1} %",
         rates[0]
+    );
+}
+
+#[tokio::test]
+async fn the_shipped_recording_changes_the_simulator() {
+    let Some(_) = model() else { return };
+    let wav = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/hey-jarvis-set-the-temperature-to-twenty-degrees.wav"
+    );
+    let bus = common::TestBus::start();
+    let _sim = bus.start_sim();
+    let conn = bus.connect().await;
+    driver_at_18(&conn).await;
+    let out = bus.cabin(&["listen", "--llm", "off", "--input", wav]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        common::snapshot(&conn).await["Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"],
+        20.0,
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
 }
