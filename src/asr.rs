@@ -280,6 +280,15 @@ pub fn vocabulary_prompt(p: &Profile) -> String {
     prompt.trim_end().to_string()
 }
 
+/// The command in a transcript: what follows a leading wake phrase (kept whole when there is
+/// none, as after push-to-talk), trimmed.
+pub fn command_text(transcript: &str, wake_words: &[String]) -> String {
+    after_wake_word(transcript, wake_words)
+        .unwrap_or(transcript)
+        .trim()
+        .to_string()
+}
+
 /// Splits a leading wake phrase off a transcript: `Some(rest)` when the transcript starts with
 /// one of `wake_words` ("Hey cabin. Turn on the seat heating." → "Turn on the seat heating.").
 pub fn after_wake_word<'a>(transcript: &'a str, wake_words: &[String]) -> Option<&'a str> {

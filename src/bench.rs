@@ -118,6 +118,39 @@ impl Drop for Proc {
     }
 }
 
+/// Sends `text` to the daemon; the round trip and the outcome it reports.
+async fn submit(
+    conn: &zbus::Connection,
+    text: &str,
+) -> anyhow::Result<(Duration, serde_json::Value)> {
+    let sent = Instant::now();
+    let reply = conn
+        .call_method(
+            Some(SERVICE_NAME),
+            OBJECT_PATH,
+            Some(SERVICE_NAME),
+            "SubmitTextJson",
+            &(text,),
+        )
+        .await?;
+    let round_trip = sent.elapsed();
+    let json: String = reply.body().deserialize()?;
+    Ok((round_trip, serde_json::from_str(&json)?))
+}
+
+/// Ends the follow-up window, so that the next request starts a fresh dialog.
+async fn end_dialog(conn: &zbus::Connection) -> anyhow::Result<()> {
+    conn.call_method(
+        Some(SERVICE_NAME),
+        OBJECT_PATH,
+        Some(SERVICE_NAME),
+        "Cancel",
+        &(),
+    )
+    .await?;
+    Ok(())
+}
+
 /// The speech front end's figures on the spoken fixtures (an error says why they can't run).
 struct Speech {
     stages: BTreeMap<String, Vec<f64>>,
@@ -197,39 +230,19 @@ async fn speech(conn: &zbus::Connection, fixtures: &Path, rounds: usize) -> anyh
                 .entry("speech recognition (cabin-asr, after end-pointing)".into())
                 .or_default()
                 .push(t.ms);
-            let text = cabin::asr::after_wake_word(&t.text, &profile.assistant.wake_words)
-                .unwrap_or(&t.text)
-                .to_string();
-            let sent = Instant::now();
-            let reply = conn
-                .call_method(
-                    Some(SERVICE_NAME),
-                    OBJECT_PATH,
-                    Some(SERVICE_NAME),
-                    "SubmitTextJson",
-                    &(text,),
-                )
-                .await?;
+            let text = cabin::asr::command_text(&t.text, &profile.assistant.wake_words);
+            let (round_trip, outcome) = submit(conn, &text).await?;
             out.stages
                 .entry("transcript to action and reply (daemon round trip)".into())
                 .or_default()
-                .push(sent.elapsed().as_secs_f64() * 1e3);
-            let outcome: serde_json::Value =
-                serde_json::from_str(&reply.body().deserialize::<String>()?)?;
+                .push(round_trip.as_secs_f64() * 1e3);
             // "hey-jarvis-set-the-temperature…" names what the command asks for.
             let name = file.file_stem().unwrap_or_default().to_string_lossy();
             let expected = FIXTURES.iter().find(|(n, _)| *n == name).map(|(_, i)| *i);
             if expected.is_some() && outcome["intent"].as_str() == expected {
                 out.correct += 1;
             }
-            conn.call_method(
-                Some(SERVICE_NAME),
-                OBJECT_PATH,
-                Some(SERVICE_NAME),
-                "Cancel",
-                &(),
-            )
-            .await?;
+            end_dialog(conn).await?;
         }
     }
     Ok(out)
@@ -294,19 +307,7 @@ pub async fn run(rounds: usize, idle: Duration, fixtures: &Path) -> anyhow::Resu
     let mut stages: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for _ in 0..rounds {
         for text in CORPUS {
-            let sent = Instant::now();
-            let reply = conn
-                .call_method(
-                    Some(SERVICE_NAME),
-                    OBJECT_PATH,
-                    Some(SERVICE_NAME),
-                    "SubmitTextJson",
-                    &(*text,),
-                )
-                .await?;
-            let round_trip = sent.elapsed();
-            let json: String = reply.body().deserialize()?;
-            let outcome: serde_json::Value = serde_json::from_str(&json)?;
+            let (round_trip, outcome) = submit(&conn, text).await?;
             for (stage, name) in [
                 ("understand", "understanding (fast path)"),
                 ("action", "D-Bus action"),
@@ -320,15 +321,7 @@ pub async fn run(rounds: usize, idle: Duration, fixtures: &Path) -> anyhow::Resu
                 .entry("round trip seen by the caller".into())
                 .or_default()
                 .push(round_trip.as_secs_f64() * 1e3);
-            // Let the follow-up window pass so each request starts a fresh dialog.
-            conn.call_method(
-                Some(SERVICE_NAME),
-                OBJECT_PATH,
-                Some(SERVICE_NAME),
-                "Cancel",
-                &(),
-            )
-            .await?;
+            end_dialog(&conn).await?;
         }
     }
     let (mut front_end_cpu_percent, mut speech_correct, mut speech_skipped) = (None, None, None);

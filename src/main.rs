@@ -696,10 +696,7 @@ async fn listen(
                 let t = client
                     .transcribe(&audio, std::time::Duration::from_secs(60))
                     .await?;
-                let text = cabin::asr::after_wake_word(&t.text, &profile.assistant.wake_words)
-                    .unwrap_or(&t.text)
-                    .trim()
-                    .to_string();
+                let text = cabin::asr::command_text(&t.text, &profile.assistant.wake_words);
                 let mut c = serde_json::json!({
                     "at": at,
                     "speech_s": audio.len() as f64 / cabin::audio::RATE as f64,

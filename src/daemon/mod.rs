@@ -325,10 +325,7 @@ impl EventLoop {
                         crate::worker::WorkerState::Ready(client) => {
                             match client.transcribe(&audio, Duration::from_secs(30)).await {
                                 Ok(t) => {
-                                    let text = crate::asr::after_wake_word(&t.text, &wake_words)
-                                        .unwrap_or(&t.text)
-                                        .trim()
-                                        .to_string();
+                                    let text = crate::asr::command_text(&t.text, &wake_words);
                                     Event::Transcribed {
                                         text: (!text.is_empty()).then_some(text),
                                     }
