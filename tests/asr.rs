@@ -89,13 +89,19 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Word error rate pieces: edits between normalised word sequences (numbers spoken or written
-/// compare equal: "ten" = "10"), and the reference's length.
+/// Word error rate pieces: edits between normalised word sequences, and the reference's length.
+/// Normalised as whisper's own English WER normaliser does: numbers spoken or written compare
+/// equal ("ten" = "10"), and titles are spelled out ("Mr." = "mister").
 fn word_errors(reference: &str, hypothesis: &str) -> (usize, usize) {
     let words = |t: &str| -> Vec<String> {
         cabin::grammar::tokenize(t)
             .into_iter()
-            .map(|t| t.norm)
+            .map(|t| match t.norm.as_str() {
+                "mr" => "mister".to_string(),
+                "mrs" => "missus".to_string(),
+                "dr" => "doctor".to_string(),
+                _ => t.norm,
+            })
             .collect()
     };
     let (r, h) = (words(reference), words(hypothesis));
@@ -109,6 +115,22 @@ fn word_errors(reference: &str, hypothesis: &str) -> (usize, usize) {
         prev = cur;
     }
     (prev[h.len()], r.len())
+}
+
+#[test]
+fn word_errors_normalise_numbers_titles_and_punctuation() {
+    assert_eq!(
+        word_errors(
+            "and mister john went ten meters",
+            "And Mr. John went 10 meters."
+        ),
+        (0, 6)
+    );
+    assert_eq!(
+        word_errors("four queen of clubs", "Four queen of clothes."),
+        (1, 4)
+    );
+    assert_eq!(word_errors("a a amiable", "a amiable"), (1, 3));
 }
 
 /// Every recording with its reference transcript.
@@ -168,8 +190,9 @@ fn real_speech_is_transcribed_with_a_low_word_error_rate() {
             );
             rates.push(wer);
         }
+        // Issue #3's bar for tiny.en, with the prompt Cabin sends.
         assert!(
-            rates[0] <= 0.15,
+            rates[0] <= 0.10,
             "word error rate {:.1} %",
             rates[0] * 100.0
         );
