@@ -2,7 +2,10 @@
 //! daemon (always listening, on the null device) are started as real processes; the report
 //! gives start-up time to READY, per-stage latency (median, p95) over a corpus of commands, the
 //! RSS of every process and the daemon's idle CPU. The speech stages run the front end and the
-//! speech worker on the spoken command fixtures (`tests/fixtures`); speech out joins with TTS.
+//! speech worker on the spoken command fixtures (`tests/fixtures`). The daemon speaks on the
+//! null device (in real time): a reply's first audio is its first `Reply` signal, which the
+//! daemon sends as the sentence starts to play. A second daemon with the local model measures
+//! the model route the same way, and the voice's synthesis speed is measured in this process.
 
 use cabin::bus::PrivateBus;
 use cabin::daemon::api::{OBJECT_PATH, SERVICE_NAME};
@@ -54,6 +57,8 @@ pub struct Report {
     pub rounds: usize,
     pub utterances: usize,
     pub startup_to_ready_ms: f64,
+    /// The same for a daemon with the local model: READY waits for the model to load.
+    pub startup_to_ready_with_llm_ms: Option<f64>,
     /// Stage → (median, p95) in ms.
     pub latency_ms: BTreeMap<String, (f64, f64)>,
     /// Process → resident memory in MiB.
@@ -68,6 +73,14 @@ pub struct Report {
     pub speech_correct: Option<(usize, usize)>,
     /// Why the speech stages were left out, if they were.
     pub speech_skipped: Option<String>,
+    /// The voice replies were spoken with (none: replies were text only).
+    pub voice: Option<String>,
+    /// Synthesis time over the audio's length, over the corpus's replies.
+    pub tts_real_time_factor: Option<f64>,
+    /// CPU while synthesising, per second of speech, in percent of one core.
+    pub tts_cpu_percent: Option<f64>,
+    /// Why the local model stages were left out, if they were.
+    pub llm_skipped: Option<String>,
 }
 
 impl Report {
@@ -80,6 +93,9 @@ impl Report {
             "| start-up to READY | {:.0} ms |\n",
             self.startup_to_ready_ms
         );
+        if let Some(ms) = self.startup_to_ready_with_llm_ms {
+            s += &format!("| start-up to READY, with the local model loaded | {ms:.0} ms |\n");
+        }
         for (stage, (p50, p95)) in &self.latency_ms {
             s += &format!("| {stage}, median / p95 | {p50:.2} / {p95:.2} ms |\n");
         }
@@ -101,8 +117,22 @@ impl Report {
         if let Some((ok, all)) = self.speech_correct {
             s += &format!("| spoken fixtures understood | {ok} of {all} |\n");
         }
+        if let (Some(voice), Some(rtf), Some(cpu)) =
+            (&self.voice, self.tts_real_time_factor, self.tts_cpu_percent)
+        {
+            s += &format!("| speech synthesis ({voice}), real-time factor | {rtf:.3} |\n");
+            s += &format!(
+                "| speech synthesis CPU per second of speech | {cpu:.1} % of one core |\n"
+            );
+        }
         if let Some(why) = &self.speech_skipped {
             s += &format!("\nSpeech stages skipped: {why}\n");
+        }
+        if self.voice.is_none() {
+            s += "\nSpeech out skipped: no voice could be loaded (run `cabin models fetch`).\n";
+        }
+        if let Some(why) = &self.llm_skipped {
+            s += &format!("\nLocal model stages skipped: {why}\n");
         }
         s
     }
@@ -138,6 +168,62 @@ async fn submit(
     Ok((round_trip, serde_json::from_str(&json)?))
 }
 
+/// The daemon's `Reply` signals: with a voice, each is a sentence starting to play.
+async fn replies(conn: &zbus::Connection) -> anyhow::Result<zbus::MessageStream> {
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .interface(SERVICE_NAME)
+        .member("Reply")
+        .build()?;
+    Ok(zbus::MessageStream::for_match_rule(rule, conn, std::num::NonZeroUsize::new(64)).await?)
+}
+
+/// A request's figures: the round trip, the first audio (with a voice), and the outcome.
+struct Asked {
+    round_trip: Duration,
+    first_audio: Option<Duration>,
+    outcome: serde_json::Value,
+}
+
+/// Sends `text` and, when the daemon speaks, times its first `Reply` signal: with streamed
+/// speech it can come before the call returns.
+async fn ask(
+    conn: &zbus::Connection,
+    replies: &mut zbus::MessageStream,
+    text: &str,
+    speaking: bool,
+) -> anyhow::Result<Asked> {
+    use futures_util::{FutureExt, StreamExt};
+    // Signals of the request before (cancelled mid-reply) are not this one's.
+    while let Some(Some(_)) = replies.next().now_or_never() {}
+    let sent = Instant::now();
+    let first_reply = async {
+        replies.next().await;
+        sent.elapsed()
+    };
+    tokio::pin!(first_reply);
+    let call = submit(conn, text);
+    tokio::pin!(call);
+    let mut first_audio = None;
+    let (round_trip, outcome) = loop {
+        tokio::select! {
+            r = &mut call => break r?,
+            t = &mut first_reply, if first_audio.is_none() && speaking => first_audio = Some(t),
+        }
+    };
+    let said = outcome["reply"].as_str().is_some_and(|r| !r.is_empty());
+    if first_audio.is_none() && speaking && said {
+        first_audio = tokio::time::timeout(Duration::from_secs(30), first_reply)
+            .await
+            .ok();
+    }
+    Ok(Asked {
+        round_trip,
+        first_audio,
+        outcome,
+    })
+}
+
 /// Ends the follow-up window, so that the next request starts a fresh dialog.
 async fn end_dialog(conn: &zbus::Connection) -> anyhow::Result<()> {
     conn.call_method(
@@ -151,6 +237,18 @@ async fn end_dialog(conn: &zbus::Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
+const END_OF_SPEECH_FAST: &str =
+    "end of speech to first audio, fast path (trailing silence + ASR + request)";
+const FIRST_AUDIO_FAST: &str = "request to first audio, fast path";
+const FIRST_AUDIO_LLM: &str = "request to first audio, local model";
+
+/// Requests for the local model: an indirect command, and two answers.
+const LLM_CORPUS: &[&str] = &[
+    "it's freezing in here",
+    "tell me a joke",
+    "tell me something interesting about Munich",
+];
+
 /// The speech front end's figures on the spoken fixtures (an error says why they can't run).
 struct Speech {
     stages: BTreeMap<String, Vec<f64>>,
@@ -162,7 +260,13 @@ struct Speech {
 
 /// Runs each fixture through the front end and the speech worker, then its transcript through
 /// the daemon on `conn`.
-async fn speech(conn: &zbus::Connection, fixtures: &Path, rounds: usize) -> anyhow::Result<Speech> {
+async fn speech(
+    conn: &zbus::Connection,
+    replies: &mut zbus::MessageStream,
+    speaking: bool,
+    fixtures: &Path,
+    rounds: usize,
+) -> anyhow::Result<Speech> {
     use cabin::listen::{Engines, FrontEnd, Heard, Input};
     use cabin::worker::WorkerState;
     let profile = cabin::profile::Profile::embedded_default();
@@ -231,11 +335,20 @@ async fn speech(conn: &zbus::Connection, fixtures: &Path, rounds: usize) -> anyh
                 .or_default()
                 .push(t.ms);
             let text = cabin::asr::command_text(&t.text, &profile.assistant.wake_words);
-            let (round_trip, outcome) = submit(conn, &text).await?;
+            let asked = ask(conn, replies, &text, speaking).await?;
+            let outcome = asked.outcome;
             out.stages
                 .entry("transcript to action and reply (daemon round trip)".into())
                 .or_default()
-                .push(round_trip.as_secs_f64() * 1e3);
+                .push(asked.round_trip.as_secs_f64() * 1e3);
+            if let Some(first) = asked.first_audio {
+                // The end-pointer hears the command end after the trailing silence.
+                let silence = profile.listen.trailing_silence.as_secs_f64() * 1e3;
+                out.stages
+                    .entry(END_OF_SPEECH_FAST.into())
+                    .or_default()
+                    .push(silence + t.ms + first.as_secs_f64() * 1e3);
+            }
             // "hey-jarvis-set-the-temperature…" names what the command asks for.
             let name = file.file_stem().unwrap_or_default().to_string_lossy();
             let expected = FIXTURES.iter().find(|(n, _)| *n == name).map(|(_, i)| *i);
@@ -248,7 +361,12 @@ async fn speech(conn: &zbus::Connection, fixtures: &Path, rounds: usize) -> anyh
     Ok(out)
 }
 
-pub async fn run(rounds: usize, idle: Duration, fixtures: &Path) -> anyhow::Result<Report> {
+pub async fn run(
+    rounds: usize,
+    idle: Duration,
+    fixtures: &Path,
+    with_llm: bool,
+) -> anyhow::Result<Report> {
     use anyhow::Context;
     let exe = std::env::current_exe()?;
     let sim_exe = exe.with_file_name("cabin-vehicle-sim");
@@ -276,38 +394,69 @@ pub async fn run(rounds: usize, idle: Duration, fixtures: &Path) -> anyhow::Resu
     // Start-up to READY, as systemd sees it.
     let notify = dir.join("notify");
     let socket = UnixDatagram::bind(&notify)?;
-    socket.set_read_timeout(Some(Duration::from_secs(30)))?;
+    // With the local model, READY waits for it to load (up to the worker's settle limit).
+    socket.set_read_timeout(Some(cabin::worker::SETTLE_LIMIT + Duration::from_secs(30)))?;
     // Always listening (on real-time silence) where the front end's models are installed.
     let profile = cabin::profile::Profile::embedded_default();
     let idle_listening = cabin::listen::Engines::load(&profile).is_ok();
     let input = if idle_listening { "null" } else { "off" };
-    let started = Instant::now();
-    let daemon = Proc(
-        Command::new(&exe)
-            .args(["run", "--llm", "off", "--input", input, "--bus", &address])
-            .env("DBUS_SESSION_BUS_ADDRESS", &address)
-            .env("NOTIFY_SOCKET", &notify)
-            .env("CABIN_LOG", "warn")
-            .spawn()?,
-    );
-    let mut buf = [0u8; 256];
-    let n = socket
-        .recv(&mut buf)
-        .context("the daemon never said READY")?;
-    anyhow::ensure!(
-        buf[..n].starts_with(b"READY=1"),
-        "unexpected notification {:?}",
-        String::from_utf8_lossy(&buf[..n])
-    );
-    let startup = started.elapsed();
+    // Speaking (on the null device) where the voice loads.
+    let voice = {
+        let profile = profile.clone();
+        tokio::task::spawn_blocking(move || cabin::tts::load(&profile)).await?
+    }
+    .ok();
+    let speaking = voice.is_some();
+    let output = if speaking { "null" } else { "off" };
+    let start_daemon = |llm: &str| -> anyhow::Result<(Proc, Duration)> {
+        socket.set_nonblocking(true)?;
+        while socket.recv(&mut [0u8; 256]).is_ok() {}
+        socket.set_nonblocking(false)?;
+        let started = Instant::now();
+        let daemon = Proc(
+            Command::new(&exe)
+                .args(["run", "--llm", llm, "--input", input, "--output", output])
+                .args(["--bus", &address])
+                .env("DBUS_SESSION_BUS_ADDRESS", &address)
+                .env("NOTIFY_SOCKET", &notify)
+                .env("CABIN_LOG", "warn")
+                .spawn()?,
+        );
+        // STATUS= lines may come first (and after the previous daemon's READY).
+        let mut buf = [0u8; 256];
+        loop {
+            let n = socket
+                .recv(&mut buf)
+                .context("the daemon never said READY")?;
+            if buf[..n].starts_with(b"READY=1") {
+                return Ok((daemon, started.elapsed()));
+            }
+        }
+    };
+    let (daemon, startup) = start_daemon("off")?;
 
     let conn = zbus::connection::Builder::address(address.as_str())
         .build()
         .await?;
+    let mut replies = replies(&conn).await?;
     let mut stages: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut said = std::collections::BTreeSet::new();
     for _ in 0..rounds {
         for text in CORPUS {
-            let (round_trip, outcome) = submit(&conn, text).await?;
+            let Asked {
+                round_trip,
+                first_audio,
+                outcome,
+            } = ask(&conn, &mut replies, text, speaking).await?;
+            if let (Some(first), Some("fast")) = (first_audio, outcome["route"].as_str()) {
+                stages
+                    .entry(FIRST_AUDIO_FAST.into())
+                    .or_default()
+                    .push(first.as_secs_f64() * 1e3);
+            }
+            if let Some(reply) = outcome["reply"].as_str() {
+                said.insert(reply.to_string());
+            }
             for (stage, name) in [
                 ("understand", "understanding (fast path)"),
                 ("action", "D-Bus action"),
@@ -325,7 +474,7 @@ pub async fn run(rounds: usize, idle: Duration, fixtures: &Path) -> anyhow::Resu
         }
     }
     let (mut front_end_cpu_percent, mut speech_correct, mut speech_skipped) = (None, None, None);
-    match speech(&conn, fixtures, rounds).await {
+    match speech(&conn, &mut replies, speaking, fixtures, rounds).await {
         Ok(sp) => {
             stages.extend(sp.stages);
             front_end_cpu_percent = Some(100.0 * sp.cpu_s / sp.audio_s);
@@ -333,21 +482,21 @@ pub async fn run(rounds: usize, idle: Duration, fixtures: &Path) -> anyhow::Resu
         }
         Err(e) => speech_skipped = Some(format!("{e:#}")),
     }
-    let latency_ms = stages
-        .into_iter()
-        .map(|(k, mut v)| {
-            v.sort_by(f64::total_cmp);
-            let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-            (k, (at(0.5), at(0.95)))
-        })
-        .collect();
-
+    let (mut tts_real_time_factor, mut tts_cpu_percent) = (None, None);
+    let voice_name = voice.as_ref().map(|v| v.name());
+    if let Some(mut voice) = voice {
+        let replies: Vec<String> = said.into_iter().collect();
+        let (rtf, cpu, firsts) =
+            tokio::task::spawn_blocking(move || synthesis(&mut *voice, &replies)).await??;
+        tts_real_time_factor = Some(rtf);
+        tts_cpu_percent = Some(cpu);
+        stages.insert("first sentence synthesis".into(), firsts);
+    }
     let cpu_before = cpu_ticks(daemon.0.id());
     tokio::time::sleep(idle).await;
     let cpu_after = cpu_ticks(daemon.0.id());
-    let ticks_per_s = 100.0; // USER_HZ on Linux
     let idle_cpu_percent = match (cpu_before, cpu_after) {
-        (Some(a), Some(b)) => (b - a) as f64 / ticks_per_s / idle.as_secs_f64() * 100.0,
+        (Some(a), Some(b)) => (b - a) as f64 / TICKS_PER_S / idle.as_secs_f64() * 100.0,
         _ => f64::NAN,
     };
     let mut rss_mib = BTreeMap::new();
@@ -358,20 +507,57 @@ pub async fn run(rounds: usize, idle: Duration, fixtures: &Path) -> anyhow::Resu
     ];
     // The daemon's workers (cabin-asr while it listens).
     for child in children(daemon.0.id()) {
-        let name = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
-        processes.push((format!("{} (worker)", name.trim()), child));
+        processes.push((worker_name(child), child));
     }
     for (name, pid) in processes {
         if let Some(kib) = rss_kib(pid) {
             rss_mib.insert(name, kib as f64 / 1024.0);
         }
     }
+    drop(daemon);
+
+    // The local model route, on a daemon that supervises cabin-llm.
+    let mut startup_to_ready_with_llm_ms = None;
+    let llm_skipped = match profile.models.llm.as_deref() {
+        _ if !with_llm => Some("--no-llm".to_string()),
+        None => Some("the profile names no local model".to_string()),
+        Some(name) => match cabin::models::installed(name, "language model") {
+            Err(e) => Some(e),
+            Ok(_) => {
+                let (llm_daemon, ready) = start_daemon("auto")?;
+                startup_to_ready_with_llm_ms = Some(ready.as_secs_f64() * 1e3);
+                match llm_stages(&conn, &mut replies, speaking, rounds.min(3)).await {
+                    Ok(llm) => {
+                        for (stage, v) in llm {
+                            stages.entry(stage).or_default().extend(v);
+                        }
+                        for child in children(llm_daemon.0.id()) {
+                            if let Some(kib) = rss_kib(child) {
+                                rss_mib.insert(worker_name(child), kib as f64 / 1024.0);
+                            }
+                        }
+                        None
+                    }
+                    Err(e) => Some(format!("{e:#}")),
+                }
+            }
+        },
+    };
+    let latency_ms = stages
+        .into_iter()
+        .map(|(k, mut v)| {
+            v.sort_by(f64::total_cmp);
+            let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+            (k, (at(0.5), at(0.95)))
+        })
+        .collect();
     let _ = std::fs::remove_dir_all(&dir);
     Ok(Report {
         machine: machine(),
         rounds,
         utterances: CORPUS.len(),
         startup_to_ready_ms: startup.as_secs_f64() * 1e3,
+        startup_to_ready_with_llm_ms,
         latency_ms,
         rss_mib,
         idle_cpu_percent,
@@ -379,10 +565,104 @@ pub async fn run(rounds: usize, idle: Duration, fixtures: &Path) -> anyhow::Resu
         front_end_cpu_percent,
         speech_correct,
         speech_skipped,
+        voice: voice_name,
+        tts_real_time_factor,
+        tts_cpu_percent,
+        llm_skipped,
     })
 }
 
-/// The child processes of `pid` (of any of its threads: workers are spawned from the runtime's).
+const TICKS_PER_S: f64 = 100.0; // USER_HZ on Linux
+
+fn worker_name(pid: u32) -> String {
+    let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    format!("{} (worker)", name.trim())
+}
+
+/// The local model's requests: round trip and first audio. Waits (up to two minutes) for the
+/// model to load first.
+async fn llm_stages(
+    conn: &zbus::Connection,
+    replies: &mut zbus::MessageStream,
+    speaking: bool,
+    rounds: usize,
+) -> anyhow::Result<BTreeMap<String, Vec<f64>>> {
+    let loading = Instant::now();
+    loop {
+        let asked = ask(conn, replies, LLM_CORPUS[1], false).await?;
+        end_dialog(conn).await?;
+        if asked.outcome["route"] == "local_llm" {
+            break;
+        }
+        anyhow::ensure!(
+            loading.elapsed() < Duration::from_secs(120),
+            "the local model did not answer within two minutes: {}",
+            asked.outcome
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut stages: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for _ in 0..rounds {
+        for text in LLM_CORPUS {
+            let asked = ask(conn, replies, text, speaking).await?;
+            if asked.outcome["route"] == "local_llm" {
+                // An answer is spoken as it is generated; an action's reply after the action.
+                let kind = if asked.outcome["intent"].is_null() {
+                    "answer"
+                } else {
+                    "action"
+                };
+                stages
+                    .entry(format!("round trip, local model {kind}"))
+                    .or_default()
+                    .push(asked.round_trip.as_secs_f64() * 1e3);
+                if let Some(first) = asked.first_audio {
+                    stages
+                        .entry(format!("{FIRST_AUDIO_LLM} {kind}"))
+                        .or_default()
+                        .push(first.as_secs_f64() * 1e3);
+                }
+            }
+            end_dialog(conn).await?;
+        }
+    }
+    Ok(stages)
+}
+
+/// Synthesises every reply: the real-time factor, the CPU per second of speech (percent of
+/// one core), and each reply's first-sentence synthesis time in ms.
+fn synthesis(
+    voice: &mut dyn cabin::tts::Voice,
+    replies: &[String],
+) -> anyhow::Result<(f64, f64, Vec<f64>)> {
+    let (mut took, mut audio, mut firsts) = (0.0, 0.0, Vec::new());
+    let cpu_before = cpu_ticks(std::process::id());
+    for reply in replies {
+        let mut text = reply.clone();
+        for (i, sentence) in cabin::speaker::take_sentences(&mut text, true)
+            .iter()
+            .enumerate()
+        {
+            let started = Instant::now();
+            let samples = voice.synthesize(&cabin::speakable::speakable(sentence))?;
+            let t = started.elapsed().as_secs_f64();
+            if i == 0 {
+                firsts.push(t * 1e3);
+            }
+            took += t;
+            audio += samples.len() as f64 / f64::from(voice.sample_rate());
+        }
+    }
+    let cpu_s = match (cpu_before, cpu_ticks(std::process::id())) {
+        (Some(a), Some(b)) => (b - a) as f64 / TICKS_PER_S,
+        _ => f64::NAN,
+    };
+    anyhow::ensure!(audio > 0.0, "no reply to synthesise");
+    Ok((took / audio, 100.0 * cpu_s / audio, firsts))
+}
+
+/// The worker processes of `pid` (children of any of its threads: workers are spawned from
+/// the runtime's), not the short-lived eSpeak NG runs.
 fn children(pid: u32) -> Vec<u32> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
@@ -396,6 +676,7 @@ fn children(pid: u32) -> Vec<u32> {
                 .filter_map(|c| c.parse().ok())
                 .collect::<Vec<u32>>()
         })
+        .filter(|child| worker_name(*child).starts_with("cabin"))
         .collect()
 }
 

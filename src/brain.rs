@@ -118,7 +118,16 @@ impl Brain {
     /// climate-warmer function"): when the words name an offered tool, generation stops there
     /// and the model is asked for that tool's arguments, under its grammar. The prompt is the
     /// same, so its cache still holds.
-    pub async fn think(&self, text: &str, timings: &mut BTreeMap<&'static str, f64>) -> Thought {
+    ///
+    /// `on_sentence` gets each whole sentence of a local answer as it is generated, so speech
+    /// can start before the answer is complete; not while the cloud may still replace it, nor
+    /// a sentence that names a tool. The answer returned always starts with those sentences.
+    pub async fn think(
+        &self,
+        text: &str,
+        timings: &mut BTreeMap<&'static str, f64>,
+        on_sentence: &mut (dyn FnMut(&str) + Send),
+    ) -> Thought {
         let messages = self.messages(text);
         let local = match self.local.state() {
             WorkerState::Ready(client) => client,
@@ -130,8 +139,14 @@ impl Brain {
             WorkerState::Down(why) => return Thought::Unavailable { why },
         };
         let started = Instant::now();
+        let stream = self
+            .cloud
+            .as_ref()
+            .is_none_or(|c| !c.reachable.load(Ordering::Relaxed));
         let mut named = None;
         let mut words = String::new();
+        // Generated text not yet a whole sentence, and the sentences already given out.
+        let (mut unsaid, mut said) = (String::new(), Vec::new());
         let first = bounded(
             self.local_budget,
             local.complete(
@@ -141,7 +156,18 @@ impl Brain {
                 |piece| {
                     words.push_str(piece);
                     named = self.named_tool(&words);
-                    named.is_none()
+                    if named.is_some() {
+                        return false;
+                    }
+                    if stream {
+                        unsaid.push_str(piece);
+                        for sentence in crate::speaker::take_sentences(&mut unsaid, false) {
+                            let sentence = spoken(&sentence);
+                            on_sentence(&sentence);
+                            said.push(sentence);
+                        }
+                    }
+                    true
                 },
             ),
         )
@@ -149,6 +175,14 @@ impl Brain {
         timings.insert("local_llm", ms(started));
         let completion = match first {
             Ok(c) => c,
+            // Out of time mid-answer: what was already said is the answer.
+            Err(e) if !said.is_empty() => {
+                tracing::warn!("the local model stopped mid-answer ({e}); keeping what it said");
+                return Thought::Answer {
+                    route: Route::LocalLlm,
+                    text: said.join(" "),
+                };
+            }
             Err(e) => {
                 return Thought::Unavailable {
                     why: format!("the local model failed: {e}"),
@@ -179,11 +213,14 @@ impl Brain {
                 },
             };
         }
-        if let Some(text) = self.cloud_answer(text, timings).await {
-            return Thought::Answer {
-                route: Route::Cloud,
-                text,
-            };
+        // Once the local answer is being spoken, it is the answer.
+        if said.is_empty() {
+            if let Some(text) = self.cloud_answer(text, timings).await {
+                return Thought::Answer {
+                    route: Route::Cloud,
+                    text,
+                };
+            }
         }
         match spoken(&completion.content) {
             t if t.is_empty() => Thought::Unavailable {

@@ -127,6 +127,36 @@ fn microphone(device: &str) -> Check {
     }
 }
 
+/// Whether the profile's playback device opens.
+fn speaker(device: &str) -> Check {
+    match crate::playback::DeviceSink::open(device) {
+        Ok(_) => ok(format!("playback device '{device}' opens")),
+        Err(e) => problem(
+            Status::Warn,
+            format!("playback device '{device}': {e}"),
+            "check the sound card (`aplay -l`) and [audio] output in the profile; without one Cabin's replies are text only (Reply signals)",
+        ),
+    }
+}
+
+/// eSpeak NG turns text into phonemes for the Piper voice, and is the fallback voice.
+fn espeak() -> Check {
+    match std::process::Command::new("espeak-ng")
+        .arg("--version")
+        .output()
+    {
+        Ok(out) if out.status.success() => ok(format!(
+            "espeak-ng: {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        )),
+        _ => problem(
+            Status::Fail,
+            "espeak-ng is not installed: Cabin cannot speak",
+            "apt-get install espeak-ng (scripts/setup installs it)",
+        ),
+    }
+}
+
 /// Runs every check. `api_bus` is where the daemon serves `org.cabin.Assistant1`.
 pub async fn run(profile: &Profile, api_bus: &BusAddress) -> Vec<Check> {
     let mut checks = vec![ok(format!(
@@ -138,6 +168,8 @@ pub async fn run(profile: &Profile, api_bus: &BusAddress) -> Vec<Check> {
     checks.extend(machine());
     checks.extend(models(profile, &crate::models::default_dir()));
     checks.push(microphone(&profile.audio.input));
+    checks.push(speaker(&profile.audio.output));
+    checks.push(espeak());
 
     let timeout = profile.vehicle.timeout;
     match connect(api_bus, timeout).await {
@@ -181,6 +213,12 @@ pub async fn run(profile: &Profile, api_bus: &BusAddress) -> Vec<Check> {
         .iter()
         .map(|i| i.action.service.as_str())
         .collect();
+    if let Some(d) = &profile.speech.ducking {
+        checks.push(match has_owner(&conn, &d.service).await {
+            Ok(true) => ok(format!("media service {} (ducking) is on the {vehicle_bus}", d.service)),
+            _ => problem(Status::Warn, format!("media service {} (ducking) is not on the {vehicle_bus}: the media won't go down while Cabin speaks", d.service), "start the media service, or fix [speech.ducking] in the profile"),
+        });
+    }
     for service in services {
         let users = profile
             .intents

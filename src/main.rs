@@ -50,6 +50,10 @@ enum Command {
         /// tcp:// or unix:// address.
         #[arg(long, env = "CABIN_ASR", default_value = "auto")]
         asr: cabin::asr::AsrChoice,
+        /// Where replies are spoken: `speaker` (the profile's playback device),
+        /// `speaker:NAME`, `null` (real-time silence), a FILE.wav (the last reply), or `off`.
+        #[arg(long, env = "CABIN_OUTPUT", default_value = "speaker")]
+        output: String,
     },
     /// Send text to the running daemon (or, with --profile, handle it in-process) and print
     /// the reply.
@@ -67,6 +71,12 @@ enum Command {
         /// zone is the speaker's ("open my window").
         #[arg(long, value_name = "INPUT")]
         from: Option<String>,
+        /// Speak the reply through the profile's playback device (with the profile's voice).
+        #[arg(long)]
+        speak: bool,
+        /// Speak the reply into this WAV file instead.
+        #[arg(long, value_name = "FILE")]
+        wav: Option<PathBuf>,
         #[command(flatten)]
         llm: LlmArg,
         /// What the driver said.
@@ -144,9 +154,13 @@ enum Command {
         #[arg(long, default_value = "session")]
         bus: BusAddress,
     },
-    /// Measure the text pipeline end to end: start-up to READY, per-stage latency, RSS and
-    /// idle CPU, with a private bus, the simulator and a daemon of this build.
+    /// Measure the pipeline end to end: start-up to READY, per-stage latency (text, speech
+    /// in, speech out, the local model), RSS and idle CPU, with a private bus, the simulator
+    /// and daemons of this build.
     Bench {
+        /// Leave out the local model's stages (loading it takes over a minute).
+        #[arg(long)]
+        no_llm: bool,
         /// How many times to run the command corpus.
         #[arg(long, default_value_t = 10)]
         rounds: usize,
@@ -269,12 +283,20 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             llm,
             input,
             asr,
+            output,
         } => {
             cabin::logging::log_private(log_private);
             // Handlers go in before the bus name is taken: a stop request during start-up must
             // shut down cleanly too, not kill the process.
             let shutdown = shutdown_signal()?;
             let profile = Arc::new(Profile::load_or_default(profile.as_deref())?);
+            let output = match output.as_str() {
+                "off" => None,
+                other => Some(
+                    cabin::playback::Output::parse(other, &profile.audio.output)
+                        .map_err(anyhow::Error::msg)?,
+                ),
+            };
             daemon::run(
                 daemon::DaemonConfig {
                     input: match input.as_str() {
@@ -286,6 +308,7 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
                     bus,
                     llm: llm.llm,
                     asr,
+                    output,
                 },
                 shutdown,
             )
@@ -296,11 +319,22 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             bus,
             json,
             from,
+            speak,
+            wav,
             llm,
             text,
         } => {
             let text = text.join(" ");
-            let outcome = match profile {
+            // Checked before the turn runs, so a bad device fails before the car acts.
+            let voice_profile = Profile::load_or_default(profile.as_deref())?;
+            let output = match (&wav, speak) {
+                (Some(path), _) => Some(cabin::playback::Output::Wav(path.clone())),
+                (None, true) => Some(cabin::playback::Output::Device(
+                    voice_profile.audio.output.clone(),
+                )),
+                (None, false) => None,
+            };
+            let mut outcome = match profile {
                 Some(path) => {
                     let profile = Profile::load(&path)?;
                     let zone = match &from {
@@ -322,6 +356,10 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
                 }
                 None => ask_daemon(&bus.unwrap_or_default(), &text, from.as_deref()).await?,
             };
+            if let Some(output) = output {
+                let reply = outcome["reply"].as_str().unwrap_or_default().to_string();
+                outcome["speech"] = speak_reply(&voice_profile, &reply, output).await?;
+            }
             if json {
                 print_out(&format!("{outcome}\n"))?;
             } else {
@@ -584,13 +622,20 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             }
         }
         Command::Bench {
+            no_llm,
             rounds,
             idle_seconds,
             json,
             fixtures,
         } => {
             anyhow::ensure!(rounds > 0, "--rounds must be at least 1");
-            let report = bench::run(rounds, Duration::from_secs(idle_seconds), &fixtures).await?;
+            let report = bench::run(
+                rounds,
+                Duration::from_secs(idle_seconds),
+                &fixtures,
+                !no_llm,
+            )
+            .await?;
             print_out(&report.markdown())?;
             if let Some(path) = json {
                 bench::write(&report, &path)
@@ -632,6 +677,56 @@ async fn one_turn(
     let assistant = with_brain(Arc::new(profile), vehicle, llm, cabin::worker::SETTLE_LIMIT).await;
     let turn = assistant.turn(text, zone, Default::default(), |_| {}).await;
     Ok(serde_json::to_value(&turn.outcome)?)
+}
+
+/// Speaks `reply` with the profile's voice into `output`; returns figures as JSON: the voice,
+/// time to first audio, audio length, synthesis time and real-time factor.
+async fn speak_reply(
+    profile: &Profile,
+    reply: &str,
+    output: cabin::playback::Output,
+) -> anyhow::Result<serde_json::Value> {
+    use cabin::speaker::{SpeechEnd, Spoken};
+    let profile = profile.clone();
+    let reply = reply.to_string();
+    // Loading the voice and joining the speaker's threads block: off the runtime.
+    tokio::task::spawn_blocking(move || {
+        let voice = cabin::tts::load(&profile)?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let speaker = cabin::speaker::Speaker::start(voice, output, None, tx)?;
+        speaker.say(0, &reply);
+        speaker.end(0);
+        let (mut first, mut audio, mut synthesis, mut sentences) = (None, 0.0, 0.0, 0);
+        let end = loop {
+            match rx.blocking_recv() {
+                Some(Spoken::Sentence {
+                    audio: a,
+                    synthesis: s,
+                    first_audio,
+                    ..
+                }) => {
+                    first = first.or(first_audio);
+                    audio += a.as_secs_f64();
+                    synthesis += s.as_secs_f64();
+                    sentences += 1;
+                }
+                Some(Spoken::Done { end, .. }) => break end,
+                None => break SpeechEnd::Failed("the speaker stopped".into()),
+            }
+        };
+        if let SpeechEnd::Failed(why) = end {
+            bail!("cannot speak the reply: {why}");
+        }
+        Ok(serde_json::json!({
+            "voice": speaker.voice_name(),
+            "sentences": sentences,
+            "first_audio_ms": first.map(|d| d.as_secs_f64() * 1000.0),
+            "audio_s": audio,
+            "synthesis_ms": synthesis * 1000.0,
+            "real_time_factor": if audio > 0.0 { synthesis / audio } else { 0.0 },
+        }))
+    })
+    .await?
 }
 
 /// The speech recogniser `choice` names, started and ready; the worker (which stops when

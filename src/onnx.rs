@@ -43,6 +43,11 @@ fn environment() -> Result<&'static Environment, OnnxError> {
 /// Loads a model for single-threaded use: these models are small, and the front end must
 /// never compete with speech recognition or the LLM for cores.
 pub fn session(path: &Path, what: &str) -> Result<Session, OnnxError> {
+    session_with_threads(path, what, 1)
+}
+
+/// Loads a model that may use `threads` threads within an operator (synthesis).
+pub fn session_with_threads(path: &Path, what: &str, threads: usize) -> Result<Session, OnnxError> {
     let env = environment()?;
     let fail = |message: String| OnnxError::Model {
         what: what.into(),
@@ -53,7 +58,7 @@ pub fn session(path: &Path, what: &str) -> Result<Session, OnnxError> {
         return Err(fail("no such file".into()));
     }
     Session::builder(env)
-        .and_then(|b| b.with_intra_threads(1).map_err(Into::into))
+        .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
         .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
         .and_then(|mut b| b.commit_from_file(path))
         .map_err(|e| fail(e.to_string()))

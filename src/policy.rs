@@ -25,6 +25,9 @@ pub fn dbus_policy(profile: &Profile, user: &str, hmi_group: &str) -> String {
     if let Some(state) = &profile.vehicle.state {
         services.insert(state.service.as_str());
     }
+    if let Some(ducking) = &profile.speech.ducking {
+        services.insert(ducking.service.as_str());
+    }
     let mut x = String::new();
     let _ = writeln!(
         x,

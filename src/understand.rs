@@ -162,8 +162,24 @@ impl Assistant {
         &self,
         text: &str,
         zone: Option<&str>,
+        context: Context,
+        on_action: impl FnOnce(&ResolvedAction),
+    ) -> Turn {
+        self.turn_streaming(text, zone, context, on_action, &mut |_| {})
+            .await
+    }
+
+    /// A turn whose model answer is given out to `on_sentence` sentence by sentence as it is
+    /// generated (see [`Brain::think`]), so it can be spoken before it is complete. The
+    /// outcome's reply starts with what was given out, unless a model's words led to an
+    /// action, whose reply then follows them.
+    pub async fn turn_streaming(
+        &self,
+        text: &str,
+        zone: Option<&str>,
         mut context: Context,
         on_action: impl FnOnce(&ResolvedAction),
+        on_sentence: &mut (dyn FnMut(&str) + Send),
     ) -> Turn {
         let mut t = TurnCtx {
             text,
@@ -283,7 +299,9 @@ impl Assistant {
             };
         }
         if let Some(brain) = &self.brain {
-            return self.think(brain, &mut t, context, on_action).await;
+            return self
+                .think(brain, &mut t, context, on_action, on_sentence)
+                .await;
         }
         t.understood = Some(ms(t.started.elapsed()));
         let mut outcome = self.outcome(&t, Route::Decline, None, &BTreeMap::new());
@@ -303,9 +321,15 @@ impl Assistant {
         t: &mut TurnCtx<'_>,
         context: Context,
         on_action: impl FnOnce(&ResolvedAction),
+        on_sentence: &mut (dyn FnMut(&str) + Send),
     ) -> Turn {
         let mut timings = BTreeMap::new();
-        let thought = brain.think(t.text, &mut timings).await;
+        // No chat while the driver manoeuvres: nothing is given out to be spoken then.
+        let manoeuvring = self.manoeuvring().await;
+        let mut quiet = |_: &str| {};
+        let on_sentence: &mut (dyn FnMut(&str) + Send) =
+            if manoeuvring { &mut quiet } else { on_sentence };
+        let thought = brain.think(t.text, &mut timings, on_sentence).await;
         let understood = ms(t.started.elapsed());
         t.understood = Some(understood);
         let mut turn = match thought {
@@ -324,7 +348,7 @@ impl Assistant {
             }
             Thought::Answer { route, text } => {
                 let mut outcome = self.outcome(t, route, None, &BTreeMap::new());
-                if self.manoeuvring().await {
+                if manoeuvring || self.manoeuvring().await {
                     outcome.refused = Some("the driver is manoeuvring".into());
                 } else {
                     outcome.reply = text;

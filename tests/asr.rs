@@ -82,6 +82,10 @@ impl Drop for Asr {
     }
 }
 
+/// Tests that run whisper take turns: each worker uses both cores, and OpenMP's spinning
+/// threads collapse when two workers share them (a 2 s command took over 30 s in CI).
+static WHISPER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -160,6 +164,7 @@ fn corpus(dir: &Path) -> Vec<(PathBuf, String)> {
 
 #[test]
 fn real_speech_is_transcribed_with_a_low_word_error_rate() {
+    let _whisper = WHISPER.blocking_lock();
     let (Some(model), Some(speech)) = (model(), speech()) else {
         return;
     };
@@ -201,6 +206,7 @@ fn real_speech_is_transcribed_with_a_low_word_error_rate() {
 
 #[test]
 fn silence_and_noise_floor_give_an_empty_transcript() {
+    let _whisper = WHISPER.blocking_lock();
     let Some(model) = model() else { return };
     let asr = Asr::start(&model, "tcp://127.0.0.1:0");
     rt().block_on(async {
@@ -224,6 +230,7 @@ fn silence_and_noise_floor_give_an_empty_transcript() {
 
 #[test]
 fn protocol_errors_get_wyoming_error_events() {
+    let _whisper = WHISPER.blocking_lock();
     let Some(model) = model() else { return };
     let asr = Asr::start(&model, "tcp://127.0.0.1:0");
     rt().block_on(async {
@@ -295,6 +302,7 @@ fn protocol_errors_get_wyoming_error_events() {
 
 #[test]
 fn a_unix_socket_serves_too_and_the_cli_prints_the_transcript() {
+    let _whisper = WHISPER.blocking_lock();
     let (Some(model), Some(speech)) = (model(), speech()) else {
         return;
     };
@@ -383,6 +391,7 @@ async fn driver_at_18(conn: &zbus::Connection) {
 
 #[tokio::test]
 async fn spoken_commands_after_the_wake_word_change_the_simulator() {
+    let _whisper = WHISPER.lock().await;
     let Some(_) = model() else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut audio = vec![0i16; 16_000];
@@ -441,6 +450,7 @@ async fn spoken_commands_after_the_wake_word_change_the_simulator() {
 
 #[test]
 fn without_the_wake_word_or_speech_nothing_is_done() {
+    let _whisper = WHISPER.blocking_lock();
     let (Some(_), Some(speech)) = (model(), speech()) else {
         return;
     };
@@ -497,6 +507,12 @@ impl VoiceDaemon {
         let mut cmd = Command::new(common::CABIN);
         cmd.args(["run", "--llm", "off", "--bus", &bus.address])
             .args(args)
+            // Replies as text only, unless the test says where to speak them.
+            .args(if args.contains(&"--output") {
+                &[][..]
+            } else {
+                &["--output", "off"][..]
+            })
             .envs(env.iter().copied())
             .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
             .stdin(Stdio::piped());
@@ -577,6 +593,7 @@ fn spoken_command() -> Option<Vec<i16>> {
 
 #[tokio::test]
 async fn the_daemon_hears_the_wake_word_and_acts_on_the_command() {
+    let _whisper = WHISPER.lock().await;
     let Some(_) = model() else { return };
     let Some(audio) = spoken_command() else {
         return;
@@ -656,6 +673,7 @@ async fn the_daemon_says_it_cannot_hear_while_the_recogniser_is_down() {
 
 #[tokio::test]
 async fn push_to_talk_opens_the_microphone_and_silence_closes_it() {
+    let _whisper = WHISPER.lock().await;
     let Some(_) = model() else { return };
     let mut d = VoiceDaemon::start(&["--input", "null"]).await;
     d.conn
@@ -686,6 +704,7 @@ async fn push_to_talk_opens_the_microphone_and_silence_closes_it() {
 /// one to the bar.
 #[test]
 fn in_car_commands_are_recognised_and_the_prompt_is_measured() {
+    let _whisper = WHISPER.blocking_lock();
     let Some(model) = model() else { return };
     let commands = [
         "set the temperature to twenty one degrees",
@@ -757,6 +776,7 @@ fn in_car_commands_are_recognised_and_the_prompt_is_measured() {
 
 #[tokio::test]
 async fn the_shipped_recording_changes_the_simulator() {
+    let _whisper = WHISPER.lock().await;
     let Some(_) = model() else { return };
     let wav = concat!(
         env!("CARGO_MANIFEST_DIR"),

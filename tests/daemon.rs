@@ -354,22 +354,8 @@ async fn cancel_ends_a_request_in_progress() {
             async move { submit(&conn, "SubmitText", "turn on the air conditioning").await },
         )
     };
-    let state = || async {
-        let reply = conn
-            .call_method(
-                Some("org.cabin.Assistant1"),
-                "/org/cabin/Assistant1",
-                Some("org.freedesktop.DBus.Properties"),
-                "Get",
-                &("org.cabin.Assistant1", "State"),
-            )
-            .await
-            .unwrap();
-        let v: zbus::OwnedVariant = reply.body().deserialize().unwrap();
-        String::try_from(v).unwrap()
-    };
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while state().await != "Acting" {
+    while common::state(conn).await != "Acting" {
         assert!(std::time::Instant::now() < deadline, "never reached Acting");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -389,7 +375,7 @@ async fn cancel_ends_a_request_in_progress() {
     );
     let e = pending.await.unwrap().unwrap_err();
     assert_eq!(error_name(&e), "org.cabin.Assistant1.Error.Cancelled");
-    assert_eq!(state().await, "Idle");
+    assert_eq!(common::state(conn).await, "Idle");
 }
 
 #[tokio::test]

@@ -105,8 +105,16 @@ fn bench_reports_every_figure() {
     let mut cmd = std::process::Command::new(CABIN);
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("bench.json");
-    cmd.args(["bench", "--rounds", "1", "--idle-seconds", "1", "--json"])
-        .arg(&json);
+    cmd.args([
+        "bench",
+        "--no-llm",
+        "--rounds",
+        "1",
+        "--idle-seconds",
+        "1",
+        "--json",
+    ])
+    .arg(&json);
     let out = output_within(cmd, std::time::Duration::from_secs(60));
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -128,5 +136,16 @@ fn bench_reports_every_figure() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert!(report["startup_to_ready_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["llm_skipped"], "--no-llm");
+    // CI installs the voice: the replies are spoken and timed.
+    if std::env::var_os("CI").is_some() || !report["voice"].is_null() {
+        for row in [
+            "request to first audio, fast path",
+            "first sentence synthesis",
+            "speech synthesis CPU per second of speech",
+        ] {
+            assert!(table.contains(row), "no {row:?} in:\n{table}");
+        }
+    }
     assert_eq!(report["utterances"], 16);
 }

@@ -58,7 +58,9 @@ async fn no_worker_means_unavailable_not_a_hang() {
     let p = default_profile();
     let brain = Brain::new(&p, LlmWorker::down("the model is not installed"));
     let mut timings = BTreeMap::new();
-    let thought = brain.think("it's freezing in here", &mut timings).await;
+    let thought = brain
+        .think("it's freezing in here", &mut timings, &mut |_| {})
+        .await;
     assert_eq!(
         thought,
         Thought::Unavailable {

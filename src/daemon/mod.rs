@@ -9,7 +9,9 @@ use crate::asr::{AsrChoice, AsrWorker};
 use crate::brain::LlmChoice;
 use crate::bus::BusAddress;
 use crate::listen::{Engines, FrontEnd, Heard, Input};
-use crate::profile::Profile;
+use crate::playback::Output;
+use crate::profile::{Ducking, Profile};
+use crate::speaker::{Speaker, SpeechEnd, Spoken};
 use crate::systemd::Notifier;
 use crate::understand::{Assistant, Context, Outcome, Pending, Turn};
 use crate::worker::{WorkerState, SETTLE_LIMIT};
@@ -75,6 +77,11 @@ pub enum Event {
     Acting {
         turn: u64,
     },
+    /// A whole sentence of a model's answer, before the turn is done.
+    ReplySentence {
+        turn: u64,
+        text: String,
+    },
     TurnDone {
         turn: u64,
         result: Box<Turn>,
@@ -87,6 +94,8 @@ pub enum Event {
     },
     /// Speech recognition failed or is down.
     CantHear(String),
+    /// From the speaker.
+    Spoken(Spoken),
 }
 
 /// What Cabin says when it has a command it can't transcribe.
@@ -134,6 +143,29 @@ pub struct Audio {
     asr: Arc<AsrWorker>,
 }
 
+/// The mouth: the speaker and what the utterance playing now leads to.
+pub struct Voice {
+    speaker: Speaker,
+    /// Media ducking requests, in order: true ducks, false restores.
+    ducking: Option<mpsc::UnboundedSender<bool>>,
+}
+
+/// A reply being spoken, and what follows its last sample.
+struct Speaking {
+    utterance: u64,
+    /// Sentences of a model's answer spoken while it was still being generated.
+    streamed: String,
+    /// Where the dialog goes after the last sample (known once the turn is done).
+    follow_up: bool,
+    context: Context,
+    /// When the queued audio will have played (sentences play back to back).
+    playing_until: std::time::Instant,
+}
+
+/// How long after Cabin's own voice said the wake word the microphone's wake word stays deaf
+/// (the room's echo, the detector's window).
+const OWN_WAKE_MARGIN: Duration = Duration::from_millis(700);
+
 /// How long a command waits for a speech worker that is still starting (loading its model)
 /// before Cabin says it can't hear.
 const ASR_START_WAIT: Duration = Duration::from_secs(15);
@@ -155,6 +187,11 @@ struct EventLoop {
     follow_up_until: Option<Instant>,
     /// None: text and D-Bus only (why, for `Activate`).
     audio: Result<Audio, String>,
+    /// None: replies are text (Reply signals) only.
+    voice: Option<Voice>,
+    speaking: Option<Speaking>,
+    /// Cabin's own voice says the wake word until then: a detection is its echo.
+    deaf_until: Option<std::time::Instant>,
 }
 
 impl EventLoop {
@@ -217,7 +254,28 @@ impl EventLoop {
                     follow_up,
                 } = *result;
                 tracing::info!(route = ?outcome.route, intent = outcome.intent.as_deref().unwrap_or("-"), awaiting = outcome.awaiting.as_deref().unwrap_or("-"), "turn done");
-                if !outcome.reply.is_empty() {
+                // Spoken, the reply goes out sentence by sentence as it plays; what was
+                // streamed is already on its way.
+                let streamed = self
+                    .speaking
+                    .take_if(|s| s.utterance == turn)
+                    .map(|s| s.streamed);
+                let spoken = match &self.voice {
+                    Some(voice) if !outcome.reply.is_empty() || streamed.is_some() => {
+                        let rest = match &streamed {
+                            Some(said) => outcome
+                                .reply
+                                .strip_prefix(said.trim_end())
+                                .unwrap_or(&outcome.reply),
+                            None => &outcome.reply,
+                        };
+                        voice.speaker.say(turn, rest);
+                        voice.speaker.end(turn);
+                        true
+                    }
+                    _ => false,
+                };
+                if !spoken && !outcome.reply.is_empty() {
                     self.tell(Notification::Reply(outcome.reply.clone())).await;
                 }
                 if let (Some(intent), Some(action)) = (&outcome.intent, &outcome.action) {
@@ -228,27 +286,50 @@ impl EventLoop {
                     })
                     .await;
                 }
-                if follow_up && !self.follow_up.is_zero() {
-                    self.context = context;
-                    self.follow_up_until = Some(Instant::now() + self.follow_up);
-                    self.set_state(State::FollowUp).await;
+                if spoken {
+                    self.speaking = Some(Speaking {
+                        utterance: turn,
+                        streamed: streamed.unwrap_or_default(),
+                        follow_up,
+                        context,
+                        playing_until: std::time::Instant::now(),
+                    });
+                    self.start_speaking().await;
                 } else {
-                    self.end_session().await;
+                    self.after_reply(follow_up, context).await;
                 }
+                // Answered last: a caller that looks at `State` next sees where the turn left it.
                 if let Some(respond) = current.respond {
                     let _ = respond.send(Ok(outcome));
                 }
-                if let Ok(audio) = &self.audio {
-                    if self.state == State::FollowUp {
-                        // An answer or a follow-up needs no wake word.
-                        audio.front_end.listen();
-                    } else {
-                        audio.front_end.resume();
+            }
+            Event::ReplySentence { turn, text } => {
+                let Some(voice) = &self.voice else { return };
+                if self.current.as_ref().is_none_or(|t| t.id != turn) {
+                    return;
+                }
+                voice.speaker.say(turn, &format!("{text} "));
+                match &mut self.speaking {
+                    Some(s) if s.utterance == turn => {
+                        s.streamed.push_str(&text);
+                        s.streamed.push(' ');
+                    }
+                    _ => {
+                        self.speaking = Some(Speaking {
+                            utterance: turn,
+                            streamed: format!("{text} "),
+                            follow_up: false,
+                            context: Context::default(),
+                            playing_until: std::time::Instant::now(),
+                        });
+                        self.start_speaking().await;
                     }
                 }
             }
+            Event::Spoken(spoken) => self.spoken(spoken).await,
             Event::Cancel { respond } => {
-                let had = self.cancel_current("cancelled").await || self.context.pending.is_some();
+                let had = self.stop_speaking() | self.cancel_current("cancelled").await
+                    || self.context.pending.is_some();
                 if let Ok(audio) = &self.audio {
                     audio.front_end.cancel();
                 }
@@ -263,6 +344,7 @@ impl EventLoop {
                     return;
                 }
                 // Push-to-talk interrupts whatever Cabin is doing, like the wake word.
+                self.stop_speaking();
                 self.cancel_current("push-to-talk").await;
                 if let Ok(audio) = &self.audio {
                     audio.front_end.listen();
@@ -302,8 +384,20 @@ impl EventLoop {
     async fn heard(&mut self, heard: Heard) {
         match heard {
             Heard::Wake { score, .. } => {
+                if self
+                    .deaf_until
+                    .is_some_and(|until| std::time::Instant::now() < until)
+                {
+                    tracing::info!(score, "wake word ignored: Cabin's own voice said it");
+                    if let Ok(audio) = &self.audio {
+                        audio.front_end.cancel();
+                        audio.front_end.resume();
+                    }
+                    return;
+                }
                 tracing::info!(score, "wake word");
-                // The wake word interrupts whatever Cabin is doing.
+                // The wake word interrupts whatever Cabin is doing, speech included.
+                self.stop_speaking();
                 self.cancel_current("the wake word").await;
                 self.follow_up_until = None;
                 self.set_state(State::Listening).await;
@@ -348,6 +442,97 @@ impl EventLoop {
         }
     }
 
+    /// After a reply (spoken or not): the follow-up window, or the end of the session; the
+    /// microphone listens again.
+    async fn after_reply(&mut self, follow_up: bool, context: Context) {
+        if follow_up && !self.follow_up.is_zero() {
+            self.context = context;
+            self.follow_up_until = Some(Instant::now() + self.follow_up);
+            self.set_state(State::FollowUp).await;
+        } else {
+            self.end_session().await;
+        }
+        if let Ok(audio) = &self.audio {
+            if self.state == State::FollowUp {
+                // An answer or a follow-up needs no wake word.
+                audio.front_end.listen();
+            } else {
+                audio.front_end.resume();
+            }
+        }
+    }
+
+    async fn spoken(&mut self, spoken: Spoken) {
+        match spoken {
+            Spoken::Sentence {
+                utterance,
+                text,
+                audio,
+                synthesis,
+                own_wake,
+                first_audio,
+            } => {
+                let Some(speaking) = self.speaking.as_mut().filter(|s| s.utterance == utterance)
+                else {
+                    return;
+                };
+                let now = std::time::Instant::now();
+                speaking.playing_until = speaking.playing_until.max(now) + audio;
+                if own_wake {
+                    self.deaf_until = Some(speaking.playing_until + OWN_WAKE_MARGIN);
+                }
+                if let Some(first) = first_audio {
+                    tracing::info!(first_audio_ms = first.as_secs_f64() * 1000.0, "speaking");
+                }
+                tracing::debug!(
+                    audio_s = audio.as_secs_f64(),
+                    synthesis_ms = synthesis.as_secs_f64() * 1000.0,
+                    own_wake,
+                    "sentence"
+                );
+                self.tell(Notification::Reply(text)).await;
+            }
+            Spoken::Done { utterance, end } => {
+                if let SpeechEnd::Failed(why) = &end {
+                    tracing::error!("speaking the reply failed: {why}");
+                }
+                let Some(speaking) = self.speaking.take_if(|s| s.utterance == utterance) else {
+                    return;
+                };
+                self.duck(false);
+                self.after_reply(speaking.follow_up, speaking.context).await;
+            }
+        }
+    }
+
+    /// Cabin starts to speak: the media goes down, and the wake word stays live so the driver
+    /// can barge in.
+    async fn start_speaking(&mut self) {
+        self.duck(true);
+        self.set_state(State::Speaking).await;
+        self.resume_audio();
+    }
+
+    /// Silences Cabin mid-reply (barge-in); true if it was speaking.
+    fn stop_speaking(&mut self) -> bool {
+        let Some(speaking) = self.speaking.take() else {
+            return false;
+        };
+        if let Some(voice) = &self.voice {
+            voice.speaker.stop();
+        }
+        self.duck(false);
+        tracing::info!(utterance = speaking.utterance, "stopped speaking");
+        true
+    }
+
+    /// Asks for the media to be ducked (or restored).
+    fn duck(&self, down: bool) {
+        if let Some(tx) = self.voice.as_ref().and_then(|v| v.ducking.as_ref()) {
+            let _ = tx.send(down);
+        }
+    }
+
     /// Starts a turn on `text`; `respond` gets its outcome (a D-Bus caller), or nobody (speech).
     async fn start_turn(
         &mut self,
@@ -356,6 +541,7 @@ impl EventLoop {
         respond: Option<oneshot::Sender<Result<Outcome, TurnError>>>,
     ) {
         // The newest request wins: a driver who speaks again means the new thing.
+        self.stop_speaking();
         self.cancel_current("a newer request replaced it").await;
         self.follow_up_until = None;
         let id = self.next_turn;
@@ -365,14 +551,39 @@ impl EventLoop {
         let assistant = self.assistant.clone();
         let events = self.events_tx.clone();
         let context = self.context.clone();
+        // With a voice, a model's answer is spoken sentence by sentence as it is generated.
+        let stream = self.voice.is_some();
         let task = tokio::spawn(async move {
             let acting = events.clone();
-            let result = assistant
-                .turn(&text, zone.as_deref(), context, |_| {
+            let (sentences_tx, mut sentences) = mpsc::unbounded_channel::<String>();
+            let mut on_sentence = move |s: &str| {
+                if stream {
+                    let _ = sentences_tx.send(s.to_string());
+                }
+            };
+            let turn = assistant.turn_streaming(
+                &text,
+                zone.as_deref(),
+                context,
+                |_| {
                     // A full queue only delays the Acting state; the result still arrives.
                     let _ = acting.try_send(Event::Acting { turn: id });
-                })
-                .await;
+                },
+                &mut on_sentence,
+            );
+            tokio::pin!(turn);
+            let result = loop {
+                tokio::select! {
+                    result = &mut turn => break result,
+                    Some(text) = sentences.recv() => {
+                        let _ = events.send(Event::ReplySentence { turn: id, text }).await;
+                    }
+                }
+            };
+            // Every sentence is in before the turn is done.
+            while let Ok(text) = sentences.try_recv() {
+                let _ = events.send(Event::ReplySentence { turn: id, text }).await;
+            }
             let _ = events
                 .send(Event::TurnDone {
                     turn: id,
@@ -409,6 +620,12 @@ impl EventLoop {
     }
 }
 
+/// The loop's audio ends: the microphone front end (or why there is none) and the voice.
+struct AudioIo {
+    input: Result<Audio, String>,
+    voice: Option<Voice>,
+}
+
 /// Runs the event loop until `shutdown` completes.
 async fn run_loop(
     assistant: Arc<Assistant>,
@@ -416,7 +633,10 @@ async fn run_loop(
     notify: mpsc::Sender<Notification>,
     state_tx: watch::Sender<State>,
     heartbeat: Option<Duration>,
-    audio: Result<Audio, String>,
+    AudioIo {
+        input: audio,
+        voice,
+    }: AudioIo,
     shutdown: impl Future<Output = ()>,
 ) {
     let profile = assistant.profile();
@@ -439,6 +659,9 @@ async fn run_loop(
         context: Context::default(),
         follow_up_until: None,
         audio,
+        voice,
+        speaking: None,
+        deaf_until: None,
     };
     tokio::pin!(shutdown);
     let mut beat = heartbeat.map(|every| {
@@ -458,6 +681,11 @@ async fn run_loop(
     event_loop
         .cancel_current("the daemon is shutting down")
         .await;
+    event_loop.stop_speaking();
+    if let Some(voice) = event_loop.voice.take() {
+        // The speaker's Drop joins its threads; the ducking task finishes what is queued.
+        let _ = tokio::task::spawn_blocking(move || drop(voice)).await;
+    }
     if let Ok(audio) = event_loop.audio {
         // Joining the front end's thread blocks until its source returns (standard input may
         // not): give it a moment off the runtime, then go on.
@@ -545,6 +773,8 @@ pub struct DaemonConfig {
     pub input: Option<Input>,
     /// Speech recognition for it.
     pub asr: AsrChoice,
+    /// Where replies are spoken (None: text only).
+    pub output: Option<Output>,
 }
 
 /// Starts the front end on `input` and the speech recogniser; heard events become [`Event`]s.
@@ -570,6 +800,94 @@ fn start_audio(
         }
     });
     Ok(Audio { front_end, asr })
+}
+
+/// Starts the speaker on `output` with the profile's voice (and the wake word, to recognise
+/// Cabin's own voice saying it); spoken events become [`Event`]s.
+fn start_voice(
+    profile: &Profile,
+    output: Output,
+    vehicle: VehicleBus,
+    events: mpsc::Sender<Event>,
+) -> Result<Voice, String> {
+    let voice = crate::tts::load(profile).map_err(|e| e.to_string())?;
+    let wake = match &profile.models.wake {
+        Some(keyword) => crate::wake::WakeModels::resolve(keyword)
+            .and_then(|m| crate::wake::WakeWord::load(&m).map_err(|e| e.to_string()))
+            .map(|w| Some((w, profile.listen.wake_threshold)))
+            .inspect_err(|e| {
+                tracing::warn!("Cabin's own voice can't be checked for the wake word: {e}")
+            })
+            .unwrap_or(None),
+        None => None,
+    };
+    let (tx, mut spoken) = mpsc::unbounded_channel();
+    let speaker = Speaker::start(voice, output, wake, tx).map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        while let Some(s) = spoken.recv().await {
+            if events.send(Event::Spoken(s)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let ducking = profile
+        .speech
+        .ducking
+        .clone()
+        .map(|d| start_ducking(d, vehicle));
+    Ok(Voice { speaker, ducking })
+}
+
+/// The task that ducks and restores the media, in the order asked, skipping repeats. It
+/// restores once at start-up: a daemon that crashed mid-reply leaves the media ducked.
+fn start_ducking(ducking: Ducking, vehicle: VehicleBus) -> mpsc::UnboundedSender<bool> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<bool>();
+    tokio::spawn(async move {
+        let call = |down: bool| crate::action::ResolvedAction {
+            kind: "call",
+            service: ducking.service.clone(),
+            path: ducking.path.clone(),
+            interface: ducking.interface.clone(),
+            member: if down {
+                ducking.duck.clone()
+            } else {
+                ducking.restore.clone()
+            },
+            args: if down {
+                vec![crate::dbus_value::ArgValue::Uint32(ducking.level)]
+            } else {
+                vec![]
+            },
+            target: "the media".into(),
+        };
+        let mut ducked = None;
+        let mut startup = Some(false);
+        loop {
+            let down = match startup.take() {
+                Some(down) => down,
+                None => match rx.recv().await {
+                    Some(down) => down,
+                    None => break,
+                },
+            };
+            if ducked == Some(down) {
+                continue;
+            }
+            match vehicle.execute(&call(down)).await {
+                Ok(_) => ducked = Some(down),
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot {} the media: {}",
+                        if down { "duck" } else { "restore" },
+                        e.log_detail()
+                    );
+                    // Unknown now: the next request is sent whatever it is.
+                    ducked = None;
+                }
+            }
+        }
+    });
+    tx
 }
 
 /// Serves `org.cabin.Assistant1` until `shutdown` completes.
@@ -650,6 +968,16 @@ pub async fn run(
             }).inspect(|_| tracing::info!("listening on {what}"))
         }
     };
+    let voice = config.output.and_then(|output| {
+        let what = output.to_string();
+        let vehicle = VehicleBus::new(profile.vehicle.bus.clone(), profile.vehicle.timeout);
+        start_voice(&profile, output, vehicle, events_tx.clone())
+            .inspect_err(|why| {
+                tracing::warn!("no speech output ({what}): {why}; replies are text only")
+            })
+            .inspect(|v| tracing::info!("speaking on {what} with {}", v.speaker.voice_name()))
+            .ok()
+    });
     let mut assistant = Assistant::new(profile, vehicle);
     if let Some(b) = brain {
         assistant = assistant.with_brain(b);
@@ -660,7 +988,10 @@ pub async fn run(
         notify_tx,
         state_tx,
         heartbeat,
-        audio,
+        AudioIo {
+            input: audio,
+            voice,
+        },
         shutdown,
     )
     .await;

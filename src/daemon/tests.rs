@@ -17,6 +17,10 @@ fn start() -> Harness {
 }
 
 fn start_with(heartbeat: Option<Duration>) -> Harness {
+    start_full(heartbeat, None)
+}
+
+fn start_full(heartbeat: Option<Duration>, voice: Option<Voice>) -> Harness {
     let bus = BusAddress::Address("unix:path=/nonexistent/cabin-test-bus".into());
     let assistant = Arc::new(Assistant::new(
         Arc::new(Profile::embedded_default()),
@@ -32,7 +36,10 @@ fn start_with(heartbeat: Option<Duration>) -> Harness {
         notify_tx,
         state_tx,
         heartbeat,
-        Err("no audio in these tests".into()),
+        AudioIo {
+            input: Err("no audio in these tests".into()),
+            voice,
+        },
         async {
             let _ = stopped.await;
         },
@@ -189,4 +196,137 @@ async fn the_loop_sends_heartbeats_while_it_runs() {
     assert_eq!(h.note().await, Notification::Heartbeat);
     assert_eq!(h.note().await, Notification::Heartbeat);
     assert_eq!(begun.elapsed(), Duration::from_secs(20));
+}
+
+/// A voice that gives a second of audio a sentence, or fails on "fail".
+struct TestVoice;
+
+impl crate::tts::Voice for TestVoice {
+    fn sample_rate(&self) -> u32 {
+        1000
+    }
+    fn synthesize(&mut self, sentence: &str) -> Result<Vec<f32>, crate::tts::TtsError> {
+        if sentence.contains("fail") {
+            return Err(crate::tts::TtsError::Espeak("told to fail".into()));
+        }
+        Ok(vec![0.1; 1000])
+    }
+    fn name(&self) -> String {
+        "test".into()
+    }
+}
+
+/// A loop that speaks on the real-time null device; the receiver sees its ducking requests.
+fn start_speaking() -> (Harness, mpsc::UnboundedReceiver<bool>) {
+    let (spoken_tx, mut spoken) = mpsc::unbounded_channel();
+    let speaker = Speaker::start(Box::new(TestVoice), Output::Null, None, spoken_tx).unwrap();
+    let (ducking, ducked) = mpsc::unbounded_channel();
+    let h = start_full(
+        None,
+        Some(Voice {
+            speaker,
+            ducking: Some(ducking),
+        }),
+    );
+    let events = h.events.clone();
+    tokio::spawn(async move {
+        while let Some(s) = spoken.recv().await {
+            let _ = events.send(Event::Spoken(s)).await;
+        }
+    });
+    (h, ducked)
+}
+
+fn ducking_so_far(rx: &mut mpsc::UnboundedReceiver<bool>) -> Vec<bool> {
+    std::iter::from_fn(|| rx.try_recv().ok()).collect()
+}
+
+#[tokio::test]
+async fn a_spoken_reply_ducks_the_media_and_ends_when_it_has_played() {
+    let (mut h, mut ducked) = start_speaking();
+    let begun = Instant::now();
+    let outcome = h.say("tell me a joke", None).await.unwrap();
+    let seen = h.until_state(State::Idle).await;
+    // Two sentences or more: each is a Reply signal as it starts to play.
+    let replies: Vec<&Notification> = seen
+        .iter()
+        .filter(|n| matches!(n, Notification::Reply(_)))
+        .collect();
+    assert!(!replies.is_empty(), "{seen:?}");
+    let speaking = seen
+        .iter()
+        .position(|n| *n == Notification::State(State::Speaking))
+        .expect("Speaking");
+    assert!(seen[speaking..].contains(replies[0]), "{seen:?}");
+    // A second of audio per sentence on the real-time null device.
+    assert!(begun.elapsed() >= Duration::from_millis(900 * replies.len() as u64));
+    assert!(!outcome.reply.is_empty());
+    assert_eq!(ducking_so_far(&mut ducked), [true, false]);
+}
+
+fn wake() -> Event {
+    Event::Heard(Heard::Wake {
+        at: 0.0,
+        score: 0.9,
+    })
+}
+
+#[tokio::test]
+async fn the_wake_word_barges_in_and_stops_the_speech() {
+    let (mut h, mut ducked) = start_speaking();
+    h.say("tell me a joke", None).await.unwrap();
+    h.until_state(State::Speaking).await;
+    h.events.send(wake()).await.unwrap();
+    let seen = h.until_state(State::Listening).await;
+    assert!(
+        !seen.contains(&Notification::State(State::Idle)),
+        "{seen:?}"
+    );
+    assert_eq!(ducking_so_far(&mut ducked), [true, false]);
+    // The stopped reply's end changes nothing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(*h.state.borrow(), State::Listening);
+}
+
+#[tokio::test]
+async fn cabins_own_voice_saying_the_wake_word_does_not_wake_it() {
+    let (mut h, mut ducked) = start_speaking();
+    h.say("tell me a joke", None).await.unwrap();
+    h.until_state(State::Speaking).await;
+    // The speaker found the wake word in a sentence it queued (utterance 0: the first turn).
+    h.events
+        .send(Event::Spoken(Spoken::Sentence {
+            utterance: 0,
+            text: "Hey Jarvis is my name.".into(),
+            audio: Duration::from_millis(500),
+            synthesis: Duration::ZERO,
+            own_wake: true,
+            first_audio: None,
+        }))
+        .await
+        .unwrap();
+    h.events.send(wake()).await.unwrap();
+    let seen = h.until_state(State::Idle).await;
+    assert!(
+        !seen.contains(&Notification::State(State::Listening)),
+        "{seen:?}"
+    );
+    assert_eq!(ducking_so_far(&mut ducked), [true, false]);
+}
+
+#[tokio::test]
+async fn a_failed_synthesis_restores_the_media_and_goes_idle() {
+    let (mut h, mut ducked) = start_speaking();
+    h.say("tell me a joke", None).await.unwrap();
+    h.until_state(State::Speaking).await;
+    // What the speaker reports when synthesis fails or its voice thread dies (speaker tests).
+    h.events
+        .send(Event::Spoken(Spoken::Done {
+            utterance: 0,
+            end: SpeechEnd::Failed("the voice crashed".into()),
+        }))
+        .await
+        .unwrap();
+    h.until_state(State::Idle).await;
+    assert_eq!(ducking_so_far(&mut ducked), [true, false]);
 }

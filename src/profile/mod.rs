@@ -34,6 +34,7 @@ pub struct Profile {
     pub vehicle: VehicleSettings,
     pub dialog: DialogSettings,
     pub listen: ListenSettings,
+    pub speech: SpeechSettings,
     pub inputs: Vec<Input>,
     pub slot_types: BTreeMap<String, SlotType>,
     pub intents: Vec<Intent>,
@@ -102,6 +103,50 @@ impl Default for ListenSettings {
             vocabulary: Vec::new(),
         }
     }
+}
+
+/// How Cabin speaks ([models] tts names the voice).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeechSettings {
+    /// Speaking rate: 1.0 is the voice's own, 1.2 a fifth faster.
+    pub rate: f32,
+    /// Loudness, 0..1 of full scale.
+    pub volume: f32,
+    /// Threads synthesis may use (it runs between the driver's turns, not while listening).
+    pub threads: usize,
+    /// Turns the media down while Cabin speaks.
+    pub ducking: Option<Ducking>,
+}
+
+impl Default for SpeechSettings {
+    fn default() -> Self {
+        SpeechSettings {
+            rate: 1.0,
+            volume: 0.9,
+            threads: 1,
+            ducking: None,
+        }
+    }
+}
+
+/// The media service's calls that turn the media down while Cabin speaks and back up after:
+/// `duck(level: u32)`, a percentage of the media's own volume, and `restore()`. Both must be
+/// idempotent: Cabin restores after every reply however it ended, and once at start-up (after
+/// a crash).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ducking {
+    pub service: String,
+    pub path: String,
+    pub interface: String,
+    pub duck: String,
+    pub restore: String,
+    #[serde(default = "default_duck_level")]
+    pub level: u32,
+}
+
+fn default_duck_level() -> u32 {
+    30
 }
 
 /// How the local LLM worker runs, and how long the router waits for it.
@@ -512,6 +557,7 @@ impl Validator<'_> {
             .and_then(|st| self.state_source(st.get_ref(), st.span()));
         let dialog = self.dialog(&raw.dialog);
         let listen = self.listen(&raw.listen);
+        let speech = self.speech(&raw.speech);
         let llm = self.llm(&raw.llm);
         let cloud = self.cloud(&raw.cloud);
         let inputs = self.inputs(&raw.inputs, &slot_types);
@@ -600,6 +646,7 @@ impl Validator<'_> {
             },
             dialog,
             listen,
+            speech,
             inputs,
             slot_types,
             intents,
@@ -1362,6 +1409,83 @@ impl Validator<'_> {
             }
         }
         (self.errors.len() == start).then(|| raw.clone())
+    }
+
+    fn speech(&mut self, raw: &raw::RawSpeech) -> SpeechSettings {
+        let mut s = SpeechSettings::default();
+        let mut within = |v: &Option<Spanned<f32>>,
+                          field: &str,
+                          range: std::ops::RangeInclusive<f32>,
+                          fix: &str| {
+            let v = v.as_ref()?;
+            if range.contains(v.get_ref()) {
+                return Some(*v.get_ref());
+            }
+            self.error(
+                Some(v.span()),
+                field,
+                format!("{} is outside {range:?}", v.get_ref()),
+                fix,
+            );
+            None
+        };
+        if let Some(r) = within(
+            &raw.rate,
+            "speech.rate",
+            0.5..=2.0,
+            "use 1.0, the voice's own pace; 1.1 is a little brisker",
+        ) {
+            s.rate = r;
+        }
+        if let Some(v) = within(&raw.volume, "speech.volume", 0.05..=1.0, "use 0.9") {
+            s.volume = v;
+        }
+        if let Some(t) = &raw.threads {
+            if (1..=8).contains(t.get_ref()) {
+                s.threads = *t.get_ref() as usize;
+            } else {
+                self.error(
+                    Some(t.span()),
+                    "speech.threads",
+                    format!("{} is outside 1..=8", t.get_ref()),
+                    "use 1, or 2 on a SoC with cores to spare",
+                );
+            }
+        }
+        if let Some(d) = &raw.ducking {
+            let here = Some(d.span());
+            let duck = d.get_ref();
+            let start = self.errors.len();
+            self.endpoint(
+                here.clone(),
+                "speech.ducking",
+                &duck.service,
+                &duck.path,
+                &duck.interface,
+            );
+            for (field, method) in [("duck", &duck.duck), ("restore", &duck.restore)] {
+                if zbus::names::MemberName::try_from(method.as_str()).is_err() {
+                    self.error(
+                        here.clone(),
+                        &format!("speech.ducking.{field}"),
+                        format!("'{method}' is not a valid method name"),
+                        "name the media service's method, e.g. \"Duck\"",
+                    );
+                }
+            }
+            if duck.level > 100 {
+                self.error(
+                    here,
+                    "speech.ducking.level",
+                    format!("{} is over 100", duck.level),
+                    "give the media's volume while Cabin speaks as a percentage of its own, e.g. 30",
+                );
+            }
+            if self.errors.len() == start {
+                s.ducking = Some(duck.clone());
+            }
+        }
+        s
     }
 
     fn listen(&mut self, raw: &raw::RawListen) -> ListenSettings {

@@ -25,6 +25,8 @@ pub struct RawProfile {
     #[serde(default)]
     pub listen: RawListen,
     #[serde(default)]
+    pub speech: RawSpeech,
+    #[serde(default)]
     pub inputs: Vec<Spanned<RawInput>>,
     #[serde(default)]
     pub slot_types: BTreeMap<String, Spanned<RawSlotType>>,
@@ -84,6 +86,16 @@ pub struct RawListen {
     pub max_utterance_ms: Option<Spanned<u64>>,
     #[serde(default)]
     pub vocabulary: Vec<String>,
+}
+
+/// How Cabin speaks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpeech {
+    pub rate: Option<Spanned<f32>>,
+    pub volume: Option<Spanned<f32>>,
+    pub threads: Option<Spanned<u32>>,
+    pub ducking: Option<Spanned<super::Ducking>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

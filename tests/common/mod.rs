@@ -82,8 +82,11 @@ impl TestBus {
 
     /// Like [`TestBus::start_daemon`], with this `--llm` (auto, off or a URL).
     pub async fn start_daemon_with(&self, profile: Option<&Path>, llm: &str) -> Proc {
-        self.start_daemon_args(profile, &["--llm", llm, "--input", "off"])
-            .await
+        self.start_daemon_args(
+            profile,
+            &["--llm", llm, "--input", "off", "--output", "off"],
+        )
+        .await
     }
 
     /// Starts `cabin run` on this bus with `args` and waits until it serves.
@@ -119,8 +122,24 @@ impl TestBus {
         cmd.args(args)
             .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
             .env("CABIN_LLM", "off");
-        output_within(cmd, Duration::from_secs(30))
+        output_within(cmd, Duration::from_secs(60))
     }
+}
+
+/// The assistant's `State` property.
+pub async fn state(conn: &zbus::Connection) -> String {
+    let reply = conn
+        .call_method(
+            Some("org.cabin.Assistant1"),
+            "/org/cabin/Assistant1",
+            Some("org.freedesktop.DBus.Properties"),
+            "Get",
+            &("org.cabin.Assistant1", "State"),
+        )
+        .await
+        .unwrap();
+    let v: zbus::OwnedVariant = reply.body().deserialize().unwrap();
+    String::try_from(v).unwrap()
 }
 
 /// The simulator's state as JSON, keyed by VSS path.

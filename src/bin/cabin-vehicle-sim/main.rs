@@ -533,6 +533,42 @@ impl Media {
     fn playing(&self) -> bool {
         self.0.read(|s| s.playing)
     }
+
+    /// Plays the media at `level` percent of its volume (an announcement is speaking), until
+    /// `Restore`. The volume the driver set is untouched.
+    async fn duck(&self, level: u32, #[zbus(connection)] conn: &Connection) -> Result<()> {
+        self.0.gate().await?;
+        in_range("level", level as f64, 0.0, 100.0)?;
+        self.0
+            .update(conn, |s| {
+                s.ducked = Some(level);
+                Ok(vec![change(
+                    "Vehicle.Cabin.Infotainment.Media.DuckLevel",
+                    level,
+                )])
+            })
+            .await
+    }
+
+    /// Ends ducking; harmless when the media is not ducked.
+    async fn restore(&self, #[zbus(connection)] conn: &Connection) -> Result<()> {
+        self.0.gate().await?;
+        self.0
+            .update(conn, |s| {
+                s.ducked = None;
+                Ok(vec![change(
+                    "Vehicle.Cabin.Infotainment.Media.DuckLevel",
+                    100u32,
+                )])
+            })
+            .await
+    }
+
+    /// Whether the media is ducked now.
+    #[zbus(property)]
+    fn ducked(&self) -> bool {
+        self.0.read(|s| s.ducked.is_some())
+    }
 }
 
 /// Property setters can only fail with `fdo::Error`; keep the typed name in the message.

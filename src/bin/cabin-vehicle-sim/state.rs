@@ -56,6 +56,8 @@ pub struct VehicleState {
     pub ambient_colour: String,
     pub volume: u32,
     pub muted: bool,
+    /// The media's level while Cabin speaks (percent of its volume).
+    pub ducked: Option<u32>,
     pub playing: bool,
     pub source: String,
     pub station_mhz: f64,
@@ -87,6 +89,7 @@ impl Default for VehicleState {
             ambient_colour: "white".into(),
             volume: 30,
             muted: false,
+            ducked: None,
             playing: false,
             source: "radio".into(),
             station_mhz: 98.5,
@@ -175,6 +178,10 @@ impl VehicleState {
         put(
             "Vehicle.Cabin.Infotainment.Media.IsMuted".into(),
             json!(self.muted),
+        );
+        put(
+            "Vehicle.Cabin.Infotainment.Media.DuckLevel".into(),
+            json!(self.ducked.unwrap_or(100)),
         );
         put(
             "Vehicle.Cabin.Infotainment.Media.IsPlaying".into(),
