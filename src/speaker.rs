@@ -469,28 +469,10 @@ mod tests {
         assert_eq!(at_once.len(), 3, "{at_once:?}");
     }
 
-    /// A voice that returns a second of audio per sentence, or fails on "fail".
-    struct Beep;
-
-    impl Voice for Beep {
-        fn sample_rate(&self) -> u32 {
-            1000
-        }
-        fn synthesize(&mut self, sentence: &str) -> Result<Vec<f32>, crate::tts::TtsError> {
-            if sentence.contains("fail") {
-                return Err(crate::tts::TtsError::Espeak("told to fail".into()));
-            }
-            Ok(vec![0.1; 1000])
-        }
-        fn name(&self) -> String {
-            "beep".into()
-        }
-    }
-
     fn speaker() -> (Speaker, tokio::sync::mpsc::UnboundedReceiver<Spoken>) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         (
-            Speaker::start(Box::new(Beep), Output::Null, None, tx).unwrap(),
+            Speaker::start(Box::new(crate::tts::Beep), Output::Null, None, tx).unwrap(),
             rx,
         )
     }

@@ -358,6 +358,26 @@ fn streamed_wav_samples(wav: &[u8]) -> Result<Vec<f32>, String> {
     Err("no data chunk".into())
 }
 
+/// A voice for tests: a second of audio (at 1 kHz) per sentence, or an error on "fail".
+#[cfg(test)]
+pub(crate) struct Beep;
+
+#[cfg(test)]
+impl Voice for Beep {
+    fn sample_rate(&self) -> u32 {
+        1000
+    }
+    fn synthesize(&mut self, sentence: &str) -> Result<Vec<f32>, TtsError> {
+        if sentence.contains("fail") {
+            return Err(TtsError::Espeak("told to fail".into()));
+        }
+        Ok(vec![0.1; 1000])
+    }
+    fn name(&self) -> String {
+        "beep".into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

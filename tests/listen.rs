@@ -6,20 +6,13 @@
 
 mod common;
 
+use common::missing;
+
 use cabin::listen::{Engines, FrontEnd, Heard, Input};
 use cabin::profile::{ListenSettings, Profile};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-fn missing(what: String) -> bool {
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{what} is missing in CI: scripts/test must install it"
-    );
-    eprintln!("SKIPPED: {what} is missing");
-    false
-}
 
 /// Whether the front end's models are installed.
 fn models() -> bool {

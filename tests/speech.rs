@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::missing;
+
 use cabin::playback::Output;
 use cabin::profile::Profile;
 use cabin::speaker::{Speaker, SpeechEnd, Spoken};
@@ -14,15 +16,6 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn missing(what: String) -> bool {
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{what} is missing in CI: scripts/test must install it"
-    );
-    eprintln!("SKIPPED: {what} is missing");
-    false
-}
 
 /// Whether every model of the default profile is installed.
 fn models() -> bool {
@@ -249,11 +242,9 @@ async fn the_daemon_ducks_the_media_while_it_speaks_and_restores_it_after() {
     until_duck_level(&conn, 100).await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn push_to_talk_while_speaking_stops_the_speech_and_listens() {
-    if !models() {
-        return;
-    }
+/// Speaks a reply (the media ducked), interrupts it with `method`, and checks that the state
+/// is `then` right away and that the media comes back.
+async fn interrupt_speech(method: &str, then: &str) {
     let bus = TestBus::start();
     let _sim = bus.start_sim();
     let _daemon = speaking_daemon(&bus).await;
@@ -263,28 +254,23 @@ async fn push_to_talk_while_speaking_stops_the_speech_and_listens() {
         .unwrap();
     assert_eq!(common::state(&conn).await, "Speaking");
     until_duck_level(&conn, 30).await;
-    call(&conn, "Activate").await;
-    assert_eq!(common::state(&conn).await, "Listening");
+    call(&conn, method).await;
+    assert_eq!(common::state(&conn).await, then);
     until_duck_level(&conn, 100).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn cancel_while_speaking_stops_the_speech_and_restores_the_media() {
-    if !models() {
-        return;
+async fn push_to_talk_while_speaking_stops_the_speech_and_listens() {
+    if models() {
+        interrupt_speech("Activate", "Listening").await;
     }
-    let bus = TestBus::start();
-    let _sim = bus.start_sim();
-    let _daemon = speaking_daemon(&bus).await;
-    let conn = bus.connect().await;
-    common::submit(&conn, "SubmitText", "what's my range")
-        .await
-        .unwrap();
-    assert_eq!(common::state(&conn).await, "Speaking");
-    until_duck_level(&conn, 30).await;
-    call(&conn, "Cancel").await;
-    assert_eq!(common::state(&conn).await, "Idle");
-    until_duck_level(&conn, 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_while_speaking_stops_the_speech_and_restores_the_media() {
+    if models() {
+        interrupt_speech("Cancel", "Idle").await;
+    }
 }
 
 /// eSpeak NG speaks when the profile asks for it (the minimal image's voice).

@@ -198,28 +198,11 @@ async fn the_loop_sends_heartbeats_while_it_runs() {
     assert_eq!(begun.elapsed(), Duration::from_secs(20));
 }
 
-/// A voice that gives a second of audio a sentence, or fails on "fail".
-struct TestVoice;
-
-impl crate::tts::Voice for TestVoice {
-    fn sample_rate(&self) -> u32 {
-        1000
-    }
-    fn synthesize(&mut self, sentence: &str) -> Result<Vec<f32>, crate::tts::TtsError> {
-        if sentence.contains("fail") {
-            return Err(crate::tts::TtsError::Espeak("told to fail".into()));
-        }
-        Ok(vec![0.1; 1000])
-    }
-    fn name(&self) -> String {
-        "test".into()
-    }
-}
-
 /// A loop that speaks on the real-time null device; the receiver sees its ducking requests.
 fn start_speaking() -> (Harness, mpsc::UnboundedReceiver<bool>) {
     let (spoken_tx, mut spoken) = mpsc::unbounded_channel();
-    let speaker = Speaker::start(Box::new(TestVoice), Output::Null, None, spoken_tx).unwrap();
+    let speaker =
+        Speaker::start(Box::new(crate::tts::Beep), Output::Null, None, spoken_tx).unwrap();
     let (ducking, ducked) = mpsc::unbounded_channel();
     let h = start_full(
         None,

@@ -497,6 +497,30 @@ impl Validator<'_> {
         });
     }
 
+    /// The value if it is given and within `range`; an error naming the range if it is not.
+    fn within<T>(
+        &mut self,
+        v: &Option<Spanned<T>>,
+        field: &str,
+        range: std::ops::RangeInclusive<T>,
+        fix: &str,
+    ) -> Option<T>
+    where
+        T: PartialOrd + Copy + std::fmt::Display + std::fmt::Debug,
+    {
+        let v = v.as_ref()?;
+        if range.contains(v.get_ref()) {
+            return Some(*v.get_ref());
+        }
+        self.error(
+            Some(v.span()),
+            field,
+            format!("{} is outside {range:?}", v.get_ref()),
+            fix,
+        );
+        None
+    }
+
     fn profile(mut self, raw: RawProfile) -> Result<Profile, LoadError> {
         if raw.profile.language.get_ref() != "en" {
             self.error(
@@ -1413,23 +1437,7 @@ impl Validator<'_> {
 
     fn speech(&mut self, raw: &raw::RawSpeech) -> SpeechSettings {
         let mut s = SpeechSettings::default();
-        let mut within = |v: &Option<Spanned<f32>>,
-                          field: &str,
-                          range: std::ops::RangeInclusive<f32>,
-                          fix: &str| {
-            let v = v.as_ref()?;
-            if range.contains(v.get_ref()) {
-                return Some(*v.get_ref());
-            }
-            self.error(
-                Some(v.span()),
-                field,
-                format!("{} is outside {range:?}", v.get_ref()),
-                fix,
-            );
-            None
-        };
-        if let Some(r) = within(
+        if let Some(r) = self.within(
             &raw.rate,
             "speech.rate",
             0.5..=2.0,
@@ -1437,20 +1445,16 @@ impl Validator<'_> {
         ) {
             s.rate = r;
         }
-        if let Some(v) = within(&raw.volume, "speech.volume", 0.05..=1.0, "use 0.9") {
+        if let Some(v) = self.within(&raw.volume, "speech.volume", 0.05..=1.0, "use 0.9") {
             s.volume = v;
         }
-        if let Some(t) = &raw.threads {
-            if (1..=8).contains(t.get_ref()) {
-                s.threads = *t.get_ref() as usize;
-            } else {
-                self.error(
-                    Some(t.span()),
-                    "speech.threads",
-                    format!("{} is outside 1..=8", t.get_ref()),
-                    "use 1, or 2 on a SoC with cores to spare",
-                );
-            }
+        if let Some(t) = self.within(
+            &raw.threads,
+            "speech.threads",
+            1..=8,
+            "use 1, or 2 on a SoC with cores to spare",
+        ) {
+            s.threads = t as usize;
         }
         if let Some(d) = &raw.ducking {
             let here = Some(d.span());
@@ -1610,23 +1614,7 @@ impl Validator<'_> {
             max_tokens: 64,
             budget: Duration::from_secs(20),
         };
-        let mut check = |v: &Option<Spanned<u32>>,
-                         field: &str,
-                         range: std::ops::RangeInclusive<u32>,
-                         fix: &str| {
-            let v = v.as_ref()?;
-            if range.contains(v.get_ref()) {
-                return Some(*v.get_ref());
-            }
-            self.error(
-                Some(v.span()),
-                field,
-                format!("{} is outside {range:?}", v.get_ref()),
-                fix,
-            );
-            None
-        };
-        if let Some(c) = check(
+        if let Some(c) = self.within(
             &raw.context,
             "llm.context",
             1024..=32768,
@@ -1634,16 +1622,16 @@ impl Validator<'_> {
         ) {
             s.context = c;
         }
-        s.threads = check(
+        s.threads = self.within(
             &raw.threads,
             "llm.threads",
             1..=64,
             "leave it out to use one thread per core",
         );
-        if let Some(b) = check(&raw.batch, "llm.batch", 16..=4096, "use 512") {
+        if let Some(b) = self.within(&raw.batch, "llm.batch", 16..=4096, "use 512") {
             s.batch = b;
         }
-        if let Some(m) = check(
+        if let Some(m) = self.within(
             &raw.max_tokens,
             "llm.max_tokens",
             16..=1024,

@@ -377,3 +377,17 @@ fn listen_settings_are_read_and_checked() {
         "50 ms is outside 200..=3000",
     );
 }
+
+#[test]
+fn speech_settings_out_of_range_are_named() {
+    let bad = BASE.replacen(
+        "[assistant]",
+        "[speech]\nrate = 3.0\nvolume = 0.0\nthreads = 9\n\n[speech.ducking]\nservice = \"org.example.Media\"\npath = \"/org/example/Media\"\ninterface = \"org.example.Media1\"\nduck = \"not a method\"\nrestore = \"Restore\"\nlevel = 130\n\n[assistant]",
+        1,
+    );
+    assert_one_error(&bad, "speech.rate", "3 is outside 0.5..=2.0");
+    assert_one_error(&bad, "speech.volume", "0 is outside 0.05..=1.0");
+    assert_one_error(&bad, "speech.threads", "9 is outside 1..=8");
+    assert_one_error(&bad, "speech.ducking.duck", "not a valid method name");
+    assert_one_error(&bad, "speech.ducking.level", "130 is over 100");
+}

@@ -126,6 +126,17 @@ impl TestBus {
     }
 }
 
+/// A model or tool a test needs is not installed: the test skips with a message, except
+/// under CI, where that is a failure. Returns false, for `if !installed() { return }`.
+pub fn missing(what: String) -> bool {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{what} is missing in CI: scripts/test must install it"
+    );
+    eprintln!("SKIPPED: {what} is missing");
+    false
+}
+
 /// The assistant's `State` property.
 pub async fn state(conn: &zbus::Connection) -> String {
     let reply = conn
