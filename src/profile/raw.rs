@@ -72,6 +72,7 @@ pub struct RawModels {
     pub tts: Option<String>,
     pub wake: Option<String>,
     pub vad: Option<String>,
+    pub shortlist: Option<String>,
 }
 
 /// The always-on front end: wake word and end-pointing.

@@ -67,7 +67,7 @@ pub enum RequestError {
     ToolType(usize, String),
     #[error("tool name '{0}' must be 1 to 64 letters, digits, '_' or '-'")]
     ToolName(String),
-    #[error("tool_choice {0} is not \"auto\", \"none\", \"required\" or a named function that is offered")]
+    #[error("tool_choice {0} is not \"auto\", \"none\", \"required\", a named function that is offered, or allowed_tools (mode \"auto\" or \"required\") naming offered functions")]
     ToolChoice(String),
 }
 
@@ -76,6 +76,12 @@ enum Choice<'a> {
     None,
     Required,
     Named(&'a str),
+    /// OpenAI's `allowed_tools`: every tool stays in the prompt (so a cached prefix holds)
+    /// but only these may be called; `required` as in [`Choice::Required`].
+    Allowed {
+        names: Vec<&'a str>,
+        required: bool,
+    },
 }
 
 const TOOL_OPEN: &str = "<tool_call>";
@@ -180,15 +186,36 @@ impl ChatRequest {
                 "required" => Ok(Choice::Required),
                 _ => Err(bad()),
             },
+            Some(v) if v["type"] == "allowed_tools" => {
+                let allowed = &v["allowed_tools"];
+                let required = match allowed["mode"].as_str() {
+                    Some("auto") => false,
+                    Some("required") => true,
+                    _ => return Err(bad()),
+                };
+                let names = allowed["tools"]
+                    .as_array()
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(bad)?
+                    .iter()
+                    .map(|t| t["function"]["name"].as_str().filter(|n| self.offers(n)))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(bad)?;
+                Ok(Choice::Allowed { names, required })
+            }
             Some(v) => {
                 let name = v["function"]["name"].as_str().ok_or_else(bad)?;
-                if self.tools.iter().any(|t| t.function.name == name) {
+                if self.offers(name) {
                     Ok(Choice::Named(name))
                 } else {
                     Err(bad())
                 }
             }
         }
+    }
+
+    fn offers(&self, name: &str) -> bool {
+        self.tools.iter().any(|t| t.function.name == name)
     }
 }
 
@@ -211,8 +238,11 @@ fn text_of(index: usize, m: &Message) -> Result<String, RequestError> {
 fn grammar(tools: &[Tool], choice: &Choice) -> String {
     let mut g = String::new();
     let root = match choice {
-        Choice::Auto => "call | reply",
-        Choice::Required | Choice::Named(_) => "call",
+        Choice::Auto
+        | Choice::Allowed {
+            required: false, ..
+        } => "call | reply",
+        Choice::Required | Choice::Named(_) | Choice::Allowed { required: true, .. } => "call",
         Choice::None => "reply",
     };
     let _ = writeln!(g, "root ::= {root}");
@@ -224,6 +254,7 @@ fn grammar(tools: &[Tool], choice: &Choice) -> String {
         .enumerate()
         .filter(|(_, t)| match choice {
             Choice::Named(n) => t.function.name == *n,
+            Choice::Allowed { names, .. } => names.contains(&t.function.name.as_str()),
             _ => true,
         })
         .collect();

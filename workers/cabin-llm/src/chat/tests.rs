@@ -61,6 +61,60 @@ fn no_tools_means_no_grammar_and_tool_choice_none_means_reply_only() {
 }
 
 #[test]
+fn allowed_tools_keep_every_tool_in_the_prompt_and_only_the_allowed_in_the_grammar() {
+    let mut tools = climate_tools();
+    tools.as_array_mut().unwrap().push(json!({"type": "function", "function": {
+        "name": "media-mute", "description": "Mute", "parameters": {"type": "object", "properties": {}}}}));
+    let allowed = |mode: &str, names: &[&str]| {
+        let tools: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"type": "function", "function": {"name": n}}))
+            .collect();
+        json!({"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": tools}})
+    };
+    let all = request(json!({"messages": [{"role": "user", "content": "hi"}], "tools": tools}))
+        .prepare()
+        .unwrap();
+    let r = request(
+        json!({"messages": [{"role": "user", "content": "hi"}], "tools": tools,
+        "tool_choice": allowed("auto", &["media-mute"])}),
+    );
+    let p = r.prepare().unwrap();
+    assert_eq!(p.prompt, all.prompt, "the prefix stays the same");
+    let g = p.grammar.unwrap();
+    assert!(g.starts_with("root ::= call | reply\n"), "{g}");
+    assert!(
+        g.contains("media-mute") && !g.contains("climate-set_temperature"),
+        "{g}"
+    );
+    let r = request(
+        json!({"messages": [{"role": "user", "content": "hi"}], "tools": tools,
+        "tool_choice": allowed("required", &["media-mute", "climate-set_temperature"])}),
+    );
+    let g = r.prepare().unwrap().grammar.unwrap();
+    assert!(g.starts_with("root ::= call\n"), "{g}");
+    assert!(
+        g.contains("media-mute") && g.contains("climate-set_temperature"),
+        "{g}"
+    );
+    // A tool that is not offered, an empty list or an unknown mode is refused.
+    for bad in [
+        allowed("auto", &["login1-PowerOff"]),
+        allowed("auto", &[]),
+        allowed("sometimes", &["media-mute"]),
+    ] {
+        let r = request(
+            json!({"messages": [{"role": "user", "content": "x"}], "tools": tools,
+            "tool_choice": bad}),
+        );
+        assert!(matches!(
+            r.prepare().unwrap_err(),
+            RequestError::ToolChoice(_)
+        ));
+    }
+}
+
+#[test]
 fn bad_requests_are_named() {
     let r = request(json!({"messages": []}));
     assert_eq!(r.prepare().unwrap_err(), RequestError::NoMessages);
