@@ -35,6 +35,8 @@ pub enum Thought {
 
 /// How many of the closest intents the local model may choose from.
 const SHORTLIST: usize = 3;
+/// Intents this close to the closest one are as likely (cosine similarity).
+const NEAR: f32 = 0.05;
 
 /// The reply while no model is available.
 pub const UNAVAILABLE_REPLY: &str = "Sorry, I can only help with the car's controls right now.";
@@ -113,10 +115,15 @@ impl Brain {
             }
         };
         tracing::debug!("shortlist: {:?}", &ranked[..SHORTLIST.min(ranked.len())]);
-        // Close enough to one intent's own sentences: that intent, with the model's arguments.
-        // Otherwise the model may call one of the closest few, or answer.
+        // Close enough to an intent's own sentences: a call is required, of that intent or of
+        // any that come as close (near senses such as "warm up" and "turn the heating on"
+        // embed alike; the model tells them apart). Otherwise the model may call one of the
+        // closest few, or answer.
         let (mode, take) = match ranked.first() {
-            Some((_, best)) if *best >= CONFIDENT => ("required", 1),
+            Some((_, best)) if *best >= CONFIDENT => {
+                let near = ranked.iter().take_while(|r| r.1 >= best - NEAR).count();
+                ("required", near.min(SHORTLIST))
+            }
             _ => ("auto", SHORTLIST),
         };
         let tools: Vec<Value> = ranked
