@@ -129,9 +129,7 @@ impl Brain {
         let tools: Vec<Value> = ranked
             .iter()
             .take(take)
-            .map(|(intent, _)| {
-                json!({"type": "function", "function": {"name": intent.replace('.', "-")}})
-            })
+            .map(|(intent, _)| json!({"type": "function", "function": {"name": tool_name(intent)}}))
             .collect();
         json!({"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": tools}})
     }
@@ -490,22 +488,24 @@ fn few_shot(p: &Profile) -> String {
     let mut out = String::from("What the driver says, and the function it calls:");
     for (i, intent) in p.intents.iter().enumerate() {
         for sentence in crate::grammar::shortest_sentences(p, i) {
-            out.push_str(&format!(
-                "\n{sentence} -> {}",
-                intent.name.replace('.', "-")
-            ));
+            out.push_str(&format!("\n{sentence} -> {}", tool_name(&intent.name)));
         }
     }
     out
 }
 
-/// OpenAI tools from the profile's intents (names with `.` as `-`, which OpenAI tool names
-/// allow), and the map back to intent names.
+/// The tool an intent is offered as: its name with `.` as `-` (OpenAI tool names allow no `.`).
+pub fn tool_name(intent: &str) -> String {
+    intent.replace('.', "-")
+}
+
+/// OpenAI tools from the profile's intents (named by [`tool_name`]), and the map back to
+/// intent names.
 pub fn tools(p: &Profile) -> (Value, HashMap<String, String>) {
     let mut tools = Vec::new();
     let mut names = HashMap::new();
     for intent in &p.intents {
-        let name = intent.name.replace('.', "-");
+        let name = tool_name(&intent.name);
         let mut properties = Map::new();
         let mut required = Vec::new();
         for (slot, type_name) in &intent.slots {

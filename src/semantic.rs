@@ -122,6 +122,9 @@ fn basic_tokens(text: &str) -> Vec<String> {
     out
 }
 
+/// What the embedding model is called in errors.
+const EMBEDDING: &str = "intent embedding model";
+
 /// Sentence embeddings: the mean of the model's last hidden states, unit length.
 pub struct Embedder {
     session: Session,
@@ -138,14 +141,14 @@ impl Embedder {
         let text = std::fs::read_to_string(tokenizer).map_err(|e| fail(e.to_string()))?;
         let tokenizer = WordPiece::from_tokenizer_json(&text).map_err(fail)?;
         Ok(Embedder {
-            session: crate::onnx::session(model, "intent embedding model")?,
+            session: crate::onnx::session(model, EMBEDDING)?,
             tokenizer,
         })
     }
 
     /// One unit vector per text (texts are padded to the longest of the batch).
     pub fn embed(&mut self, texts: &[&str]) -> Result<Vec<Vec<f32>>, OnnxError> {
-        let fail = run_error("intent embedding model");
+        let fail = || run_error(EMBEDDING);
         let encoded: Vec<Vec<i64>> = texts.iter().map(|t| self.tokenizer.encode(t)).collect();
         let width = encoded.iter().map(Vec::len).max().unwrap_or(0);
         let mut ids = vec![0i64; texts.len() * width];
@@ -159,18 +162,16 @@ impl Embedder {
         let outputs = self
             .session
             .run(ort::inputs![
-                "input_ids" => TensorRef::from_array_view((shape, &ids[..])).map_err(run_error("intent embedding model"))?,
-                "attention_mask" => TensorRef::from_array_view((shape, &mask[..])).map_err(run_error("intent embedding model"))?,
-                "token_type_ids" => TensorRef::from_array_view((shape, &types[..])).map_err(run_error("intent embedding model"))?,
+                "input_ids" => TensorRef::from_array_view((shape, &ids[..])).map_err(fail())?,
+                "attention_mask" => TensorRef::from_array_view((shape, &mask[..])).map_err(fail())?,
+                "token_type_ids" => TensorRef::from_array_view((shape, &types[..])).map_err(fail())?,
             ])
-            .map_err(fail)?;
-        let (out_shape, hidden) = outputs[0]
-            .try_extract_tensor::<f32>()
-            .map_err(run_error("intent embedding model"))?;
+            .map_err(fail())?;
+        let (out_shape, hidden) = outputs[0].try_extract_tensor::<f32>().map_err(fail())?;
         let dim = *out_shape.last().unwrap_or(&0) as usize;
         if dim == 0 || hidden.len() != texts.len() * width * dim {
             return Err(OnnxError::Run {
-                what: "intent embedding model",
+                what: EMBEDDING,
                 message: format!("unexpected output shape {out_shape:?}"),
             });
         }

@@ -122,7 +122,7 @@ fn the_system_prompt_shows_each_intents_phrasings_indirect_ones_included() {
         "{prompt}"
     );
     for intent in &p.intents {
-        let tool = intent.name.replace('.', "-");
+        let tool = tool_name(&intent.name);
         assert!(
             prompt.contains(&format!(" -> {tool}\n")) || prompt.ends_with(&format!(" -> {tool}")),
             "{tool}"

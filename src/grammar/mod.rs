@@ -311,7 +311,7 @@ pub fn example_sentences(profile: &Profile) -> Vec<(usize, String)> {
 
 /// Sentences of each of an intent's templates, in expansion order, for the semantic shortlist:
 /// each expansion once per value of its enum slots (up to `variants`), numbers mid-range, and a
-/// free-text slot as its type's name ("navigate to place"), which says what it holds.
+/// free-text slot as "a" and its type's name ("navigate to a place"), which says what it holds.
 pub fn template_sentences(profile: &Profile, intent: usize, variants: usize) -> Vec<Vec<String>> {
     profile.intents[intent]
         .sentences
