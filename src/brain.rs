@@ -97,6 +97,14 @@ impl Brain {
         }
     }
 
+    /// Waits until the intent shortlist, if any, is built: for runs that measure or check the
+    /// brain as it will be once started, rather than its first seconds.
+    pub async fn shortlist_built(&self) {
+        if let Some(shortlist) = &self.shortlist {
+            shortlist.built().await;
+        }
+    }
+
     /// `auto` over every tool, or, with a shortlist, `allowed_tools` naming the intents closest
     /// to `text` (the prompt still lists every tool, so its cache holds). `timings` gets
     /// `shortlist`.
@@ -174,8 +182,6 @@ impl Brain {
         timings: &mut BTreeMap<&'static str, f64>,
         on_sentence: &mut (dyn FnMut(&str) + Send),
     ) -> Thought {
-        let messages = self.messages(text);
-        let choice = self.tool_choice(text, timings).await;
         let local = match self.local.state() {
             WorkerState::Ready(client) => client,
             WorkerState::Starting => {
@@ -185,6 +191,8 @@ impl Brain {
             }
             WorkerState::Down(why) => return Thought::Unavailable { why },
         };
+        let messages = self.messages(text);
+        let choice = self.tool_choice(text, timings).await;
         let started = Instant::now();
         let stream = self
             .cloud

@@ -852,7 +852,7 @@ async fn listen(
 const EVAL_SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(900);
 
 /// An assistant with the model routes `llm` asks for, waiting (at most `settle`) for a worker
-/// it starts.
+/// it starts, and for its intent shortlist.
 async fn with_brain(
     profile: Arc<Profile>,
     vehicle: VehicleBus,
@@ -863,6 +863,7 @@ async fn with_brain(
     let Some(brain) = cabin::brain::start(&profile, llm) else {
         return assistant;
     };
+    brain.shortlist_built().await;
     if let cabin::worker::WorkerState::Down(why) = brain.worker().settled(settle).await {
         eprintln!("warning: no local model: {why}");
     } else if let cabin::brain::LlmChoice::Url(url) = llm {

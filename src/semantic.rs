@@ -253,9 +253,11 @@ pub const CONFIDENT: f32 = 0.5;
 type Reply = tokio::sync::oneshot::Sender<Result<Vec<(String, f32)>, String>>;
 
 /// The embedder and the index on their own thread (inference never runs on the async
-/// runtime); requests before the index is built wait for it. Dropping it joins the thread.
+/// runtime). Requests before the index is built get an error at once rather than waiting for
+/// it: a turn never waits seconds for the shortlist. Dropping it joins the thread.
 pub struct Shortlist {
     jobs: Option<mpsc::Sender<(String, Reply)>>,
+    built: tokio::sync::watch::Receiver<bool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -263,6 +265,7 @@ impl Shortlist {
     /// Starts loading the models and embedding the profile's sentences.
     pub fn start(profile: &Profile, model: &Path, tokenizer: &Path) -> Shortlist {
         let (jobs, rx) = mpsc::channel::<(String, Reply)>();
+        let (built_tx, built) = tokio::sync::watch::channel(false);
         let (profile, model, tokenizer) = (profile.clone(), model.to_owned(), tokenizer.to_owned());
         let thread = std::thread::Builder::new()
             .name("cabin-shortlist".into())
@@ -286,6 +289,7 @@ impl Shortlist {
                         Err(e.to_string())
                     }
                 };
+                let _ = built_tx.send(true);
                 for (text, reply) in rx {
                     let ranked = match &mut ready {
                         Ok((e, index)) => e
@@ -300,12 +304,21 @@ impl Shortlist {
             .expect("spawning a thread");
         Shortlist {
             jobs: Some(jobs),
+            built,
             thread: Some(thread),
         }
     }
 
+    /// Waits until the index is built (or has failed to build).
+    pub async fn built(&self) {
+        let _ = self.built.clone().wait_for(|built| *built).await;
+    }
+
     /// The profile's intents ranked by closeness to `text`, best first.
     pub async fn rank(&self, text: &str) -> Result<Vec<(String, f32)>, String> {
+        if !*self.built.borrow() {
+            return Err("it is still embedding the profile's sentences".into());
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.jobs
             .as_ref()
