@@ -221,19 +221,24 @@ impl std::str::FromStr for AsrChoice {
 
 /// Starts speech recognition as chosen; `None` when it is off or the profile names no model.
 pub fn start(profile: &Profile, choice: &AsrChoice) -> Option<AsrWorker> {
-    let prompt = Some(vocabulary_prompt(profile));
-    match (choice, &profile.models.asr) {
-        (AsrChoice::Off, _) | (AsrChoice::Auto, None) => None,
-        (AsrChoice::Remote(address), _) => {
-            Some(Worker::remote(AsrClient::new(address.clone(), prompt)))
-        }
-        (AsrChoice::Auto, Some(name)) => {
-            Some(match crate::models::installed(name, "speech model") {
-                Ok(path) => Worker::supervise(worker_spec(path, prompt)),
-                Err(why) => Worker::down(why),
-            })
-        }
+    match choice {
+        AsrChoice::Off => None,
+        AsrChoice::Remote(address) => Some(Worker::remote(AsrClient::new(
+            address.clone(),
+            Some(vocabulary_prompt(profile)),
+        ))),
+        AsrChoice::Auto => Some(match local_worker(profile)? {
+            Ok(spec) => Worker::supervise(spec),
+            Err(why) => Worker::down(why),
+        }),
     }
+}
+
+/// How to run the profile's `cabin-asr` (none without `[models] asr`), or why it can't run.
+pub fn local_worker(profile: &Profile) -> Option<Result<WorkerSpec<AsrClient>, String>> {
+    let name = profile.models.asr.as_ref()?;
+    let prompt = Some(vocabulary_prompt(profile));
+    Some(crate::models::installed(name, "speech model").map(|path| worker_spec(path, prompt)))
 }
 
 fn worker_spec(model: PathBuf, prompt: Option<String>) -> WorkerSpec<AsrClient> {
@@ -242,6 +247,12 @@ fn worker_spec(model: PathBuf, prompt: Option<String>) -> WorkerSpec<AsrClient> 
         args: vec!["serve".into(), "--model".into(), model.into()],
         what: "the speech recognition worker",
         program_env: "CABIN_ASR_WORKER",
+        // On the driver's critical path between end of speech and the reply, so it keeps the
+        // daemon's CPU share; but the daemon outlives it when memory runs out.
+        yields: crate::worker::Yields {
+            nice: 0,
+            oom_score_adj: 200,
+        },
         connect: Arc::new(move |address: String| {
             let prompt = prompt.clone();
             Box::pin(async move {

@@ -11,7 +11,7 @@ use crate::llm::{ms, ChatClient, Completion, LlmError};
 use crate::profile::{CloudPolicy, CloudSettings, Profile, SlotType};
 use crate::semantic::{Shortlist, CONFIDENT};
 use crate::understand::Route;
-use crate::worker::{LlmWorker, WorkerState};
+use crate::worker::{LlmWorker, WorkerSpec, WorkerState};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -587,20 +587,25 @@ impl std::str::FromStr for LlmChoice {
 
 /// The brain for `profile`, or none when there are no model routes.
 pub fn start(profile: &Profile, choice: &LlmChoice) -> Option<Brain> {
-    let name = profile.models.llm.clone();
-    let worker = match (choice, name) {
-        (LlmChoice::Off, _) | (LlmChoice::Auto, None) => return None,
-        (LlmChoice::Url(url), name) => LlmWorker::remote(ChatClient::new(
+    let worker = match choice {
+        LlmChoice::Off => return None,
+        LlmChoice::Url(url) => LlmWorker::remote(ChatClient::new(
             url,
-            name.as_deref().unwrap_or("default"),
+            profile.models.llm.as_deref().unwrap_or("default"),
             None,
         )),
-        (LlmChoice::Auto, Some(name)) => match crate::models::installed(&name, "model") {
-            Ok(path) => LlmWorker::supervise(worker_spec(profile, &name, path)),
+        LlmChoice::Auto => match local_worker(profile)? {
+            Ok(spec) => LlmWorker::supervise(spec),
             Err(why) => LlmWorker::down(why),
         },
     };
     Some(Brain::new(profile, worker, shortlist(profile)))
+}
+
+/// How to run the profile's `cabin-llm` (none without `[models] llm`), or why it can't run.
+pub fn local_worker(profile: &Profile) -> Option<Result<WorkerSpec<ChatClient>, String>> {
+    let name = profile.models.llm.as_ref()?;
+    Some(crate::models::installed(name, "model").map(|path| worker_spec(profile, name, path)))
 }
 
 /// The profile's intent shortlist, loading on its own thread; none (with a warning that names
@@ -620,11 +625,7 @@ fn shortlist(profile: &Profile) -> Option<Shortlist> {
     }
 }
 
-fn worker_spec(
-    p: &Profile,
-    name: &str,
-    model: std::path::PathBuf,
-) -> crate::worker::WorkerSpec<ChatClient> {
+fn worker_spec(p: &Profile, name: &str, model: std::path::PathBuf) -> WorkerSpec<ChatClient> {
     let s = &p.llm;
     let mut args: Vec<std::ffi::OsString> = vec!["serve".into(), "--model".into(), model.into()];
     for (flag, value) in [
@@ -640,11 +641,16 @@ fn worker_spec(
         args.push("--threads".into());
         args.push(t.to_string().into());
     }
-    crate::worker::WorkerSpec {
+    WorkerSpec {
         program: crate::worker::program("cabin-llm", "CABIN_LLM_WORKER"),
         args,
         what: "the language model worker",
         program_env: "CABIN_LLM_WORKER",
         connect: crate::worker::llm_connect(name.to_string(), system_prompt(p), tools(p).0),
+        // The largest process by far, and the least urgent: the first to give way.
+        yields: crate::worker::Yields {
+            nice: 10,
+            oom_score_adj: 500,
+        },
     }
 }

@@ -114,6 +114,41 @@ fn models(profile: &Profile, dir: &std::path::Path) -> Vec<Check> {
     checks
 }
 
+/// Whether the profile's workers start: each loads its model and listens, then is stopped.
+/// Skipped when the model is missing (the model check has said so).
+async fn workers(profile: &Profile) -> Vec<Check> {
+    let fix = |program: &str| {
+        format!(
+            "build the workspace (cargo build --release) or install {program} beside cabin; \
+             if the model is corrupt, run `cabin models fetch`"
+        )
+    };
+    let mut checks = Vec::new();
+    if let Some(Ok(spec)) = crate::brain::local_worker(profile) {
+        checks.push(worker(&spec, fix("cabin-llm")).await);
+    }
+    if let Some(Ok(spec)) = crate::asr::local_worker(profile) {
+        checks.push(worker(&spec, fix("cabin-asr")).await);
+    }
+    checks
+}
+
+async fn worker<C>(spec: &crate::worker::WorkerSpec<C>, fix: String) -> Check {
+    match crate::worker::starts(spec).await {
+        Ok(took) => ok(format!(
+            "{} starts: {} loaded its model in {:.1} s",
+            spec.what,
+            spec.program.display(),
+            took.as_secs_f64()
+        )),
+        Err(why) => problem(
+            Status::Fail,
+            format!("{} does not start: {why}", spec.what),
+            fix,
+        ),
+    }
+}
+
 /// Whether the profile's capture device opens (a running daemon may hold it: then this fails
 /// although the daemon hears fine, which the message says).
 fn microphone(device: &str) -> Check {
@@ -170,6 +205,7 @@ pub async fn run(profile: &Profile, api_bus: &BusAddress) -> Vec<Check> {
     checks.push(microphone(&profile.audio.input));
     checks.push(speaker(&profile.audio.output));
     checks.push(espeak());
+    checks.extend(workers(profile).await);
 
     let timeout = profile.vehicle.timeout;
     match connect(api_bus, timeout).await {

@@ -51,6 +51,21 @@ pub struct WorkerSpec<C> {
     /// The variable that overrides where the program is, for messages.
     pub program_env: &'static str,
     pub connect: Connect<C>,
+    /// How the worker yields to the daemon, whose audio must never starve.
+    pub yields: Yields,
+}
+
+/// A worker's place below the daemon within Cabin's one systemd unit (whose `MemoryMax=` and
+/// `CPUWeight=` bound them all): workers share the unit's cgroup, as cgroup delegation would
+/// need `ProtectControlGroups=no`. Both settings need no privilege.
+#[derive(Debug, Clone, Copy)]
+pub struct Yields {
+    /// Added to the worker's nice value: under contention its threads get that much less CPU
+    /// than the daemon's (nice 10 is about a tenth of nice 0's share).
+    pub nice: i32,
+    /// The worker's `/proc/PID/oom_score_adj`: at the unit's `MemoryMax=` the kernel kills the
+    /// worker (which is restarted) rather than the daemon.
+    pub oom_score_adj: i32,
 }
 
 /// How long a worker may take from start to `READY` (loading a model from slow flash).
@@ -121,31 +136,61 @@ async fn supervise<C>(spec: WorkerSpec<C>, state: watch::Sender<WorkerState<C>>)
 
 /// Runs the worker until it exits; returns why it stopped.
 async fn run_once<C>(spec: &WorkerSpec<C>, state: &watch::Sender<WorkerState<C>>) -> String {
+    let (mut child, mut lines, address) = match start(spec, std::process::Stdio::inherit()).await {
+        Ok(started) => started,
+        Err(why) => return why,
+    };
+    let client = (spec.connect)(address).await;
+    state.send_replace(WorkerState::Ready(client));
+    // Keep reading stdout so the worker never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    exit_reason(child.wait().await)
+}
+
+type Lines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
+
+/// Starts the worker and waits for its `READY <address>` line: the child, the rest of its
+/// standard output, and the address; or why it did not get there.
+async fn start<C>(
+    spec: &WorkerSpec<C>,
+    stderr: std::process::Stdio,
+) -> Result<(tokio::process::Child, Lines, String), String> {
     let mut command = tokio::process::Command::new(&spec.program);
     command
         .args(&spec.args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
         .kill_on_drop(true);
-    // SAFETY: prctl is async-signal-safe; it makes the kernel kill the worker if the daemon
-    // dies without cleaning up (a crash, or panic = abort). The signal follows the spawning
-    // thread: a runtime worker thread, which lives as long as the runtime.
+    let Yields {
+        nice,
+        oom_score_adj,
+    } = spec.yields;
+    let oom_score_adj = format!("{oom_score_adj}\n");
+    // SAFETY: only async-signal-safe calls, and no allocation. prctl makes the kernel kill the
+    // worker if the daemon dies without cleaning up (a crash, or panic = abort); the signal
+    // follows the spawning thread, a runtime worker thread, which lives as long as the
+    // runtime. nice and oom_score_adj are best effort: a worker that cannot yield still runs.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            libc::nice(nice);
+            let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
+            if fd >= 0 {
+                libc::write(fd, oom_score_adj.as_ptr().cast(), oom_score_adj.len());
+                libc::close(fd);
+            }
             Ok(())
         });
     }
-    let mut child = match command.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            return format!(
-                "cannot start {}: {e} (build the workspace, or set {})",
-                spec.program.display(),
-                spec.program_env
-            )
-        }
-    };
+    let mut child = command.spawn().map_err(|e| {
+        format!(
+            "cannot start {}: {e} (build the workspace, or set {})",
+            spec.program.display(),
+            spec.program_env
+        )
+    })?;
+    let stderr_tail = child.stderr.take().map(|e| tokio::spawn(last_line(e)));
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut lines = BufReader::new(stdout).lines();
     let ready = tokio::time::timeout(START_LIMIT, async {
@@ -156,16 +201,65 @@ async fn run_once<C>(spec: &WorkerSpec<C>, state: &watch::Sender<WorkerState<C>>
         }
         None
     });
-    let address = match ready.await {
-        Ok(Some(address)) => address,
-        Ok(None) => return exit_reason(child.wait().await),
-        Err(_) => return format!("not ready within {} s", START_LIMIT.as_secs()),
+    let why = match ready.await {
+        Ok(Some(address)) => return Ok((child, lines, address)),
+        Ok(None) => exit_reason(child.wait().await),
+        Err(_) => {
+            let _ = child.kill().await;
+            format!("not ready within {} s", START_LIMIT.as_secs())
+        }
     };
-    let client = (spec.connect)(address).await;
-    state.send_replace(WorkerState::Ready(client));
-    // Keep reading stdout so the worker never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    exit_reason(child.wait().await)
+    let tail = match stderr_tail {
+        Some(task) => task.await.ok().flatten(),
+        None => None,
+    };
+    Err(match tail {
+        Some(line) => format!("{why}: {line}"),
+        None => why,
+    })
+}
+
+/// The last non-empty line of `stream` when it closes (all of it read, so the writer never
+/// blocks), without terminal colours.
+async fn last_line(stream: impl tokio::io::AsyncRead + Unpin) -> Option<String> {
+    let mut lines = BufReader::new(stream).lines();
+    let mut last = None;
+    while let Ok(Some(line)) = lines.next_line().await {
+        let plain = strip_colours(&line);
+        if !plain.trim().is_empty() {
+            last = Some(plain.trim().to_string());
+        }
+    }
+    last
+}
+
+/// `text` without ANSI escape sequences (`ESC [ … letter`).
+fn strip_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skip to the sequence's final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Whether the worker starts (finds its program, loads its model, listens), for `cabin
+/// doctor`: the time to `READY`, or why not, with the last line it logged. The worker is
+/// stopped again.
+pub async fn starts<C>(spec: &WorkerSpec<C>) -> Result<Duration, String> {
+    let started = Instant::now();
+    let (mut child, _, _) = start(spec, std::process::Stdio::piped()).await?;
+    let _ = child.kill().await;
+    Ok(started.elapsed())
 }
 
 /// Connects to a `cabin-llm` and has it evaluate the system prompt and tools every request
@@ -222,4 +316,48 @@ pub fn program(name: &str, env: &str) -> PathBuf {
         }
     }
     name.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shell(script: &str) -> WorkerSpec<()> {
+        WorkerSpec {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            what: "a test worker",
+            program_env: "CABIN_TEST_WORKER",
+            connect: Arc::new(|_| Box::pin(async {})),
+            yields: Yields {
+                nice: 0,
+                oom_score_adj: 0,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_fails_to_start_says_why_in_its_own_words() {
+        let why = starts(&shell(
+            "printf 'loading\\n\\033[31merror\\033[0m: the model file is corrupt\\n\\n' >&2; exit 3",
+        ))
+        .await
+        .unwrap_err();
+        assert_eq!(
+            why,
+            "exited with exit status: 3: error: the model file is corrupt"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_starts_is_stopped_again() {
+        let mut spec = shell("echo $$ > \"$0\"; echo READY 127.0.0.1:1; exec sleep 30");
+        let pid_file = tempfile::NamedTempFile::new().unwrap();
+        spec.args.push(pid_file.path().into());
+        starts(&spec).await.unwrap();
+        let pid = std::fs::read_to_string(pid_file.path()).unwrap();
+        let pid: i32 = pid.trim().parse().unwrap();
+        // Killed and reaped: the process is gone.
+        assert_eq!(unsafe { libc::kill(pid, 0) }, -1);
+    }
 }

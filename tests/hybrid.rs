@@ -70,6 +70,13 @@ fn worker_pids(daemon: u32) -> Vec<u32> {
         .collect()
 }
 
+/// A process's nice value (field 19 of /proc/PID/stat, the 17th after the command's name).
+fn nice(pid: u32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    after_name.split(' ').nth(16).unwrap().parse().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn free_speech_acts_through_the_local_model_and_survives_a_worker_crash() {
     if !model_installed() {
@@ -103,6 +110,11 @@ async fn free_speech_acts_through_the_local_model_and_survives_a_worker_crash() 
     // Kill the worker: the next request is answered at once, and the worker comes back.
     let pids = worker_pids(daemon.0.id());
     assert_eq!(pids.len(), 1, "one worker: {pids:?}");
+    // The worker yields to the daemon: a smaller CPU share, and the first to go when the
+    // unit's memory runs out.
+    assert_eq!(nice(pids[0]), (nice(daemon.0.id()) + 10).min(19));
+    let oom = std::fs::read_to_string(format!("/proc/{}/oom_score_adj", pids[0])).unwrap();
+    assert_eq!(oom.trim(), "500");
     std::process::Command::new("kill")
         .args(["-KILL", &pids[0].to_string()])
         .status()

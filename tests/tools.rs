@@ -50,6 +50,9 @@ async fn doctor_is_green_when_everything_runs() {
         report.contains("speech model whisper-tiny.en: installed, sha256 OK"),
         "{report}"
     );
+    for worker in ["the language model worker", "the speech recognition worker"] {
+        assert!(report.contains(&format!("{worker} starts")), "{report}");
+    }
     assert!(report.ends_with("all checks passed\n"), "{report}");
 }
 
@@ -77,6 +80,11 @@ fn doctor_names_missing_and_corrupt_models_with_the_fix() {
         "{report}"
     );
     assert!(report.contains("fix: run `cabin models fetch`"), "{report}");
+    // The worker is tried on it, and its own complaint is shown.
+    assert!(
+        report.contains("FAIL  the speech recognition worker does not start: exited with"),
+        "{report}"
+    );
 }
 
 #[tokio::test]
