@@ -47,6 +47,8 @@ pub struct Brain {
     tools: Value,
     /// Tool name → intent name.
     intents: HashMap<String, String>,
+    /// Intent → the intent that does the reverse.
+    opposites: HashMap<String, String>,
     system: String,
     max_tokens: u32,
     local_budget: Duration,
@@ -90,6 +92,11 @@ impl Brain {
             cloud,
             tools,
             intents,
+            opposites: profile
+                .intents
+                .iter()
+                .filter_map(|i| Some((i.name.clone(), i.opposite.clone()?)))
+                .collect(),
             system: system_prompt(profile),
             max_tokens: profile.llm.max_tokens,
             local_budget: profile.llm.budget,
@@ -106,11 +113,15 @@ impl Brain {
     }
 
     /// `auto` over every tool, or, with a shortlist, `allowed_tools` naming the intents closest
-    /// to `text` (the prompt still lists every tool, so its cache holds). `timings` gets
-    /// `shortlist`.
-    async fn tool_choice(&self, text: &str, timings: &mut BTreeMap<&'static str, f64>) -> Value {
+    /// to `text` (the prompt still lists every tool, so its cache holds), with those tools'
+    /// names. `timings` gets `shortlist`.
+    async fn tool_choice(
+        &self,
+        text: &str,
+        timings: &mut BTreeMap<&'static str, f64>,
+    ) -> (Value, Option<Vec<String>>) {
         let Some(shortlist) = &self.shortlist else {
-            return json!("auto");
+            return (json!("auto"), None);
         };
         let started = Instant::now();
         let ranked = shortlist.rank(text).await;
@@ -119,14 +130,26 @@ impl Brain {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!("no shortlist ({e}); the local model may call any intent");
-                return json!("auto");
+                return (json!("auto"), None);
             }
         };
         tracing::debug!("shortlist: {:?}", &ranked[..SHORTLIST.min(ranked.len())]);
         // Close enough to an intent's own sentences: a call is required, of that intent or of
         // any that come as close (near senses such as "warm up" and "turn the heating on"
         // embed alike; the model tells them apart). Otherwise the model may call one of the
-        // closest few, or answer.
+        // closest few, or answer. An intent whose opposite is closer is left out: given both,
+        // the model follows surface words ("the music is too loud" → volume up, "cool things
+        // down" → warmer), where the embedding, close to the profile's own sentences, more
+        // often has the direction right.
+        let ranked: Vec<&(String, f32)> = ranked
+            .iter()
+            .enumerate()
+            .filter(|(i, (intent, _))| {
+                let opposite = self.opposites.get(intent);
+                !ranked[..*i].iter().any(|(o, _)| Some(o) == opposite)
+            })
+            .map(|(_, r)| r)
+            .collect();
         let (mode, take) = match ranked.first() {
             Some((_, best)) if *best >= CONFIDENT => {
                 let near = ranked.iter().take_while(|r| r.1 >= best - NEAR).count();
@@ -134,12 +157,18 @@ impl Brain {
             }
             _ => ("auto", SHORTLIST),
         };
-        let tools: Vec<Value> = ranked
+        let names: Vec<String> = ranked
             .iter()
             .take(take)
-            .map(|(intent, _)| json!({"type": "function", "function": {"name": tool_name(intent)}}))
+            .map(|(intent, _)| tool_name(intent))
             .collect();
-        json!({"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": tools}})
+        let tools: Vec<Value> = names
+            .iter()
+            .map(|name| json!({"type": "function", "function": {"name": name}}))
+            .collect();
+        let choice =
+            json!({"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": tools}});
+        (choice, Some(names))
     }
 
     /// The system message and one user turn: every request starts with the same system
@@ -192,7 +221,7 @@ impl Brain {
             WorkerState::Down(why) => return Thought::Unavailable { why },
         };
         let messages = self.messages(text);
-        let choice = self.tool_choice(text, timings).await;
+        let (choice, offered) = self.tool_choice(text, timings).await;
         let started = Instant::now();
         let stream = self
             .cloud
@@ -210,7 +239,7 @@ impl Brain {
                 self.max_tokens,
                 |piece| {
                     words.push_str(piece);
-                    named = self.named_tool(&words);
+                    named = self.named_tool(&words, offered.as_deref());
                     if named.is_some() {
                         return false;
                     }
@@ -288,10 +317,12 @@ impl Brain {
         }
     }
 
-    /// The longest offered tool name that `words` mention (as offered, or as the intent name).
-    fn named_tool(&self, words: &str) -> Option<String> {
+    /// The longest offered tool name that `words` mention (as offered, or as the intent name);
+    /// `offered` None offers every tool.
+    fn named_tool(&self, words: &str, offered: Option<&[String]>) -> Option<String> {
         self.intents
             .iter()
+            .filter(|(tool, _)| offered.is_none_or(|o| o.contains(tool)))
             .filter(|(tool, intent)| {
                 words.contains(tool.as_str()) || words.contains(intent.as_str())
             })

@@ -282,15 +282,37 @@ fn the_eval_sets_are_beyond_the_fast_path_and_apart() {
             assert!(p.intents.iter().any(|i| &i.name == intent), "{intent}");
         }
     }
+    // Nor near twins: a rule chosen on "no more air conditioning" would be measured on "no more
+    // air conditioning please" (26 such pairs were found and rewritten).
     for (text, _) in &dev {
-        assert!(
-            !router.iter().any(|(r, _)| r.eq_ignore_ascii_case(text)),
-            "{text:?} is in both sets"
-        );
+        for (r, _) in &router {
+            let (a, b) = (content_words(text), content_words(r));
+            let shared = a.intersection(&b).count() as f64;
+            assert!(
+                shared / (a.union(&b).count().max(1) as f64) < 0.5,
+                "{text:?} (eval/dev.jsonl) is too like {r:?} (eval/router.jsonl)"
+            );
+        }
     }
     assert!(
         router.len() >= 200,
         "the issue asks for at least 200 cases, there are {}",
         router.len()
     );
+}
+
+/// The words of `text` that carry its meaning: lower case, apostrophes dropped, without the
+/// small words every request has.
+fn content_words(text: &str) -> std::collections::BTreeSet<String> {
+    const SMALL: &[&str] = &[
+        "the", "a", "an", "my", "it", "its", "please", "in", "to", "up", "down", "is", "i", "me",
+        "on", "of", "this", "can", "you", "and", "for", "at", "be", "we", "some", "now", "could",
+        "would",
+    ];
+    text.to_lowercase()
+        .replace('\'', "")
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| !w.is_empty() && !SMALL.contains(w))
+        .map(str::to_string)
+        .collect()
 }

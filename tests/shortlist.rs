@@ -158,9 +158,45 @@ async fn the_local_model_may_only_call_the_closest_intents() {
         3,
         "{c}"
     );
+    // Of an intent and its opposite, only the closer is offered, however close the other:
+    // given both, the model follows surface words ("cool" → warmer).
+    let text = "I'm sweltering, cool the car";
+    let ranked = shortlist_rank(&p, &model, &tokenizer, text).await;
+    let rank = |intent: &str| ranked.iter().position(|r| r.0 == intent).unwrap();
+    assert!(
+        rank("climate.cooler") < rank("climate.warmer"),
+        "{ranked:?}"
+    );
+    assert!(
+        rank("climate.warmer") < 3,
+        "not a test of opposites: {ranked:?}"
+    );
+    brain.think(text, &mut timings, &mut |_| {}).await;
+    let c = choice(3);
+    let allowed: Vec<&str> = c["allowed_tools"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert!(allowed.contains(&"climate-cooler"), "{c}");
+    assert!(!allowed.contains(&"climate-warmer"), "{c}");
+
     // Every tool stays in the request, so the model's cached prompt is the same.
     let tools = |n: usize| seen.lock().unwrap()[n]["tools"].as_array().unwrap().len();
-    for n in 0..3 {
+    for n in 0..4 {
         assert_eq!(tools(n), p.intents.len());
     }
+}
+
+/// The intents ranked for `text` by a shortlist of its own.
+async fn shortlist_rank(
+    p: &Profile,
+    model: &std::path::Path,
+    tokenizer: &std::path::Path,
+    text: &str,
+) -> Vec<(String, f32)> {
+    let shortlist = Shortlist::start(p, model, tokenizer);
+    shortlist.built().await;
+    shortlist.rank(text).await.unwrap()
 }

@@ -97,20 +97,35 @@ fn spoken_answers_lose_markup() {
 }
 
 #[test]
-fn words_that_name_a_tool_are_read_as_that_tool() {
+fn words_that_name_an_offered_tool_are_read_as_that_tool() {
     let p = default_profile();
     let brain = Brain::new(&p, LlmWorker::down("test"), None);
     assert_eq!(
         brain
-            .named_tool("You can call the `climate-set_temperature` function")
+            .named_tool("You can call the `climate-set_temperature` function", None)
             .as_deref(),
         Some("climate-set_temperature")
     );
     assert_eq!(
-        brain.named_tool("Use climate.warmer for that").as_deref(),
+        brain
+            .named_tool("Use climate.warmer for that", None)
+            .as_deref(),
         Some("climate-warmer")
     );
-    assert_eq!(brain.named_tool("Why did the tomato turn red?"), None);
+    assert_eq!(brain.named_tool("Why did the tomato turn red?", None), None);
+    // A regression test: a tool the shortlist left out was called when the words named it
+    // ("book me a table for two" became media.source).
+    let offered = ["phone-hang_up".to_string(), "media-play".to_string()];
+    assert_eq!(
+        brain.named_tool("I'll use media-source for that", Some(&offered)),
+        None
+    );
+    assert_eq!(
+        brain
+            .named_tool("I'll use media-play for that", Some(&offered))
+            .as_deref(),
+        Some("media-play")
+    );
 }
 
 #[test]

@@ -325,6 +325,10 @@ pub struct Intent {
     pub when: Option<Constraint>,
     /// How many plain sentences the templates expand to.
     pub sentence_count: usize,
+    /// The intent that does the reverse, declared on either of the two: words that embed
+    /// alike ("too loud", "too quiet") are told apart by the local model, which is offered
+    /// both.
+    pub opposite: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -608,6 +612,7 @@ impl Validator<'_> {
                 intents.push(intent);
             }
         }
+        self.opposites(&raw.intents, &mut intents);
         let small_talk = self.small_talk(&raw.small_talk);
         if raw
             .dialog
@@ -679,6 +684,54 @@ impl Validator<'_> {
             intents,
             small_talk,
         })
+    }
+
+    /// Checks each declared opposite and declares it on the other intent too.
+    fn opposites(&mut self, raw: &[toml::Spanned<RawIntent>], intents: &mut [Intent]) {
+        let mut pairs: BTreeMap<String, String> = BTreeMap::new();
+        for spanned in raw {
+            let (name, Some(opposite)) = (&spanned.get_ref().name, &spanned.get_ref().opposite)
+            else {
+                continue;
+            };
+            let here = Some(spanned.span());
+            let field = format!("intent '{name}'.opposite");
+            if opposite == name {
+                self.error(
+                    here,
+                    &field,
+                    "an intent cannot be its own opposite".into(),
+                    "name the intent that does the reverse, or remove opposite",
+                );
+            } else if !raw.iter().any(|r| &r.get_ref().name == opposite) {
+                self.error(
+                    here,
+                    &field,
+                    format!("there is no intent '{opposite}'"),
+                    "name an intent of this profile, or remove opposite",
+                );
+            } else if let Some(other) = pairs.get(name).filter(|o| *o != opposite) {
+                self.error(
+                    here,
+                    &field,
+                    format!("'{other}' already names '{name}' as its opposite"),
+                    "an intent has one opposite: make the two declarations agree",
+                );
+            } else if let Some(other) = pairs.get(opposite).filter(|o| *o != name) {
+                self.error(
+                    here,
+                    &field,
+                    format!("'{opposite}' already has the opposite '{other}'"),
+                    "an intent has one opposite: make the two declarations agree",
+                );
+            } else {
+                pairs.insert(name.clone(), opposite.clone());
+                pairs.insert(opposite.clone(), name.clone());
+            }
+        }
+        for intent in intents {
+            intent.opposite = pairs.get(&intent.name).cloned();
+        }
     }
 
     fn slot_type(
@@ -1057,6 +1110,7 @@ impl Validator<'_> {
             action: action?,
             when,
             sentence_count: expansions.len(),
+            opposite: raw.opposite.clone(),
         })
     }
 

@@ -222,6 +222,8 @@ pub struct RawIntent {
     pub confirm_prompt: Option<String>,
     /// Whether Cabin keeps listening for a follow-up after this intent (default true).
     pub follow_up: Option<bool>,
+    /// The intent that does the reverse ("climate.cooler" for "climate.warmer").
+    pub opposite: Option<String>,
     pub action: RawAction,
     pub when: Option<RawWhen>,
 }

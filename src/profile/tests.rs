@@ -391,3 +391,78 @@ fn speech_settings_out_of_range_are_named() {
     assert_one_error(&bad, "speech.ducking.duck", "not a valid method name");
     assert_one_error(&bad, "speech.ducking.level", "130 is over 100");
 }
+
+/// BASE with two more intents, "climate.warmer" and "climate.cooler"; `extra` goes into each
+/// intent's table (`{name}` becomes the intent's name).
+fn with_pair(set_temperature: &str, warmer: &str, cooler: &str) -> String {
+    let intent = |name: &str, extra: &str| {
+        format!(
+            "\n[[intents]]\nname = \"{name}\"\nsentences = [\"make it {name}\"]\nreply = \"Done.\"\n{extra}\n\
+             [intents.action]\nkind = \"call\"\nservice = \"org.example.Climate\"\npath = \"/org/example/Climate\"\n\
+             interface = \"org.example.Climate1\"\nmethod = \"Nudge\"\ntarget = \"the climate control\"\n"
+        )
+    };
+    BASE.replace(
+        "reply = \"Setting the {zone} side to {temperature} degrees.\"",
+        &format!(
+            "reply = \"Setting the {{zone}} side to {{temperature}} degrees.\"\n{set_temperature}"
+        ),
+    ) + &intent("climate.warmer", warmer)
+        + &intent("climate.cooler", cooler)
+}
+
+#[test]
+fn opposites_are_declared_once_and_hold_both_ways() {
+    let p = Profile::parse(
+        &with_pair("", "opposite = \"climate.cooler\"", ""),
+        "pair.toml",
+    )
+    .unwrap();
+    let opposite = |name: &str| {
+        p.intents
+            .iter()
+            .find(|i| i.name == name)
+            .unwrap()
+            .opposite
+            .clone()
+    };
+    assert_eq!(
+        opposite("climate.warmer").as_deref(),
+        Some("climate.cooler")
+    );
+    assert_eq!(
+        opposite("climate.cooler").as_deref(),
+        Some("climate.warmer")
+    );
+    assert_eq!(opposite("climate.set_temperature"), None);
+    // Declared on both, in agreement, is fine too.
+    Profile::parse(
+        &with_pair(
+            "",
+            "opposite = \"climate.cooler\"",
+            "opposite = \"climate.warmer\"",
+        ),
+        "pair.toml",
+    )
+    .unwrap();
+
+    assert_one_error(
+        &with_pair("", "opposite = \"climate.colder\"", ""),
+        "'climate.warmer'.opposite",
+        "there is no intent 'climate.colder'",
+    );
+    assert_one_error(
+        &with_pair("", "opposite = \"climate.warmer\"", ""),
+        "'climate.warmer'.opposite",
+        "its own opposite",
+    );
+    assert_one_error(
+        &with_pair(
+            "opposite = \"climate.cooler\"",
+            "opposite = \"climate.cooler\"",
+            "",
+        ),
+        "'climate.warmer'.opposite",
+        "'climate.cooler' already has the opposite 'climate.set_temperature'",
+    );
+}
