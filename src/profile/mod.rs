@@ -325,9 +325,8 @@ pub struct Intent {
     pub when: Option<Constraint>,
     /// How many plain sentences the templates expand to.
     pub sentence_count: usize,
-    /// The intent that does the reverse, declared on either of the two: words that embed
-    /// alike ("too loud", "too quiet") are told apart by the local model, which is offered
-    /// both.
+    /// The intent that does the reverse, declared on either of the two. Words that embed alike
+    /// ("too loud", "too quiet") rank both; the shortlist offers the local model only the closer.
     pub opposite: Option<String>,
 }
 
@@ -612,7 +611,7 @@ impl Validator<'_> {
                 intents.push(intent);
             }
         }
-        self.opposites(&raw.intents, &mut intents);
+        self.opposites(&raw.intents, &names, &mut intents);
         let small_talk = self.small_talk(&raw.small_talk);
         if raw
             .dialog
@@ -686,8 +685,14 @@ impl Validator<'_> {
         })
     }
 
-    /// Checks each declared opposite and declares it on the other intent too.
-    fn opposites(&mut self, raw: &[toml::Spanned<RawIntent>], intents: &mut [Intent]) {
+    /// Checks each declared opposite and declares it on the other intent too; `names` are all
+    /// the intents' names.
+    fn opposites(
+        &mut self,
+        raw: &[toml::Spanned<RawIntent>],
+        names: &BTreeSet<String>,
+        intents: &mut [Intent],
+    ) {
         let mut pairs: BTreeMap<String, String> = BTreeMap::new();
         for spanned in raw {
             let (name, Some(opposite)) = (&spanned.get_ref().name, &spanned.get_ref().opposite)
@@ -703,7 +708,7 @@ impl Validator<'_> {
                     "an intent cannot be its own opposite".into(),
                     "name the intent that does the reverse, or remove opposite",
                 );
-            } else if !raw.iter().any(|r| &r.get_ref().name == opposite) {
+            } else if !names.contains(opposite) {
                 self.error(
                     here,
                     &field,
@@ -1110,7 +1115,8 @@ impl Validator<'_> {
             action: action?,
             when,
             sentence_count: expansions.len(),
-            opposite: raw.opposite.clone(),
+            // Set by `opposites` once every intent is known.
+            opposite: None,
         })
     }
 

@@ -392,8 +392,8 @@ fn speech_settings_out_of_range_are_named() {
     assert_one_error(&bad, "speech.ducking.level", "130 is over 100");
 }
 
-/// BASE with two more intents, "climate.warmer" and "climate.cooler"; `extra` goes into each
-/// intent's table (`{name}` becomes the intent's name).
+/// BASE with two more intents, "climate.warmer" and "climate.cooler"; each argument is added
+/// to the table of the intent it is named after.
 fn with_pair(set_temperature: &str, warmer: &str, cooler: &str) -> String {
     let intent = |name: &str, extra: &str| {
         format!(
