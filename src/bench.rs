@@ -576,7 +576,13 @@ const TICKS_PER_S: f64 = 100.0; // USER_HZ on Linux
 
 fn worker_name(pid: u32) -> String {
     let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    format!("{} (worker)", name.trim())
+    let args = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let embedding = args.split(|&b| b == 0).any(|a| a == b"--embedding");
+    format!(
+        "{}{} (worker)",
+        name.trim(),
+        if embedding { " --embedding" } else { "" }
+    )
 }
 
 /// The local model's requests: round trip and first audio. Waits (up to two minutes) for the

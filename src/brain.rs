@@ -9,9 +9,9 @@
 
 use crate::llm::{ms, ChatClient, Completion, LlmError};
 use crate::profile::{CloudPolicy, CloudSettings, Profile, SlotType};
-use crate::semantic::{Shortlist, CONFIDENT};
+use crate::semantic::{EmbeddingModel, IndexCache, Runs, Shortlist};
 use crate::understand::Route;
-use crate::worker::{LlmWorker, WorkerSpec, WorkerState};
+use crate::worker::{LlmWorker, Worker, WorkerSpec, WorkerState};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,8 +35,6 @@ pub enum Thought {
 
 /// How many of the closest intents the local model may choose from.
 const SHORTLIST: usize = 3;
-/// Intents this close to the closest one are as likely (cosine similarity).
-const NEAR: f32 = 0.05;
 
 /// The reply while no model is available.
 pub const UNAVAILABLE_REPLY: &str = "Sorry, I can only help with the car's controls right now.";
@@ -135,9 +133,9 @@ impl Brain {
         };
         tracing::debug!("shortlist: {:?}", &ranked[..SHORTLIST.min(ranked.len())]);
         // Close enough to an intent's own sentences: a call is required, of that intent or of
-        // any that come as close (near senses such as "warm up" and "turn the heating on"
-        // embed alike; the model tells them apart). Otherwise the model may call one of the
-        // closest few, or answer. An intent whose opposite is closer is left out: given both,
+        // any that come as close as the embedding model's `near` allows (with MiniLM, near
+        // senses such as "warm up" and "turn the heating on" embed alike; the model tells them
+        // apart). Otherwise the model may call one of the closest few, or answer. An intent whose opposite is closer is left out: given both,
         // the model follows surface words ("the music is too loud" → volume up, "cool things
         // down" → warmer), where the embedding, close to the profile's own sentences, more
         // often has the direction right.
@@ -151,8 +149,11 @@ impl Brain {
             .map(|(_, r)| r)
             .collect();
         let (mode, take) = match ranked.first() {
-            Some((_, best)) if *best >= CONFIDENT => {
-                let near = ranked.iter().take_while(|r| r.1 >= best - NEAR).count();
+            Some((_, best)) if *best >= shortlist.confident() => {
+                let near = ranked
+                    .iter()
+                    .take_while(|r| r.1 >= best - shortlist.near())
+                    .count();
                 ("required", near.min(SHORTLIST))
             }
             _ => ("auto", SHORTLIST),
@@ -639,20 +640,91 @@ pub fn local_worker(profile: &Profile) -> Option<Result<WorkerSpec<ChatClient>, 
     Some(crate::models::installed(name, "model").map(|path| worker_spec(profile, name, path)))
 }
 
-/// The profile's intent shortlist, loading on its own thread; none (with a warning that names
-/// the fix) when its model is not installed.
+/// The profile's intent shortlist, its index building in the background; none (with a warning
+/// that names the fix) when its model is not installed.
 fn shortlist(profile: &Profile) -> Option<Shortlist> {
     let name = profile.models.shortlist.as_ref()?;
-    let files = crate::models::installed(name, "intent shortlist model").and_then(|model| {
-        crate::models::installed(&format!("{name}-tokenizer"), "intent shortlist tokenizer")
-            .map(|tokenizer| (model, tokenizer))
+    let started = EmbeddingModel::named(name).and_then(|model| {
+        let path = crate::models::installed(name, "intent shortlist model")?;
+        let cache = crate::models::find(name).ok().and_then(|m| {
+            let dir = crate::models::cache_dir()?;
+            Some(IndexCache::new(
+                &dir,
+                m.sha256,
+                model.prefix,
+                &crate::semantic::intent_texts(profile),
+            ))
+        });
+        Ok(match model.runs {
+            Runs::Onnx => {
+                let tokenizer = crate::models::installed(
+                    &format!("{name}-tokenizer"),
+                    "intent shortlist tokenizer",
+                )?;
+                Shortlist::onnx(profile, &path, &tokenizer, model, cache)
+            }
+            Runs::Worker => Shortlist::remote(
+                profile,
+                Worker::supervise(worker_spec_embedding(profile, name, path)),
+                model,
+                cache,
+            ),
+        })
     });
-    match files {
-        Ok((model, tokenizer)) => Some(Shortlist::start(profile, &model, &tokenizer)),
+    match started {
+        Ok(shortlist) => Some(shortlist),
         Err(why) => {
             tracing::warn!("{why}; until then the local model chooses among every intent");
             None
         }
+    }
+}
+
+/// How to run the profile's embedding worker (none unless its shortlist model runs in one), or
+/// why it can't run.
+pub fn embedding_worker(profile: &Profile) -> Option<Result<WorkerSpec<ChatClient>, String>> {
+    profile.models.llm.as_ref()?;
+    let name = profile.models.shortlist.as_ref()?;
+    let model = EmbeddingModel::named(name).ok()?;
+    (model.runs == Runs::Worker).then(|| {
+        crate::models::installed(name, "intent shortlist model")
+            .map(|path| worker_spec_embedding(profile, name, path))
+    })
+}
+
+/// `cabin-llm serve --embedding` with the model at `model`.
+fn worker_spec_embedding(
+    p: &Profile,
+    name: &str,
+    model: std::path::PathBuf,
+) -> WorkerSpec<ChatClient> {
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "serve".into(),
+        "--embedding".into(),
+        "--model".into(),
+        model.into(),
+        "--name".into(),
+        name.into(),
+    ];
+    if let Some(t) = p.llm.threads {
+        args.push("--threads".into());
+        args.push(t.to_string().into());
+    }
+    let name = name.to_string();
+    WorkerSpec {
+        program: crate::worker::program("cabin-llm", "CABIN_LLM_WORKER"),
+        args,
+        what: "the embedding worker",
+        program_env: "CABIN_LLM_WORKER",
+        connect: Arc::new(move |url: String| {
+            let client = ChatClient::new(&url, &name, None);
+            Box::pin(async move { client })
+        }),
+        // On a turn's path like the language model, and as ready to give way.
+        yields: crate::worker::Yields {
+            nice: 10,
+            oom_score_adj: 500,
+        },
     }
 }
 

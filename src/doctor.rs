@@ -127,6 +127,9 @@ async fn workers(profile: &Profile) -> Vec<Check> {
     if let Some(Ok(spec)) = crate::brain::local_worker(profile) {
         checks.push(worker(&spec, fix("cabin-llm")).await);
     }
+    if let Some(Ok(spec)) = crate::brain::embedding_worker(profile) {
+        checks.push(worker(&spec, fix("cabin-llm")).await);
+    }
     if let Some(Ok(spec)) = crate::asr::local_worker(profile) {
         checks.push(worker(&spec, fix("cabin-asr")).await);
     }

@@ -1,5 +1,5 @@
-//! One client for every OpenAI-compatible chat endpoint: Cabin's own `cabin-llm` worker on
-//! loopback, or a cloud service. Requests stream (server-sent events), so the first words are
+//! One client for every OpenAI-compatible endpoint: Cabin's own `cabin-llm` workers on
+//! loopback (chat, embeddings), or a cloud service. Requests stream (server-sent events), so the first words are
 //! there as soon as the model has them; every failure is a typed [`LlmError`].
 
 use futures_util::StreamExt;
@@ -98,18 +98,7 @@ impl ChatClient {
             request = request.bearer_auth(key);
         }
         let response = request.send().await.map_err(|e| self.transport(e))?;
-        let status = response.status();
-        if !status.is_success() {
-            let text = response.text().await.unwrap_or_default();
-            let message = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v["error"]["message"].as_str().map(String::from))
-                .unwrap_or_else(|| text.chars().take(200).collect());
-            return Err(LlmError::Status {
-                status: status.as_u16(),
-                message,
-            });
-        }
+        let response = success(response).await?;
         let mut stream = response.bytes_stream();
         let mut buffer = Vec::new();
         let mut out = Completion {
@@ -161,6 +150,25 @@ impl ChatClient {
         }
     }
 
+    /// Unit vectors of `texts`, in order, from `POST /embeddings`. The caller bounds the time.
+    pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
+        let body = json!({"model": self.model, "input": texts, "encoding_format": "float"});
+        let mut request = self
+            .http
+            .post(format!("{}/embeddings", self.base))
+            .json(&body);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.map_err(|e| self.transport(e))?;
+        let text = success(response)
+            .await?
+            .text()
+            .await
+            .map_err(|_| LlmError::Truncated)?;
+        embeddings_of(&text, texts.len())
+    }
+
     fn transport(&self, e: reqwest::Error) -> LlmError {
         if e.is_timeout() {
             LlmError::Timeout(0)
@@ -170,6 +178,63 @@ impl ChatClient {
             LlmError::Malformed(root_cause(&e))
         }
     }
+}
+
+/// The response if its status is a success, else the error it carries.
+async fn success(response: reqwest::Response) -> Result<reqwest::Response, LlmError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let text = response.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(String::from))
+        .unwrap_or_else(|| text.chars().take(200).collect());
+    Err(LlmError::Status {
+        status: status.as_u16(),
+        message,
+    })
+}
+
+/// The `expected` vectors of an embeddings response, in input order and scaled to unit length;
+/// anything else (a missing or repeated index, vectors of different lengths, a number that is
+/// not finite) is malformed.
+fn embeddings_of(text: &str, expected: usize) -> Result<Vec<Vec<f32>>, LlmError> {
+    let bad = |why: String| LlmError::Malformed(format!("embeddings: {why}"));
+    let v: Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let data = v["data"].as_array().ok_or_else(|| bad("no data".into()))?;
+    if data.len() != expected {
+        return Err(bad(format!("{} vectors for {expected} inputs", data.len())));
+    }
+    let mut out: Vec<Option<Vec<f32>>> = vec![None; expected];
+    for (position, item) in data.iter().enumerate() {
+        let index = item["index"].as_u64().map_or(position, |i| i as usize);
+        let vector: Vec<f32> = item["embedding"]
+            .as_array()
+            .ok_or_else(|| bad(format!("item {position} has no embedding array")))?
+            .iter()
+            .map(|x| x.as_f64().map(|x| x as f32).filter(|x| x.is_finite()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                bad(format!(
+                    "item {position} holds a value that is not a number"
+                ))
+            })?;
+        let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if vector.is_empty() || norm == 0.0 || !norm.is_finite() {
+            return Err(bad(format!("item {position} is empty or zero")));
+        }
+        match out.get_mut(index) {
+            Some(slot @ None) => *slot = Some(vector.iter().map(|x| x / norm).collect()),
+            _ => return Err(bad(format!("index {index} is out of range or repeated"))),
+        }
+    }
+    let out: Vec<Vec<f32>> = out.into_iter().flatten().collect();
+    if out.iter().any(|v| v.len() != out[0].len()) {
+        return Err(bad("vectors of different lengths".into()));
+    }
+    Ok(out)
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
@@ -182,4 +247,47 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 
 pub fn ms(since: Instant) -> f64 {
     (since.elapsed().as_secs_f64() * 1e5).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embeddings_come_back_in_input_order_at_unit_length() {
+        let text =
+            r#"{"data": [{"index": 1, "embedding": [0, 2]}, {"index": 0, "embedding": [3, 4]}]}"#;
+        assert_eq!(
+            embeddings_of(text, 2).unwrap(),
+            [vec![0.6, 0.8], vec![0.0, 1.0]]
+        );
+    }
+
+    #[test]
+    fn malformed_embeddings_are_named() {
+        for (text, expected, why) in [
+            ("garbage", 1, "expected value"),
+            (r#"{"data": []}"#, 1, "0 vectors for 1 inputs"),
+            (
+                r#"{"data": [{"embedding": "AAAA"}]}"#,
+                1,
+                "no embedding array",
+            ),
+            (r#"{"data": [{"embedding": [1, "x"]}]}"#, 1, "not a number"),
+            (r#"{"data": [{"embedding": [0, 0]}]}"#, 1, "empty or zero"),
+            (
+                r#"{"data": [{"index": 0, "embedding": [1]}, {"index": 0, "embedding": [1]}]}"#,
+                2,
+                "repeated",
+            ),
+            (
+                r#"{"data": [{"embedding": [1]}, {"embedding": [1, 1]}]}"#,
+                2,
+                "different lengths",
+            ),
+        ] {
+            let err = embeddings_of(text, expected).unwrap_err().to_string();
+            assert!(err.contains(why), "{text}: {err}");
+        }
+    }
 }

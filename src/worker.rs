@@ -103,6 +103,11 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
         self.state.borrow().clone()
     }
 
+    /// The state as it changes.
+    pub fn watch(&self) -> watch::Receiver<WorkerState<C>> {
+        self.state.clone()
+    }
+
     /// Waits (at most `limit`) until the worker is ready or has failed once.
     pub async fn settled(&self, limit: Duration) -> WorkerState<C> {
         let mut rx = self.state.clone();

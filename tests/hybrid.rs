@@ -59,9 +59,10 @@ fn driver_temperature(snap: &Value) -> f64 {
         .unwrap_or_else(|| panic!("no driver temperature in {snap}"))
 }
 
+/// The daemon's language model worker (not its embedding worker, `serve --embedding`).
 fn worker_pids(daemon: u32) -> Vec<u32> {
     let out = std::process::Command::new("pgrep")
-        .args(["-P", &daemon.to_string(), "cabin-llm"])
+        .args(["-P", &daemon.to_string(), "-f", "cabin-llm serve --model"])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
@@ -93,7 +94,8 @@ async fn free_speech_acts_through_the_local_model_and_survives_a_worker_crash() 
     assert!(!joke["reply"].as_str().unwrap().is_empty(), "{joke}");
 
     let before = driver_temperature(&snapshot(&conn).await);
-    let out = say(&conn, "can you warm things up a little").await;
+    // The hybrid-brain issue's own example.
+    let out = say(&conn, "it's freezing in here").await;
     assert_eq!(out["route"], "local_llm", "{out}");
     assert!(
         out["intent"].as_str().unwrap_or("").starts_with("climate."),

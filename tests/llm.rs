@@ -48,26 +48,10 @@ fn worker_url(raw: bool) -> Option<&'static str> {
                 );
                 return None;
             }
-            // Another package's binary: built by `cargo build --workspace` (scripts/test does).
-            let worker = cabin::worker::program("cabin-llm", "CABIN_LLM_WORKER");
-            assert!(
-                worker.is_file(),
-                "no cabin-llm at {}: run `cargo build --release --workspace` first",
-                worker.display()
-            );
-            // Spawned from a thread that lives as long as the test process: PR_SET_PDEATHSIG
-            // fires when the spawning *thread* ends, and each test runs on its own thread.
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let mut cmd = Command::new(worker);
-                cmd.args(["serve", "--context", "4096", "--model"])
-                    .arg(&model);
-                let (mut child, url) = common::spawn_worker(&mut cmd);
-                tx.send(url).unwrap();
-                let _ = child.wait();
-            });
-            let url = rx.recv().unwrap();
-            Some(url)
+            let mut cmd = Command::new(common::cabin_llm());
+            cmd.args(["serve", "--context", "4096", "--model"])
+                .arg(&model);
+            Some(common::worker_for_the_process(cmd))
         })
         .as_deref()
 }
@@ -82,19 +66,7 @@ macro_rules! worker_or_skip {
 }
 
 fn post(url: &str, body: &str) -> (u16, String) {
-    let addr = url.trim_start_matches("http://").split('/').next().unwrap();
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
-    let request = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(request.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out[9..12].parse().unwrap();
-    let body = out.split_once("\r\n\r\n").unwrap().1.to_string();
-    (status, body)
+    common::post(url, "chat/completions", body, Duration::from_secs(300))
 }
 
 #[test]

@@ -1,22 +1,42 @@
-//! The semantic shortlist with the real embedding model, and what the brain then allows the
-//! local model to call (against a stand-in model that records its requests).
+//! The semantic shortlist with the real embedding models: nomic-embed-text (the default, in a
+//! `cabin-llm serve --embedding` worker, over OpenAI's `/v1/embeddings`) and MiniLM (in the
+//! daemon, on ONNX Runtime); and what the brain then allows the local model to call (against a
+//! stand-in model that records its requests).
 //!
-//! Needs `minilm-l6-v2` and its tokenizer (`cabin models fetch`); skips without them, except
-//! under CI.
+//! Needs both models (`cabin models fetch`, and `--model minilm-l6-v2 --model
+//! minilm-l6-v2-tokenizer`); skips without them, except under CI.
 
 mod common;
 
+use base64::Engine as _;
 use cabin::brain::{Brain, Thought};
 use cabin::llm::ChatClient;
 use cabin::profile::Profile;
-use cabin::semantic::{Embedder, IntentIndex, Shortlist, CONFIDENT};
-use cabin::worker::LlmWorker;
+use cabin::semantic::{Embedder, EmbeddingModel, IndexCache, IntentIndex, Shortlist};
+use cabin::worker::{LlmWorker, Worker};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+const NOMIC: &str = "nomic-embed-text-v1.5";
+const MINILM: &str = "minilm-l6-v2";
+
+/// Paraphrases the fast path does not match (not taken from eval/router.jsonl or eval/dev.jsonl).
+const COMMANDS: [(&str, &str); 4] = [
+    ("get me to the train station", "navigation.navigate_to"),
+    ("listen to the radio instead", "media.source"),
+    (
+        "the interior light is dazzling me, turn it off",
+        "lights.cabin_off",
+    ),
+    ("how much petrol is there", "info.fuel"),
+];
+const TALK: [&str; 2] = ["what's the capital of australia", "who invented the car"];
 
 fn profile() -> Profile {
     Profile::load(std::path::Path::new(concat!(
@@ -26,45 +46,201 @@ fn profile() -> Profile {
     .unwrap()
 }
 
-/// The model and tokenizer files, or None (skipping) when they are not installed.
-fn files() -> Option<(PathBuf, PathBuf)> {
-    let model = cabin::models::installed("minilm-l6-v2", "intent shortlist model");
-    let tokenizer =
-        cabin::models::installed("minilm-l6-v2-tokenizer", "intent shortlist tokenizer");
-    match (model, tokenizer) {
-        (Ok(m), Ok(t)) => Some((m, t)),
-        (Err(why), _) | (_, Err(why)) => {
+/// A model's file, or None (skipping) when it is not installed.
+fn installed(name: &str) -> Option<PathBuf> {
+    match cabin::models::installed(name, "intent shortlist model") {
+        Ok(path) => Some(path),
+        Err(why) => {
             common::missing(why);
             None
         }
     }
 }
 
+/// One `cabin-llm serve --embedding` for the whole test binary (the kernel ends it with the
+/// test process); its base URL.
+fn embedding_worker() -> Option<&'static str> {
+    static URL: OnceLock<Option<String>> = OnceLock::new();
+    URL.get_or_init(|| {
+        let model = installed(NOMIC)?;
+        let mut cmd = Command::new(common::cabin_llm());
+        cmd.args(["serve", "--embedding", "--model"]).arg(&model);
+        Some(common::worker_for_the_process(cmd))
+    })
+    .as_deref()
+}
+
+/// The nomic index's cache, shared by this binary's tests so that it is built once per run
+/// (most of a minute); emptied when the binary starts.
+fn shared_cache(p: &Profile) -> IndexCache {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("shortlist-cache");
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    });
+    let nomic = cabin::models::find(NOMIC).unwrap();
+    IndexCache::new(
+        dir,
+        nomic.sha256,
+        EmbeddingModel::named(NOMIC).unwrap().prefix,
+        &cabin::semantic::intent_texts(p),
+    )
+}
+
+/// Tests that build the shared index take turns, so the second reads what the first built.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A nomic shortlist of the default profile through the test binary's worker.
+fn nomic_shortlist(p: &Profile, url: &str) -> Shortlist {
+    Shortlist::remote(
+        p,
+        Worker::remote(ChatClient::new(url, NOMIC, None)),
+        EmbeddingModel::named(NOMIC).unwrap(),
+        Some(shared_cache(p)),
+    )
+}
+
+/// Sends `body` to `path` of the worker at `url`; the status and the answer.
+fn post(url: &str, path: &str, body: &str) -> (u16, Value) {
+    let (status, body) = common::post(url, path, body, Duration::from_secs(120));
+    (status, serde_json::from_str(&body).unwrap())
+}
+
 #[test]
-fn intents_are_ranked_by_meaning_and_talk_is_not_close_to_any() {
-    let Some((model, tokenizer)) = files() else {
+fn the_embedding_worker_speaks_openai_and_names_bad_input() {
+    let Some(url) = embedding_worker() else {
+        return;
+    };
+    let (status, v) = post(
+        url,
+        "embeddings",
+        r#"{"input": ["warm the car up", "make it warmer in here", "who won the cup"]}"#,
+    );
+    assert_eq!(status, 200, "{v}");
+    let vectors: Vec<Vec<f64>> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| serde_json::from_value(d["embedding"].clone()).unwrap())
+        .collect();
+    assert_eq!(vectors.len(), 3);
+    assert_eq!(vectors[0].len(), 768);
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    assert!(
+        (dot(&vectors[0], &vectors[0]) - 1.0).abs() < 1e-3,
+        "unit length"
+    );
+    assert!(dot(&vectors[0], &vectors[1]) > dot(&vectors[0], &vectors[2]));
+    assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 6, "{v}");
+
+    // base64: the same floats, little-endian.
+    let (status, b) = post(
+        url,
+        "embeddings",
+        r#"{"input": "warm the car up", "encoding_format": "base64"}"#,
+    );
+    assert_eq!(status, 200, "{b}");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b["data"][0]["embedding"].as_str().unwrap())
+        .unwrap();
+    let first = f32::from_le_bytes(bytes[..4].try_into().unwrap());
+    assert_eq!(bytes.len(), 768 * 4);
+    assert!((first as f64 - vectors[0][0]).abs() < 1e-5);
+
+    let long = format!(r#"{{"input": "{}"}}"#, "word ".repeat(600));
+    for (path, body, expect) in [
+        ("embeddings", "{not json", "not an embeddings request"),
+        (
+            "embeddings",
+            r#"{"input": [[1, 2, 3]]}"#,
+            "array of strings",
+        ),
+        ("embeddings", r#"{"input": []}"#, "has 0 texts"),
+        (
+            "embeddings",
+            r#"{"input": ["ok", " "]}"#,
+            "input 1 is empty",
+        ),
+        (
+            "embeddings",
+            r#"{"input": "x", "encoding_format": "int8"}"#,
+            "'int8' is not supported",
+        ),
+        ("embeddings", &long, "takes at most 512"),
+        (
+            "chat/completions",
+            r#"{"messages": [{"role": "user", "content": "hi"}]}"#,
+            "serves an embedding model",
+        ),
+    ] {
+        let (status, v) = post(url, path, body);
+        assert_eq!(status, 400, "{body:.60}: {v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(expect), "{body:.60}: {message}");
+    }
+    // Still serving.
+    assert_eq!(post(url, "embeddings", r#"{"input": "hi"}"#).0, 200);
+}
+
+/// `ranked`'s top intent is `intent`, at or above `confident`.
+fn assert_top(text: &str, ranked: &[(String, f32)], intent: &str, confident: f32) {
+    assert_eq!(ranked[0].0, intent, "{text}: {:?}", &ranked[..3]);
+    assert!(ranked[0].1 >= confident, "{text}: {:?}", &ranked[..3]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nomic_ranks_intents_by_meaning_and_talk_is_not_close_to_any() {
+    let Some(url) = embedding_worker() else {
+        return;
+    };
+    let _turn = TURN.lock().await;
+    let p = profile();
+    let shortlist = nomic_shortlist(&p, url);
+    shortlist.built().await;
+    let confident = shortlist.confident();
+    for (text, intent) in COMMANDS {
+        assert_top(
+            text,
+            &shortlist.rank(text).await.unwrap(),
+            intent,
+            confident,
+        );
+    }
+    for text in TALK {
+        let ranked = shortlist.rank(text).await.unwrap();
+        assert!(ranked[0].1 < confident, "{text}: {:?}", &ranked[..3]);
+    }
+    // The index was cached; a shortlist started again reads it and ranks alike.
+    let cache = shared_cache(&p);
+    let texts = cabin::semantic::intent_texts(&p);
+    assert_eq!(cache.load(texts.len()).map(|v| v.len()), Some(texts.len()));
+    let again = nomic_shortlist(&p, url);
+    again.built().await;
+    let text = COMMANDS[0].0;
+    assert_eq!(
+        again.rank(text).await.unwrap(),
+        shortlist.rank(text).await.unwrap()
+    );
+}
+
+#[test]
+fn minilm_ranks_intents_by_meaning_and_talk_is_not_close_to_any() {
+    let (Some(model), Some(tokenizer)) = (installed(MINILM), installed("minilm-l6-v2-tokenizer"))
+    else {
         return;
     };
     let p = profile();
+    let confident = EmbeddingModel::named(MINILM).unwrap().confident;
     let mut e = Embedder::load(&model, &tokenizer).unwrap();
     let index = IntentIndex::build(&p, &mut e).unwrap();
-    // Paraphrases the fast path does not match (not taken from eval/router.jsonl).
-    for (text, intent) in [
-        ("get me to the train station", "navigation.navigate_to"),
-        ("listen to the radio instead", "media.source"),
-        (
-            "the interior light is dazzling me, turn it off",
-            "lights.cabin_off",
-        ),
-        ("how much petrol is there", "info.fuel"),
-    ] {
+    for (text, intent) in COMMANDS {
         let ranked = index.rank(&e.embed(&[text]).unwrap()[0]);
-        assert_eq!(ranked[0].0, intent, "{text}: {:?}", &ranked[..3]);
-        assert!(ranked[0].1 >= CONFIDENT, "{text}: {:?}", &ranked[..3]);
+        assert_top(text, &ranked, intent, confident);
     }
-    for text in ["what's the capital of australia", "who invented the car"] {
+    for text in TALK {
         let ranked = index.rank(&e.embed(&[text]).unwrap()[0]);
-        assert!(ranked[0].1 < CONFIDENT, "{text}: {:?}", &ranked[..3]);
+        assert!(ranked[0].1 < confident, "{text}: {:?}", &ranked[..3]);
     }
 }
 
@@ -111,39 +287,63 @@ fn recording_model() -> (String, Arc<Mutex<Vec<Value>>>) {
 }
 
 #[tokio::test]
+async fn a_turn_does_not_wait_for_an_index_that_is_not_built() {
+    // A regression test: the first turn after start used to wait for the index. Here the
+    // embedding worker never comes up, so the index is never built: every tool is allowed.
+    let p = profile();
+    let (url, seen) = recording_model();
+    let shortlist = Shortlist::remote(
+        &p,
+        Worker::down("still loading"),
+        EmbeddingModel::named(NOMIC).unwrap(),
+        None,
+    );
+    let brain = Brain::new(
+        &p,
+        LlmWorker::remote(ChatClient::new(&url, "stand-in", None)),
+        Some(shortlist),
+    );
+    let mut timings = BTreeMap::new();
+    brain
+        .think("get me to the train station", &mut timings, &mut |_| {})
+        .await;
+    assert_eq!(seen.lock().unwrap()[0]["tool_choice"], "auto");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_local_model_may_only_call_the_closest_intents() {
-    let Some((model, tokenizer)) = files() else {
+    let Some(embeddings) = embedding_worker() else {
         return;
     };
+    let _turn = TURN.lock().await;
     let p = profile();
     let (url, seen) = recording_model();
     let brain = Brain::new(
         &p,
         LlmWorker::remote(ChatClient::new(&url, "stand-in", None)),
-        Some(Shortlist::start(&p, &model, &tokenizer)),
+        Some(nomic_shortlist(&p, embeddings)),
     );
+    brain.shortlist_built().await;
     let mut timings = BTreeMap::new();
     let choice = |n: usize| seen.lock().unwrap()[n]["tool_choice"].clone();
+    let allowed = |n: usize| -> Vec<String> {
+        choice(n)["allowed_tools"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["function"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
 
-    // The index takes seconds to build; a request meanwhile does not wait for it: every tool
-    // is allowed (a regression test: the first turn after start used to wait).
-    brain
-        .think("get me to the train station", &mut timings, &mut |_| {})
-        .await;
-    assert_eq!(choice(0), "auto");
-    brain.shortlist_built().await;
-
-    // Close to one intent: that intent is the only one allowed, and a call is required.
+    // Close to one intent: a call of that intent is required (nomic offers the closest alone).
     let thought = brain
         .think("get me to the train station", &mut timings, &mut |_| {})
         .await;
     assert!(timings.contains_key("shortlist"), "{timings:?}");
-    let c = choice(1);
+    let c = choice(0);
     assert_eq!(c["type"], "allowed_tools", "{c}");
     assert_eq!(c["allowed_tools"]["mode"], "required", "{c}");
-    let allowed = c["allowed_tools"]["tools"].as_array().unwrap();
-    assert_eq!(allowed.len(), 1, "{c}");
-    assert_eq!(allowed[0]["function"]["name"], "navigation-navigate_to");
+    assert_eq!(allowed(0), ["navigation-navigate_to"], "{c}");
     // The stand-in answered in words anyway: that is an answer, never an action.
     assert!(matches!(thought, Thought::Answer { .. }), "{thought:?}");
 
@@ -151,17 +351,15 @@ async fn the_local_model_may_only_call_the_closest_intents() {
     brain
         .think("what's the capital of australia", &mut timings, &mut |_| {})
         .await;
-    let c = choice(2);
-    assert_eq!(c["allowed_tools"]["mode"], "auto", "{c}");
-    assert_eq!(
-        c["allowed_tools"]["tools"].as_array().unwrap().len(),
-        3,
-        "{c}"
-    );
+    assert_eq!(choice(1)["allowed_tools"]["mode"], "auto");
+    assert_eq!(allowed(1).len(), 3);
+
     // Of an intent and its opposite, only the closer is offered, however close the other:
     // given both, the model follows surface words ("cool" → warmer).
     let text = "I'm sweltering, cool the car";
-    let ranked = shortlist_rank(&p, &model, &tokenizer, text).await;
+    let ranked = nomic_shortlist(&p, embeddings);
+    ranked.built().await;
+    let ranked = ranked.rank(text).await.unwrap();
     let rank = |intent: &str| ranked.iter().position(|r| r.0 == intent).unwrap();
     assert!(
         rank("climate.cooler") < rank("climate.warmer"),
@@ -172,31 +370,20 @@ async fn the_local_model_may_only_call_the_closest_intents() {
         "not a test of opposites: {ranked:?}"
     );
     brain.think(text, &mut timings, &mut |_| {}).await;
-    let c = choice(3);
-    let allowed: Vec<&str> = c["allowed_tools"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["function"]["name"].as_str().unwrap())
-        .collect();
-    assert!(allowed.contains(&"climate-cooler"), "{c}");
-    assert!(!allowed.contains(&"climate-warmer"), "{c}");
+    assert!(
+        allowed(2).contains(&"climate-cooler".into()),
+        "{:?}",
+        choice(2)
+    );
+    assert!(
+        !allowed(2).contains(&"climate-warmer".into()),
+        "{:?}",
+        choice(2)
+    );
 
     // Every tool stays in the request, so the model's cached prompt is the same.
     let tools = |n: usize| seen.lock().unwrap()[n]["tools"].as_array().unwrap().len();
-    for n in 0..4 {
+    for n in 0..3 {
         assert_eq!(tools(n), p.intents.len());
     }
-}
-
-/// The intents ranked for `text` by a shortlist of its own.
-async fn shortlist_rank(
-    p: &Profile,
-    model: &std::path::Path,
-    tokenizer: &std::path::Path,
-    text: &str,
-) -> Vec<(String, f32)> {
-    let shortlist = Shortlist::start(p, model, tokenizer);
-    shortlist.built().await;
-    shortlist.rank(text).await.unwrap()
 }

@@ -257,6 +257,50 @@ pub async fn up_with(profile: Option<&Path>) -> Up {
     }
 }
 
+/// POSTs `body` (JSON) to `path` under the worker at `url` (`http://host:port/v1`): the status
+/// and the body of the answer.
+pub fn post(url: &str, path: &str, body: &str, limit: Duration) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://").split('/').next().unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(limit)).unwrap();
+    let request = format!(
+        "POST /v1/{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out.split_once("\r\n\r\n").unwrap().1.to_string();
+    (status, body)
+}
+
+/// The `cabin-llm` program, another package's binary: built by `cargo build --workspace`
+/// (scripts/test does).
+pub fn cabin_llm() -> PathBuf {
+    let worker = cabin::worker::program("cabin-llm", "CABIN_LLM_WORKER");
+    assert!(
+        worker.is_file(),
+        "no cabin-llm at {}: run `cargo build --release --workspace` first",
+        worker.display()
+    );
+    worker
+}
+
+/// Starts a worker for the rest of the test process (from a thread that lives as long:
+/// PR_SET_PDEATHSIG fires when the spawning *thread* ends, and each test runs on its own
+/// thread); returns the address of its `READY <address>` line.
+pub fn worker_for_the_process(mut cmd: Command) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut child, url) = spawn_worker(&mut cmd);
+        tx.send(url).unwrap();
+        let _ = child.wait();
+    });
+    rx.recv().unwrap()
+}
+
 /// Starts a worker (`cabin-llm serve`, `cabin-asr serve`) and returns it with the address of
 /// its `READY <address>` line. The kernel kills it when the spawning thread ends.
 pub fn spawn_worker(cmd: &mut Command) -> (std::process::Child, String) {

@@ -107,40 +107,41 @@ pub struct Stats {
     pub finish: Finish,
 }
 
-pub struct Engine {
-    jobs: Option<mpsc::Sender<Job>>,
+/// A thread that owns a model, and the channel of its jobs. Dropping it closes the channel,
+/// which ends the thread, and joins it.
+pub struct Actor<J> {
+    jobs: Option<mpsc::Sender<J>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Engine {
-    /// Loads the model on a new thread; returns once it is loaded (or failed to).
-    pub fn start(config: EngineConfig) -> Result<(Engine, ModelInfo), EngineError> {
-        let (jobs, inbox) = mpsc::channel::<Job>();
+impl<J: Send + 'static> Actor<J> {
+    /// Runs `body` on a new thread named `name`; `body` reports on its `loaded` channel first,
+    /// and this returns once it has.
+    pub fn start(
+        name: &str,
+        body: impl FnOnce(mpsc::Receiver<J>, mpsc::Sender<Result<ModelInfo, EngineError>>)
+            + Send
+            + 'static,
+    ) -> Result<(Actor<J>, ModelInfo), EngineError> {
+        let (jobs, inbox) = mpsc::channel::<J>();
         let (loaded, load_result) = mpsc::channel();
         let thread = std::thread::Builder::new()
-            .name("llama".into())
-            .spawn(move || engine_thread(config, inbox, loaded))
+            .name(name.into())
+            .spawn(move || body(inbox, loaded))
             .map_err(|e| EngineError::Backend(e.to_string()))?;
+        let actor = Actor {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        };
         match load_result.recv() {
-            Ok(Ok(info)) => Ok((
-                Engine {
-                    jobs: Some(jobs),
-                    thread: Some(thread),
-                },
-                info,
-            )),
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                Err(e)
-            }
-            Err(_) => {
-                let _ = thread.join();
-                Err(EngineError::Gone)
-            }
+            Ok(Ok(info)) => Ok((actor, info)),
+            // Dropping the actor joins the thread, which has ended.
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(EngineError::Gone),
         }
     }
 
-    pub fn submit(&self, job: Job) -> Result<(), EngineError> {
+    pub fn submit(&self, job: J) -> Result<(), EngineError> {
         self.jobs
             .as_ref()
             .and_then(|j| j.send(job).ok())
@@ -148,11 +149,75 @@ impl Engine {
     }
 }
 
-impl Drop for Engine {
+impl<J> Drop for Actor<J> {
     fn drop(&mut self) {
         self.jobs.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+/// The chat model's actor.
+pub type Engine = Actor<Job>;
+
+/// Loads the chat model on a new thread; returns once it is loaded (or failed to).
+pub fn start(config: EngineConfig) -> Result<(Engine, ModelInfo), EngineError> {
+    Actor::start("llama", move |inbox, loaded| {
+        engine_thread(config, inbox, loaded)
+    })
+}
+
+/// llama.cpp's backend and the model of `config`; or none, once the actor's `loaded` channel
+/// has been told why.
+pub fn load(
+    config: &EngineConfig,
+    loaded: &mpsc::Sender<Result<ModelInfo, EngineError>>,
+) -> Option<(LlamaBackend, LlamaModel)> {
+    let loading = LlamaBackend::init()
+        .map_err(|e| EngineError::Backend(e.to_string()))
+        .and_then(|mut backend| {
+            backend.void_logs();
+            LlamaModel::load_from_file(&backend, &config.model, &LlamaModelParams::default())
+                .map(|model| (backend, model))
+                .map_err(|e| EngineError::Model {
+                    path: config.model.clone(),
+                    problem: e.to_string(),
+                })
+        });
+    match loading {
+        Ok(loaded) => Some(loaded),
+        Err(e) => {
+            let _ = loaded.send(Err(e));
+            None
+        }
+    }
+}
+
+/// A context on `model`, once the actor's `loaded` channel has been told so (or why not, and
+/// then none); none too when nobody waits for it any more.
+pub fn context<'m>(
+    backend: &LlamaBackend,
+    model: &'m LlamaModel,
+    params: LlamaContextParams,
+    context: u32,
+    loaded: &mpsc::Sender<Result<ModelInfo, EngineError>>,
+) -> Option<LlamaContext<'m>> {
+    match model.new_context(backend, params) {
+        Ok(ctx) => {
+            let info = ModelInfo {
+                parameters: model.n_params(),
+                size_bytes: model.size(),
+                context: ctx.n_ctx(),
+            };
+            loaded.send(Ok(info)).ok().map(|()| ctx)
+        }
+        Err(e) => {
+            let _ = loaded.send(Err(EngineError::Context {
+                context,
+                problem: e.to_string(),
+            }));
+            None
         }
     }
 }
@@ -162,45 +227,13 @@ fn engine_thread(
     inbox: mpsc::Receiver<Job>,
     loaded: mpsc::Sender<Result<ModelInfo, EngineError>>,
 ) {
-    let backend = match LlamaBackend::init() {
-        Ok(mut b) => {
-            b.void_logs();
-            b
-        }
-        Err(e) => {
-            let _ = loaded.send(Err(EngineError::Backend(e.to_string())));
-            return;
-        }
-    };
-    let model =
-        match LlamaModel::load_from_file(&backend, &config.model, &LlamaModelParams::default()) {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = loaded.send(Err(EngineError::Model {
-                    path: config.model.clone(),
-                    problem: e.to_string(),
-                }));
-                return;
-            }
-        };
-    let ctx = match model.new_context(&backend, context_params(&config, config.batch)) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = loaded.send(Err(EngineError::Context {
-                context: config.context,
-                problem: e.to_string(),
-            }));
-            return;
-        }
-    };
-    let info = ModelInfo {
-        parameters: model.n_params(),
-        size_bytes: model.size(),
-        context: ctx.n_ctx(),
-    };
-    if loaded.send(Ok(info)).is_err() {
+    let Some((backend, model)) = load(&config, &loaded) else {
         return;
-    }
+    };
+    let params = context_params(&config, config.batch);
+    let Some(ctx) = context(&backend, &model, params, config.context, &loaded) else {
+        return;
+    };
     let mut state = State {
         model: &model,
         ctx,

@@ -5,12 +5,14 @@
 //! each bundle their own ggml, which cannot be linked into one binary.
 
 mod chat;
+mod embed;
 mod engine;
 mod server;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use engine::{Engine, EngineConfig};
+use embed::Embedder;
+use engine::EngineConfig;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,9 +30,10 @@ struct ModelArgs {
     /// The GGUF model file.
     #[arg(long)]
     model: PathBuf,
-    /// Context length in tokens (the persona and tool list take about 3,000).
-    #[arg(long, default_value_t = 6144)]
-    context: u32,
+    /// Context length in tokens (default 6144: the persona and tool list take about 3,000).
+    /// With --embedding, the most tokens of one input and of one batch (default 512).
+    #[arg(long)]
+    context: Option<u32>,
     /// Threads for llama.cpp (default: every core).
     #[arg(long)]
     threads: Option<i32>,
@@ -40,11 +43,14 @@ struct ModelArgs {
 }
 
 impl ModelArgs {
-    fn config(&self) -> EngineConfig {
+    fn config(&self, embedding: bool) -> EngineConfig {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as i32);
         EngineConfig {
             model: self.model.clone(),
-            context: self.context,
+            context: self
+                .context
+                .unwrap_or(if embedding { 512 } else { 6144 })
+                .max(1),
             threads: self.threads.unwrap_or(cores).max(1),
             batch: self.batch.max(1),
         }
@@ -53,10 +59,15 @@ impl ModelArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve /v1/chat/completions. Prints `READY <base URL>` on stdout once it accepts requests.
+    /// Serve /v1/chat/completions (or /v1/embeddings with --embedding). Prints
+    /// `READY <base URL>` on stdout once it accepts requests.
     Serve {
         #[command(flatten)]
         model: ModelArgs,
+        /// The model is a sentence-embedding model (such as nomic-embed-text): serve
+        /// /v1/embeddings instead of chat.
+        #[arg(long)]
+        embedding: bool,
         /// Address to listen on; port 0 picks a free port. Loopback only unless you mean it.
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
@@ -106,7 +117,7 @@ fn run(cli: Cli) -> Result<()> {
                 prompt > 0 && generate > 0,
                 "--prompt and --generate must be at least 1"
             );
-            let config = model.config();
+            let config = model.config(false);
             let (pp, tg) = engine::bench(&config, prompt, generate)?;
             println!(
                 "{{\"model\": {:?}, \"threads\": {}, \"pp\": {prompt}, \"pp_tokens_per_s\": {pp:.2}, \"tg\": {generate}, \"tg_tokens_per_s\": {tg:.2}}}",
@@ -117,6 +128,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Serve {
             model,
+            embedding,
             listen,
             name,
             max_tokens,
@@ -126,7 +138,7 @@ fn run(cli: Cli) -> Result<()> {
                 "no model file at {} (install it with `cabin models fetch`)",
                 model.model.display()
             );
-            let config = model.config();
+            let config = model.config(embedding);
             let name = name.unwrap_or_else(|| {
                 config
                     .model
@@ -134,7 +146,13 @@ fn run(cli: Cli) -> Result<()> {
                     .map_or("model".into(), |s| s.to_string_lossy().into_owned())
             });
             tracing::info!(model = %config.model.display(), threads = config.threads, context = config.context, "loading");
-            let (engine, info) = Engine::start(config)?;
+            let (backend, info) = if embedding {
+                let (embedder, info) = Embedder::start(config)?;
+                (server::Backend::Embeddings(embedder), info)
+            } else {
+                let (engine, info) = engine::start(config)?;
+                (server::Backend::Chat(engine), info)
+            };
             tracing::info!(
                 parameters = info.parameters,
                 size_mb = info.size_bytes / 1_000_000,
@@ -142,7 +160,7 @@ fn run(cli: Cli) -> Result<()> {
                 "model loaded"
             );
             let shared = Arc::new(server::Shared {
-                engine,
+                backend,
                 model_name: name,
                 default_max_tokens: max_tokens,
                 requests: Default::default(),

@@ -1,7 +1,9 @@
-//! The OpenAI-compatible HTTP API: `GET /health`, `GET /v1/models`,
-//! `POST /v1/chat/completions` (JSON, or server-sent events with `"stream": true`).
+//! The OpenAI-compatible HTTP API: `GET /health`, `GET /v1/models`, and of a chat model
+//! `POST /v1/chat/completions` (JSON, or server-sent events with `"stream": true`), of an
+//! embedding model `POST /v1/embeddings`.
 
 use crate::chat::{ChatRequest, Output};
+use crate::embed::Embedder;
 use crate::engine::{Engine, Event, Finish, Job, Stats};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -10,6 +12,7 @@ use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::Engine as _;
 use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,8 +20,14 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
+/// What the worker serves: one model, either kind (as llama.cpp's server with `--embedding`).
+pub enum Backend {
+    Chat(Engine),
+    Embeddings(Embedder),
+}
+
 pub struct Shared {
-    pub engine: Engine,
+    pub backend: Backend,
     pub model_name: String,
     pub default_max_tokens: u32,
     pub requests: AtomicU64,
@@ -29,6 +38,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/health", get(health))
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
+        .route("/v1/embeddings", post(embeddings))
         .with_state(shared)
 }
 
@@ -60,6 +70,13 @@ impl Drop for CancelOnDrop {
 }
 
 async fn chat(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    let Backend::Chat(engine) = &s.backend else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "this worker serves an embedding model (it was started with --embedding); send chat completions to a chat worker".into(),
+        );
+    };
     let request: ChatRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -90,7 +107,7 @@ async fn chat(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         events,
         cancel: cancel.clone(),
     };
-    if s.engine.submit(job).is_err() {
+    if engine.submit(job).is_err() {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "server_error",
@@ -189,6 +206,92 @@ async fn chat(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         }
     });
     Sse::new(stream).into_response()
+}
+
+/// Most inputs in one embeddings request (OpenAI's limit).
+const MAX_INPUTS: usize = 2048;
+
+#[derive(serde::Deserialize)]
+struct EmbeddingRequest {
+    input: Input,
+    model: Option<String>,
+    encoding_format: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Input {
+    One(String),
+    Many(Vec<String>),
+}
+
+async fn embeddings(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    let bad = |message: String| error(StatusCode::BAD_REQUEST, "invalid_request_error", message);
+    let Backend::Embeddings(embedder) = &s.backend else {
+        return bad("this worker serves a chat model; start one with --embedding and an embedding model for /v1/embeddings".into());
+    };
+    let request: EmbeddingRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return bad(format!(
+                "the body is not an embeddings request ({e}); `input` must be a string or an array of strings"
+            ))
+        }
+    };
+    let base64 = match request.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return bad(format!(
+                "encoding_format '{other}' is not supported; use float or base64"
+            ))
+        }
+    };
+    let texts = match request.input {
+        Input::One(text) => vec![text],
+        Input::Many(texts) => texts,
+    };
+    if texts.is_empty() || texts.len() > MAX_INPUTS {
+        return bad(format!(
+            "`input` has {} texts; send 1 to {MAX_INPUTS}",
+            texts.len()
+        ));
+    }
+    let gone = || {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "the model engine has stopped; restart cabin-llm".into(),
+        )
+    };
+    let Ok(reply) = embedder.submit(texts) else {
+        return gone();
+    };
+    let embedded = match reply.await {
+        Ok(Ok(e)) => e,
+        Ok(Err(e)) => return bad(e.to_string()),
+        Err(_) => return gone(),
+    };
+    let data: Vec<Value> = embedded
+        .vectors
+        .iter()
+        .enumerate()
+        .map(|(index, v)| {
+            let embedding = if base64 {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    Json(json!({
+        "object": "list", "data": data,
+        "model": request.model.unwrap_or_else(|| s.model_name.clone()),
+        "usage": {"prompt_tokens": embedded.tokens, "total_tokens": embedded.tokens},
+    }))
+    .into_response()
 }
 
 /// A stream fed by a task; the task ends when the receiver (the response) is dropped.
