@@ -337,6 +337,7 @@ impl IntentIndex {
 /// of a minute to embed them on a 2-core machine. The file's name is a hash of the model, the
 /// prefix and the texts, so any change to them makes a new one; a file that does not read back
 /// whole is ignored (and made again).
+#[derive(Clone)]
 pub struct IndexCache {
     path: PathBuf,
 }
@@ -425,7 +426,6 @@ enum Embed {
     /// By an OpenAI-compatible embeddings endpoint: the supervised `cabin-llm --embedding`.
     Worker {
         worker: Worker<ChatClient>,
-        prefix: &'static str,
         build: tokio::task::JoinHandle<()>,
     },
 }
@@ -434,6 +434,8 @@ enum Embed {
 const QUERY_LIMIT: Duration = Duration::from_secs(2);
 /// How long one request of the index's texts may take (32 texts, a slow SoC).
 const BATCH_LIMIT: Duration = Duration::from_secs(60);
+/// How long building the index waits before asking an endpoint that failed again.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// The intents closest to the driver's words. The index of the profile's sentences is built
 /// in the background (or read from its cache); requests before it is there get an error at
@@ -518,12 +520,7 @@ impl Shortlist {
             let started = std::time::Instant::now();
             let cached = match &cache {
                 Some(c) => {
-                    let (c, n) = (
-                        IndexCache {
-                            path: c.path.clone(),
-                        },
-                        texts.len(),
-                    );
+                    let (c, n) = (c.clone(), texts.len());
                     tokio::task::spawn_blocking(move || c.load(n))
                         .await
                         .ok()
@@ -546,12 +543,19 @@ impl Shortlist {
                         };
                         match embed_remote(&client, model.prefix, &texts).await {
                             Ok(v) => break Ok(v),
-                            // It stopped meanwhile: try again once it is back.
+                            // It stopped meanwhile: try again once it is back (a restarted
+                            // worker), or in a while (an endpoint somebody else runs).
                             Err(e @ (LlmError::Unreachable(_) | LlmError::Truncated)) => {
                                 tracing::warn!("intent shortlist: {e}; trying again when the embedding worker is back");
-                                let _ = state
-                                    .wait_for(|s| !matches!(s, WorkerState::Ready(_)))
-                                    .await;
+                                let down = state.wait_for(|s| !matches!(s, WorkerState::Ready(_)));
+                                // No supervisor to say so: wait anyway rather than spin.
+                                let unsupervised = matches!(
+                                    tokio::time::timeout(RETRY_AFTER, down).await,
+                                    Ok(Err(_))
+                                );
+                                if unsupervised {
+                                    tokio::time::sleep(RETRY_AFTER).await;
+                                }
                             }
                             Err(e) => break Err(format!("the embedding worker: {e}")),
                         }
@@ -569,11 +573,7 @@ impl Shortlist {
         });
         Shortlist {
             index,
-            embed: Embed::Worker {
-                worker,
-                prefix: model.prefix,
-                build,
-            },
+            embed: Embed::Worker { worker, build },
             model,
         }
     }
@@ -610,11 +610,11 @@ impl Shortlist {
                 rx.await
                     .map_err(|_| "the shortlist thread has stopped".to_string())??
             }
-            Embed::Worker { worker, prefix, .. } => {
+            Embed::Worker { worker, .. } => {
                 let WorkerState::Ready(client) = worker.state() else {
                     return Err("the embedding worker is not ready".into());
                 };
-                let query = [format!("{prefix}{text}")];
+                let query = [format!("{}{text}", self.model.prefix)];
                 tokio::time::timeout(QUERY_LIMIT, client.embed(&query))
                     .await
                     .map_err(|_| {

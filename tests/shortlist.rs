@@ -244,9 +244,12 @@ fn minilm_ranks_intents_by_meaning_and_talk_is_not_close_to_any() {
     }
 }
 
-/// A stand-in local model: records each request's body and answers with a short reply.
-fn recording_model() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// A stand-in OpenAI server on `listener`: records each request's body and answers it with
+/// what `answer` makes of it (a whole HTTP response), one request per connection.
+fn stand_in(
+    listener: TcpListener,
+    answer: fn(&Value) -> String,
+) -> (String, Arc<Mutex<Vec<Value>>>) {
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
@@ -277,13 +280,72 @@ fn recording_model() -> (String, Arc<Mutex<Vec<Value>>>) {
                     }
                 }
             };
-            if let Some(body) = body.and_then(|b| serde_json::from_slice(&b).ok()) {
-                record.lock().unwrap().push(body);
-            }
-            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: {\"choices\": [{\"index\": 0, \"delta\": {\"content\": \"Sure.\"}}]}\n\ndata: [DONE]\n\n");
+            let Some(body) = body.and_then(|b| serde_json::from_slice::<Value>(&b).ok()) else {
+                continue;
+            };
+            let response = answer(&body);
+            // Recorded before the answer goes, so a caller that has its answer sees it here.
+            record.lock().unwrap().push(body);
+            let _ = conn.write_all(response.as_bytes());
         }
     });
     (url, seen)
+}
+
+/// A stand-in local model that answers every request with a short reply.
+fn recording_model() -> (String, Arc<Mutex<Vec<Value>>>) {
+    stand_in(TcpListener::bind("127.0.0.1:0").unwrap(), |_| {
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: {\"choices\": [{\"index\": 0, \"delta\": {\"content\": \"Sure.\"}}]}\n\ndata: [DONE]\n\n".into()
+    })
+}
+
+/// An embeddings endpoint that cuts its answers short for its first 2 seconds, then answers
+/// every text with the same unit vector.
+fn flaky_embeddings(body: &Value) -> String {
+    static STARTED: OnceLock<std::time::Instant> = OnceLock::new();
+    let started = STARTED.get_or_init(std::time::Instant::now);
+    let n = body["input"].as_array().map_or(1, Vec::len);
+    let data: Vec<Value> = (0..n)
+        .map(|i| serde_json::json!({"index": i, "embedding": [1.0, 0.0]}))
+        .collect();
+    let json = serde_json::json!({"data": data}).to_string();
+    let cut = if started.elapsed() < Duration::from_secs(2) {
+        json.len() / 2
+    } else {
+        json.len()
+    };
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        json.len(),
+        &json[..cut]
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endpoint_that_fails_is_asked_again_in_a_while_not_at_once() {
+    // A regression test: an embeddings endpoint somebody else runs (no supervisor to say when
+    // it is back) that cut an answer short was asked again at once, in a loop.
+    let p = profile();
+    let (url, seen) = stand_in(TcpListener::bind("127.0.0.1:0").unwrap(), flaky_embeddings);
+    let shortlist = Shortlist::remote(
+        &p,
+        Worker::remote(ChatClient::new(&url, "stand-in", None)),
+        EmbeddingModel::named(NOMIC).unwrap(),
+        None,
+    );
+    tokio::time::timeout(Duration::from_secs(60), shortlist.built())
+        .await
+        .expect("the index is built once the endpoint answers");
+    let ranked = shortlist.rank("open the window").await.unwrap();
+    assert_eq!(ranked.len(), p.intents.len());
+    let seen = seen.lock().unwrap();
+    // The first batch was cut short, the next asked seconds later; then the rest of the
+    // 1,100-odd texts, 32 a batch, and the query.
+    let batches = cabin::semantic::intent_texts(&p).len().div_ceil(32);
+    assert_eq!(seen.len(), 1 + batches + 1, "asked again at once");
+    // With the model's prefix.
+    let first = seen[0]["input"][0].as_str().unwrap();
+    assert!(first.starts_with("classification: "), "{first}");
 }
 
 #[tokio::test]
