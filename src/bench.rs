@@ -379,7 +379,8 @@ pub async fn run(
     let bus = PrivateBus::start(&dir)?;
     let address = bus.address.clone();
 
-    let mut sim = Command::new(&sim_exe)
+    // Killed, bench takes its children with it.
+    let mut sim = cabin::worker::dies_with_parent(&mut Command::new(&sim_exe))
         .args(["--bus", &address])
         .stdout(Stdio::piped())
         .spawn()?;
@@ -414,7 +415,7 @@ pub async fn run(
         socket.set_nonblocking(false)?;
         let started = Instant::now();
         let daemon = Proc(
-            Command::new(&exe)
+            cabin::worker::dies_with_parent(&mut Command::new(&exe))
                 .args(["run", "--llm", llm, "--input", input, "--output", output])
                 .args(["--bus", &address])
                 .env("DBUS_SESSION_BUS_ADDRESS", &address)

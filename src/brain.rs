@@ -7,8 +7,9 @@
 //! offered are generated from the profile, so no model can reach a D-Bus method that no intent
 //! names.
 
+use crate::grammar::Matcher;
 use crate::llm::{ms, ChatClient, Completion, LlmError};
-use crate::profile::{CloudPolicy, CloudSettings, Profile, SlotType};
+use crate::profile::{CloudPolicy, CloudSettings, Profile, SlotType, SlotValue};
 use crate::semantic::{EmbeddingModel, IndexCache, Runs, Shortlist};
 use crate::understand::Route;
 use crate::worker::{LlmWorker, Worker, WorkerSpec, WorkerState};
@@ -51,6 +52,25 @@ pub struct Brain {
     max_tokens: u32,
     local_budget: Duration,
     shortlist: Option<Shortlist>,
+    /// Tool name → its text slots, whose values must be the driver's words: a model fills
+    /// them with whatever its prompt showed.
+    text_slots: HashMap<String, Vec<String>>,
+    /// The fast path's grammar, to read answers that are commands.
+    commands: Matcher,
+    /// Intent names by index into the profile's intents (as [`Matcher`] gives them).
+    intent_names: Vec<String>,
+}
+
+/// What one local completion gave.
+struct Generated {
+    result: Result<Completion, LlmError>,
+    /// An offered tool that the words named.
+    named: Option<String>,
+    /// An offered intent's command that a sentence was: the tool and its arguments.
+    command: Option<(String, String)>,
+    /// The sentences given out to be spoken, and the words after them.
+    said: Vec<String>,
+    unsaid: String,
 }
 
 struct Cloud {
@@ -99,6 +119,23 @@ impl Brain {
             max_tokens: profile.llm.max_tokens,
             local_budget: profile.llm.budget,
             shortlist,
+            text_slots: profile
+                .intents
+                .iter()
+                .map(|i| {
+                    let text = i
+                        .slots
+                        .iter()
+                        .filter(|(_, ty)| {
+                            matches!(profile.slot_types.get(*ty), Some(SlotType::Text { .. }))
+                        })
+                        .map(|(slot, _)| slot.clone())
+                        .collect();
+                    (tool_name(&i.name), text)
+                })
+                .collect(),
+            commands: Matcher::new(profile),
+            intent_names: profile.intents.iter().map(|i| i.name.clone()).collect(),
         }
     }
 
@@ -201,11 +238,16 @@ impl Brain {
     /// Small models sometimes describe a call instead of making it ("you can call the
     /// climate-warmer function"): when the words name an offered tool, generation stops there
     /// and the model is asked for that tool's arguments, under its grammar. The prompt is the
-    /// same, so its cache still holds.
+    /// same, so its cache still holds. Or they say the command ("Call your sister."): a
+    /// sentence that the fast path's grammar reads as an offered intent is that call.
+    ///
+    /// A call whose text slot holds no word the driver said (a destination, a contact) is
+    /// the model's invention; the model is asked again for an answer, with no call allowed.
     ///
     /// `on_sentence` gets each whole sentence of a local answer as it is generated, so speech
     /// can start before the answer is complete; not while the cloud may still replace it, nor
-    /// a sentence that names a tool. The answer returned always starts with those sentences.
+    /// a sentence that names a tool or is a command. The answer returned always starts with
+    /// those sentences.
     pub async fn think(
         &self,
         text: &str,
@@ -228,37 +270,78 @@ impl Brain {
             .cloud
             .as_ref()
             .is_none_or(|c| !c.reachable.load(Ordering::Relaxed));
-        let mut named = None;
-        let mut words = String::new();
-        // Generated text not yet a whole sentence, and the sentences already given out.
-        let (mut unsaid, mut said) = (String::new(), Vec::new());
-        let first = bounded(
-            self.local_budget,
-            local.complete(
+        let mut generated = self
+            .generate(
+                &local,
                 &messages,
-                Some((&self.tools, &choice)),
-                self.max_tokens,
-                |piece| {
-                    words.push_str(piece);
-                    named = self.named_tool(&words, offered.as_deref());
-                    if named.is_some() {
-                        return false;
-                    }
-                    if stream {
-                        unsaid.push_str(piece);
-                        for sentence in crate::speaker::take_sentences(&mut unsaid, false) {
-                            let sentence = spoken(&sentence);
-                            on_sentence(&sentence);
-                            said.push(sentence);
-                        }
-                    }
-                    true
-                },
-            ),
-        )
-        .await;
+                &choice,
+                offered.as_deref(),
+                stream,
+                on_sentence,
+            )
+            .await;
         timings.insert("local_llm", ms(started));
-        let completion = match first {
+        let mut call = match &generated.result {
+            Ok(c) => c.tool_call.clone(),
+            Err(_) => None,
+        };
+        if let (None, Some(tool)) = (&call, &generated.named) {
+            let choice = json!({"type": "function", "function": {"name": tool}});
+            let second = bounded(
+                self.local_budget,
+                local.complete(&messages, Some((&self.tools, &choice)), 48, |_| true),
+            )
+            .await;
+            timings.insert("local_llm", ms(started));
+            call = match second {
+                Ok(Completion {
+                    tool_call: Some(call),
+                    ..
+                }) => Some(call),
+                Ok(_) => {
+                    return Thought::Unavailable {
+                        why: format!("the local model named '{tool}' but gave no arguments"),
+                    }
+                }
+                Err(e) => {
+                    return Thought::Unavailable {
+                        why: format!("the local model failed: {e}"),
+                    }
+                }
+            };
+        }
+        if let Some(call) = call {
+            match self.invented(text, &call.name, &call.arguments) {
+                None => return self.intent(Route::LocalLlm, &call.name, &call.arguments),
+                // Its prompt's examples fill text slots with "Alex": "drive the car for me"
+                // became a route to Alex. An answer is better than an action nobody asked for.
+                Some(slot) => {
+                    tracing::info!(
+                        "the local model made up the {slot} of {}; asking it for an answer instead",
+                        call.name
+                    );
+                    generated = self
+                        .generate(
+                            &local,
+                            &messages,
+                            &json!("none"),
+                            Some(&[]),
+                            stream,
+                            on_sentence,
+                        )
+                        .await;
+                    timings.insert("local_llm", ms(started));
+                }
+            }
+        }
+        let Generated {
+            result,
+            command,
+            said,
+            unsaid,
+            ..
+        } = generated;
+        let completion = match result {
             Ok(c) => c,
             // Out of time mid-answer: what was already said is the answer.
             Err(e) if !said.is_empty() => {
@@ -274,29 +357,22 @@ impl Brain {
                 }
             }
         };
-        if let Some(call) = completion.tool_call {
-            return self.intent(Route::LocalLlm, &call.name, &call.arguments);
-        }
-        if let Some(tool) = named {
-            let choice = json!({"type": "function", "function": {"name": tool}});
-            let second = bounded(
-                self.local_budget,
-                local.complete(&messages, Some((&self.tools, &choice)), 48, |_| true),
-            )
-            .await;
-            timings.insert("local_llm", ms(started));
-            return match second {
-                Ok(Completion {
-                    tool_call: Some(call),
-                    ..
-                }) => self.intent(Route::LocalLlm, &call.name, &call.arguments),
-                Ok(_) => Thought::Unavailable {
-                    why: format!("the local model named '{tool}' but gave no arguments"),
-                },
-                Err(e) => Thought::Unavailable {
-                    why: format!("the local model failed: {e}"),
-                },
+        // Only from an endpoint that ignored `tool_choice: none`.
+        if completion.tool_call.is_some() {
+            return Thought::Unavailable {
+                why: "the local model called a tool where none was allowed".into(),
             };
+        }
+        // The words were a command the grammar knows ("Call your sister."): the model meant
+        // to make that call, and the grammar has read its arguments.
+        let command = command.or_else(|| {
+            let rest = if stream { &unsaid } else { &completion.content };
+            self.spoken_command(rest, offered.as_deref())
+        });
+        if let Some((tool, arguments)) = command {
+            if self.invented(text, &tool, &arguments).is_none() {
+                return self.intent(Route::LocalLlm, &tool, &arguments);
+            }
         }
         // Once the local answer is being spoken, it is the answer.
         if said.is_empty() {
@@ -316,6 +392,106 @@ impl Brain {
                 text: t,
             },
         }
+    }
+
+    /// One local completion under `choice`, within the local budget. Stops early at words
+    /// that name an offered tool, or at a sentence that is an offered intent's command; gives
+    /// out the other whole sentences as they come when `stream`.
+    async fn generate(
+        &self,
+        local: &ChatClient,
+        messages: &[Value],
+        choice: &Value,
+        offered: Option<&[String]>,
+        stream: bool,
+        on_sentence: &mut (dyn FnMut(&str) + Send),
+    ) -> Generated {
+        let mut named = None;
+        let mut command = None;
+        let mut words = String::new();
+        // Generated text not yet a whole sentence, and the sentences already given out.
+        let (mut unsaid, mut said) = (String::new(), Vec::new());
+        let result = bounded(
+            self.local_budget,
+            local.complete(
+                messages,
+                Some((&self.tools, choice)),
+                self.max_tokens,
+                |piece| {
+                    words.push_str(piece);
+                    named = self.named_tool(&words, offered);
+                    if named.is_some() {
+                        return false;
+                    }
+                    if stream {
+                        unsaid.push_str(piece);
+                        for sentence in crate::speaker::take_sentences(&mut unsaid, false) {
+                            command = self.spoken_command(&sentence, offered);
+                            if command.is_some() {
+                                return false;
+                            }
+                            let sentence = spoken(&sentence);
+                            on_sentence(&sentence);
+                            said.push(sentence);
+                        }
+                    }
+                    true
+                },
+            ),
+        )
+        .await;
+        Generated {
+            result,
+            named,
+            command,
+            said,
+            unsaid,
+        }
+    }
+
+    /// The slot of `tool`'s call whose text value has no word of the driver's `text`.
+    fn invented(&self, text: &str, tool: &str, arguments: &str) -> Option<String> {
+        let slots = self.text_slots.get(tool)?;
+        let args: Map<String, Value> = serde_json::from_str(arguments).ok()?;
+        let said: Vec<String> = crate::grammar::tokenize(text)
+            .into_iter()
+            .map(|t| t.norm)
+            .collect();
+        slots
+            .iter()
+            .find(|slot| {
+                args.get(slot.as_str())
+                    .and_then(Value::as_str)
+                    .is_some_and(|value| {
+                        !crate::grammar::tokenize(value)
+                            .iter()
+                            .any(|word| said.contains(&word.norm))
+                    })
+            })
+            .cloned()
+    }
+
+    /// `words` as an offered intent's command, read by the fast path's grammar: the tool and
+    /// its arguments as JSON.
+    fn spoken_command(&self, words: &str, offered: Option<&[String]>) -> Option<(String, String)> {
+        let found = self.commands.match_text(words)?;
+        let tool = tool_name(&self.intent_names[found.intent]);
+        if offered.is_some_and(|o| !o.contains(&tool)) {
+            return None;
+        }
+        let args: Map<String, Value> = found
+            .slots
+            .into_iter()
+            .map(|(slot, value)| {
+                let value = match value {
+                    SlotValue::Enum { key, .. } => Value::String(key),
+                    SlotValue::Number(n) => json!(n),
+                    SlotValue::Text(t) => Value::String(t),
+                };
+                (slot, value)
+            })
+            .collect();
+        Some((tool, Value::Object(args).to_string()))
     }
 
     /// The longest offered tool name that `words` mention (as offered, or as the intent name);

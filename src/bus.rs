@@ -75,7 +75,7 @@ impl PrivateBus {
     /// A bus with a configuration of the caller's (`--config-file=…`).
     pub fn spawn(cmd: &mut std::process::Command) -> std::io::Result<PrivateBus> {
         use std::io::BufRead;
-        let mut child = cmd
+        let mut child = crate::worker::dies_with_parent(cmd)
             .args(["--nofork", "--print-address=1"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())

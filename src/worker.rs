@@ -323,9 +323,41 @@ pub fn program(name: &str, env: &str) -> PathBuf {
     name.into()
 }
 
+/// Has the kernel stop `command`'s process (SIGTERM) when the thread that spawns it ends, as
+/// it does when this process is killed: a `Drop` that would stop it never runs then.
+pub fn dies_with_parent(command: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A regression test: `cabin bench`, killed, left its simulator, daemon and bus running.
+    #[test]
+    fn a_child_dies_with_the_thread_that_started_it() {
+        let mut child = std::thread::spawn(|| {
+            dies_with_parent(std::process::Command::new("sleep").arg("30"))
+                .spawn()
+                .unwrap()
+        })
+        .join()
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "the child outlived its parent");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGTERM));
+    }
 
     fn shell(script: &str) -> WorkerSpec<()> {
         WorkerSpec {

@@ -144,3 +144,209 @@ fn the_system_prompt_shows_each_intents_phrasings_indirect_ones_included() {
         );
     }
 }
+
+#[test]
+fn a_text_slot_the_driver_never_said_is_invented() {
+    let p = default_profile();
+    let brain = Brain::new(&p, LlmWorker::down("test"), None);
+    let navigate = "navigation-navigate_to";
+    // The prompt's examples fill text slots with "Alex"; the model copies them.
+    assert_eq!(
+        brain
+            .invented("drive the car for me", navigate, r#"{"place": "Alex"}"#)
+            .as_deref(),
+        Some("place")
+    );
+    assert_eq!(
+        brain.invented(
+            "I need to go to the hospital",
+            navigate,
+            r#"{"place": "the Hospital"}"#
+        ),
+        None
+    );
+    assert_eq!(
+        brain.invented(
+            "I should ring mum, can you get her for me",
+            "phone-call",
+            r#"{"contact": "Mum"}"#
+        ),
+        None
+    );
+    // Only text slots are the driver's own words: enums and numbers are the model's reading.
+    assert_eq!(
+        brain.invented(
+            "it's freezing in here",
+            "climate-set_temperature",
+            r#"{"temperature": 24, "zone": "driver"}"#
+        ),
+        None
+    );
+}
+
+#[test]
+fn an_answer_that_is_an_offered_command_is_that_call() {
+    let p = default_profile();
+    let brain = Brain::new(&p, LlmWorker::down("test"), None);
+    assert_eq!(
+        brain.spoken_command("Call Mum.", None),
+        Some(("phone-call".into(), r#"{"contact":"Mum"}"#.into()))
+    );
+    assert_eq!(
+        brain.spoken_command("stop navigation.", None),
+        Some(("navigation-cancel".into(), "{}".into()))
+    );
+    assert_eq!(
+        brain.spoken_command("The train station is on Main Street.", None),
+        None
+    );
+    // Only what the shortlist offered: the words are the model's, not the driver's.
+    let offered = ["navigation-navigate_to".to_string()];
+    assert_eq!(
+        brain.spoken_command("Call the hospital.", Some(&offered)),
+        None
+    );
+}
+
+type Requests = std::sync::Arc<std::sync::Mutex<Vec<Value>>>;
+
+/// A brain on the default profile whose local model is a stand-in that answers the requests in
+/// turn with `replies` (the `data:` payloads of a stream), recording each request's body
+/// before answering.
+fn scripted_brain(replies: Vec<Vec<Value>>) -> (Brain, Requests) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = requests.clone();
+    std::thread::spawn(move || {
+        for (conn, events) in listener.incoming().zip(replies) {
+            let mut conn = BufReader::new(conn.unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                conn.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            conn.read_exact(&mut body).unwrap();
+            seen.lock()
+                .unwrap()
+                .push(serde_json::from_slice(&body).unwrap());
+            let mut reply = String::from(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n",
+            );
+            for event in events {
+                reply.push_str(&format!("data: {event}\n\n"));
+            }
+            reply.push_str("data: [DONE]\n\n");
+            let _ = conn.get_mut().write_all(reply.as_bytes());
+        }
+    });
+    let brain = Brain::new(
+        &default_profile(),
+        LlmWorker::remote(ChatClient::new(&url, "test", None)),
+        None,
+    );
+    (brain, requests)
+}
+
+const CANNOT_DRIVE: &str = "I can't drive the car for you.";
+
+/// Asks "drive the car for me", expecting [`CANNOT_DRIVE`] as the answer; the sentences
+/// given out to be spoken.
+async fn answers_drive_me(brain: &Brain) -> Vec<String> {
+    let mut spoken = Vec::new();
+    let thought = brain
+        .think("drive the car for me", &mut BTreeMap::new(), &mut |s| {
+            spoken.push(s.to_string())
+        })
+        .await;
+    assert_eq!(
+        thought,
+        Thought::Answer {
+            route: Route::LocalLlm,
+            text: CANNOT_DRIVE.into()
+        }
+    );
+    spoken
+}
+
+fn said(text: &str) -> Value {
+    json!({"choices": [{"index": 0, "delta": {"content": text}}]})
+}
+
+fn called(name: &str, arguments: &str) -> Value {
+    json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": 0, "id": "call", "type": "function", "function": {"name": name, "arguments": arguments}}
+    ]}}]})
+}
+
+#[tokio::test]
+async fn a_call_to_a_place_nobody_named_becomes_an_answer() {
+    let (brain, requests) = scripted_brain(vec![
+        vec![called("navigation-navigate_to", r#"{"place": "Alex"}"#)],
+        vec![said(&format!("{CANNOT_DRIVE} "))],
+    ]);
+    assert_eq!(answers_drive_me(&brain).await, [CANNOT_DRIVE]);
+    let requests = requests.lock().unwrap();
+    assert_eq!(requests[0]["tool_choice"], "auto");
+    // Asked again with the same prompt (its cache holds) and no call allowed.
+    assert_eq!(requests[1]["tool_choice"], "none");
+    assert_eq!(requests[1]["messages"], requests[0]["messages"]);
+}
+
+#[tokio::test]
+async fn a_command_said_instead_of_called_is_made_and_not_spoken() {
+    let (brain, _) = scripted_brain(vec![vec![
+        said("Sure. "),
+        said("Call "),
+        said("mum. Right away."),
+    ]]);
+    let mut spoken = Vec::new();
+    let thought = brain
+        .think(
+            "I should ring mum, can you get her for me",
+            &mut BTreeMap::new(),
+            &mut |s| spoken.push(s.to_string()),
+        )
+        .await;
+    assert_eq!(
+        thought,
+        Thought::Intent {
+            route: Route::LocalLlm,
+            intent: "phone.call".into(),
+            args: json!({"contact": "mum"}).as_object().unwrap().clone()
+        }
+    );
+    assert_eq!(spoken, ["Sure."]);
+}
+
+#[tokio::test]
+async fn a_named_tool_whose_place_nobody_named_becomes_an_answer_too() {
+    let (brain, requests) = scripted_brain(vec![
+        vec![said("navigation-navigate_to")],
+        vec![called("navigation-navigate_to", r#"{"place": "Alex"}"#)],
+        vec![said(CANNOT_DRIVE)],
+    ]);
+    answers_drive_me(&brain).await;
+    let choices: Vec<Value> = requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r["tool_choice"].clone())
+        .collect();
+    assert_eq!(
+        choices,
+        [
+            json!("auto"),
+            json!({"type": "function", "function": {"name": "navigation-navigate_to"}}),
+            json!("none")
+        ]
+    );
+}

@@ -502,6 +502,62 @@ impl Validator<'_> {
         });
     }
 
+    /// The model names, each a catalogue model of its kind (or, where a file may stand in, a
+    /// path or "espeak"): a typo is reported here, not when the daemon starts that engine.
+    fn models(&mut self, raw: &raw::RawModels) -> Models {
+        let mut model =
+            |v: &Option<Spanned<String>>, field: &str, what: &str, kinds: &[&str], file: bool| {
+                let v = v.as_ref()?;
+                let name = v.get_ref();
+                let known = |m: &crate::models::Model| kinds.contains(&m.kind);
+                let ok = crate::models::MODELS
+                    .iter()
+                    .any(|m| known(m) && m.name == name)
+                    || (file
+                        && (crate::wake::is_path(name) || (field == "tts" && name == "espeak")));
+                if !ok {
+                    let names: Vec<&str> = crate::models::MODELS
+                        .iter()
+                        .filter(|m| known(m))
+                        .map(|m| m.name)
+                        .collect();
+                    let or_file = match (file, field) {
+                        (false, _) => "",
+                        (true, "tts") => ", \"espeak\", or the path of a Piper voice (.onnx)",
+                        (true, _) => ", or the path of a keyword model (.onnx)",
+                    };
+                    self.error(
+                        Some(v.span()),
+                        &format!("models.{field}"),
+                        format!("'{name}' is not {what} (known: {})", names.join(", ")),
+                        &format!("name one of them{or_file}; `cabin models list` shows them all"),
+                    );
+                    return None;
+                }
+                Some(name.clone())
+            };
+        Models {
+            asr: model(
+                &raw.asr,
+                "asr",
+                "a speech recognition model",
+                &["asr"],
+                false,
+            ),
+            llm: model(&raw.llm, "llm", "a language model", &["llm"], false),
+            tts: model(&raw.tts, "tts", "a voice", &["tts"], true),
+            wake: model(&raw.wake, "wake", "a wake word model", &["wake"], true),
+            vad: model(&raw.vad, "vad", "a voice activity model", &["vad"], false),
+            shortlist: model(
+                &raw.shortlist,
+                "shortlist",
+                "an intent shortlist model",
+                &["embedding", "embedding-gguf"],
+                false,
+            ),
+        }
+    }
+
     /// The value if it is given and within `range`; an error naming the range if it is not.
     fn within<T>(
         &mut self,
@@ -587,6 +643,7 @@ impl Validator<'_> {
         let dialog = self.dialog(&raw.dialog);
         let listen = self.listen(&raw.listen);
         let speech = self.speech(&raw.speech);
+        let models = self.models(&raw.models);
         let llm = self.llm(&raw.llm);
         let cloud = self.cloud(&raw.cloud);
         let inputs = self.inputs(&raw.inputs, &slot_types);
@@ -656,14 +713,7 @@ impl Validator<'_> {
                 persona: raw.assistant.persona,
                 wake_words: raw.assistant.wake_words,
             },
-            models: Models {
-                asr: raw.models.asr,
-                llm: raw.models.llm,
-                tts: raw.models.tts,
-                wake: raw.models.wake,
-                vad: raw.models.vad,
-                shortlist: raw.models.shortlist,
-            },
+            models,
             audio: Audio {
                 input: raw.audio.input.unwrap_or_else(|| "default".into()),
                 output: raw.audio.output.unwrap_or_else(|| "default".into()),

@@ -67,12 +67,12 @@ pub struct RawAssistant {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawModels {
-    pub asr: Option<String>,
-    pub llm: Option<String>,
-    pub tts: Option<String>,
-    pub wake: Option<String>,
-    pub vad: Option<String>,
-    pub shortlist: Option<String>,
+    pub asr: Option<Spanned<String>>,
+    pub llm: Option<Spanned<String>>,
+    pub tts: Option<Spanned<String>>,
+    pub wake: Option<Spanned<String>>,
+    pub vad: Option<Spanned<String>>,
+    pub shortlist: Option<Spanned<String>>,
 }
 
 /// The always-on front end: wake word and end-pointing.

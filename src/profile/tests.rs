@@ -466,3 +466,48 @@ fn opposites_are_declared_once_and_hold_both_ways() {
         "'climate.cooler' already has the opposite 'climate.set_temperature'",
     );
 }
+
+/// A regression test: a misspelt model name passed `cabin profile check` and failed only when
+/// the daemon started that engine.
+#[test]
+fn model_names_are_catalogue_models_of_their_kind() {
+    let with = |models: &str| format!("{BASE}\n[models]\n{models}\n");
+    assert_one_error(
+        &with("shortlist = \"nomic-embed-text\""),
+        "models.shortlist",
+        "'nomic-embed-text' is not an intent shortlist model (known: minilm-l6-v2, nomic-embed-text-v1.5)",
+    );
+    // A model of another kind is no better than an unknown one.
+    assert_one_error(
+        &with("llm = \"whisper-tiny.en\""),
+        "models.llm",
+        "not a language model",
+    );
+    assert_one_error(
+        &with("asr = \"whisper\""),
+        "models.asr",
+        "not a speech recognition model",
+    );
+    assert_one_error(
+        &with("vad = \"silero\""),
+        "models.vad",
+        "not a voice activity model",
+    );
+    assert_one_error(
+        &with("wake = \"hey-jarvis\""),
+        "models.wake",
+        "not a wake word model",
+    );
+    assert_one_error(&with("tts = \"joe\""), "models.tts", "not a voice");
+    // Where a file may stand in, a path is taken as given (the engine checks the file).
+    let p = Profile::parse(
+        &with(
+            "asr = \"whisper-base\"\nllm = \"qwen2.5-coder-0.5b-instruct-q4_k_m\"\ntts = \"espeak\"\n\
+             wake = \"/etc/cabin/hey_car.onnx\"\nvad = \"silero-vad\"\nshortlist = \"minilm-l6-v2\"",
+        ),
+        "models.toml",
+    )
+    .unwrap();
+    assert_eq!(p.models.wake.as_deref(), Some("/etc/cabin/hey_car.onnx"));
+    assert_eq!(p.models.tts.as_deref(), Some("espeak"));
+}
