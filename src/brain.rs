@@ -68,6 +68,8 @@ struct Generated {
     named: Option<String>,
     /// An offered intent's command that a sentence was: the tool and its arguments.
     command: Option<(String, String)>,
+    /// The words named a tool that was not offered: not an answer to speak.
+    garbled: bool,
     /// The sentences given out to be spoken, and the words after them.
     said: Vec<String>,
     unsaid: String,
@@ -313,8 +315,8 @@ impl Brain {
         if let Some(call) = call {
             match self.invented(text, &call.name, &call.arguments) {
                 None => return self.intent(Route::LocalLlm, &call.name, &call.arguments),
-                // Its prompt's examples fill text slots with "Alex": "drive the car for me"
-                // became a route to Alex. An answer is better than an action nobody asked for.
+                // "drive the car for me" became a route to Alex (a name the prompt's examples
+                // once showed). An answer is better than an action nobody asked for.
                 Some(slot) => {
                     tracing::info!(
                         "the local model made up the {slot} of {}; asking it for an answer instead",
@@ -337,6 +339,7 @@ impl Brain {
         let Generated {
             result,
             command,
+            garbled,
             said,
             unsaid,
             ..
@@ -374,6 +377,19 @@ impl Brain {
                 return self.intent(Route::LocalLlm, &tool, &arguments);
             }
         }
+        // Words about a tool it may not call ("Call the navigation-navigate_to function"):
+        // what was said so far, or that Cabin can't do it; never the tool's name aloud.
+        if garbled {
+            tracing::info!("the local model named a tool it was not offered; not speaking it");
+            let text = match said.is_empty() {
+                true => crate::understand::DECLINE_REPLY.to_string(),
+                false => said.join(" "),
+            };
+            return Thought::Answer {
+                route: Route::LocalLlm,
+                text,
+            };
+        }
         // Once the local answer is being spoken, it is the answer.
         if said.is_empty() {
             if let Some(text) = self.cloud_answer(text, timings).await {
@@ -408,6 +424,7 @@ impl Brain {
     ) -> Generated {
         let mut named = None;
         let mut command = None;
+        let mut garbled = false;
         let mut words = String::new();
         // Generated text not yet a whole sentence, and the sentences already given out.
         let (mut unsaid, mut said) = (String::new(), Vec::new());
@@ -420,7 +437,8 @@ impl Brain {
                 |piece| {
                     words.push_str(piece);
                     named = self.named_tool(&words, offered);
-                    if named.is_some() {
+                    garbled = named.is_none() && self.named_tool(&words, None).is_some();
+                    if named.is_some() || garbled {
                         return false;
                     }
                     if stream {
@@ -444,6 +462,7 @@ impl Brain {
             result,
             named,
             command,
+            garbled,
             said,
             unsaid,
         }
@@ -703,7 +722,7 @@ fn system_prompt(p: &Profile) -> String {
 fn few_shot(p: &Profile) -> String {
     let mut out = String::from("What the driver says, and the function it calls:");
     for (i, intent) in p.intents.iter().enumerate() {
-        for sentence in crate::grammar::shortest_sentences(p, i) {
+        for sentence in crate::grammar::few_shot_sentences(p, i) {
             out.push_str(&format!("\n{sentence} -> {}", tool_name(&intent.name)));
         }
     }

@@ -143,6 +143,13 @@ fn the_system_prompt_shows_each_intents_phrasings_indirect_ones_included() {
             "{tool}"
         );
     }
+    // A regression test: text slots were filled with "Alex", which the model then copied into
+    // calls ("drive the car for me" → a route to Alex) and answers.
+    assert!(
+        prompt.contains("\ntake me to <place> -> navigation-navigate_to"),
+        "{prompt}"
+    );
+    assert!(!prompt.contains("Alex"), "{prompt}");
 }
 
 #[test]
@@ -150,7 +157,7 @@ fn a_text_slot_the_driver_never_said_is_invented() {
     let p = default_profile();
     let brain = Brain::new(&p, LlmWorker::down("test"), None);
     let navigate = "navigation-navigate_to";
-    // The prompt's examples fill text slots with "Alex"; the model copies them.
+    // The prompt's examples used to fill text slots with "Alex", and the model copied it.
     assert_eq!(
         brain
             .invented("drive the car for me", navigate, r#"{"place": "Alex"}"#)
@@ -258,9 +265,8 @@ fn scripted_brain(replies: Vec<Vec<Value>>) -> (Brain, Requests) {
 
 const CANNOT_DRIVE: &str = "I can't drive the car for you.";
 
-/// Asks "drive the car for me", expecting [`CANNOT_DRIVE`] as the answer; the sentences
-/// given out to be spoken.
-async fn answers_drive_me(brain: &Brain) -> Vec<String> {
+/// Asks "drive the car for me", expecting `answer`; the sentences given out to be spoken.
+async fn answers_drive_me(brain: &Brain, answer: &str) -> Vec<String> {
     let mut spoken = Vec::new();
     let thought = brain
         .think("drive the car for me", &mut BTreeMap::new(), &mut |s| {
@@ -271,7 +277,7 @@ async fn answers_drive_me(brain: &Brain) -> Vec<String> {
         thought,
         Thought::Answer {
             route: Route::LocalLlm,
-            text: CANNOT_DRIVE.into()
+            text: answer.into()
         }
     );
     spoken
@@ -293,7 +299,7 @@ async fn a_call_to_a_place_nobody_named_becomes_an_answer() {
         vec![called("navigation-navigate_to", r#"{"place": "Alex"}"#)],
         vec![said(&format!("{CANNOT_DRIVE} "))],
     ]);
-    assert_eq!(answers_drive_me(&brain).await, [CANNOT_DRIVE]);
+    assert_eq!(answers_drive_me(&brain, CANNOT_DRIVE).await, [CANNOT_DRIVE]);
     let requests = requests.lock().unwrap();
     assert_eq!(requests[0]["tool_choice"], "auto");
     // Asked again with the same prompt (its cache holds) and no call allowed.
@@ -334,7 +340,7 @@ async fn a_named_tool_whose_place_nobody_named_becomes_an_answer_too() {
         vec![called("navigation-navigate_to", r#"{"place": "Alex"}"#)],
         vec![said(CANNOT_DRIVE)],
     ]);
-    answers_drive_me(&brain).await;
+    answers_drive_me(&brain, CANNOT_DRIVE).await;
     let choices: Vec<Value> = requests
         .lock()
         .unwrap()
@@ -349,4 +355,17 @@ async fn a_named_tool_whose_place_nobody_named_becomes_an_answer_too() {
             json!("none")
         ]
     );
+}
+
+#[tokio::test]
+async fn an_answer_naming_a_tool_it_may_not_call_is_not_spoken() {
+    // Asked again for an answer after a made-up place, the model names the tool instead.
+    let (brain, _) = scripted_brain(vec![
+        vec![called("navigation-navigate_to", r#"{"place": "home"}"#)],
+        vec![said(
+            "Call the navigation-navigate_to function with the argument home.",
+        )],
+    ]);
+    let spoken = answers_drive_me(&brain, crate::understand::DECLINE_REPLY).await;
+    assert!(spoken.is_empty(), "{spoken:?}");
 }

@@ -320,7 +320,7 @@ pub fn template_sentences(profile: &Profile, intent: usize, variants: usize) -> 
             let mut out: Vec<String> = Vec::new();
             for e in t.expand().unwrap_or_default() {
                 for pick in 0..variants {
-                    let s = render_pick(profile, &e, Some(pick));
+                    let s = render_with(profile, &e, Fill::Variant(pick));
                     if !out.contains(&s) {
                         out.push(s);
                     }
@@ -331,9 +331,21 @@ pub fn template_sentences(profile: &Profile, intent: usize, variants: usize) -> 
         .collect()
 }
 
-/// The shortest sentence of each of an intent's templates: the few-shot examples that show the
-/// local model the intent's phrasings, indirect ones ("its cold in here") included.
+/// The shortest sentence of each of an intent's templates, a text slot filled with "Alex"
+/// (the speech recognizer's prompt: words it should expect).
 pub fn shortest_sentences(profile: &Profile, intent: usize) -> Vec<String> {
+    shortest(profile, intent, Fill::Example)
+}
+
+/// The shortest sentence of each of an intent's templates, a text slot shown as its name
+/// ("navigate to <place>"): the few-shot examples that show the local model the intent's
+/// phrasings, indirect ones ("its cold in here") included. A name there would be copied into
+/// calls and answers ("drive the car for me" became a route to Alex).
+pub fn few_shot_sentences(profile: &Profile, intent: usize) -> Vec<String> {
+    shortest(profile, intent, Fill::Placeholder)
+}
+
+fn shortest(profile: &Profile, intent: usize, fill: Fill) -> Vec<String> {
     profile.intents[intent]
         .sentences
         .iter()
@@ -341,33 +353,47 @@ pub fn shortest_sentences(profile: &Profile, intent: usize) -> Vec<String> {
             t.expand()
                 .unwrap_or_default()
                 .iter()
-                .map(|e| render(profile, e))
+                .map(|e| render_with(profile, e, fill))
                 .min_by_key(|s| s.len())
         })
         .collect()
 }
 
 fn render(profile: &Profile, expansion: &[Element]) -> String {
-    render_pick(profile, expansion, None)
+    render_with(profile, expansion, Fill::Example)
 }
 
-/// `pick: None` fills enum slots with their first value and text slots with "Alex";
-/// `Some(n)`, with value `n` (cycling), and a text slot as "a" and its type's name ("a place").
-fn render_pick(profile: &Profile, expansion: &[Element], pick: Option<usize>) -> String {
+/// How a rendered sentence fills its slots.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fill {
+    /// Enum slots with their first value, text slots with "Alex".
+    Example,
+    /// Enum slots with value `n` (cycling), a text slot as "a" and its type's name ("a place").
+    Variant(usize),
+    /// Enum slots with their first value, a text slot as its name ("<place>").
+    Placeholder,
+}
+
+/// Numbers are always mid-range.
+fn render_with(profile: &Profile, expansion: &[Element], fill: Fill) -> String {
     let words: Vec<String> = expansion
         .iter()
         .map(|el| match el {
             Element::Literal(w) => w.clone(),
-            Element::Slot(s) => match &profile.slot_types[&s.type_name] {
-                SlotType::Enum { values, .. } => {
-                    values[pick.unwrap_or(0) % values.len()].synonyms[0].join(" ")
+            Element::Slot(s) => match (&profile.slot_types[&s.type_name], fill) {
+                (SlotType::Enum { values, .. }, Fill::Variant(n)) => {
+                    values[n % values.len()].synonyms[0].join(" ")
                 }
-                SlotType::Text { .. } if pick.is_some() => {
+                (SlotType::Enum { values, .. }, _) => values[0].synonyms[0].join(" "),
+                (SlotType::Text { .. }, Fill::Example) => "Alex".to_string(),
+                (SlotType::Text { .. }, Fill::Variant(_)) => {
                     format!("a {}", s.type_name.replace('_', " "))
                 }
-                SlotType::Integer { min, max, .. } => ((min + max) / 2).to_string(),
-                SlotType::Decimal { min, max, .. } => format_number(((min + max) / 2.0).round()),
-                SlotType::Text { .. } => "Alex".to_string(),
+                (SlotType::Text { .. }, Fill::Placeholder) => format!("<{}>", s.name),
+                (SlotType::Integer { min, max, .. }, _) => ((min + max) / 2).to_string(),
+                (SlotType::Decimal { min, max, .. }, _) => {
+                    format_number(((min + max) / 2.0).round())
+                }
             },
         })
         .collect();
