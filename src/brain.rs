@@ -9,7 +9,7 @@
 
 use crate::grammar::Matcher;
 use crate::llm::{ms, ChatClient, Completion, LlmError};
-use crate::profile::{CloudPolicy, CloudSettings, Profile, SlotType, SlotValue};
+use crate::profile::{CloudPolicy, CloudSettings, Profile, SlotType};
 use crate::semantic::{EmbeddingModel, IndexCache, Runs, Shortlist};
 use crate::understand::Route;
 use crate::worker::{LlmWorker, Worker, WorkerSpec, WorkerState};
@@ -57,8 +57,8 @@ pub struct Brain {
     text_slots: HashMap<String, Vec<String>>,
     /// The fast path's grammar, to read answers that are commands.
     commands: Matcher,
-    /// Intent names by index into the profile's intents (as [`Matcher`] gives them).
-    intent_names: Vec<String>,
+    /// Tool names by index into the profile's intents (as [`Matcher`] gives them).
+    tools_by_index: Vec<String>,
 }
 
 /// What one local completion gave.
@@ -137,7 +137,7 @@ impl Brain {
                 })
                 .collect(),
             commands: Matcher::new(profile),
-            intent_names: profile.intents.iter().map(|i| i.name.clone()).collect(),
+            tools_by_index: profile.intents.iter().map(|i| tool_name(&i.name)).collect(),
         }
     }
 
@@ -174,10 +174,10 @@ impl Brain {
         // Close enough to an intent's own sentences: a call is required, of that intent or of
         // any that come as close as the embedding model's `near` allows (with MiniLM, near
         // senses such as "warm up" and "turn the heating on" embed alike; the model tells them
-        // apart). Otherwise the model may call one of the closest few, or answer. An intent whose opposite is closer is left out: given both,
-        // the model follows surface words ("the music is too loud" → volume up, "cool things
-        // down" → warmer), where the embedding, close to the profile's own sentences, more
-        // often has the direction right.
+        // apart). Otherwise the model may call one of the closest few, or answer. An intent
+        // whose opposite is closer is left out: given both, the model follows surface words
+        // ("the music is too loud" → volume up, "cool things down" → warmer), where the
+        // embedding, close to the profile's own sentences, more often has the direction right.
         let ranked: Vec<&(String, f32)> = ranked
             .iter()
             .enumerate()
@@ -494,21 +494,14 @@ impl Brain {
     /// its arguments as JSON.
     fn spoken_command(&self, words: &str, offered: Option<&[String]>) -> Option<(String, String)> {
         let found = self.commands.match_text(words)?;
-        let tool = tool_name(&self.intent_names[found.intent]);
+        let tool = self.tools_by_index[found.intent].clone();
         if offered.is_some_and(|o| !o.contains(&tool)) {
             return None;
         }
         let args: Map<String, Value> = found
             .slots
-            .into_iter()
-            .map(|(slot, value)| {
-                let value = match value {
-                    SlotValue::Enum { key, .. } => Value::String(key),
-                    SlotValue::Number(n) => json!(n),
-                    SlotValue::Text(t) => Value::String(t),
-                };
-                (slot, value)
-            })
+            .iter()
+            .map(|(slot, value)| (slot.clone(), value.to_json()))
             .collect();
         Some((tool, Value::Object(args).to_string()))
     }

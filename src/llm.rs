@@ -1,6 +1,7 @@
 //! One client for every OpenAI-compatible endpoint: Cabin's own `cabin-llm` workers on
-//! loopback (chat, embeddings), or a cloud service. Requests stream (server-sent events), so the first words are
-//! there as soon as the model has them; every failure is a typed [`LlmError`].
+//! loopback (chat, embeddings), or a cloud service. Chat requests stream (server-sent events),
+//! so the first words are there as soon as the model has them; every failure is a typed
+//! [`LlmError`].
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -90,15 +91,7 @@ impl ChatClient {
             body["tools"] = tools.clone();
             body["tool_choice"] = choice.clone();
         }
-        let mut request = self
-            .http
-            .post(format!("{}/chat/completions", self.base))
-            .json(&body);
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
-        }
-        let response = request.send().await.map_err(|e| self.transport(e))?;
-        let response = success(response).await?;
+        let response = self.post("chat/completions", &body).await?;
         let mut stream = response.bytes_stream();
         let mut buffer = Vec::new();
         let mut out = Completion {
@@ -153,20 +146,24 @@ impl ChatClient {
     /// Unit vectors of `texts`, in order, from `POST /embeddings`. The caller bounds the time.
     pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
         let body = json!({"model": self.model, "input": texts, "encoding_format": "float"});
-        let mut request = self
-            .http
-            .post(format!("{}/embeddings", self.base))
-            .json(&body);
-        if let Some(key) = &self.api_key {
-            request = request.bearer_auth(key);
-        }
-        let response = request.send().await.map_err(|e| self.transport(e))?;
-        let text = success(response)
+        let text = self
+            .post("embeddings", &body)
             .await?
             .text()
             .await
             .map_err(|_| LlmError::Truncated)?;
         embeddings_of(&text, texts.len())
+    }
+
+    /// `body` posted to `path` under the base URL, with the key if there is one; the response
+    /// if its status is a success.
+    async fn post(&self, path: &str, body: &Value) -> Result<reqwest::Response, LlmError> {
+        let mut request = self.http.post(format!("{}/{path}", self.base)).json(body);
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.map_err(|e| self.transport(e))?;
+        success(response).await
     }
 
     fn transport(&self, e: reqwest::Error) -> LlmError {

@@ -1,11 +1,12 @@
-//! The semantic shortlist: a small sentence-embedding model (all-MiniLM-L6-v2, int8, on ONNX
-//! Runtime) ranks the profile's intents by how close the driver's words are to each intent's
-//! own sentences. The local model is then allowed to call only the best few (OpenAI's
-//! `allowed_tools`; every tool stays in its cached prompt), which is a much easier choice for
-//! a small model than one of forty.
+//! The semantic shortlist: a sentence-embedding model ranks the profile's intents by how close
+//! the driver's words are to each intent's own sentences. The local model is then allowed to
+//! call only the best few (OpenAI's `allowed_tools`; every tool stays in its cached prompt),
+//! which is a much easier choice for a small model than one of forty.
 //!
-//! Embedding a sentence takes a few milliseconds on one core; the profile's sentences are
-//! embedded once, on the shortlist's own thread, while the local model loads.
+//! The model is nomic-embed-text, served by a `cabin-llm serve --embedding` worker (or any
+//! OpenAI-compatible embeddings endpoint), or, for the smallest SoCs, all-MiniLM-L6-v2 (int8)
+//! on ONNX Runtime in the daemon's own thread. The profile's sentences are embedded once, in
+//! the background, and their vectors cached on disk between starts.
 
 use crate::llm::{ChatClient, LlmError};
 use crate::onnx::{run_error, OnnxError};
@@ -302,11 +303,7 @@ impl IntentIndex {
     /// Embeds the profile's sentences with an in-process model.
     pub fn build(profile: &Profile, embedder: &mut Embedder) -> Result<IntentIndex, OnnxError> {
         let texts = intent_texts(profile);
-        let mut vectors = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(32) {
-            let batch: Vec<&str> = chunk.iter().map(|(_, t)| t.as_str()).collect();
-            vectors.extend(embedder.embed(&batch)?);
-        }
+        let vectors = embed_all(&texts, |batch| embedder.embed(batch))?;
         Ok(IntentIndex::new(profile, &texts, vectors))
     }
 
@@ -432,7 +429,7 @@ enum Embed {
 
 /// How long a turn waits for its words to be embedded before it goes on without a shortlist.
 const QUERY_LIMIT: Duration = Duration::from_secs(2);
-/// How long one request of the index's texts may take (32 texts, a slow SoC).
+/// How long one request of the index's texts may take ([`BATCH`] texts, a slow SoC).
 const BATCH_LIMIT: Duration = Duration::from_secs(60);
 /// How long building the index waits before asking an endpoint that failed again.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -473,7 +470,7 @@ impl Shortlist {
                     (_, Some(vectors)) => Ok(vectors),
                     (Err(e), None) => Err(e.clone()),
                     (Ok(e), None) => {
-                        embed_all(&texts, |batch| e.embed(batch).map_err(|e| e.to_string()))
+                        embed_all(&texts, |batch| e.embed(batch)).map_err(|e| e.to_string())
                     }
                 };
                 if let (Ok(v), Some(cache)) = (&vectors, &cache) {
@@ -649,27 +646,31 @@ impl Drop for Shortlist {
     }
 }
 
-/// The vectors of `texts`, 32 at a time.
-fn embed_all(
+/// Texts embedded in one batch while the index is built.
+const BATCH: usize = 32;
+
+/// The vectors of `texts`, [`BATCH`] at a time.
+fn embed_all<E>(
     texts: &[(usize, String)],
-    mut embed: impl FnMut(&[&str]) -> Result<Vec<Vec<f32>>, String>,
-) -> Result<Vec<Vec<f32>>, String> {
+    mut embed: impl FnMut(&[&str]) -> Result<Vec<Vec<f32>>, E>,
+) -> Result<Vec<Vec<f32>>, E> {
     let mut vectors = Vec::with_capacity(texts.len());
-    for chunk in texts.chunks(32) {
+    for chunk in texts.chunks(BATCH) {
         let batch: Vec<&str> = chunk.iter().map(|(_, t)| t.as_str()).collect();
         vectors.extend(embed(&batch)?);
     }
     Ok(vectors)
 }
 
-/// The vectors of `texts` (each with `prefix`) from an embeddings endpoint, 32 at a time.
+/// The vectors of `texts` (each with `prefix`) from an embeddings endpoint, [`BATCH`] at a
+/// time.
 async fn embed_remote(
     client: &ChatClient,
     prefix: &str,
     texts: &[(usize, String)],
 ) -> Result<Vec<Vec<f32>>, LlmError> {
     let mut vectors = Vec::with_capacity(texts.len());
-    for chunk in texts.chunks(32) {
+    for chunk in texts.chunks(BATCH) {
         let batch: Vec<String> = chunk.iter().map(|(_, t)| format!("{prefix}{t}")).collect();
         let v = tokio::time::timeout(BATCH_LIMIT, client.embed(&batch))
             .await

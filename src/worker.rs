@@ -160,7 +160,12 @@ async fn start<C>(
     spec: &WorkerSpec<C>,
     stderr: std::process::Stdio,
 ) -> Result<(tokio::process::Child, Lines, String), String> {
-    let mut command = tokio::process::Command::new(&spec.program);
+    // The kernel kills the worker if the daemon dies without cleaning up (a crash, or panic =
+    // abort); the signal follows the spawning thread, a runtime worker thread, which lives as
+    // long as the runtime.
+    let mut program = std::process::Command::new(&spec.program);
+    dies_with_parent(&mut program);
+    let mut command = tokio::process::Command::from(program);
     command
         .args(&spec.args)
         .stdin(std::process::Stdio::null())
@@ -172,13 +177,10 @@ async fn start<C>(
         oom_score_adj,
     } = spec.yields;
     let oom_score_adj = format!("{oom_score_adj}\n");
-    // SAFETY: only async-signal-safe calls, and no allocation. prctl makes the kernel kill the
-    // worker if the daemon dies without cleaning up (a crash, or panic = abort); the signal
-    // follows the spawning thread, a runtime worker thread, which lives as long as the
-    // runtime. nice and oom_score_adj are best effort: a worker that cannot yield still runs.
+    // SAFETY: only async-signal-safe calls, and no allocation. nice and oom_score_adj are best
+    // effort: a worker that cannot yield still runs.
     unsafe {
         command.pre_exec(move || {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
             libc::nice(nice);
             let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
             if fd >= 0 {

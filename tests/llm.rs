@@ -13,7 +13,6 @@ use cabin::understand::Route;
 use cabin::worker::LlmWorker;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -173,28 +172,20 @@ async fn prompt_injection_reaches_no_method_outside_the_profile() {
 
 /// A stand-in cloud that misbehaves in one way; returns its base URL.
 fn fake_cloud(mode: &'static str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            let mut buf = [0u8; 65536];
-            let _ = conn.read(&mut buf);
-            let sse = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
-            let reply = match mode {
-                "hang" => {
-                    std::thread::sleep(Duration::from_secs(30));
-                    String::new()
-                }
-                "500" => "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 2\r\n\r\n{}".into(),
-                "401" => "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: 44\r\n\r\n{\"error\": {\"message\": \"invalid api key\"}}  ".into(),
-                "truncated" => format!("{sse}data: {{\"choices\": [{{\"index\": 0, \"delta\": {{\"content\": \"Half an ans\"}}}}]}}\n\n"),
-                "garbage" => format!("{sse}data: {{this is not json\n\n"),
-                "ok" => format!("{sse}data: {{\"choices\": [{{\"index\": 0, \"delta\": {{\"content\": \"From the cloud.\"}}}}]}}\n\ndata: [DONE]\n\n"),
-                _ => unreachable!(),
-            };
-            let _ = conn.write_all(reply.as_bytes());
+    let sse = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
+    let (url, _) = common::stand_in(move |_| {
+        match mode {
+        "hang" => {
+            std::thread::sleep(Duration::from_secs(30));
+            String::new()
         }
+        "500" => "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 2\r\n\r\n{}".into(),
+        "401" => "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: 44\r\n\r\n{\"error\": {\"message\": \"invalid api key\"}}  ".into(),
+        "truncated" => format!("{sse}data: {{\"choices\": [{{\"index\": 0, \"delta\": {{\"content\": \"Half an ans\"}}}}]}}\n\n"),
+        "garbage" => format!("{sse}data: {{this is not json\n\n"),
+        "ok" => format!("{sse}data: {{\"choices\": [{{\"index\": 0, \"delta\": {{\"content\": \"From the cloud.\"}}}}]}}\n\ndata: [DONE]\n\n"),
+        _ => unreachable!(),
+    }
     });
     url
 }

@@ -16,8 +16,6 @@ use cabin::semantic::{Embedder, EmbeddingModel, IndexCache, IntentIndex, Shortli
 use cabin::worker::{LlmWorker, Worker};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -244,58 +242,12 @@ fn minilm_ranks_intents_by_meaning_and_talk_is_not_close_to_any() {
     }
 }
 
-/// A stand-in OpenAI server on `listener`: records each request's body and answers it with
-/// what `answer` makes of it (a whole HTTP response), one request per connection.
-fn stand_in(
-    listener: TcpListener,
-    answer: fn(&Value) -> String,
-) -> (String, Arc<Mutex<Vec<Value>>>) {
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = seen.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { return };
-            let mut request = Vec::new();
-            let mut buf = [0u8; 65536];
-            // Headers, then Content-Length bytes of body.
-            let body = loop {
-                let n = conn.read(&mut buf).unwrap_or(0);
-                if n == 0 {
-                    break None;
-                }
-                request.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&request);
-                if let Some(end) = text.find("\r\n\r\n") {
-                    let length = text[..end]
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("content-length")
-                                .then(|| v.trim().parse::<usize>().ok())?
-                        })
-                        .unwrap_or(0);
-                    if request.len() >= end + 4 + length {
-                        break Some(request[end + 4..end + 4 + length].to_vec());
-                    }
-                }
-            };
-            let Some(body) = body.and_then(|b| serde_json::from_slice::<Value>(&b).ok()) else {
-                continue;
-            };
-            let response = answer(&body);
-            // Recorded before the answer goes, so a caller that has its answer sees it here.
-            record.lock().unwrap().push(body);
-            let _ = conn.write_all(response.as_bytes());
-        }
-    });
-    (url, seen)
-}
-
 /// A stand-in local model that answers every request with a short reply.
 fn recording_model() -> (String, Arc<Mutex<Vec<Value>>>) {
-    stand_in(TcpListener::bind("127.0.0.1:0").unwrap(), |_| {
-        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: {\"choices\": [{\"index\": 0, \"delta\": {\"content\": \"Sure.\"}}]}\n\ndata: [DONE]\n\n".into()
+    common::stand_in(|_| {
+        common::sse(&[
+            serde_json::json!({"choices": [{"index": 0, "delta": {"content": "Sure."}}]}),
+        ])
     })
 }
 
@@ -326,7 +278,7 @@ async fn an_endpoint_that_fails_is_asked_again_in_a_while_not_at_once() {
     // A regression test: an embeddings endpoint somebody else runs (no supervisor to say when
     // it is back) that cut an answer short was asked again at once, in a loop.
     let p = profile();
-    let (url, seen) = stand_in(TcpListener::bind("127.0.0.1:0").unwrap(), flaky_embeddings);
+    let (url, seen) = common::stand_in(flaky_embeddings);
     let shortlist = Shortlist::remote(
         &p,
         Worker::remote(ChatClient::new(&url, "stand-in", None)),

@@ -505,55 +505,82 @@ impl Validator<'_> {
     /// The model names, each a catalogue model of its kind (or, where a file may stand in, a
     /// path or "espeak"): a typo is reported here, not when the daemon starts that engine.
     fn models(&mut self, raw: &raw::RawModels) -> Models {
-        let mut model =
-            |v: &Option<Spanned<String>>, field: &str, what: &str, kinds: &[&str], file: bool| {
-                let v = v.as_ref()?;
-                let name = v.get_ref();
-                let known = |m: &crate::models::Model| kinds.contains(&m.kind);
-                let ok = crate::models::MODELS
+        /// Names a field takes besides its catalogue models, and how the fix says so.
+        struct Besides {
+            takes: fn(&str) -> bool,
+            hint: &'static str,
+        }
+        const NOTHING: Besides = Besides {
+            takes: |_| false,
+            hint: "",
+        };
+        let mut model = |v: &Option<Spanned<String>>,
+                         field: &str,
+                         what: &str,
+                         kinds: &[&str],
+                         besides: Besides| {
+            let v = v.as_ref()?;
+            let name = v.get_ref();
+            let known = |m: &crate::models::Model| kinds.contains(&m.kind);
+            if (besides.takes)(name)
+                || crate::models::MODELS
                     .iter()
                     .any(|m| known(m) && m.name == name)
-                    || (file
-                        && (crate::wake::is_path(name) || (field == "tts" && name == "espeak")));
-                if !ok {
-                    let names: Vec<&str> = crate::models::MODELS
-                        .iter()
-                        .filter(|m| known(m))
-                        .map(|m| m.name)
-                        .collect();
-                    let or_file = match (file, field) {
-                        (false, _) => "",
-                        (true, "tts") => ", \"espeak\", or the path of a Piper voice (.onnx)",
-                        (true, _) => ", or the path of a keyword model (.onnx)",
-                    };
-                    self.error(
-                        Some(v.span()),
-                        &format!("models.{field}"),
-                        format!("'{name}' is not {what} (known: {})", names.join(", ")),
-                        &format!("name one of them{or_file}; `cabin models list` shows them all"),
-                    );
-                    return None;
-                }
-                Some(name.clone())
-            };
+            {
+                return Some(name.clone());
+            }
+            let names: Vec<&str> = crate::models::MODELS
+                .iter()
+                .filter(|m| known(m))
+                .map(|m| m.name)
+                .collect();
+            self.error(
+                Some(v.span()),
+                &format!("models.{field}"),
+                format!("'{name}' is not {what} (known: {})", names.join(", ")),
+                &format!(
+                    "name one of them{}; `cabin models list` shows them all",
+                    besides.hint
+                ),
+            );
+            None
+        };
         Models {
             asr: model(
                 &raw.asr,
                 "asr",
                 "a speech recognition model",
                 &["asr"],
-                false,
+                NOTHING,
             ),
-            llm: model(&raw.llm, "llm", "a language model", &["llm"], false),
-            tts: model(&raw.tts, "tts", "a voice", &["tts"], true),
-            wake: model(&raw.wake, "wake", "a wake word model", &["wake"], true),
-            vad: model(&raw.vad, "vad", "a voice activity model", &["vad"], false),
+            llm: model(&raw.llm, "llm", "a language model", &["llm"], NOTHING),
+            tts: model(
+                &raw.tts,
+                "tts",
+                "a voice",
+                &["tts"],
+                Besides {
+                    takes: |name| !crate::tts::is_piper(name) || crate::wake::is_path(name),
+                    hint: ", \"espeak\", or the path of a Piper voice (.onnx)",
+                },
+            ),
+            wake: model(
+                &raw.wake,
+                "wake",
+                "a wake word model",
+                &["wake"],
+                Besides {
+                    takes: crate::wake::is_path,
+                    hint: ", or the path of a keyword model (.onnx)",
+                },
+            ),
+            vad: model(&raw.vad, "vad", "a voice activity model", &["vad"], NOTHING),
             shortlist: model(
                 &raw.shortlist,
                 "shortlist",
                 "an intent shortlist model",
                 &["embedding", "embedding-gguf"],
-                false,
+                NOTHING,
             ),
         }
     }

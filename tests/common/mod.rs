@@ -4,9 +4,12 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 use cabin::bus::PrivateBus;
-use std::io::{BufRead, BufReader};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const CABIN: &str = env!("CARGO_BIN_EXE_cabin");
@@ -324,4 +327,65 @@ pub fn spawn_worker(cmd: &mut Command) -> (std::process::Child, String) {
         .trim()
         .to_string();
     (child, address)
+}
+
+/// A stand-in OpenAI server on loopback: records each request's body and answers it with
+/// what `answer` makes of it (a whole HTTP response), one request per connection. Returns its
+/// base URL and the bodies seen.
+pub fn stand_in(
+    answer: impl Fn(&Value) -> String + Send + 'static,
+) -> (String, Arc<Mutex<Vec<Value>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 65536];
+            // Headers, then Content-Length bytes of body.
+            let body = loop {
+                let n = conn.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request);
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break Some(request[end + 4..end + 4 + length].to_vec());
+                    }
+                }
+            };
+            let Some(body) = body.and_then(|b| serde_json::from_slice::<Value>(&b).ok()) else {
+                continue;
+            };
+            let response = answer(&body);
+            // Recorded before the answer goes, so a caller that has its answer sees it here.
+            record.lock().unwrap().push(body);
+            let _ = conn.write_all(response.as_bytes());
+        }
+    });
+    (url, seen)
+}
+
+/// A whole HTTP response streaming `events` (the `data:` payloads of server-sent events), then
+/// `[DONE]`.
+pub fn sse(events: &[Value]) -> String {
+    let mut reply = String::from(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n",
+    );
+    for event in events {
+        reply.push_str(&format!("data: {event}\n\n"));
+    }
+    reply + "data: [DONE]\n\n"
 }
