@@ -37,6 +37,10 @@ pub enum Thought {
 /// How many of the closest intents the local model may choose from.
 const SHORTLIST: usize = 3;
 
+/// How close a refinement of the closest intent must come to be chosen when the words say a
+/// value only it takes ([`Brain::refinement`]); MiniLM's `near`.
+const REFINE_NEAR: f32 = 0.05;
+
 /// The reply while no model is available.
 pub const UNAVAILABLE_REPLY: &str = "Sorry, I can only help with the car's controls right now.";
 
@@ -59,7 +63,12 @@ pub struct Brain {
     commands: Matcher,
     /// Tool names by index into the profile's intents (as [`Matcher`] gives them).
     tools_by_index: Vec<String>,
+    /// Intent → its refinements, with the slot types only they take.
+    refinements: HashMap<String, Refinements>,
 }
+
+/// An intent's refinements, each with the slot types (name and type) only it takes.
+type Refinements = Vec<(String, Vec<(String, SlotType)>)>;
 
 /// What one local completion gave.
 struct Generated {
@@ -68,7 +77,8 @@ struct Generated {
     named: Option<String>,
     /// An offered intent's command that a sentence was: the tool and its arguments.
     command: Option<(String, String)>,
-    /// The words named a tool that was not offered: not an answer to speak.
+    /// The words named a tool that was not offered, or recited the instructions: not an
+    /// answer to speak.
     garbled: bool,
     /// The sentences given out to be spoken, and the words after them.
     said: Vec<String>,
@@ -138,6 +148,7 @@ impl Brain {
                 .collect(),
             commands: Matcher::new(profile),
             tools_by_index: profile.intents.iter().map(|i| tool_name(&i.name)).collect(),
+            refinements: refinements(profile),
         }
     }
 
@@ -197,11 +208,19 @@ impl Brain {
             }
             _ => ("auto", SHORTLIST),
         };
-        let names: Vec<String> = ranked
+        let mut names: Vec<String> = ranked
             .iter()
             .take(take)
             .map(|(intent, _)| tool_name(intent))
             .collect();
+        if mode == "required" {
+            if let Some(refined) = self.refinement(text, &ranked) {
+                tracing::debug!("shortlist: {refined} says what the words say");
+                let refined = tool_name(refined);
+                names.retain(|n| *n != refined);
+                names[0] = refined;
+            }
+        }
         let tools: Vec<Value> = names
             .iter()
             .map(|name| json!({"type": "function", "function": {"name": name}}))
@@ -209,6 +228,28 @@ impl Brain {
         let choice =
             json!({"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": tools}});
         (choice, Some(names))
+    }
+
+    /// A near intent that does what the closest one does with more said, where the words say
+    /// it: "seat heater on maximum" is closest to switching the seat heating on, but "maximum"
+    /// is a heat level, which only setting the level takes. The embedding ranks such pairs
+    /// alike, and given both the model keeps to the plainer.
+    fn refinement<'r>(&self, text: &str, ranked: &[&'r (String, f32)]) -> Option<&'r str> {
+        let (closest, best) = ranked.first()?;
+        let refinements = self.refinements.get(closest)?;
+        ranked[1..]
+            .iter()
+            .take_while(|r| r.1 >= best - REFINE_NEAR)
+            .find_map(|(intent, _)| {
+                let (_, only_it_takes) = refinements.iter().find(|(r, _)| r == intent)?;
+                only_it_takes
+                    .iter()
+                    .any(|(name, ty)| {
+                        let values = self.commands.values_in(name, text);
+                        values.iter().any(|v| ty.admits(v))
+                    })
+                    .then_some(intent.as_str())
+            })
     }
 
     /// The system message and one user turn: every request starts with the same system
@@ -377,10 +418,13 @@ impl Brain {
                 return self.intent(Route::LocalLlm, &tool, &arguments);
             }
         }
-        // Words about a tool it may not call ("Call the navigation-navigate_to function"):
-        // what was said so far, or that Cabin can't do it; never the tool's name aloud.
+        // Words about a tool it may not call ("Call the navigation-navigate_to function"), or
+        // its instructions recited: what was said so far, or that Cabin can't do it; never the
+        // tool's name or the prompt aloud.
         if garbled {
-            tracing::info!("the local model named a tool it was not offered; not speaking it");
+            tracing::info!(
+                "the local model named a tool it was not offered, or recited its instructions; not speaking it"
+            );
             let text = match said.is_empty() {
                 true => crate::understand::DECLINE_REPLY.to_string(),
                 false => said.join(" "),
@@ -437,7 +481,9 @@ impl Brain {
                 |piece| {
                     words.push_str(piece);
                     named = self.named_tool(&words, offered);
-                    garbled = named.is_none() && self.named_tool(&words, None).is_some();
+                    garbled = named.is_none()
+                        && (self.named_tool(&words, None).is_some()
+                            || recites_instructions(&words));
                     if named.is_some() || garbled {
                         return false;
                     }
@@ -702,12 +748,31 @@ fn system_prompt(p: &Profile) -> String {
     } else {
         p.assistant.persona.clone()
     };
-    format!(
-        "{persona}\nWhen the driver asks the car to do something, or asks about the car's state, call the one function that does exactly that. \
-         Otherwise answer: your words are spoken while driving, so one or two short sentences, no lists, no markdown, numbers in words; \
-         if asked for something no function can do, say so briefly.\n{}",
-        few_shot(p)
-    )
+    format!("{persona}\n{INSTRUCTIONS}\n{}", few_shot(p))
+}
+
+/// What the system prompt asks of the model, after the persona.
+const INSTRUCTIONS: &str = "When the driver asks the car to do something, or asks about the car's state, call the one function that does exactly that. \
+    Otherwise answer: your words are spoken while driving, so one or two short sentences, no lists, no markdown, numbers in words; \
+    if asked for something no function can do, say so briefly.";
+
+/// How many words in a row of [`INSTRUCTIONS`] make an answer a recital of them.
+const RECITAL_WORDS: usize = 6;
+
+/// Whether `words` repeat the instructions: a small model sometimes answers with them ("Your
+/// words are spoken while driving, so one or two short sentences, …").
+fn recites_instructions(words: &str) -> bool {
+    let lower = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric() && c != '\'')
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let instructions = lower(INSTRUCTIONS);
+    let words = lower(words);
+    words
+        .windows(RECITAL_WORDS)
+        .any(|run| instructions.windows(RECITAL_WORDS).any(|i| i == run))
 }
 
 /// "sentence -> function" lines from the profile's own templates, so the model sees indirect
@@ -826,6 +891,43 @@ pub fn start(profile: &Profile, choice: &LlmChoice) -> Option<Brain> {
 pub fn local_worker(profile: &Profile) -> Option<Result<WorkerSpec<ChatClient>, String>> {
     let name = profile.models.llm.as_ref()?;
     Some(crate::models::installed(name, "model").map(|path| worker_spec(profile, name, path)))
+}
+
+/// Each intent's refinements: the intents of the same vehicle interface that take every slot
+/// type it takes and more (seat heating on → seat heating level), with the enum and number
+/// slot types only they take (a text slot's value cannot be told from other words). An intent
+/// without slots has none: every intent of its interface would be one ("turn the climate on"
+/// and "defrost the front").
+fn refinements(profile: &Profile) -> HashMap<String, Refinements> {
+    let types = |i: &crate::profile::Intent| -> Vec<String> { i.slots.values().cloned().collect() };
+    let mut out: HashMap<String, Refinements> = HashMap::new();
+    for plain in profile.intents.iter().filter(|i| !i.slots.is_empty()) {
+        let plain_types = types(plain);
+        for other in &profile.intents {
+            let (a, b) = (&plain.action, &other.action);
+            let same_interface =
+                (&a.service, &a.path, &a.interface) == (&b.service, &b.path, &b.interface);
+            let other_types = types(other);
+            if other.name == plain.name
+                || !same_interface
+                || !plain_types.iter().all(|t| other_types.contains(t))
+            {
+                continue;
+            }
+            let only_it_takes: Vec<(String, SlotType)> = other_types
+                .iter()
+                .filter(|t| !plain_types.contains(t))
+                .filter_map(|t| Some((t.clone(), profile.slot_types.get(t)?.clone())))
+                .filter(|(_, ty)| !matches!(ty, SlotType::Text { .. }))
+                .collect();
+            if !only_it_takes.is_empty() {
+                out.entry(plain.name.clone())
+                    .or_default()
+                    .push((other.name.clone(), only_it_takes));
+            }
+        }
+    }
+    out
 }
 
 /// The profile's intent shortlist, its index building in the background; none (with a warning

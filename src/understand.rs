@@ -831,17 +831,14 @@ fn ms(d: std::time::Duration) -> f64 {
 
 /// A reply explaining the allowed range, when a number slot is outside it.
 fn out_of_range(name: &str, ty: &SlotType, value: &SlotValue) -> Option<String> {
-    let SlotValue::Number(v) = value else {
+    if ty.admits(value) {
         return None;
-    };
+    }
     let (min, max, unit) = match ty {
         SlotType::Integer { min, max, unit } => (*min as f64, *max as f64, unit),
         SlotType::Decimal { min, max, unit } => (*min, *max, unit),
         _ => return None,
     };
-    if (min..=max).contains(v) {
-        return None;
-    }
     let what = name.replace('_', " ");
     let unit = if unit.is_empty() {
         String::new()

@@ -1,5 +1,6 @@
 //! The brain's rules for what a local model says, against a scripted stand-in model: a call
-//! with a made-up name or place, a command said in words, words naming a tool it may not call.
+//! with a made-up name or place, a command said in words, words naming a tool it may not call
+//! or reciting the instructions.
 
 mod common;
 
@@ -134,4 +135,24 @@ async fn an_answer_naming_a_tool_it_may_not_call_is_not_spoken() {
     ]);
     let spoken = answers_drive_me(&brain, DECLINE_REPLY).await;
     assert!(spoken.is_empty(), "{spoken:?}");
+}
+
+#[tokio::test]
+async fn an_answer_reciting_the_instructions_is_not_spoken() {
+    // On the dev set, "I'm so bored on this drive" got the system prompt's own words back.
+    let (brain, _) = scripted_brain(vec![vec![
+        said("I'm sorry. "),
+        said("Your words are spoken while driving, so one or two short sentences."),
+    ]]);
+    let spoken = answers_drive_me(&brain, "I'm sorry.").await;
+    assert_eq!(spoken, ["I'm sorry."]);
+
+    // Nothing said before it: Cabin says it can't help. The same words in an answer of its
+    // own are spoken.
+    let (brain, _) = scripted_brain(vec![
+        vec![said("your words are spoken while driving, so one or two")],
+        vec![said("Your words matter. Say them again while driving.")],
+    ]);
+    assert!(answers_drive_me(&brain, DECLINE_REPLY).await.is_empty());
+    answers_drive_me(&brain, "Your words matter. Say them again while driving.").await;
 }

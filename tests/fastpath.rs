@@ -106,6 +106,23 @@ fn integer_slots_refuse_fractions() {
 }
 
 #[test]
+fn slot_values_are_found_anywhere_in_free_words() {
+    let (_, m) = setup();
+    assert_eq!(
+        m.values_in("heat_level", "my seat heater on maximum, it's cold"),
+        [enum_value("high", "high")]
+    );
+    assert_eq!(
+        m.values_in("percent", "let the window down sixty or so"),
+        [SlotValue::Number(60.0)]
+    );
+    assert!(m.values_in("heat_level", "warm my seat").is_empty());
+    // Any words would do for a text slot, so none are reported; nor for an unknown type.
+    assert!(m.values_in("place", "take me to Munich").is_empty());
+    assert!(m.values_in("no_such_type", "maximum").is_empty());
+}
+
+#[test]
 fn chit_chat_and_questions_do_not_match() {
     let (p, m) = setup();
     let negatives = [

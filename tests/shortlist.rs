@@ -401,3 +401,53 @@ async fn the_local_model_may_only_call_the_closest_intents() {
         assert_eq!(tools(n), p.intents.len());
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_value_only_a_near_intent_takes_chooses_that_intent() {
+    let Some(embeddings) = embedding_worker() else {
+        return;
+    };
+    let _turn = TURN.lock().await;
+    let p = profile();
+    let (url, seen) = recording_model();
+    let brain = Brain::new(
+        &p,
+        LlmWorker::remote(ChatClient::new(&url, "stand-in", None)),
+        Some(nomic_shortlist(&p, embeddings)),
+    );
+    brain.shortlist_built().await;
+    let allowed = |n: usize| seen.lock().unwrap()[n]["tool_choice"]["allowed_tools"].clone();
+
+    // Closest to switching the seat heating on, but "low" is a heat level, which only
+    // setting the level takes.
+    let text = "seat warmer on low please";
+    let ranking = nomic_shortlist(&p, embeddings);
+    ranking.built().await;
+    let ranked = ranking.rank(text).await.unwrap();
+    assert_eq!(ranked[0].0, "seats.heating_on", "{:?}", &ranked[..3]);
+    let level = ranked
+        .iter()
+        .find(|r| r.0 == "seats.heating_level")
+        .unwrap();
+    assert!(
+        ranked[0].1 - level.1 < 0.05,
+        "not a test of near intents: {:?}",
+        &ranked[..3]
+    );
+    let mut timings = BTreeMap::new();
+    brain.think(text, &mut timings, &mut |_| {}).await;
+    let c = allowed(0);
+    assert_eq!(c["mode"], "required", "{c}");
+    assert_eq!(
+        c["tools"][0]["function"]["name"], "seats-heating_level",
+        "{c}"
+    );
+    assert_eq!(c["tools"].as_array().unwrap().len(), 1, "{c}");
+
+    // No level said: the seat heating goes on.
+    brain
+        .think("seat warmer on please", &mut timings, &mut |_| {})
+        .await;
+    let c = allowed(1);
+    assert_eq!(c["tools"][0]["function"]["name"], "seats-heating_on", "{c}");
+}

@@ -503,4 +503,20 @@ impl Matcher {
         let core = &toks[start..end];
         try_slot(m, core, |v, used| (used == core.len()).then_some(v))
     }
+
+    /// The values of enum or number slot type `type_name` that words of `text` say, anywhere
+    /// in it ("seat heater on maximum" holds `heat_level` high). A text slot's values are any
+    /// words, so none are reported for one.
+    pub fn values_in(&self, type_name: &str, text: &str) -> Vec<SlotValue> {
+        let Some(m) = self.slot_matchers.get(type_name) else {
+            return Vec::new();
+        };
+        if matches!(m.as_ref(), SlotMatcher::Text { .. }) {
+            return Vec::new();
+        }
+        let toks = tokenize(text);
+        (0..toks.len())
+            .filter_map(|i| try_slot(m, &toks[i..], |v, _| Some(v)))
+            .collect()
+    }
 }

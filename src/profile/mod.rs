@@ -247,6 +247,18 @@ pub enum SlotType {
 }
 
 impl SlotType {
+    /// Whether `value` is within the type's range (numbers); every other value is.
+    pub fn admits(&self, value: &SlotValue) -> bool {
+        let SlotValue::Number(v) = value else {
+            return true;
+        };
+        match self {
+            SlotType::Integer { min, max, .. } => (*min as f64..=*max as f64).contains(v),
+            SlotType::Decimal { min, max, .. } => (*min..=*max).contains(v),
+            _ => true,
+        }
+    }
+
     /// The value of an enum slot type whose canonical key is `key`.
     pub fn value_for_key(&self, key: &str) -> Option<SlotValue> {
         let SlotType::Enum { values, .. } = self else {
