@@ -409,30 +409,28 @@ impl Brain {
         }
         // The words were a command the grammar knows ("Call your sister."): the model meant
         // to make that call, and the grammar has read its arguments.
-        let command = command.or_else(|| {
-            let rest = if stream { &unsaid } else { &completion.content };
-            self.spoken_command(rest, offered.as_deref())
-        });
+        let rest = if stream { &unsaid } else { &completion.content };
+        let command = command.or_else(|| self.spoken_command(rest, offered.as_deref()));
         if let Some((tool, arguments)) = command {
             if self.invented(text, &tool, &arguments).is_none() {
                 return self.intent(Route::LocalLlm, &tool, &arguments);
             }
         }
-        // Words about a tool it may not call ("Call the navigation-navigate_to function"), or
-        // its instructions recited: what was said so far, or that Cabin can't do it; never the
-        // tool's name or the prompt aloud.
-        if garbled {
+        // Words about a tool it may not call ("Call the navigation-navigate_to function"), its
+        // instructions recited, or the request said back: what was said so far, the cloud's
+        // answer, or that Cabin can't do it; never the tool's name, the prompt, or a command
+        // as if done.
+        let unfit = garbled || echoes(text, rest);
+        if unfit {
             tracing::info!(
-                "the local model named a tool it was not offered, or recited its instructions; not speaking it"
+                "the local model named a tool it was not offered, recited its instructions or said the request back; not speaking it"
             );
-            let text = match said.is_empty() {
-                true => crate::understand::DECLINE_REPLY.to_string(),
-                false => said.join(" "),
-            };
-            return Thought::Answer {
-                route: Route::LocalLlm,
-                text,
-            };
+            if !said.is_empty() {
+                return Thought::Answer {
+                    route: Route::LocalLlm,
+                    text: said.join(" "),
+                };
+            }
         }
         // Once the local answer is being spoken, it is the answer.
         if said.is_empty() {
@@ -442,6 +440,12 @@ impl Brain {
                     text,
                 };
             }
+        }
+        if unfit {
+            return Thought::Answer {
+                route: Route::LocalLlm,
+                text: crate::understand::DECLINE_REPLY.to_string(),
+            };
         }
         match spoken(&completion.content) {
             t if t.is_empty() => Thought::Unavailable {
@@ -466,6 +470,11 @@ impl Brain {
         stream: bool,
         on_sentence: &mut (dyn FnMut(&str) + Send),
     ) -> Generated {
+        // The driver's words: the last message.
+        let request = messages
+            .last()
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default();
         let mut named = None;
         let mut command = None;
         let mut garbled = false;
@@ -492,6 +501,10 @@ impl Brain {
                         for sentence in crate::speaker::take_sentences(&mut unsaid, false) {
                             command = self.spoken_command(&sentence, offered);
                             if command.is_some() {
+                                return false;
+                            }
+                            if echoes(request, &sentence) {
+                                garbled = true;
                                 return false;
                             }
                             let sentence = spoken(&sentence);
@@ -755,6 +768,44 @@ fn system_prompt(p: &Profile) -> String {
 const INSTRUCTIONS: &str = "When the driver asks the car to do something, or asks about the car's state, call the one function that does exactly that. \
     Otherwise answer: your words are spoken while driving, so one or two short sentences, no lists, no markdown, numbers in words; \
     if asked for something no function can do, say so briefly.";
+
+/// Words that say nothing of their own in an answer that repeats the driver ([`echoes`]).
+const ECHO_FILLERS: &[&str] = &[
+    "a", "an", "the", "my", "your", "me", "you", "i", "to", "for", "of", "on", "in", "at", "and",
+    "is", "it", "this", "that", "please", "now", "all", "some", "with", "up", "down",
+];
+
+/// Whether a sentence of `answer` is the driver's `request` said back as a command: given
+/// "send twenty euros to my brother", a small model answers "send twenty euros to my brother."
+/// or "set alarm for six tomorrow." for "set an alarm for six tomorrow". Spoken, that sounds as
+/// if Cabin had done it. Such a sentence starts with the request's first word, has two words or
+/// more, and none of its own (a plural aside); a question is not one.
+fn echoes(request: &str, answer: &str) -> bool {
+    fn words(s: &str) -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric() && c != '\'')
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    }
+    fn stem(w: &str) -> &str {
+        w.strip_suffix('s').filter(|s| s.len() > 2).unwrap_or(w)
+    }
+    let request = words(request);
+    let Some(first) = request.first() else {
+        return false;
+    };
+    crate::speaker::take_sentences(&mut answer.to_string(), true)
+        .iter()
+        .filter(|sentence| !sentence.trim_end().ends_with('?'))
+        .map(|sentence| words(sentence))
+        .any(|said| {
+            said.len() >= 2
+                && said[0] == *first
+                && said.iter().all(|w| {
+                    ECHO_FILLERS.contains(&w.as_str()) || request.iter().any(|r| stem(r) == stem(w))
+                })
+        })
+}
 
 /// How many words in a row of [`INSTRUCTIONS`] make an answer a recital of them.
 const RECITAL_WORDS: usize = 6;

@@ -1,6 +1,6 @@
 //! The brain's rules for what a local model says, against a scripted stand-in model: a call
-//! with a made-up name or place, a command said in words, words naming a tool it may not call
-//! or reciting the instructions.
+//! with a made-up name or place, a command said in words, and answers not to speak (words
+//! naming a tool it may not call, the instructions recited, the request said back).
 
 mod common;
 
@@ -19,11 +19,15 @@ type Requests = Arc<Mutex<Vec<Value>>>;
 /// turn with `replies` (the `data:` payloads of a stream; past the last, an empty stream),
 /// recording each request's body before answering.
 fn scripted_brain(replies: Vec<Vec<Value>>) -> (Brain, Requests) {
+    scripted_brain_on(&Profile::load_or_default(None).unwrap(), replies)
+}
+
+fn scripted_brain_on(profile: &Profile, replies: Vec<Vec<Value>>) -> (Brain, Requests) {
     let replies = Mutex::new(replies.into_iter());
     let (url, requests) =
         common::stand_in(move |_| common::sse(&replies.lock().unwrap().next().unwrap_or_default()));
     let brain = Brain::new(
-        &Profile::load_or_default(None).unwrap(),
+        profile,
         LlmWorker::remote(ChatClient::new(&url, "test", None)),
         None,
     );
@@ -155,4 +159,85 @@ async fn an_answer_reciting_the_instructions_is_not_spoken() {
     ]);
     assert!(answers_drive_me(&brain, DECLINE_REPLY).await.is_empty());
     answers_drive_me(&brain, "Your words matter. Say them again while driving.").await;
+}
+
+/// What the brain makes of `request` when the scripted model answers `answer`; the sentences
+/// given out to be spoken.
+async fn answer_to(brain: &Brain, request: &str) -> (Thought, Vec<String>) {
+    let mut spoken = Vec::new();
+    let thought = brain
+        .think(request, &mut BTreeMap::new(), &mut |s| {
+            spoken.push(s.to_string())
+        })
+        .await;
+    (thought, spoken)
+}
+
+fn local(text: &str) -> Thought {
+    Thought::Answer {
+        route: Route::LocalLlm,
+        text: text.into(),
+    }
+}
+
+#[tokio::test]
+async fn a_request_said_back_is_not_spoken_as_if_done() {
+    // From the eval set's declines: each answer would sound as if Cabin had done it.
+    for (request, answer) in [
+        (
+            "send twenty euros to my brother",
+            "send twenty euros to my brother.",
+        ),
+        (
+            "set an alarm for six tomorrow",
+            "set alarm for six tomorrow.",
+        ),
+        ("change the car's engine oil", "change-engine-oil."),
+    ] {
+        let (brain, _) = scripted_brain(vec![vec![said(answer)]]);
+        assert_eq!(
+            answer_to(&brain, request).await,
+            (local(DECLINE_REPLY), vec![]),
+            "{answer}"
+        );
+    }
+    // After a sentence of its own, that sentence is the answer.
+    let (brain, _) = scripted_brain(vec![vec![
+        said("Sure. "),
+        said("Order pizza. "),
+        said("Done."),
+    ]]);
+    assert_eq!(
+        answer_to(&brain, "order me a pizza").await,
+        (local("Sure."), vec!["Sure.".to_string()])
+    );
+    // Words of its own, or a question, are an answer.
+    for answer in ["Order it on your phone once parked.", "Order a pizza?"] {
+        let (brain, _) = scripted_brain(vec![vec![said(answer)]]);
+        assert_eq!(answer_to(&brain, "order me a pizza").await.0, local(answer));
+    }
+}
+
+#[tokio::test]
+async fn an_unfit_answer_gives_way_to_the_cloud() {
+    let (cloud, _) = common::stand_in(|_| common::sse(&[said("I can't send money, sorry.")]));
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/profiles/default.toml"
+    ))
+    .unwrap()
+    .replace(
+        "[cloud]\npolicy = \"off\"",
+        &format!("[cloud]\npolicy = \"on\"\nbase_url = \"{cloud}\"\nmodel = \"test\""),
+    );
+    let profile = Profile::parse(&text, "test.toml").unwrap();
+    let (brain, _) = scripted_brain_on(&profile, vec![vec![said("send money to my brother.")]]);
+    let (thought, _) = answer_to(&brain, "send money to my brother").await;
+    assert_eq!(
+        thought,
+        Thought::Answer {
+            route: Route::Cloud,
+            text: "I can't send money, sorry.".into()
+        }
+    );
 }
