@@ -769,6 +769,14 @@ const INSTRUCTIONS: &str = "When the driver asks the car to do something, or ask
     Otherwise answer: your words are spoken while driving, so one or two short sentences, no lists, no markdown, numbers in words; \
     if asked for something no function can do, say so briefly.";
 
+/// The words of `s`, lower-cased, without punctuation (an apostrophe stays: "can't").
+fn words(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
 /// Words that say nothing of their own in an answer that repeats the driver ([`echoes`]).
 const ECHO_FILLERS: &[&str] = &[
     "a", "an", "the", "my", "your", "me", "you", "i", "to", "for", "of", "on", "in", "at", "and",
@@ -781,12 +789,6 @@ const ECHO_FILLERS: &[&str] = &[
 /// if Cabin had done it. Such a sentence starts with the request's first word, has two words or
 /// more, and none of its own (a plural aside); a question is not one.
 fn echoes(request: &str, answer: &str) -> bool {
-    fn words(s: &str) -> Vec<String> {
-        s.split(|c: char| !c.is_alphanumeric() && c != '\'')
-            .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
-            .collect()
-    }
     fn stem(w: &str) -> &str {
         w.strip_suffix('s').filter(|s| s.len() > 2).unwrap_or(w)
     }
@@ -812,16 +814,9 @@ const RECITAL_WORDS: usize = 6;
 
 /// Whether `words` repeat the instructions: a small model sometimes answers with them ("Your
 /// words are spoken while driving, so one or two short sentences, …").
-fn recites_instructions(words: &str) -> bool {
-    let lower = |s: &str| -> Vec<String> {
-        s.split(|c: char| !c.is_alphanumeric() && c != '\'')
-            .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
-            .collect()
-    };
-    let instructions = lower(INSTRUCTIONS);
-    let words = lower(words);
-    words
+fn recites_instructions(text: &str) -> bool {
+    let instructions = words(INSTRUCTIONS);
+    words(text)
         .windows(RECITAL_WORDS)
         .any(|run| instructions.windows(RECITAL_WORDS).any(|i| i == run))
 }
