@@ -117,6 +117,18 @@ fn slot_values_are_found_anywhere_in_free_words() {
         [SlotValue::Number(60.0)]
     );
     assert!(m.values_in("heat_level", "warm my seat").is_empty());
+    // A number with another type's unit is not this type's.
+    assert!(m
+        .values_in("percent", "open my window, it's thirty degrees out")
+        .is_empty());
+    assert_eq!(
+        m.values_in("temperature", "open my window, it's thirty degrees out"),
+        [SlotValue::Number(30.0)]
+    );
+    assert_eq!(
+        m.values_in("percent", "my window down thirty percent"),
+        [SlotValue::Number(30.0)]
+    );
     // Any words would do for a text slot, so none are reported; nor for an unknown type.
     assert!(m.values_in("place", "take me to Munich").is_empty());
     assert!(m.values_in("no_such_type", "maximum").is_empty());

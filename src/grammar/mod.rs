@@ -27,8 +27,14 @@ pub struct Match {
 #[derive(Debug)]
 enum SlotMatcher {
     Enum(Vec<(String, String, Vec<String>)>),
-    Number { integer: bool },
-    Text { max_words: usize },
+    /// `unit`: the type's unit word ("degrees"), or empty.
+    Number {
+        integer: bool,
+        unit: String,
+    },
+    Text {
+        max_words: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -162,8 +168,14 @@ impl Matcher {
                         }
                         SlotMatcher::Enum(synonyms)
                     }
-                    SlotType::Integer { .. } => SlotMatcher::Number { integer: true },
-                    SlotType::Decimal { .. } => SlotMatcher::Number { integer: false },
+                    SlotType::Integer { unit, .. } => SlotMatcher::Number {
+                        integer: true,
+                        unit: unit.clone(),
+                    },
+                    SlotType::Decimal { unit, .. } => SlotMatcher::Number {
+                        integer: false,
+                        unit: unit.clone(),
+                    },
                     SlotType::Text { max_words } => SlotMatcher::Text {
                         max_words: *max_words,
                     },
@@ -455,7 +467,7 @@ fn try_slot<R>(
                     syn.len(),
                 )
             }),
-        SlotMatcher::Number { integer } => match toks.first().and_then(|t| t.number) {
+        SlotMatcher::Number { integer, .. } => match toks.first().and_then(|t| t.number) {
             Some(v) if !(*integer && v.fract() != 0.0) => f(SlotValue::Number(v), 1),
             _ => None,
         },
@@ -505,18 +517,32 @@ impl Matcher {
     }
 
     /// The values of enum or number slot type `type_name` that words of `text` say, anywhere
-    /// in it ("seat heater on maximum" holds `heat_level` high). A text slot's values are any
-    /// words, so none are reported for one.
+    /// in it ("seat heater on maximum" holds `heat_level` high). A number followed by another
+    /// type's unit is that type's ("thirty degrees" is no percentage). A text slot's values are
+    /// any words, so none are reported for one.
     pub fn values_in(&self, type_name: &str, text: &str) -> Vec<SlotValue> {
         let Some(m) = self.slot_matchers.get(type_name) else {
             return Vec::new();
         };
-        if matches!(m.as_ref(), SlotMatcher::Text { .. }) {
-            return Vec::new();
-        }
+        let own_unit = match m.as_ref() {
+            SlotMatcher::Text { .. } => return Vec::new(),
+            SlotMatcher::Number { unit, .. } => unit.as_str(),
+            SlotMatcher::Enum(_) => "",
+        };
+        let other_unit = |t: &Token| {
+            self.slot_matchers.values().any(|m| {
+                matches!(m.as_ref(), SlotMatcher::Number { unit, .. }
+                    if !unit.is_empty() && *unit != own_unit && t.norm == *unit)
+            })
+        };
         let toks = tokenize(text);
         (0..toks.len())
-            .filter_map(|i| try_slot(m, &toks[i..], |v, _| Some(v)))
+            .filter_map(|i| {
+                let value = try_slot(m, &toks[i..], |v, _| Some(v))?;
+                let unit_after = matches!(value, SlotValue::Number(_))
+                    && toks.get(i + 1).is_some_and(other_unit);
+                (!unit_after).then_some(value)
+            })
             .collect()
     }
 }
