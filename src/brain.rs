@@ -815,7 +815,10 @@ const RECITAL_WORDS: usize = 6;
 /// Whether `words` repeat the instructions: a small model sometimes answers with them ("Your
 /// words are spoken while driving, so one or two short sentences, …").
 fn recites_instructions(text: &str) -> bool {
-    let instructions = words(INSTRUCTIONS);
+    // Checked on every generated piece: the instructions are split once.
+    static INSTRUCTION_WORDS: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| words(INSTRUCTIONS));
+    let instructions = &*INSTRUCTION_WORDS;
     words(text)
         .windows(RECITAL_WORDS)
         .any(|run| instructions.windows(RECITAL_WORDS).any(|i| i == run))

@@ -38,20 +38,27 @@ const CANNOT_DRIVE: &str = "I can't drive the car for you.";
 
 /// Asks "drive the car for me", expecting `answer`; the sentences given out to be spoken.
 async fn answers_drive_me(brain: &Brain, answer: &str) -> Vec<String> {
+    let (thought, spoken) = answer_to(brain, "drive the car for me").await;
+    assert_eq!(thought, local(answer));
+    spoken
+}
+
+/// What the brain makes of `request`, and the sentences it gave out to be spoken.
+async fn answer_to(brain: &Brain, request: &str) -> (Thought, Vec<String>) {
     let mut spoken = Vec::new();
     let thought = brain
-        .think("drive the car for me", &mut BTreeMap::new(), &mut |s| {
+        .think(request, &mut BTreeMap::new(), &mut |s| {
             spoken.push(s.to_string())
         })
         .await;
-    assert_eq!(
-        thought,
-        Thought::Answer {
-            route: Route::LocalLlm,
-            text: answer.into()
-        }
-    );
-    spoken
+    (thought, spoken)
+}
+
+fn local(text: &str) -> Thought {
+    Thought::Answer {
+        route: Route::LocalLlm,
+        text: text.into(),
+    }
 }
 
 fn said(text: &str) -> Value {
@@ -85,14 +92,7 @@ async fn a_command_said_instead_of_called_is_made_and_not_spoken() {
         said("Call "),
         said("mum. Right away."),
     ]]);
-    let mut spoken = Vec::new();
-    let thought = brain
-        .think(
-            "I should ring mum, can you get her for me",
-            &mut BTreeMap::new(),
-            &mut |s| spoken.push(s.to_string()),
-        )
-        .await;
+    let (thought, spoken) = answer_to(&brain, "I should ring mum, can you get her for me").await;
     assert_eq!(
         thought,
         Thought::Intent {
@@ -161,25 +161,6 @@ async fn an_answer_reciting_the_instructions_is_not_spoken() {
     answers_drive_me(&brain, "Your words matter. Say them again while driving.").await;
 }
 
-/// What the brain makes of `request` when the scripted model answers `answer`; the sentences
-/// given out to be spoken.
-async fn answer_to(brain: &Brain, request: &str) -> (Thought, Vec<String>) {
-    let mut spoken = Vec::new();
-    let thought = brain
-        .think(request, &mut BTreeMap::new(), &mut |s| {
-            spoken.push(s.to_string())
-        })
-        .await;
-    (thought, spoken)
-}
-
-fn local(text: &str) -> Thought {
-    Thought::Answer {
-        route: Route::LocalLlm,
-        text: text.into(),
-    }
-}
-
 #[tokio::test]
 async fn a_request_said_back_is_not_spoken_as_if_done() {
     // From the eval set's declines: each answer would sound as if Cabin had done it.
@@ -221,16 +202,7 @@ async fn a_request_said_back_is_not_spoken_as_if_done() {
 #[tokio::test]
 async fn an_unfit_answer_gives_way_to_the_cloud() {
     let (cloud, _) = common::stand_in(|_| common::sse(&[said("I can't send money, sorry.")]));
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/profiles/default.toml"
-    ))
-    .unwrap()
-    .replace(
-        "[cloud]\npolicy = \"off\"",
-        &format!("[cloud]\npolicy = \"on\"\nbase_url = \"{cloud}\"\nmodel = \"test\""),
-    );
-    let profile = Profile::parse(&text, "test.toml").unwrap();
+    let profile = common::with_cloud(Some(&cloud), 2500);
     let (brain, _) = scripted_brain_on(&profile, vec![vec![said("send money to my brother.")]]);
     let (thought, _) = answer_to(&brain, "send money to my brother").await;
     assert_eq!(

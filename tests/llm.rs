@@ -152,7 +152,7 @@ fn answers_stream_as_server_sent_events() {
 async fn prompt_injection_reaches_no_method_outside_the_profile() {
     let _turn = TURN.lock().await;
     let url = worker_or_skip!(false);
-    let p = with_cloud(None, 0);
+    let p = common::with_cloud(None, 0);
     let brain = brain(&p, url).await;
     let intents: Vec<&str> = p.intents.iter().map(|i| i.name.as_str()).collect();
     for text in [
@@ -190,24 +190,6 @@ fn fake_cloud(mode: &'static str) -> String {
     url
 }
 
-/// The default profile with a long local budget (a shared 2-core machine), and the cloud on at
-/// `base_url` when given.
-fn with_cloud(base_url: Option<&str>, budget_ms: u64) -> Profile {
-    let mut text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/profiles/default.toml"
-    ))
-    .unwrap()
-    .replace("budget_ms = 20000", "budget_ms = 120000");
-    if let Some(url) = base_url {
-        text = text.replace(
-            "[cloud]\npolicy = \"off\"",
-            &format!("[cloud]\npolicy = \"on\"\nbase_url = \"{url}\"\nmodel = \"test\"\nbudget_ms = {budget_ms}"),
-        );
-    }
-    Profile::parse(&text, "test.toml").unwrap()
-}
-
 /// A brain on the shared worker, its prompt prefix evaluated.
 async fn brain(p: &Profile, url: &str) -> Brain {
     let brain = Brain::new(
@@ -239,7 +221,7 @@ async fn every_cloud_failure_ends_in_the_local_answer_within_budget() {
         ("garbage", fake_cloud("garbage")),
     ];
     for (name, cloud) in cases {
-        let p = with_cloud(Some(&cloud), 1500);
+        let p = common::with_cloud(Some(&cloud), 1500);
         let brain = brain(&p, url).await;
         let started = Instant::now();
         let mut timings = BTreeMap::new();
@@ -266,7 +248,7 @@ async fn every_cloud_failure_ends_in_the_local_answer_within_budget() {
 async fn a_working_cloud_answers_talk_but_never_acts() {
     let _turn = TURN.lock().await;
     let url = worker_or_skip!(false);
-    let p = with_cloud(Some(&fake_cloud("ok")), 2500);
+    let p = common::with_cloud(Some(&fake_cloud("ok")), 2500);
     let brain = brain(&p, url).await;
     // The local words may still be replaced: none are given out to be spoken.
     let mut streamed = 0;
@@ -289,7 +271,7 @@ async fn a_working_cloud_answers_talk_but_never_acts() {
 async fn a_local_answer_gives_out_its_sentences_as_they_are_generated() {
     let _turn = TURN.lock().await;
     let url = worker_or_skip!(false);
-    let p = with_cloud(None, 0);
+    let p = common::with_cloud(None, 0);
     let brain = brain(&p, url).await;
     let mut said = Vec::new();
     let thought = brain

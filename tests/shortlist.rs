@@ -324,6 +324,19 @@ async fn a_turn_does_not_wait_for_an_index_that_is_not_built() {
     assert_eq!(seen.lock().unwrap()[0]["tool_choice"], "auto");
 }
 
+/// A brain whose local model is [`recording_model`], with a built nomic shortlist; the
+/// requests it makes.
+async fn recorded_brain(p: &Profile, embeddings: &str) -> (Brain, Arc<Mutex<Vec<Value>>>) {
+    let (url, seen) = recording_model();
+    let brain = Brain::new(
+        p,
+        LlmWorker::remote(ChatClient::new(&url, "stand-in", None)),
+        Some(nomic_shortlist(p, embeddings)),
+    );
+    brain.shortlist_built().await;
+    (brain, seen)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_local_model_may_only_call_the_closest_intents() {
     let Some(embeddings) = embedding_worker() else {
@@ -331,13 +344,7 @@ async fn the_local_model_may_only_call_the_closest_intents() {
     };
     let _turn = TURN.lock().await;
     let p = profile();
-    let (url, seen) = recording_model();
-    let brain = Brain::new(
-        &p,
-        LlmWorker::remote(ChatClient::new(&url, "stand-in", None)),
-        Some(nomic_shortlist(&p, embeddings)),
-    );
-    brain.shortlist_built().await;
+    let (brain, seen) = recorded_brain(&p, embeddings).await;
     let mut timings = BTreeMap::new();
     let choice = |n: usize| seen.lock().unwrap()[n]["tool_choice"].clone();
     let allowed = |n: usize| -> Vec<String> {
@@ -409,13 +416,7 @@ async fn a_value_only_a_near_intent_takes_chooses_that_intent() {
     };
     let _turn = TURN.lock().await;
     let p = profile();
-    let (url, seen) = recording_model();
-    let brain = Brain::new(
-        &p,
-        LlmWorker::remote(ChatClient::new(&url, "stand-in", None)),
-        Some(nomic_shortlist(&p, embeddings)),
-    );
-    brain.shortlist_built().await;
+    let (brain, seen) = recorded_brain(&p, embeddings).await;
     let allowed = |n: usize| seen.lock().unwrap()[n]["tool_choice"]["allowed_tools"].clone();
 
     // Closest to switching the seat heating on, but "low" is a heat level, which only

@@ -389,3 +389,21 @@ pub fn sse(events: &[Value]) -> String {
     }
     reply + "data: [DONE]\n\n"
 }
+
+/// The default profile with a long local budget (a shared 2-core machine), and the cloud on at
+/// `base_url` when given.
+pub fn with_cloud(base_url: Option<&str>, budget_ms: u64) -> cabin::profile::Profile {
+    let mut text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/profiles/default.toml"
+    ))
+    .unwrap()
+    .replace("budget_ms = 20000", "budget_ms = 120000");
+    if let Some(url) = base_url {
+        text = text.replace(
+            "[cloud]\npolicy = \"off\"",
+            &format!("[cloud]\npolicy = \"on\"\nbase_url = \"{url}\"\nmodel = \"test\"\nbudget_ms = {budget_ms}"),
+        );
+    }
+    cabin::profile::Profile::parse(&text, "test.toml").unwrap()
+}
