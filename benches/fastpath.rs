@@ -3,8 +3,9 @@
 //! `cargo bench --bench fastpath` (CI runs it from the test build: `cargo test --release
 //! --benches`). Prints figures; asserts nothing about time.
 
-use cabin::grammar::{example_sentences, Matcher};
+use cabin::profile::sentences::example_sentences;
 use cabin::profile::Profile;
+use cabin::understand::grammar::Matcher;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

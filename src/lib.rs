@@ -1,37 +1,25 @@
 //! Cabin: an offline-first conversational assistant for car head units.
 //!
-//! Text (typed, or later transcribed) goes through the understanding layer
-//! ([`understand::Assistant`]): the grammar fast path ([`grammar`]) matches it against the
-//! profile's intents ([`profile`]), and a match becomes a typed D-Bus call on a vehicle service
-//! ([`action`]). The daemon ([`daemon`]) owns the conversation state in one event loop and
-//! serves `org.cabin.Assistant1`.
+//! The folders follow an utterance: [`hear`] (audio, wake word, end of speech) → [`asr`]
+//! (speech recognition) → [`understand`] (grammar fast path, model routes, dialog) → [`act`]
+//! (vehicle calls behind the safety policy) → [`speak`] (the voice). [`listening`] joins the
+//! first two into one pipeline; [`daemon`] wires every stage into the service on D-Bus.
+//! Underneath: [`profile`] (the validated vehicle profile), [`runtime`] (buses, workers,
+//! models) and [`text`] (words and sentences). Imports only run down this list's layers:
+//! `tests/layers.rs` checks it.
 
-pub mod action;
+pub mod act;
 pub mod asr;
-pub mod audio;
-pub mod brain;
-pub mod bus;
-pub mod ct2;
 pub mod daemon;
-pub mod dbus_value;
-pub mod doctor;
-pub mod grammar;
-pub mod listen;
-pub mod llm;
-pub mod logging;
-pub mod mic;
-pub mod models;
-pub mod onnx;
-pub mod playback;
-pub mod policy;
+pub mod hear;
+pub mod listening;
 pub mod profile;
-pub mod safety;
-pub mod semantic;
-pub mod speakable;
-pub mod speaker;
-pub mod systemd;
-pub mod tts;
+pub mod runtime;
+pub mod speak;
+pub mod text;
 pub mod understand;
-pub mod vad;
-pub mod wake;
-pub mod worker;
+
+pub use daemon::{run, DaemonConfig, DaemonError};
+pub use profile::Profile;
+pub use runtime::bus::BusAddress;
+pub use understand::{Assistant, Outcome, Route};

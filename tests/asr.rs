@@ -23,7 +23,8 @@ fn missing(what: String) -> Option<PathBuf> {
 }
 
 fn model() -> Option<PathBuf> {
-    let path = cabin::models::default_dir().join(cabin::models::find(MODEL).unwrap().file);
+    let path = cabin::runtime::models::default_dir()
+        .join(cabin::runtime::models::find(MODEL).unwrap().file);
     if path.is_file() {
         Some(path)
     } else {
@@ -53,7 +54,7 @@ struct Asr {
 
 impl Asr {
     fn start(model: &Path, listen: &str) -> Asr {
-        let program = cabin::worker::program("cabin-asr", "CABIN_ASR_WORKER");
+        let program = cabin::runtime::worker::program("cabin-asr", "CABIN_ASR_WORKER");
         assert!(
             program.is_file(),
             "no cabin-asr at {}: run `cargo build --release --workspace` first",
@@ -94,7 +95,7 @@ fn rt() -> tokio::runtime::Runtime {
 /// equal ("ten" = "10"), and titles are spelled out ("Mr." = "mister").
 fn word_errors(reference: &str, hypothesis: &str) -> (usize, usize) {
     let words = |t: &str| -> Vec<String> {
-        cabin::grammar::tokenize(t)
+        cabin::text::tokenize(t)
             .into_iter()
             .map(|t| match t.norm.as_str() {
                 "mr" => "mister".to_string(),
@@ -176,7 +177,7 @@ fn real_speech_is_transcribed_with_a_low_word_error_rate() {
             let client = asr.client(prompt);
             let (mut errors, mut words) = (0, 0);
             for (file, reference) in &corpus {
-                let samples = cabin::audio::read(file).unwrap();
+                let samples = cabin::hear::audio::read(file).unwrap();
                 let t = client.transcribe(&samples, LIMIT).await.unwrap();
                 let (e, n) = word_errors(reference, &t.text);
                 eprintln!("{e}/{n} {:>6.0} ms  {:?} <- {reference:?}", t.ms, t.text);
@@ -402,11 +403,11 @@ async fn spoken_commands_after_the_wake_word_change_the_simulator() {
         if !espeak(text, &wav) {
             return;
         }
-        audio.extend(cabin::audio::read(&wav).unwrap());
+        audio.extend(cabin::hear::audio::read(&wav).unwrap());
         audio.extend(vec![0i16; 32_000]);
     }
     let wav = dir.path().join("commands.wav");
-    cabin::audio::write_wav(&wav, &audio).unwrap();
+    cabin::hear::audio::write_wav(&wav, &audio).unwrap();
     let bus = common::TestBus::start();
     let _sim = bus.start_sim();
     let conn = bus.connect().await;
@@ -582,7 +583,7 @@ fn spoken_command() -> Option<Vec<i16>> {
         return None;
     }
     let mut audio = vec![0i16; 8_000];
-    audio.extend(cabin::audio::read(&wav).unwrap());
+    audio.extend(cabin::hear::audio::read(&wav).unwrap());
     audio.extend(vec![0i16; 32_000]);
     Some(audio)
 }
@@ -603,7 +604,7 @@ async fn the_daemon_hears_the_wake_word_and_acts_on_the_command() {
         &slow,
         format!(
             "#!/bin/sh\nsleep 3\nexec '{}' \"$@\"\n",
-            cabin::worker::program("cabin-asr", "CABIN_ASR_WORKER").display()
+            cabin::runtime::worker::program("cabin-asr", "CABIN_ASR_WORKER").display()
         ),
     )
     .unwrap();
@@ -735,7 +736,7 @@ fn in_car_commands_are_recognised_and_the_prompt_is_measured() {
                 missing("espeak-ng (scripts/setup installs it)".into());
                 return;
             }
-            clips.push((cabin::audio::read(&wav).unwrap(), *text));
+            clips.push((cabin::hear::audio::read(&wav).unwrap(), *text));
         }
     }
     let asr = Asr::start(&model, "tcp://127.0.0.1:0");

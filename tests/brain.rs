@@ -4,11 +4,11 @@
 
 mod common;
 
-use cabin::brain::{Brain, Thought};
-use cabin::llm::ChatClient;
 use cabin::profile::Profile;
-use cabin::understand::{Route, DECLINE_REPLY};
-use cabin::worker::LlmWorker;
+use cabin::runtime::llm::ChatClient;
+use cabin::runtime::worker::LlmWorker;
+use cabin::understand::brain::{Brain, Thought};
+use cabin::understand::turn::{Route, DECLINE_REPLY};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -3,9 +3,9 @@
 
 mod common;
 
-use cabin::action::VehicleBus;
-use cabin::bus::BusAddress;
+use cabin::act::vehicle::VehicleBus;
 use cabin::profile::Profile;
+use cabin::runtime::bus::BusAddress;
 use cabin::understand::{Assistant, Context, Proposal, Route};
 use common::*;
 use futures_util::StreamExt;

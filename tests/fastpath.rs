@@ -1,8 +1,9 @@
 //! The grammar fast path over the default profile: reachability of every intent, slot typing,
 //! number normalisation, and no matches on what it doesn't understand.
 
-use cabin::grammar::{example_sentences, Matcher};
+use cabin::profile::sentences::example_sentences;
 use cabin::profile::{Profile, SlotValue};
+use cabin::understand::grammar::Matcher;
 
 fn setup() -> (Profile, Matcher) {
     let p = Profile::embedded_default();

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 fn model_installed() -> bool {
     let p = cabin::profile::Profile::embedded_default();
-    let m = cabin::models::find(p.models.llm.as_deref().unwrap()).unwrap();
-    let path = cabin::models::default_dir().join(m.file);
+    let m = cabin::runtime::models::find(p.models.llm.as_deref().unwrap()).unwrap();
+    let path = cabin::runtime::models::default_dir().join(m.file);
     if path.is_file() {
         return true;
     }

@@ -8,7 +8,7 @@ mod common;
 
 use common::missing;
 
-use cabin::listen::{Engines, FrontEnd, Heard, Input};
+use cabin::hear::{Engines, FrontEnd, Heard, Input};
 use cabin::profile::{ListenSettings, Profile};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,9 +17,9 @@ use std::time::Duration;
 /// Whether the front end's models are installed.
 fn models() -> bool {
     let p = Profile::load_or_default(None).unwrap();
-    let dir = cabin::models::default_dir();
-    for (_, name) in cabin::models::needed(&p.models) {
-        let m = cabin::models::find(&name).unwrap();
+    let dir = cabin::runtime::models::default_dir();
+    for (_, name) in p.models.needed() {
+        let m = cabin::runtime::models::find(&name).unwrap();
         if m.kind != "asr" && m.kind != "llm" && !dir.join(m.file).is_file() {
             return missing(format!(
                 "{} (run `cabin models fetch`)",
@@ -40,7 +40,7 @@ fn say(text: &str) -> Option<Vec<i16>> {
         .arg(text)
         .status()
     {
-        Ok(s) if s.success() => Some(cabin::audio::read(&wav).unwrap()),
+        Ok(s) if s.success() => Some(cabin::hear::audio::read(&wav).unwrap()),
         _ => {
             missing("espeak-ng (scripts/setup installs it)".into());
             None
@@ -56,7 +56,7 @@ fn silence(seconds: f64) -> Vec<i16> {
 fn hear(audio: &[i16], settings: ListenSettings, push_to_talk: bool) -> Vec<Heard> {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("in.wav");
-    cabin::audio::write_wav(&wav, audio).unwrap();
+    cabin::hear::audio::write_wav(&wav, audio).unwrap();
     let profile = Profile::load_or_default(None).unwrap();
     let engines = Engines::load(&profile).unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
@@ -177,7 +177,7 @@ fn real_speech_without_the_wake_word_never_wakes_it() {
         return;
     }
     // Eleven recordings of real people, and Cabin's old wake phrase, which sounds alike.
-    let mut audio = cabin::audio::read(&dir.join("goforward.raw")).unwrap();
+    let mut audio = cabin::hear::audio::read(&dir.join("goforward.raw")).unwrap();
     for sub in ["cards", "librivox"] {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(sub))
             .unwrap()
@@ -187,7 +187,7 @@ fn real_speech_without_the_wake_word_never_wakes_it() {
             .collect();
         files.sort();
         for f in files {
-            audio.extend(cabin::audio::read(&f).unwrap());
+            audio.extend(cabin::hear::audio::read(&f).unwrap());
             audio.extend(silence(0.5));
         }
     }
@@ -253,7 +253,7 @@ fn a_command_longer_than_the_maximum_is_cut_off() {
 fn listen_with_models(models: &Path) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("silence.wav");
-    cabin::audio::write_wav(&wav, &silence(1.0)).unwrap();
+    cabin::hear::audio::write_wav(&wav, &silence(1.0)).unwrap();
     let mut cmd = Command::new(common::CABIN);
     cmd.args([
         "listen",
@@ -282,12 +282,12 @@ fn missing_or_corrupt_front_end_models_are_named_with_the_fix() {
         return;
     }
     // Every model in place, but the voice activity model is garbage.
-    let real = cabin::models::default_dir();
+    let real = cabin::runtime::models::default_dir();
     let dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(&real).unwrap().flatten() {
         std::os::unix::fs::symlink(entry.path(), dir.path().join(entry.file_name())).unwrap();
     }
-    let vad = cabin::models::find("silero-vad").unwrap().file;
+    let vad = cabin::runtime::models::find("silero-vad").unwrap().file;
     std::fs::remove_file(dir.path().join(vad)).unwrap();
     std::fs::write(dir.path().join(vad), b"not a model").unwrap();
     let out = listen_with_models(dir.path());

@@ -6,11 +6,11 @@
 
 mod common;
 
-use cabin::brain::{Brain, Thought};
-use cabin::llm::ChatClient;
 use cabin::profile::Profile;
+use cabin::runtime::llm::ChatClient;
+use cabin::runtime::worker::LlmWorker;
+use cabin::understand::brain::{Brain, Thought};
 use cabin::understand::Route;
-use cabin::worker::LlmWorker;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -34,7 +34,8 @@ fn worker_url(raw: bool) -> Option<&'static str> {
     static BRAIN: OnceLock<Option<String>> = OnceLock::new();
     (if raw { &RAW } else { &BRAIN })
         .get_or_init(|| {
-            let model = cabin::models::default_dir().join(cabin::models::find(SMALL).unwrap().file);
+            let model = cabin::runtime::models::default_dir()
+                .join(cabin::runtime::models::find(SMALL).unwrap().file);
             if !model.is_file() {
                 assert!(
                     std::env::var_os("CI").is_none(),
@@ -287,9 +288,6 @@ async fn a_local_answer_gives_out_its_sentences_as_they_are_generated() {
     assert_eq!(route, Route::LocalLlm);
     // Every sentence followed by more text went out as soon as it was whole, in order; the
     // answer starts with them.
-    assert_eq!(
-        said,
-        cabin::speaker::take_sentences(&mut text.clone(), false)
-    );
+    assert_eq!(said, cabin::text::take_sentences(&mut text.clone(), false));
     assert!(text.starts_with(&said.join(" ")), "{said:?} / {text}");
 }

@@ -86,7 +86,7 @@ async fn the_bus_policy_lets_the_hmi_in_and_keeps_others_out() {
     let policy = dir.path().join("cabin.conf");
     std::fs::write(
         &policy,
-        cabin::policy::dbus_policy(&Profile::embedded_default(), "root", "daemon"),
+        cabin::daemon::policy::dbus_policy(&Profile::embedded_default(), "root", "daemon"),
     )
     .unwrap();
     let config = dir.path().join("system.conf");

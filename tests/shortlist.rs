@@ -9,11 +9,11 @@
 mod common;
 
 use base64::Engine as _;
-use cabin::brain::{Brain, Thought};
-use cabin::llm::ChatClient;
 use cabin::profile::Profile;
-use cabin::semantic::{Embedder, EmbeddingModel, IndexCache, IntentIndex, Shortlist};
-use cabin::worker::{LlmWorker, Worker};
+use cabin::runtime::llm::ChatClient;
+use cabin::runtime::worker::{LlmWorker, Worker};
+use cabin::understand::brain::{Brain, Thought};
+use cabin::understand::shortlist::{Embedder, EmbeddingModel, IndexCache, IntentIndex, Shortlist};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -46,10 +46,10 @@ fn profile() -> Profile {
 
 /// A model's file, or None (skipping) when it is not installed.
 fn installed(name: &str) -> Option<PathBuf> {
-    match cabin::models::installed(name, "intent shortlist model") {
+    match cabin::runtime::models::installed(name, "intent shortlist model") {
         Ok(path) => Some(path),
         Err(why) => {
-            common::missing(why);
+            common::missing(why.to_string());
             None
         }
     }
@@ -77,12 +77,12 @@ fn shared_cache(p: &Profile) -> IndexCache {
         let _ = std::fs::remove_dir_all(&dir);
         dir
     });
-    let nomic = cabin::models::find(NOMIC).unwrap();
+    let nomic = cabin::runtime::models::find(NOMIC).unwrap();
     IndexCache::new(
         dir,
         nomic.sha256,
         EmbeddingModel::named(NOMIC).unwrap().prefix,
-        &cabin::semantic::intent_texts(p),
+        &cabin::understand::shortlist::intent_texts(p),
     )
 }
 
@@ -211,7 +211,7 @@ async fn nomic_ranks_intents_by_meaning_and_talk_is_not_close_to_any() {
     }
     // The index was cached; a shortlist started again reads it and ranks alike.
     let cache = shared_cache(&p);
-    let texts = cabin::semantic::intent_texts(&p);
+    let texts = cabin::understand::shortlist::intent_texts(&p);
     assert_eq!(cache.load(texts.len()).map(|v| v.len()), Some(texts.len()));
     let again = nomic_shortlist(&p, url);
     again.built().await;
@@ -293,7 +293,9 @@ async fn an_endpoint_that_fails_is_asked_again_in_a_while_not_at_once() {
     let seen = seen.lock().unwrap();
     // The first batch was cut short, the next asked seconds later; then the rest of the
     // 1,100-odd texts, 32 a batch, and the query.
-    let batches = cabin::semantic::intent_texts(&p).len().div_ceil(32);
+    let batches = cabin::understand::shortlist::intent_texts(&p)
+        .len()
+        .div_ceil(32);
     assert_eq!(seen.len(), 1 + batches + 1, "asked again at once");
     // With the model's prefix.
     let first = seen[0]["input"][0].as_str().unwrap();

@@ -8,9 +8,9 @@ mod common;
 
 use common::missing;
 
-use cabin::playback::Output;
 use cabin::profile::Profile;
-use cabin::speaker::{Speaker, SpeechEnd, Spoken};
+use cabin::speak::playback::Output;
+use cabin::speak::speaker::{Speaker, SpeechEnd, Spoken};
 use common::TestBus;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 /// Whether every model of the default profile is installed.
 fn models() -> bool {
     let p = Profile::embedded_default();
-    let dir = cabin::models::default_dir();
-    for (_, name) in cabin::models::needed(&p.models) {
-        let m = cabin::models::find(&name).unwrap();
+    let dir = cabin::runtime::models::default_dir();
+    for (_, name) in p.models.needed() {
+        let m = cabin::runtime::models::find(&name).unwrap();
         if m.kind != "llm" && !dir.join(m.file).is_file() {
             return missing(format!(
                 "{} (run `cabin models fetch`)",
@@ -35,7 +35,7 @@ fn models() -> bool {
 
 /// Words as compared: lower case, no punctuation, "kilometre" as one word however written.
 fn words(text: &str) -> Vec<String> {
-    cabin::grammar::tokenize(text)
+    cabin::text::tokenize(text)
         .into_iter()
         .map(|t| match t.norm.as_str() {
             "kilometers" | "km" => "kilometres".to_string(),
@@ -116,11 +116,13 @@ fn cabins_voice_saying_the_wake_word_is_flagged() {
         return;
     }
     let profile = Profile::embedded_default();
-    let voice = cabin::tts::load(&profile).unwrap();
+    let voice = cabin::speak::voice::load(&profile).unwrap();
     assert!(voice.name().starts_with("Piper"), "{}", voice.name());
     let keyword = profile.models.wake.as_deref().unwrap();
-    let wake =
-        cabin::wake::WakeWord::load(&cabin::wake::WakeModels::resolve(keyword).unwrap()).unwrap();
+    let wake = cabin::hear::wake::WakeWord::load(
+        &cabin::hear::wake::WakeModels::resolve(keyword).unwrap(),
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let speaker = Speaker::start(
@@ -282,7 +284,7 @@ fn espeak_is_the_fallback_voice() {
     }
     let mut profile = Profile::embedded_default();
     profile.models.tts = Some("espeak".into());
-    let mut voice = cabin::tts::load(&profile).unwrap();
+    let mut voice = cabin::speak::voice::load(&profile).unwrap();
     assert!(voice.name().starts_with("eSpeak"), "{}", voice.name());
     let audio = voice.synthesize("Twenty one degrees.").unwrap();
     let seconds = audio.len() as f64 / voice.sample_rate() as f64;

@@ -8,11 +8,11 @@ use common::*;
 /// Whether the default profile's models are installed; outside CI their absence skips.
 fn default_models_installed() -> bool {
     let p = cabin::profile::Profile::embedded_default();
-    let dir = cabin::models::default_dir();
+    let dir = cabin::runtime::models::default_dir();
     let missing: Vec<_> = [&p.models.asr, &p.models.llm]
         .into_iter()
         .flatten()
-        .map(|n| dir.join(cabin::models::find(n).unwrap().file))
+        .map(|n| dir.join(cabin::runtime::models::find(n).unwrap().file))
         .filter(|f| !f.is_file())
         .collect();
     if missing.is_empty() {
@@ -60,7 +60,7 @@ async fn doctor_is_green_when_everything_runs() {
 fn doctor_names_missing_and_corrupt_models_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     // The speech model at its right size but with the wrong bytes; the language model absent.
-    let tiny = cabin::models::find("whisper-tiny.en").unwrap();
+    let tiny = cabin::runtime::models::find("whisper-tiny.en").unwrap();
     std::fs::File::create(dir.path().join(tiny.file))
         .unwrap()
         .set_len(tiny.size)

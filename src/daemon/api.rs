@@ -1,7 +1,7 @@
 //! `org.cabin.Assistant1`: the daemon's D-Bus face. Methods only send events to the event
 //! loop and wait for its answer; they never touch state themselves.
 
-use super::{Event, State, TurnError};
+use crate::daemon::events::{Event, State, TurnError};
 use crate::understand::Outcome;
 use tokio::sync::{mpsc, oneshot, watch};
 use zbus::object_server::SignalEmitter;

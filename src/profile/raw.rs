@@ -1,6 +1,8 @@
 //! The profile file as written: syntax and simple types only. `super::validate` turns this
 //! into a `Profile` once all cross-references are checked.
 
+use crate::profile::intents::Gear;
+use crate::profile::sections::{CloudPolicy, Ducking, StateSource};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use toml::Spanned;
@@ -96,7 +98,7 @@ pub struct RawSpeech {
     pub rate: Option<Spanned<f32>>,
     pub volume: Option<Spanned<f32>>,
     pub threads: Option<Spanned<u32>>,
-    pub ducking: Option<Spanned<super::Ducking>>,
+    pub ducking: Option<Spanned<Ducking>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,18 +106,6 @@ pub struct RawSpeech {
 pub struct RawAudio {
     pub input: Option<String>,
     pub output: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CloudPolicy {
-    /// Never send anything off the vehicle.
-    #[default]
-    Off,
-    /// Only after the driver has agreed (a later issue asks for the consent).
-    OptIn,
-    /// Use the cloud where the router finds it worth it.
-    On,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,7 +140,7 @@ pub struct RawLlm {
 pub struct RawVehicle {
     pub bus: Option<Spanned<String>>,
     pub timeout_ms: Option<Spanned<u64>>,
-    pub state: Option<Spanned<super::StateSource>>,
+    pub state: Option<Spanned<StateSource>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -258,15 +248,6 @@ pub enum RawAction {
         property: String,
         target: String,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Gear {
-    Park,
-    Reverse,
-    Neutral,
-    Drive,
 }
 
 #[derive(Debug, Deserialize)]

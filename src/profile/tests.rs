@@ -1,4 +1,6 @@
 use super::*;
+use std::path::Path;
+use std::time::Duration;
 
 /// A minimal valid profile; tests break one thing at a time.
 const BASE: &str = r#"

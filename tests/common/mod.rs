@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
-use cabin::bus::PrivateBus;
+use cabin::runtime::bus::PrivateBus;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -282,7 +282,7 @@ pub fn post(url: &str, path: &str, body: &str, limit: Duration) -> (u16, String)
 /// The `cabin-llm` program, another package's binary: built by `cargo build --workspace`
 /// (scripts/test does).
 pub fn cabin_llm() -> PathBuf {
-    let worker = cabin::worker::program("cabin-llm", "CABIN_LLM_WORKER");
+    let worker = cabin::runtime::worker::program("cabin-llm", "CABIN_LLM_WORKER");
     assert!(
         worker.is_file(),
         "no cabin-llm at {}: run `cargo build --release --workspace` first",

@@ -9,7 +9,7 @@
 
 mod state;
 
-use cabin::bus::BusAddress;
+use cabin::runtime::bus::BusAddress;
 use clap::Parser;
 use state::{one_of, VehicleState, COLOURS, CONTACTS, GEARS, HEAT_LEVELS, SEATS, SOURCES, WHEELS};
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,325 @@
+//! Executes an intent's action on the vehicle bus: a method call or a property read/write,
+//! with a deadline, turning every D-Bus failure into a typed [`Failure`].
+
+use crate::act::safety::{parse_gear, DrivingState};
+use crate::profile::dbus_value::{speak_variant, ArgValue};
+use crate::profile::{Action, ActionKind, ArgSource, SlotValue, StateSource};
+use crate::runtime::bus::BusAddress;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// An action with its arguments filled in: exactly what goes on the bus.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResolvedAction {
+    pub kind: &'static str,
+    pub service: String,
+    pub path: String,
+    pub interface: String,
+    /// The method, or the property for property actions.
+    pub member: String,
+    pub args: Vec<ArgValue>,
+    #[serde(skip)]
+    pub target: String,
+}
+
+/// Why an action failed; each maps to its own spoken reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// No connection to the vehicle bus at all.
+    BusDown(String),
+    /// The service is not on the bus.
+    Unreachable(String),
+    /// The service did not answer within the profile's timeout.
+    Timeout(Duration),
+    /// The service answered with a D-Bus error.
+    Refused { name: String, message: String },
+}
+
+impl Failure {
+    /// A short spoken reply naming the device ("I couldn't reach the climate control.").
+    pub fn reply(&self, target: &str) -> String {
+        match self {
+            Failure::BusDown(_) | Failure::Unreachable(_) => {
+                format!("Sorry, I couldn't reach {target}.")
+            }
+            Failure::Timeout(_) => format!("Sorry, {target} didn't answer in time."),
+            Failure::Refused { .. } => format!("Sorry, {target} couldn't do that."),
+        }
+    }
+
+    /// The detail for logs: a service's error message may name people or places, so only
+    /// its error name is logged unless private logging is on.
+    pub fn log_detail(&self) -> String {
+        match self {
+            Failure::Refused { name, message } => {
+                format!("{name}: {}", crate::runtime::logging::private(message))
+            }
+            other => other.detail(),
+        }
+    }
+
+    /// The technical detail, for `ActionExecuted` and `--json`.
+    pub fn detail(&self) -> String {
+        match self {
+            Failure::BusDown(e) => format!("vehicle bus unavailable: {e}"),
+            Failure::Unreachable(e) => format!("service not reachable: {e}"),
+            Failure::Timeout(t) => format!("no answer within {} ms", t.as_millis()),
+            Failure::Refused { name, message } => format!("{name}: {message}"),
+        }
+    }
+}
+
+/// What a successful action returned, rendered for speech ("21.5"), if anything.
+pub type ActionOutput = Option<String>;
+
+impl ResolvedAction {
+    /// Fills an action's arguments from matched slot values. Slot values have already been
+    /// range-checked; this checks them against the D-Bus type too.
+    pub fn resolve(
+        action: &Action,
+        slots: &BTreeMap<String, SlotValue>,
+    ) -> Result<ResolvedAction, String> {
+        let arg = |spec: &crate::profile::ArgSpec| -> Result<ArgValue, String> {
+            match &spec.source {
+                ArgSource::Literal(v) => Ok(v.clone()),
+                ArgSource::Format(f) => Ok(ArgValue::String(fill(f, slots))),
+                ArgSource::Slot(name) => match slots.get(name) {
+                    None => Err(format!("slot '{name}' has no value")),
+                    Some(SlotValue::Number(n)) => spec.ty.number(*n),
+                    Some(SlotValue::Enum { key, .. }) => Ok(ArgValue::String(key.clone())),
+                    Some(SlotValue::Text(t)) => Ok(ArgValue::String(t.clone())),
+                },
+            }
+        };
+        let (kind, member, args) = match &action.kind {
+            ActionKind::Call { method, args } => (
+                "call",
+                method.clone(),
+                args.iter().map(arg).collect::<Result<Vec<_>, _>>()?,
+            ),
+            ActionKind::SetProperty { property, value } => {
+                ("set_property", property.clone(), vec![arg(value)?])
+            }
+            ActionKind::GetProperty { property } => ("get_property", property.clone(), vec![]),
+        };
+        Ok(ResolvedAction {
+            kind,
+            service: action.service.clone(),
+            path: action.path.clone(),
+            interface: action.interface.clone(),
+            member,
+            args,
+            target: action.target.clone(),
+        })
+    }
+}
+
+/// Replaces `{slot}` placeholders with the slots' spoken values.
+pub fn fill(template: &str, slots: &BTreeMap<String, SlotValue>) -> String {
+    let mut out = template.to_string();
+    for (name, value) in slots {
+        out = out.replace(&format!("{{{name}}}"), &value.spoken());
+    }
+    out
+}
+
+/// The connection to the vehicle services' bus. Connects lazily and reconnects after a
+/// failure, so a bus that comes up after Cabin is still used.
+pub struct VehicleBus {
+    bus: BusAddress,
+    timeout: Duration,
+    conn: Mutex<Option<zbus::Connection>>,
+    /// Caching proxy on the driving-state interface: warm reads cost no round trip, and
+    /// `PropertiesChanged` keeps it current.
+    state_proxy: Mutex<Option<zbus::Proxy<'static>>>,
+}
+
+impl VehicleBus {
+    pub fn new(bus: BusAddress, timeout: Duration) -> VehicleBus {
+        VehicleBus {
+            bus,
+            timeout,
+            conn: Mutex::new(None),
+            state_proxy: Mutex::new(None),
+        }
+    }
+
+    /// Uses an existing connection (the daemon shares its own when both are on one bus).
+    pub fn with_connection(
+        bus: BusAddress,
+        timeout: Duration,
+        conn: zbus::Connection,
+    ) -> VehicleBus {
+        VehicleBus {
+            bus,
+            timeout,
+            conn: Mutex::new(Some(conn)),
+            state_proxy: Mutex::new(None),
+        }
+    }
+
+    async fn connection(&self) -> Result<zbus::Connection, Failure> {
+        let mut guard = self.conn.lock().await;
+        if let Some(c) = guard.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = tokio::time::timeout(self.timeout, self.bus.connect())
+            .await
+            .map_err(|_| Failure::BusDown(format!("connecting to the {} timed out", self.bus)))?
+            .map_err(|e| Failure::BusDown(format!("{}: {e}", self.bus)))?;
+        *guard = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Runs the action within the profile's timeout.
+    pub async fn execute(&self, action: &ResolvedAction) -> Result<ActionOutput, Failure> {
+        let conn = self.connection().await?;
+        let call = async {
+            match action.kind {
+                "call" => {
+                    let reply = if action.args.is_empty() {
+                        conn.call_method(
+                            Some(action.service.as_str()),
+                            action.path.as_str(),
+                            Some(action.interface.as_str()),
+                            action.member.as_str(),
+                            &(),
+                        )
+                        .await
+                    } else {
+                        let body = action
+                            .args
+                            .iter()
+                            .fold(zbus::Structure::builder(), |b, a| {
+                                b.append_field(a.to_variant())
+                            })
+                            .build()?;
+                        conn.call_method(
+                            Some(action.service.as_str()),
+                            action.path.as_str(),
+                            Some(action.interface.as_str()),
+                            action.member.as_str(),
+                            &body,
+                        )
+                        .await
+                    }?;
+                    let body = reply.body();
+                    if body.signature().to_string().is_empty() {
+                        return Ok(None);
+                    }
+                    let fields: zbus::Structure<'_> = body.deserialize()?;
+                    Ok(fields.fields().first().map(speak_variant))
+                }
+                "set_property" => {
+                    let value = action.args[0].to_variant();
+                    conn.call_method(
+                        Some(action.service.as_str()),
+                        action.path.as_str(),
+                        Some("org.freedesktop.DBus.Properties"),
+                        "Set",
+                        &(action.interface.as_str(), action.member.as_str(), value),
+                    )
+                    .await?;
+                    Ok(None)
+                }
+                _ => {
+                    let reply = conn
+                        .call_method(
+                            Some(action.service.as_str()),
+                            action.path.as_str(),
+                            Some("org.freedesktop.DBus.Properties"),
+                            "Get",
+                            &(action.interface.as_str(), action.member.as_str()),
+                        )
+                        .await?;
+                    let value: zbus::OwnedVariant = reply.body().deserialize()?;
+                    Ok(Some(speak_variant(&value)))
+                }
+            }
+        };
+        match tokio::time::timeout(self.timeout, call).await {
+            Err(_) => Err(Failure::Timeout(self.timeout)),
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(e)) => Err(self.classify(e).await),
+        }
+    }
+
+    /// The driving state as the vehicle reports it; unknown fields where it can't be read.
+    pub async fn driving_state(&self, source: &StateSource) -> DrivingState {
+        let read = async {
+            let proxy = self.state_proxy(source).await?;
+            let speed = proxy.get_property::<f64>(&source.speed).await;
+            let gear = proxy.get_property::<String>(&source.gear).await;
+            let brake = proxy.get_property::<bool>(&source.parking_brake).await;
+            if speed.is_err() && gear.is_err() && brake.is_err() {
+                // The service is gone or never came: build the proxy afresh next time.
+                *self.state_proxy.lock().await = None;
+            }
+            Ok::<_, Failure>(DrivingState {
+                speed_kmh: speed.ok(),
+                gear: gear.ok().and_then(|g| parse_gear(&g)),
+                parking_brake: brake.ok(),
+            })
+        };
+        match tokio::time::timeout(self.timeout, read).await {
+            Ok(Ok(state)) => state,
+            Ok(Err(e)) => {
+                tracing::warn!("driving state unavailable: {}", e.detail());
+                DrivingState::default()
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "driving state: no answer within {} ms",
+                    self.timeout.as_millis()
+                );
+                *self.state_proxy.lock().await = None;
+                DrivingState::default()
+            }
+        }
+    }
+
+    async fn state_proxy(&self, source: &StateSource) -> Result<zbus::Proxy<'static>, Failure> {
+        if let Some(p) = self.state_proxy.lock().await.as_ref() {
+            return Ok(p.clone());
+        }
+        let conn = self.connection().await?;
+        let proxy = zbus::proxy::Builder::<zbus::Proxy<'static>>::new(&conn)
+            .destination(source.service.clone())
+            .path(source.path.clone())
+            .interface(source.interface.clone())
+            .cache_properties(zbus::proxy::CacheProperties::Lazily)
+            .build()
+            .await
+            .map_err(|e| Failure::Unreachable(e.to_string()))?;
+        *self.state_proxy.lock().await = Some(proxy.clone());
+        Ok(proxy)
+    }
+
+    async fn classify(&self, e: zbus::Error) -> Failure {
+        let (name, message) = match &e {
+            zbus::Error::MethodError(name, msg, _) => {
+                (name.to_string(), msg.clone().unwrap_or_default())
+            }
+            zbus::Error::FDO(f) => {
+                use zbus::DBusError;
+                (
+                    f.name().to_string(),
+                    f.description().unwrap_or_default().to_string(),
+                )
+            }
+            zbus::Error::InputOutput(_) => {
+                // The bus connection itself broke: drop it so the next action reconnects.
+                *self.conn.lock().await = None;
+                return Failure::BusDown(e.to_string());
+            }
+            other => (String::new(), other.to_string()),
+        };
+        match name.as_str() {
+            "org.freedesktop.DBus.Error.ServiceUnknown"
+            | "org.freedesktop.DBus.Error.NameHasNoOwner" => Failure::Unreachable(message),
+            _ => Failure::Refused { name, message },
+        }
+    }
+}

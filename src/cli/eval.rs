@@ -1,0 +1,265 @@
+//! `cabin eval`: a labelled set of utterances through the router, scored per route and intent.
+
+use anyhow::{bail, Context, Result};
+use cabin::runtime::bus::BusAddress;
+use cabin::runtime::worker::WorkerState;
+use cabin::understand::{Assistant, Route};
+use cabin::Profile;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A measurement waits as long as the model takes to warm up on a busy machine; starting
+/// before it is ready would score every case a decline.
+const EVAL_SETTLE_LIMIT: Duration = Duration::from_secs(900);
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// One JSON object per line: {"text", "route", "intent", "slots"}.
+    file: PathBuf,
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// Bus of the vehicle services (actions run; their failure does not change the score).
+    #[arg(long)]
+    bus: Option<BusAddress>,
+    #[command(flatten)]
+    llm: super::LlmArg,
+    /// Also write every result as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+pub async fn exec(args: Args) -> Result<ExitCode> {
+    let profile = Arc::new(Profile::load_or_default(args.profile.as_deref())?);
+    let set = load(&args.file)?;
+    let assistant =
+        super::in_process::assistant(profile, args.bus, &args.llm.llm, EVAL_SETTLE_LIMIT).await;
+    if let Some(WorkerState::Starting) = assistant.brain().map(|b| b.worker().state()) {
+        bail!(
+            "the local model was not ready after {} s; nothing to measure",
+            EVAL_SETTLE_LIMIT.as_secs()
+        );
+    }
+    let results = run(&assistant, &set, |done, total| {
+        eprint!("\reval: {done}/{total}");
+    })
+    .await;
+    eprintln!();
+    super::print_out(&report(&results))?;
+    if let Some(path) = args.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&results)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    pub text: String,
+    /// `local_llm` or `cloud` (an intent, or an answer when `intent` is null), or `decline`
+    /// (no action at all; an answer saying why counts).
+    pub route: Route,
+    /// The intent expected, or null for an answer with no action.
+    #[serde(default)]
+    pub intent: Option<String>,
+    /// Slots that must be there with these values (others may be too).
+    #[serde(default)]
+    pub slots: BTreeMap<String, Value>,
+    /// Free label (paraphrase, indirect, chat, question, out_of_scope, injection).
+    #[serde(default)]
+    pub kind: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CaseResult {
+    pub text: String,
+    pub kind: String,
+    pub expected: String,
+    pub got: String,
+    pub correct: bool,
+    pub route: Route,
+    pub intent: Option<String>,
+    pub slots: BTreeMap<String, Value>,
+    pub reply: String,
+    pub ms: f64,
+}
+
+pub fn load(path: &Path) -> Result<Vec<Case>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut cases = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.trim_start().starts_with("//") {
+            continue;
+        }
+        cases.push(serde_json::from_str(line).with_context(|| {
+            format!(
+                "{}:{}: not an eval case ({{\"text\", \"route\", \"intent\", \"slots\"}})",
+                path.display(),
+                i + 1
+            )
+        })?);
+    }
+    anyhow::ensure!(!cases.is_empty(), "{} has no cases", path.display());
+    Ok(cases)
+}
+
+fn label(route: Route, intent: Option<&str>) -> String {
+    match (route, intent) {
+        (Route::Decline, _) => "decline".into(),
+        (_, Some(i)) => i.to_string(),
+        (_, None) => "answer".into(),
+    }
+}
+
+fn same(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => (x - y).abs() < 1e-9,
+        _ => a == b,
+    }
+}
+
+pub async fn run(
+    assistant: &Assistant,
+    cases: &[Case],
+    mut progress: impl FnMut(usize, usize),
+) -> Vec<CaseResult> {
+    let mut results = Vec::new();
+    for (n, case) in cases.iter().enumerate() {
+        let outcome = assistant.handle(&case.text, |_| {}).await;
+        let expected = label(case.route, case.intent.as_deref());
+        let got = label(outcome.route, outcome.intent.as_deref());
+        let route_ok = match case.route {
+            // An answer may come from either model route.
+            Route::LocalLlm | Route::Cloud if case.intent.is_none() => {
+                matches!(outcome.route, Route::LocalLlm | Route::Cloud)
+            }
+            r => r == outcome.route,
+        };
+        let slots_ok = case
+            .slots
+            .iter()
+            .all(|(k, v)| outcome.slots.get(k).is_some_and(|o| same(o, v)));
+        // Declining means taking no action; the model may say why in its own words.
+        let correct = match case.route {
+            Route::Decline => outcome.intent.is_none(),
+            _ => route_ok && expected == got && slots_ok,
+        };
+        results.push(CaseResult {
+            text: case.text.clone(),
+            kind: case.kind.clone(),
+            correct,
+            expected,
+            got,
+            route: outcome.route,
+            intent: outcome.intent,
+            slots: outcome.slots.into_iter().collect(),
+            reply: outcome.reply,
+            ms: outcome.timings_ms.get("total").copied().unwrap_or(0.0),
+        });
+        progress(n + 1, cases.len());
+    }
+    results
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+pub fn report(results: &[CaseResult]) -> String {
+    let mut out = String::new();
+    let correct = results.iter().filter(|r| r.correct).count();
+    let _ = writeln!(
+        out,
+        "overall: {correct}/{} = {:.1} %",
+        results.len(),
+        100.0 * correct as f64 / results.len() as f64
+    );
+    let group = |key: &dyn Fn(&CaseResult) -> String| {
+        let mut m: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for r in results {
+            let e = m.entry(key(r)).or_default();
+            e.1 += 1;
+            e.0 += usize::from(r.correct);
+        }
+        m
+    };
+    let expected_route = |r: &CaseResult| match r.expected.as_str() {
+        "decline" => "decline".to_string(),
+        "answer" => "answer (local_llm/cloud)".to_string(),
+        _ => "intent".to_string(),
+    };
+    for (title, m) in [
+        ("per expected route", group(&expected_route)),
+        ("per kind", group(&|r: &CaseResult| r.kind.clone())),
+        (
+            "per expected intent",
+            group(&|r: &CaseResult| r.expected.clone()),
+        ),
+    ] {
+        let _ = writeln!(out, "\n{title}:");
+        for (k, (ok, n)) in m {
+            let _ = writeln!(
+                out,
+                "  {k:32} {ok:3}/{n:<3} {:5.1} %",
+                100.0 * ok as f64 / n as f64
+            );
+        }
+    }
+    let mut confusion: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for r in results.iter().filter(|r| r.expected != r.got) {
+        *confusion
+            .entry((r.expected.clone(), r.got.clone()))
+            .or_default() += 1;
+    }
+    let mut confusion: Vec<_> = confusion.into_iter().collect();
+    confusion.sort_by_key(|c| std::cmp::Reverse(c.1));
+    let _ = writeln!(out, "\nconfusions (expected -> got):");
+    for ((e, g), n) in confusion.iter().take(20) {
+        let _ = writeln!(out, "  {n:3}  {e} -> {g}");
+    }
+    let _ = writeln!(out, "\nlatency per route taken (ms): p50 / p90 / p95 / max");
+    let mut by_route: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for r in results {
+        by_route
+            .entry(
+                serde_json::to_value(r.route)
+                    .unwrap()
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string(),
+            )
+            .or_default()
+            .push(r.ms);
+    }
+    for (route, mut v) in by_route {
+        v.sort_by(f64::total_cmp);
+        let _ = writeln!(
+            out,
+            "  {route:10} n={:<4} {:8.1} / {:8.1} / {:8.1} / {:8.1}",
+            v.len(),
+            percentile(&v, 0.5),
+            percentile(&v, 0.9),
+            percentile(&v, 0.95),
+            v.last().copied().unwrap_or(0.0)
+        );
+    }
+    let _ = writeln!(out, "\nmisses:");
+    for r in results.iter().filter(|r| !r.correct) {
+        let _ = writeln!(
+            out,
+            "  {:?}: expected {}, got {} {:?}",
+            r.text, r.expected, r.got, r.slots
+        );
+    }
+    out
+}

@@ -1,0 +1,167 @@
+//! `cabin models`: install, find, convert and list model files.
+
+use super::print_out;
+use anyhow::{Context, Result};
+use cabin::runtime::ct2;
+use cabin::runtime::models::{self, Installed};
+use cabin::Profile;
+use clap::Subcommand;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Install the models a profile needs (sha256-checked; a second run does nothing).
+    Fetch {
+        /// Profile whose models to install; the embedded default profile when omitted.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Install this model (see `cabin models list`) instead of the profile's.
+        #[arg(long, value_name = "NAME")]
+        model: Vec<String>,
+        /// Models directory (default: $CABIN_MODELS_DIR, else ~/.local/share/cabin/models).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Print where the profile's language model is (installed or not).
+    Path {
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Convert a CTranslate2 (faster-whisper) Whisper model to whisper.cpp's ggml format (what
+    /// `fetch` does for the models it knows; this is for other whisper models).
+    ImportCt2 {
+        /// The CTranslate2 model directory, or its model.bin
+        model: PathBuf,
+        /// The openai-whisper source package (.tar.gz), for the mel filters and vocabulary:
+        /// `pip download --no-deps --no-binary=:all: openai-whisper==20250625`
+        #[arg(long)]
+        assets: PathBuf,
+        /// Where to write the ggml model
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Show the models Cabin knows, whether each is installed, its size and checksum.
+    List {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Hash installed files and compare with the expected sha256 (slow on big models).
+        #[arg(long)]
+        verify: bool,
+    },
+}
+
+pub async fn exec(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Fetch {
+            profile,
+            model,
+            dir,
+        } => fetch(profile, model, dir).await?,
+        Command::Path { profile, dir } => {
+            let profile = Profile::load_or_default(profile.as_deref())?;
+            let name = profile
+                .models
+                .llm
+                .as_deref()
+                .context("the profile names no language model ([models] llm)")?;
+            let dir = dir.unwrap_or_else(models::default_dir);
+            print_out(&format!(
+                "{}\n",
+                dir.join(models::find(name)?.file).display()
+            ))?;
+        }
+        Command::ImportCt2 { model, assets, out } => {
+            let bin = if model.is_dir() {
+                model.join("model.bin")
+            } else {
+                model
+            };
+            let summary =
+                tokio::task::spawn_blocking(move || import_ct2(bin, assets, out)).await??;
+            print_out(&summary)?;
+        }
+        Command::List { dir, verify } => print_out(&list(dir, verify))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn fetch(profile: Option<PathBuf>, model: Vec<String>, dir: Option<PathBuf>) -> Result<()> {
+    let dir = dir.unwrap_or_else(models::default_dir);
+    let names = if model.is_empty() {
+        let profile = Profile::load_or_default(profile.as_deref())?;
+        let mut names: Vec<String> = Vec::new();
+        for (_, name) in profile.models.needed() {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    } else {
+        model
+    };
+    for name in names {
+        let model = models::find(&name)?;
+        let target = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            models::fetch(&target, model, &mut |line| eprintln!("{line}"))
+        })
+        .await??;
+        print_out(&format!(
+            "{}: {}\n",
+            model.name,
+            dir.join(model.file).display()
+        ))?;
+    }
+    Ok(())
+}
+
+/// Converts a CTranslate2 model (blocking: reads and writes hundreds of MB).
+fn import_ct2(bin: PathBuf, assets: PathBuf, out: PathBuf) -> Result<String> {
+    let bytes = std::fs::read(&bin).with_context(|| format!("cannot read {}", bin.display()))?;
+    let sdist = std::fs::File::open(&assets)
+        .with_context(|| format!("cannot read {}", assets.display()))?;
+    let assets = ct2::Assets::from_sdist(std::io::BufReader::new(sdist))?;
+    let partial = out.with_extension("partial");
+    let file = std::fs::File::create(&partial)
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    let summary = ct2::convert(&bytes, &assets, file)
+        .with_context(|| format!("cannot convert {}", bin.display()))?;
+    std::fs::rename(&partial, &out)?;
+    let sha = models::sha256_file(&out)?;
+    Ok(format!(
+        "{}: {} tensors, {} vocabulary tokens, {:?}\nsha256 {sha}\n",
+        out.display(),
+        summary.tensors,
+        summary.vocab,
+        summary.hparams
+    ))
+}
+
+fn list(dir: Option<PathBuf>, verify: bool) -> String {
+    let dir = dir.unwrap_or_else(models::default_dir);
+    let mut out = format!("models in {}\n", dir.display());
+    for m in models::MODELS {
+        let state = match models::status(&dir, m) {
+            Installed::Missing => "not installed (run `cabin models fetch`)".to_string(),
+            Installed::WrongSize(n) => format!("WRONG SIZE {n} bytes (run `cabin models fetch`)"),
+            Installed::Ok if verify => match models::sha256_file(&dir.join(m.file)) {
+                Ok(h) if h == m.sha256 => "installed, sha256 OK".into(),
+                Ok(h) => format!("CORRUPT: sha256 {h} (run `cabin models fetch`)"),
+                Err(e) => format!("unreadable: {e}"),
+            },
+            Installed::Ok => "installed".into(),
+        };
+        out.push_str(&format!(
+            "  {} [{}] {} MB, sha256 {}: {state}\n    licence: {}\n",
+            m.name,
+            m.kind,
+            m.size / 1_000_000,
+            &m.sha256[..16],
+            m.licence
+        ));
+    }
+    out
+}

@@ -1,0 +1,200 @@
+//! `cabin say`: one utterance, through the running daemon or in this process.
+
+use super::print_out;
+use anyhow::{bail, Context, Result};
+use cabin::daemon::api;
+use cabin::runtime::bus::BusAddress;
+use cabin::runtime::worker::SETTLE_LIMIT;
+use cabin::speak::{Output, Speaker, SpeechEnd, Spoken};
+use cabin::Profile;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long `cabin say` waits for the daemon.
+const SAY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Handle the text in this process with this profile instead of asking the daemon.
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// Bus of the daemon (or, with --profile, of the vehicle services).
+    #[arg(long)]
+    bus: Option<BusAddress>,
+    /// Print the whole outcome as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// The profile input (microphone or push-to-talk source) the text came from; its seat
+    /// zone is the speaker's ("open my window").
+    #[arg(long, value_name = "INPUT")]
+    from: Option<String>,
+    /// Speak the reply through the profile's playback device (with the profile's voice).
+    #[arg(long)]
+    speak: bool,
+    /// Speak the reply into this WAV file instead.
+    #[arg(long, value_name = "FILE")]
+    wav: Option<PathBuf>,
+    #[command(flatten)]
+    llm: super::LlmArg,
+    /// What the driver said.
+    #[arg(required = true, num_args = 1..)]
+    text: Vec<String>,
+}
+
+pub async fn exec(args: Args) -> Result<ExitCode> {
+    let text = args.text.join(" ");
+    // Checked before the turn runs, so a bad device fails before the car acts.
+    let voice_profile = Profile::load_or_default(args.profile.as_deref())?;
+    let output = match (&args.wav, args.speak) {
+        (Some(path), _) => Some(Output::Wav(path.clone())),
+        (None, true) => Some(Output::Device(voice_profile.audio.output.clone())),
+        (None, false) => None,
+    };
+    let mut outcome = match &args.profile {
+        Some(path) => {
+            let profile = Profile::load(path)?;
+            let zone = match &args.from {
+                None => None,
+                Some(name) => match profile.inputs.iter().find(|i| &i.name == name) {
+                    Some(input) => Some(input.zone.clone()),
+                    None => bail!(
+                        "the profile has no input '{name}' (its inputs: {})",
+                        profile
+                            .inputs
+                            .iter()
+                            .map(|i| i.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                },
+            };
+            let assistant = super::in_process::assistant(
+                Arc::new(profile),
+                args.bus,
+                &args.llm.llm,
+                SETTLE_LIMIT,
+            )
+            .await;
+            let turn = assistant
+                .turn(&text, zone.as_deref(), Default::default(), |_| {})
+                .await;
+            serde_json::to_value(&turn.outcome)?
+        }
+        None => ask_daemon(&args.bus.unwrap_or_default(), &text, args.from.as_deref()).await?,
+    };
+    if let Some(output) = output {
+        let reply = outcome["reply"].as_str().unwrap_or_default().to_string();
+        outcome["speech"] = speak_reply(&voice_profile, &reply, output).await?;
+    }
+    if args.json {
+        print_out(&format!("{outcome}\n"))?;
+    } else {
+        print_out(&format!(
+            "{}\n",
+            outcome["reply"].as_str().unwrap_or_default()
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Speaks `reply` with the profile's voice into `output`; returns figures as JSON: the voice,
+/// time to first audio, audio length, synthesis time and real-time factor.
+async fn speak_reply(
+    profile: &Profile,
+    reply: &str,
+    output: Output,
+) -> anyhow::Result<serde_json::Value> {
+    let profile = profile.clone();
+    let reply = reply.to_string();
+    // Loading the voice and joining the speaker's threads block: off the runtime.
+    tokio::task::spawn_blocking(move || {
+        let voice = cabin::speak::voice::load(&profile)?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let speaker = Speaker::start(voice, output, None, tx)?;
+        speaker.say(0, &reply);
+        speaker.end(0);
+        let (mut first, mut audio, mut synthesis, mut sentences) = (None, 0.0, 0.0, 0);
+        let end = loop {
+            match rx.blocking_recv() {
+                Some(Spoken::Sentence {
+                    audio: a,
+                    synthesis: s,
+                    first_audio,
+                    ..
+                }) => {
+                    first = first.or(first_audio);
+                    audio += a.as_secs_f64();
+                    synthesis += s.as_secs_f64();
+                    sentences += 1;
+                }
+                Some(Spoken::Done { end, .. }) => break end,
+                None => break SpeechEnd::Failed("the speaker stopped".into()),
+            }
+        };
+        if let SpeechEnd::Failed(why) = end {
+            bail!("cannot speak the reply: {why}");
+        }
+        Ok(serde_json::json!({
+            "voice": speaker.voice_name(),
+            "sentences": sentences,
+            "first_audio_ms": first.map(|d| d.as_secs_f64() * 1000.0),
+            "audio_s": audio,
+            "synthesis_ms": synthesis * 1000.0,
+            "real_time_factor": if audio > 0.0 { synthesis / audio } else { 0.0 },
+        }))
+    })
+    .await?
+}
+
+/// Asks the running daemon; returns the outcome JSON it sends.
+async fn ask_daemon(bus: &BusAddress, text: &str, from: Option<&str>) -> Result<serde_json::Value> {
+    let conn = bus.connect().await.with_context(|| {
+        format!(
+            "cannot connect to the {bus} (is a D-Bus daemon running? pass --bus with its address)"
+        )
+    })?;
+    let call = async {
+        match from {
+            None => {
+                conn.call_method(
+                    Some(api::SERVICE_NAME),
+                    api::OBJECT_PATH,
+                    Some(api::SERVICE_NAME),
+                    "SubmitTextJson",
+                    &(text,),
+                )
+                .await
+            }
+            Some(source) => {
+                conn.call_method(
+                    Some(api::SERVICE_NAME),
+                    api::OBJECT_PATH,
+                    Some(api::SERVICE_NAME),
+                    "SubmitTextFrom",
+                    &(text, source),
+                )
+                .await
+            }
+        }
+    };
+    let reply = match tokio::time::timeout(SAY_TIMEOUT, call).await {
+        Err(_) => bail!(
+            "the Cabin daemon did not answer within {} s",
+            SAY_TIMEOUT.as_secs()
+        ),
+        Ok(Err(zbus::Error::FDO(e)))
+            if matches!(
+                *e,
+                zbus::fdo::Error::ServiceUnknown(_) | zbus::fdo::Error::NameHasNoOwner(_)
+            ) =>
+        {
+            bail!("no Cabin daemon is running on the {bus} ({}); start one with `cabin run`, or handle the text in-process with `cabin say --profile FILE`", api::SERVICE_NAME)
+        }
+        Ok(r) => r.context("the Cabin daemon refused the request")?,
+    };
+    let json: String = reply.body().deserialize()?;
+    serde_json::from_str(&json)
+        .context("the daemon sent an outcome this cabin cannot read (are both the same version?)")
+}

@@ -1,0 +1,95 @@
+//! What the daemon's event loop consumes and what it tells: the words shared by the loop, its
+//! D-Bus face and the signal forwarder.
+
+use crate::hear::Heard;
+use crate::speak::Spoken;
+use crate::understand::{Outcome, Turn};
+use tokio::sync::oneshot;
+
+/// Where the conversation is. Listening, Transcribing and Speaking come with audio in/out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Idle,
+    Listening,
+    Transcribing,
+    Thinking,
+    Acting,
+    Speaking,
+    /// Waiting a few seconds for a follow-up or an answer, without the wake word.
+    FollowUp,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Idle => "Idle",
+            State::Listening => "Listening",
+            State::Transcribing => "Transcribing",
+            State::Thinking => "Thinking",
+            State::Acting => "Acting",
+            State::Speaking => "Speaking",
+            State::FollowUp => "FollowUp",
+        }
+    }
+}
+
+/// Why a request ended without an outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TurnError {
+    Cancelled(&'static str),
+    InvalidInput(String),
+}
+
+/// Everything that can change the daemon's state.
+pub enum Event {
+    /// Text from an input (`source` names a profile input, which gives the speaker's zone).
+    SubmitText {
+        text: String,
+        source: Option<String>,
+        respond: oneshot::Sender<Result<Outcome, TurnError>>,
+    },
+    Activate {
+        respond: oneshot::Sender<Result<(), &'static str>>,
+    },
+    Cancel {
+        respond: oneshot::Sender<bool>,
+    },
+    /// A turn is about to touch the vehicle.
+    Acting {
+        turn: u64,
+    },
+    /// A whole sentence of a model's answer, before the turn is done.
+    ReplySentence {
+        turn: u64,
+        text: String,
+    },
+    TurnDone {
+        turn: u64,
+        result: Box<Turn>,
+    },
+    /// From the audio front end.
+    Heard(Heard),
+    /// A spoken command came back from speech recognition (None: nothing intelligible).
+    Transcribed {
+        text: Option<String>,
+    },
+    /// Speech recognition failed or is down.
+    CantHear(String),
+    /// From the speaker.
+    Spoken(Spoken),
+}
+
+/// What the event loop tells the outside world.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notification {
+    State(State),
+    Transcript(String),
+    Reply(String),
+    ActionExecuted {
+        intent: String,
+        success: bool,
+        detail: String,
+    },
+    /// The loop is alive: sent at half the watchdog interval, so a stuck loop stops it.
+    Heartbeat,
+}

@@ -1,0 +1,463 @@
+//! The always-on front end: audio in, wake word, end-pointing, commands out.
+//!
+//! It runs on its own thread (the models are blocking work) and owns the audio source; the
+//! daemon or `cabin listen` gets [`Heard`] events on a channel and steers it with
+//! [`FrontEnd::listen`] (push-to-talk, follow-ups). Dropping the [`FrontEnd`] stops and joins
+//! the thread.
+
+use crate::hear::audio::AudioError;
+use crate::hear::mic::{MicError, Microphone};
+use crate::hear::source::{AudioSource, Input, NullDevice, RawStream, Recording};
+use crate::hear::vad::{Endpoint, Endpointer, Silero, FRAME};
+use crate::hear::wake::{WakeModels, WakeWord, CHUNK};
+use crate::profile::{ListenSettings, Profile};
+use crate::runtime::models::ModelError;
+use crate::runtime::onnx::OnnxError;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Why an input could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Recording(#[from] AudioError),
+    #[error(transparent)]
+    Microphone(#[from] MicError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrontEndError {
+    #[error("the profile names no {0} model ([models] {0}); the front end needs one")]
+    NoModel(&'static str),
+    #[error(transparent)]
+    NotInstalled(#[from] ModelError),
+    #[error(transparent)]
+    Onnx(#[from] OnnxError),
+    #[error("cannot open {input}: {problem}")]
+    Open {
+        input: Input,
+        #[source]
+        problem: OpenError,
+    },
+    #[error("the front end thread could not start: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The front end's models, loaded before its thread starts so that a missing or corrupt model
+/// is reported at start-up.
+pub struct Engines {
+    /// None: push-to-talk only.
+    pub wake: Option<WakeWord>,
+    pub vad: Silero,
+}
+
+impl Engines {
+    pub fn load(profile: &Profile) -> Result<Engines, FrontEndError> {
+        let vad = profile
+            .models
+            .vad
+            .as_deref()
+            .ok_or(FrontEndError::NoModel("vad"))?;
+        let vad = crate::runtime::models::installed(vad, "voice activity model")?;
+        let wake = match &profile.models.wake {
+            None => None,
+            Some(keyword) => Some(WakeWord::load(&WakeModels::resolve(keyword)?)?),
+        };
+        Ok(Engines {
+            wake,
+            vad: Silero::load(&vad)?,
+        })
+    }
+}
+
+/// What the front end heard. Times are seconds of audio since the source opened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Heard {
+    Wake {
+        at: f64,
+        score: f32,
+    },
+    /// A command, from just before its speech started to just after it ended.
+    Command {
+        audio: Vec<i16>,
+        at: f64,
+        /// Cut off at the maximum length.
+        cut_off: bool,
+    },
+    /// Listening timed out without speech.
+    NoSpeech {
+        at: f64,
+    },
+    /// The source ended (a recording) or failed; the thread has stopped.
+    Ended {
+        audio_s: f64,
+        /// CPU time the wake word and the voice activity model took.
+        wake_cpu_s: f64,
+        vad_cpu_s: f64,
+        error: Option<String>,
+    },
+}
+
+enum Control {
+    /// Capture a command without a wake word (push-to-talk, a follow-up).
+    Listen,
+    /// Stop capturing (the driver cancelled).
+    Cancel,
+    /// A recording goes on after a command (see [`FrontEnd::resume`]).
+    Resume,
+}
+
+pub struct FrontEnd {
+    control: std_mpsc::Sender<Control>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Audio kept before the first speech frame and after the last (whisper wants the onsets).
+const PAD: usize = 3200;
+
+impl FrontEnd {
+    /// Opens `input` and starts listening, for a command right away if `push_to_talk`, else
+    /// for the wake word. Events go to `heard`; the thread ends with [`Heard::Ended`] when the
+    /// source ends or fails.
+    ///
+    /// A recording pauses after each command until [`FrontEnd::resume`] or
+    /// [`FrontEnd::listen`]: it plays as if the driver waited for the answer.
+    pub fn start(
+        input: Input,
+        engines: Engines,
+        settings: ListenSettings,
+        push_to_talk: bool,
+        heard: mpsc::Sender<Heard>,
+    ) -> Result<FrontEnd, FrontEndError> {
+        let (control, controls) = std_mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (opened_tx, opened) = std_mpsc::sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("cabin-listen".into())
+            .spawn({
+                let stop = stop.clone();
+                move || {
+                    // The device is opened on this thread: a capture stream may not move
+                    // between threads.
+                    let source = match open(&input) {
+                        Ok(s) => s,
+                        Err(problem) => {
+                            let _ = opened_tx.send(Err(FrontEndError::Open { input, problem }));
+                            return;
+                        }
+                    };
+                    let _ = opened_tx.send(Ok(()));
+                    let mut run = Run {
+                        engines,
+                        settings,
+                        heard,
+                        controls,
+                        stop,
+                        samples: 0,
+                        last_wake: None,
+                        capture: None,
+                        wake_cpu: Duration::ZERO,
+                        vad_cpu: Duration::ZERO,
+                        lockstep: matches!(input, Input::File(_)),
+                    };
+                    if push_to_talk {
+                        run.begin_capture(0);
+                    }
+                    run.go(source);
+                }
+            })
+            .map_err(FrontEndError::Thread)?;
+        match opened.recv() {
+            Ok(Ok(())) => Ok(FrontEnd {
+                control,
+                stop,
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(FrontEndError::Thread(std::io::Error::other(
+                    "it ended before opening its input",
+                )))
+            }
+        }
+    }
+
+    /// Captures the next command without waiting for the wake word.
+    pub fn listen(&self) {
+        let _ = self.control.send(Control::Listen);
+    }
+
+    /// Drops a command being captured.
+    pub fn cancel(&self) {
+        let _ = self.control.send(Control::Cancel);
+    }
+
+    /// Lets a recording go on after a command.
+    pub fn resume(&self) {
+        let _ = self.control.send(Control::Resume);
+    }
+}
+
+impl Drop for FrontEnd {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn open(input: &Input) -> Result<Box<dyn AudioSource>, OpenError> {
+    Ok(match input {
+        Input::File(path) => Box::new(Recording::new(crate::hear::audio::read(path)?)),
+        Input::Stdin => Box::new(RawStream::new(std::io::stdin())),
+        Input::Null => Box::new(NullDevice::new()),
+        Input::Device(name) => Box::new(Microphone::open(name)?),
+    })
+}
+
+/// CPU time of the calling thread (the models run on it: one intra-op thread each).
+fn thread_cpu() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `t` is.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// A command being captured.
+struct Capture {
+    audio: Vec<i16>,
+    /// Where the capture began, in samples since the start.
+    from: u64,
+    endpointer: Endpointer,
+    /// Samples of `audio` the VAD has seen.
+    seen: usize,
+}
+
+/// The front end thread's state.
+struct Run {
+    engines: Engines,
+    settings: ListenSettings,
+    heard: mpsc::Sender<Heard>,
+    controls: std_mpsc::Receiver<Control>,
+    stop: Arc<AtomicBool>,
+    /// Samples read so far.
+    samples: u64,
+    last_wake: Option<u64>,
+    capture: Option<Capture>,
+    wake_cpu: Duration,
+    vad_cpu: Duration,
+    /// Wait for the consumer after each command (a recording).
+    lockstep: bool,
+}
+
+impl Run {
+    fn secs(&self) -> f64 {
+        self.samples as f64 / 16_000.0
+    }
+
+    /// Sends an event; false once nobody listens any more.
+    fn tell(&self, h: Heard) -> bool {
+        self.heard.blocking_send(h).is_ok()
+    }
+
+    fn go(&mut self, mut source: Box<dyn AudioSource>) {
+        let mut chunk = [0i16; CHUNK];
+        let error = loop {
+            if self.stop.load(Ordering::Relaxed) {
+                break None;
+            }
+            let n = match fill(source.as_mut(), &mut chunk) {
+                Ok(n) => n,
+                Err(e) => break Some(format!("reading audio: {e}")),
+            };
+            if n == 0 {
+                break None;
+            }
+            chunk[n..].fill(0);
+            self.samples += n as u64;
+            match self.step(&chunk[..n], &chunk) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => break Some(e.to_string()),
+            }
+            if n < CHUNK {
+                break None;
+            }
+        };
+        if let Some(c) = self.capture.take() {
+            let end = c.endpointer.finish();
+            self.finish(c, end);
+        }
+        self.tell(Heard::Ended {
+            audio_s: self.secs(),
+            wake_cpu_s: self.wake_cpu.as_secs_f64(),
+            vad_cpu_s: self.vad_cpu.as_secs_f64(),
+            error,
+        });
+    }
+
+    /// One chunk (`audio` is its real part); false when nobody listens any more.
+    fn step(&mut self, audio: &[i16], chunk: &[i16; CHUNK]) -> Result<bool, OnnxError> {
+        while let Ok(c) = self.controls.try_recv() {
+            match c {
+                Control::Listen => self.begin_capture(self.samples - audio.len() as u64),
+                Control::Cancel => self.capture = None,
+                Control::Resume => {}
+            }
+        }
+        // The wake word always runs, so that its context is whole when it is needed.
+        if let Some(wake) = &mut self.engines.wake {
+            let t = thread_cpu();
+            let score = wake.push(chunk)?;
+            self.wake_cpu += thread_cpu() - t;
+            let refractory = (self.settings.refractory.as_secs_f64() * 16_000.0) as u64;
+            let rested = self
+                .last_wake
+                .is_none_or(|w| self.samples - w >= refractory);
+            if let Some(score) = score.filter(|s| *s >= self.settings.wake_threshold) {
+                if self.capture.is_none() && rested {
+                    self.last_wake = Some(self.samples);
+                    if !self.tell(Heard::Wake {
+                        at: self.secs(),
+                        score,
+                    }) {
+                        return Ok(false);
+                    }
+                    // The command starts after this chunk.
+                    self.begin_capture(self.samples);
+                    return Ok(true);
+                }
+            }
+        }
+        let Some(mut c) = self.capture.take() else {
+            return Ok(true);
+        };
+        c.audio.extend_from_slice(audio);
+        let t = thread_cpu();
+        let mut end = Endpoint::Listening;
+        while c.seen + FRAME <= c.audio.len() && end == Endpoint::Listening {
+            let frame: &[i16; FRAME] = c.audio[c.seen..c.seen + FRAME]
+                .try_into()
+                .expect("a FRAME-long slice");
+            c.seen += FRAME;
+            end = c.endpointer.push(self.engines.vad.speech(frame)?);
+        }
+        self.vad_cpu += thread_cpu() - t;
+        if end == Endpoint::Listening {
+            self.capture = Some(c);
+            return Ok(true);
+        }
+        let command = matches!(end, Endpoint::Ended { .. } | Endpoint::TooLong { .. });
+        if !self.finish(c, end) {
+            return Ok(false);
+        }
+        if command && self.lockstep {
+            loop {
+                match self.controls.recv() {
+                    Ok(Control::Resume) => break,
+                    Ok(Control::Listen) => {
+                        self.begin_capture(self.samples);
+                        break;
+                    }
+                    Ok(Control::Cancel) => {}
+                    // The consumer is gone.
+                    Err(_) => return Ok(false),
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn begin_capture(&mut self, from: u64) {
+        self.engines.vad.reset();
+        self.capture = Some(Capture {
+            audio: Vec::with_capacity(16_000 * 4),
+            from,
+            endpointer: Endpointer::new(&self.settings),
+            seen: 0,
+        });
+    }
+
+    /// Sends what a finished capture holds; false when nobody listens any more.
+    fn finish(&self, c: Capture, end: Endpoint) -> bool {
+        let (start, stop, cut_off) = match end {
+            Endpoint::Ended { start, end } => (start, end, false),
+            Endpoint::TooLong { start, end } => (start, end, true),
+            Endpoint::NoSpeech | Endpoint::Listening => {
+                return self.tell(Heard::NoSpeech { at: self.secs() });
+            }
+        };
+        let from = (start * FRAME).saturating_sub(PAD);
+        let to = (stop * FRAME + PAD).min(c.audio.len());
+        self.tell(Heard::Command {
+            audio: c.audio[from..to].to_vec(),
+            at: (c.from + from as u64) as f64 / 16_000.0,
+            cut_off,
+        })
+    }
+}
+
+/// Reads until `chunk` is full or the source ends.
+fn fill(source: &mut dyn AudioSource, chunk: &mut [i16]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < chunk.len() {
+        match source.read(&mut chunk[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn inputs_parse() {
+        assert_eq!(Input::parse("-"), Input::Stdin);
+        assert_eq!(Input::parse("null"), Input::Null);
+        assert_eq!(Input::parse("mic"), Input::Device("default".into()));
+        assert_eq!(Input::parse("mic:hw:1,0"), Input::Device("hw:1,0".into()));
+        assert_eq!(Input::parse("a.wav"), Input::File("a.wav".into()));
+    }
+
+    #[test]
+    fn raw_stream_keeps_whole_samples() {
+        // A reader that hands out one byte at a time.
+        struct Trickle(std::vec::IntoIter<u8>);
+        impl Read for Trickle {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                Ok(match self.0.next() {
+                    Some(b) => {
+                        buf[0] = b;
+                        1
+                    }
+                    None => 0,
+                })
+            }
+        }
+        let bytes: Vec<u8> = [1i16, -2, 300]
+            .iter()
+            .flat_map(|s| s.to_le_bytes())
+            .collect();
+        let mut s = RawStream::new(Trickle(bytes.into_iter()));
+        let mut out = [0i16; 3];
+        assert_eq!(fill(&mut s, &mut out).unwrap(), 3);
+        assert_eq!(out, [1, -2, 300]);
+        assert_eq!(s.read(&mut out).unwrap(), 0);
+    }
+}

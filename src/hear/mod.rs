@@ -1,0 +1,13 @@
+//! Speech in, up to a command's audio: audio sources (files, standard input, the null device,
+//! the microphone), the wake word, voice activity and end-pointing, and the front end thread
+//! that runs them.
+
+pub mod audio;
+pub mod front_end;
+pub mod mic;
+pub mod source;
+pub mod vad;
+pub mod wake;
+
+pub use front_end::{Engines, FrontEnd, FrontEndError, Heard};
+pub use source::{AudioSource, Input};

@@ -1,0 +1,199 @@
+//! The wake word: openWakeWord's three ONNX models, streamed in 80 ms chunks.
+//!
+//! Why openWakeWord: its keyword models are small classifiers over a shared, pretrained speech
+//! embedding, so one embedding per 80 ms serves any number of wake words; they are trained on
+//! thousands of synthetic voices and work for real speakers out of the box (pure-Rust template
+//! matching such as rustpotter needs recordings of the actual speakers), and an OEM trains its
+//! own keyword with openWakeWord's published recipe and names the `.onnx` in its profile. The
+//! pretrained keywords are CC BY-NC-SA (non-commercial): the default profile's "hey jarvis" is
+//! for demos, and `cabin models list` says so.
+//!
+//! Pipeline per chunk of 1,280 samples: a mel spectrogram of the last 1,760 samples (8 frames
+//! of 32 bands), an embedding (96 values) of the last 76 frames, and the keyword classifier on
+//! the last N embeddings (N from the model, 16 for the pretrained ones: 1.28 s).
+
+use crate::runtime::models::ModelError;
+use crate::runtime::onnx::{run_error, session, OnnxError};
+use ort::session::Session;
+use ort::value::TensorRef;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+
+/// Samples per step (80 ms at 16 kHz).
+pub const CHUNK: usize = 1280;
+/// The mel model's input: the chunk and 480 samples of context (three 10 ms hops of overlap).
+const MEL_INPUT: usize = 1760;
+const MEL_BANDS: usize = 32;
+/// Mel frames per embedding (775 ms).
+const EMBEDDING_FRAMES: usize = 76;
+const EMBEDDING: usize = 96;
+
+/// The files of one wake word.
+#[derive(Debug, Clone)]
+pub struct WakeModels {
+    pub melspectrogram: PathBuf,
+    pub embedding: PathBuf,
+    pub keyword: PathBuf,
+}
+
+impl WakeModels {
+    /// The installed feature models and `keyword`: a catalogue name (`cabin models list`) or
+    /// the path of an openWakeWord keyword model.
+    pub fn resolve(keyword: &str) -> Result<WakeModels, ModelError> {
+        let keyword = if crate::runtime::models::is_path(keyword) {
+            PathBuf::from(keyword)
+        } else {
+            crate::runtime::models::installed(keyword, "wake word model")?
+        };
+        Ok(WakeModels {
+            melspectrogram: crate::runtime::models::installed(
+                "openwakeword-melspectrogram",
+                "wake word feature model",
+            )?,
+            embedding: crate::runtime::models::installed(
+                "openwakeword-embedding",
+                "wake word feature model",
+            )?,
+            keyword,
+        })
+    }
+}
+
+pub struct WakeWord {
+    mel: Session,
+    embedding: Session,
+    keyword: Session,
+    /// Embeddings the keyword model looks at.
+    window: usize,
+    /// The last `MEL_INPUT` samples, as the mel model wants them (int16 scale).
+    audio: Vec<f32>,
+    /// The last `EMBEDDING_FRAMES` mel frames, flattened.
+    mels: Vec<f32>,
+    embeddings: VecDeque<[f32; EMBEDDING]>,
+    flat: Vec<f32>,
+}
+
+/// Why a wake word can't be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum WakeError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Onnx(#[from] OnnxError),
+}
+
+impl WakeWord {
+    /// The wake word `keyword` names (see [`WakeModels::resolve`]), loaded.
+    pub fn for_keyword(keyword: &str) -> Result<WakeWord, WakeError> {
+        Ok(WakeWord::load(&WakeModels::resolve(keyword)?)?)
+    }
+
+    pub fn load(models: &WakeModels) -> Result<WakeWord, OnnxError> {
+        let keyword = session(&models.keyword, "wake word model")?;
+        let window = keyword_window(&keyword).ok_or_else(|| OnnxError::Model {
+            what: "wake word model".into(),
+            path: models.keyword.clone(),
+            message: format!(
+                "its input is not [1, N, {EMBEDDING}] embeddings; is it an openWakeWord keyword model?"
+            ),
+        })?;
+        let mut w = WakeWord {
+            mel: session(&models.melspectrogram, "wake word feature model")?,
+            embedding: session(&models.embedding, "wake word feature model")?,
+            keyword,
+            window,
+            audio: vec![0.0; MEL_INPUT],
+            mels: Vec::new(),
+            embeddings: VecDeque::with_capacity(window + 1),
+            flat: Vec::with_capacity(window * EMBEDDING),
+        };
+        w.reset();
+        Ok(w)
+    }
+
+    /// Forgets the audio heard so far.
+    pub fn reset(&mut self) {
+        self.audio.fill(0.0);
+        // openWakeWord starts its mel buffer at ones (the transformed value of near silence).
+        self.mels = vec![1.0; EMBEDDING_FRAMES * MEL_BANDS];
+        self.embeddings.clear();
+    }
+
+    /// Feeds one chunk; returns the keyword score (0..1) once enough audio has been heard.
+    pub fn push(&mut self, chunk: &[i16; CHUNK]) -> Result<Option<f32>, OnnxError> {
+        self.audio.copy_within(CHUNK.., 0);
+        for (a, s) in self.audio[MEL_INPUT - CHUNK..].iter_mut().zip(chunk) {
+            *a = f32::from(*s);
+        }
+        let outputs = self
+            .mel
+            .run(ort::inputs![
+                "input" => TensorRef::from_array_view(([1usize, MEL_INPUT], &self.audio[..]))
+                    .map_err(run_error("wake word mel spectrogram"))?
+            ])
+            .map_err(run_error("wake word mel spectrogram"))?;
+        let (_, mel) = outputs[0]
+            .try_extract_tensor::<f32>()
+            .map_err(run_error("wake word mel spectrogram"))?;
+        let new = mel.len().min(self.mels.len());
+        self.mels.copy_within(new.., 0);
+        let at = self.mels.len() - new;
+        for (m, v) in self.mels[at..].iter_mut().zip(&mel[mel.len() - new..]) {
+            *m = v / 10.0 + 2.0;
+        }
+        drop(outputs);
+
+        let outputs = self
+            .embedding
+            .run(ort::inputs![
+                "input_1" => TensorRef::from_array_view(
+                    ([1usize, EMBEDDING_FRAMES, MEL_BANDS, 1], &self.mels[..])
+                )
+                .map_err(run_error("wake word embedding"))?
+            ])
+            .map_err(run_error("wake word embedding"))?;
+        let (_, e) = outputs[0]
+            .try_extract_tensor::<f32>()
+            .map_err(run_error("wake word embedding"))?;
+        let mut embedding = [0.0; EMBEDDING];
+        if e.len() != EMBEDDING {
+            return Err(OnnxError::Run {
+                what: "wake word embedding",
+                message: format!("{} values instead of {EMBEDDING}", e.len()),
+            });
+        }
+        embedding.copy_from_slice(e);
+        drop(outputs);
+        if self.embeddings.len() == self.window {
+            self.embeddings.pop_front();
+        }
+        self.embeddings.push_back(embedding);
+        if self.embeddings.len() < self.window {
+            return Ok(None);
+        }
+
+        self.flat.clear();
+        self.flat.extend(self.embeddings.iter().flatten());
+        let outputs = self
+            .keyword
+            .run(ort::inputs![TensorRef::from_array_view((
+                [1usize, self.window, EMBEDDING],
+                &self.flat[..]
+            ))
+            .map_err(run_error("wake word model"))?])
+            .map_err(run_error("wake word model"))?;
+        let (_, score) = outputs[0]
+            .try_extract_tensor::<f32>()
+            .map_err(run_error("wake word model"))?;
+        Ok(score.first().copied())
+    }
+}
+
+/// N of a keyword model's `[1, N, 96]` input.
+fn keyword_window(s: &Session) -> Option<usize> {
+    let shape = s.inputs().first()?.dtype().tensor_shape()?;
+    match shape[..] {
+        [_, n, e] if n > 0 && e == EMBEDDING as i64 => Some(n as usize),
+        _ => None,
+    }
+}

@@ -1,0 +1,187 @@
+//! The profile's intents, validated: slot types and values, the vehicle action each intent
+//! names, and its driving constraint.
+
+use crate::profile::dbus_value::{ArgValue, DbusType};
+use crate::profile::template::Template;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SlotType {
+    /// `zones`: the values are seat zones ("my" means the speaker's).
+    Enum {
+        values: Vec<EnumValue>,
+        zones: bool,
+    },
+    Integer {
+        min: i64,
+        max: i64,
+        unit: String,
+    },
+    Decimal {
+        min: f64,
+        max: f64,
+        unit: String,
+    },
+    Text {
+        max_words: usize,
+    },
+}
+
+impl SlotType {
+    /// Whether `value` is within the type's range (numbers); every other value is.
+    pub fn admits(&self, value: &SlotValue) -> bool {
+        let SlotValue::Number(v) = value else {
+            return true;
+        };
+        match self {
+            SlotType::Integer { min, max, .. } => (*min as f64..=*max as f64).contains(v),
+            SlotType::Decimal { min, max, .. } => (*min..=*max).contains(v),
+            _ => true,
+        }
+    }
+
+    /// The value of an enum slot type whose canonical key is `key`.
+    pub fn value_for_key(&self, key: &str) -> Option<SlotValue> {
+        let SlotType::Enum { values, .. } = self else {
+            return None;
+        };
+        values
+            .iter()
+            .find(|v| v.key == key)
+            .map(|v| SlotValue::Enum {
+                key: v.key.clone(),
+                spoken: v.spoken.clone(),
+            })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnumValue {
+    /// What the action receives ("rear_left").
+    pub key: String,
+    /// How a reply says it: the first synonym ("rear left").
+    pub spoken: String,
+    /// Tokenised synonyms, matched against speech.
+    pub synonyms: Vec<Vec<String>>,
+}
+
+/// The enum key a zones slot holds when the driver said "my": resolved to the speaker's zone.
+pub const SPEAKER: &str = "@speaker";
+
+/// A slot's value after matching.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SlotValue {
+    Enum { key: String, spoken: String },
+    Number(f64),
+    Text(String),
+}
+
+impl SlotValue {
+    /// How a reply template renders the value.
+    pub fn spoken(&self) -> String {
+        match self {
+            SlotValue::Enum { spoken, .. } => spoken.clone(),
+            SlotValue::Number(n) => crate::text::format_number(*n),
+            SlotValue::Text(t) => t.clone(),
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            SlotValue::Enum { key, .. } => serde_json::Value::from(key.clone()),
+            SlotValue::Number(n) => serde_json::Value::from(*n),
+            SlotValue::Text(t) => serde_json::Value::from(t.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Intent {
+    pub name: String,
+    pub description: String,
+    pub sentences: Vec<Template>,
+    /// Slot name → slot type name, for every slot any sentence mentions.
+    pub slots: BTreeMap<String, String>,
+    pub defaults: BTreeMap<String, SlotValue>,
+    pub reply: String,
+    /// Replies for specific D-Bus errors of the action, by error name.
+    pub error_replies: BTreeMap<String, String>,
+    /// Questions for missing slots ("Which window?").
+    pub ask: BTreeMap<String, String>,
+    /// The question asked before acting ("Call {contact}?"), for intents that need a yes.
+    pub confirm: Option<String>,
+    /// Whether Cabin listens for a follow-up after this intent.
+    pub follow_up: bool,
+    /// Slots the reply, action, confirmation or error replies use.
+    pub needs: BTreeSet<String>,
+    pub action: Action,
+    pub when: Option<Constraint>,
+    /// How many plain sentences the templates expand to.
+    pub sentence_count: usize,
+    /// The intent that does the reverse, declared on either of the two. Words that embed alike
+    /// ("too loud", "too quiet") rank both; the shortlist offers the local model only the closer.
+    pub opposite: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Action {
+    pub service: String,
+    pub path: String,
+    pub interface: String,
+    /// Spoken name of the device in failure replies ("the climate control").
+    pub target: String,
+    pub kind: ActionKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ActionKind {
+    Call { method: String, args: Vec<ArgSpec> },
+    SetProperty { property: String, value: ArgSpec },
+    GetProperty { property: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct ArgSpec {
+    pub ty: DbusType,
+    pub source: ArgSource,
+}
+
+#[derive(Debug, Clone)]
+pub enum ArgSource {
+    Slot(String),
+    /// A string with `{slot}` placeholders.
+    Format(String),
+    Literal(ArgValue),
+}
+
+/// Vehicle-state conditions an intent needs (enforced by the conversation issue).
+#[derive(Debug, Clone)]
+pub struct Constraint {
+    pub gear: Option<Vec<Gear>>,
+    pub max_speed_kmh: Option<f64>,
+    pub parking_brake: Option<bool>,
+    pub refusal: String,
+}
+
+/// The `{name}` placeholders of a reply or argument template.
+pub fn placeholders(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else { break };
+        out.push(after[..close].trim().to_string());
+        rest = &after[close + 1..];
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gear {
+    Park,
+    Reverse,
+    Neutral,
+    Drive,
+}

@@ -1,0 +1,261 @@
+//! The profile's settings sections, validated: persona, models, listening, speech, the model
+//! routes, the vehicle bus and its driving-state source, dialog and inputs.
+
+use crate::profile::template::Template;
+use crate::runtime::bus::BusAddress;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A small-talk exchange: no action, a short reply in the persona's voice, and silence while
+/// the driver is manoeuvring.
+#[derive(Debug, Clone)]
+pub struct SmallTalk {
+    pub name: String,
+    pub sentences: Vec<Template>,
+    pub reply: String,
+}
+
+/// Spoken replies longer than this are refused at load time: the driver is driving.
+pub const MAX_SPOKEN_WORDS: usize = 25;
+
+#[derive(Debug, Clone)]
+pub struct Persona {
+    pub name: String,
+    /// How the assistant presents itself (the local model's system prompt opens with it).
+    pub description: String,
+    pub wake_words: Vec<String>,
+}
+
+/// Model names as the profile gives them; the model catalogue (speech/LLM issues) resolves them.
+#[derive(Debug, Clone, Default)]
+pub struct Models {
+    pub asr: Option<String>,
+    pub llm: Option<String>,
+    pub tts: Option<String>,
+    /// An openWakeWord keyword model: a catalogue name, or the path of an `.onnx` file.
+    pub wake: Option<String>,
+    /// The voice activity model that ends an utterance.
+    pub vad: Option<String>,
+    /// The sentence-embedding model that shortlists the intents the local model may call.
+    pub shortlist: Option<String>,
+}
+
+/// The voice names `tts = "espeak"` takes; anything else is a Piper voice.
+pub const ESPEAK: &str = "espeak";
+
+/// Whether the profile's `tts` names a Piper voice (by catalogue name or path).
+pub fn is_piper(tts: &str) -> bool {
+    tts != ESPEAK
+}
+
+impl Models {
+    /// The catalogue models a profile needs, each with what it is for: speech and language
+    /// models, and for the front end ONNX Runtime, the voice activity model and the wake word's
+    /// (a wake word given as a path is the OEM's own file, not the catalogue's).
+    pub fn needed(&self) -> Vec<(&'static str, String)> {
+        let m = self;
+        let mut out = Vec::new();
+        let mut add = |what, name: &str| out.push((what, name.to_string()));
+        if let Some(asr) = &m.asr {
+            add("speech", asr);
+        }
+        if let Some(llm) = &m.llm {
+            add("language", llm);
+        }
+        let piper = m.tts.as_deref().filter(|t| is_piper(t));
+        let shortlist = m.shortlist.as_ref().filter(|_| m.llm.is_some());
+        // A GGUF embedding model runs in `cabin-llm`; the others on ONNX Runtime, with a tokenizer.
+        let onnx_shortlist = shortlist
+            .filter(|s| crate::runtime::models::find(s).is_ok_and(|m| m.kind == "embedding"));
+        if m.vad.is_some() || m.wake.is_some() || piper.is_some() || onnx_shortlist.is_some() {
+            add("ONNX Runtime", "onnxruntime");
+        }
+        if let Some(voice) = piper.filter(|v| !crate::runtime::models::is_path(v)) {
+            add("voice", voice);
+            add("voice config", &format!("{voice}-config"));
+        }
+        if let Some(vad) = &m.vad {
+            add("voice activity", vad);
+        }
+        if let Some(shortlist) = shortlist {
+            add("intent shortlist", shortlist);
+        }
+        if let Some(shortlist) = onnx_shortlist {
+            add(
+                "intent shortlist tokenizer",
+                &format!("{shortlist}-tokenizer"),
+            );
+        }
+        if let Some(wake) = &m.wake {
+            add("wake word feature", "openwakeword-melspectrogram");
+            add("wake word feature", "openwakeword-embedding");
+            if !crate::runtime::models::is_path(wake) {
+                add("wake word", wake);
+            }
+        }
+        out
+    }
+}
+
+/// How the always-on front end decides that the driver spoke to Cabin, and when they stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenSettings {
+    /// Wake word score (0..1) that counts as a detection; higher: fewer false wakes.
+    pub wake_threshold: f32,
+    /// No second detection this soon after one.
+    pub refractory: Duration,
+    /// Speech probability (0..1) that counts as speech.
+    pub vad_threshold: f32,
+    /// This much silence after speech ends the command.
+    pub trailing_silence: Duration,
+    /// Give up if no speech starts this soon after the wake word.
+    pub no_speech_timeout: Duration,
+    /// Cut a command off at this length.
+    pub max_utterance: Duration,
+    /// Names speech recognition should expect (contacts, favourite places, brand words).
+    pub vocabulary: Vec<String>,
+}
+
+impl Default for ListenSettings {
+    fn default() -> Self {
+        ListenSettings {
+            wake_threshold: 0.5,
+            refractory: Duration::from_secs(2),
+            vad_threshold: 0.5,
+            trailing_silence: Duration::from_millis(600),
+            no_speech_timeout: Duration::from_secs(4),
+            max_utterance: Duration::from_secs(10),
+            vocabulary: Vec::new(),
+        }
+    }
+}
+
+/// How Cabin speaks ([models] tts names the voice).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeechSettings {
+    /// Speaking rate: 1.0 is the voice's own, 1.2 a fifth faster.
+    pub rate: f32,
+    /// Loudness, 0..1 of full scale.
+    pub volume: f32,
+    /// Threads synthesis may use (it runs between the driver's turns, not while listening).
+    pub threads: usize,
+    /// Turns the media down while Cabin speaks.
+    pub ducking: Option<Ducking>,
+}
+
+impl Default for SpeechSettings {
+    fn default() -> Self {
+        SpeechSettings {
+            rate: 1.0,
+            volume: 0.9,
+            threads: 1,
+            ducking: None,
+        }
+    }
+}
+
+/// The media service's calls that turn the media down while Cabin speaks and back up after:
+/// `duck(level: u32)`, a percentage of the media's own volume, and `restore()`. Both must be
+/// idempotent: Cabin restores after every reply however it ended, and once at start-up (after
+/// a crash).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ducking {
+    pub service: String,
+    pub path: String,
+    pub interface: String,
+    pub duck: String,
+    pub restore: String,
+    #[serde(default = "default_duck_level")]
+    pub level: u32,
+}
+
+fn default_duck_level() -> u32 {
+    30
+}
+
+/// How the local LLM worker runs, and how long the router waits for it.
+#[derive(Debug, Clone)]
+pub struct LlmSettings {
+    pub context: u32,
+    /// None: one per core.
+    pub threads: Option<u32>,
+    pub batch: u32,
+    pub max_tokens: u32,
+    pub budget: Duration,
+}
+
+/// Whether and how the cloud model is used. The API key is named (an environment variable or
+/// a root-only file), never written in the profile.
+#[derive(Debug, Clone)]
+pub struct CloudSettings {
+    pub policy: CloudPolicy,
+    /// Base URL up to `/v1`; set whenever the policy is not `off`.
+    pub base_url: String,
+    pub model: String,
+    pub api_key_env: Option<String>,
+    pub api_key_file: Option<PathBuf>,
+    pub budget: Duration,
+    /// Replace capitalised names and numbers in what is sent with placeholders.
+    pub redact_names: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AudioDevices {
+    pub input: String,
+    pub output: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct VehicleSettings {
+    /// The bus the vehicle services are on.
+    pub bus: BusAddress,
+    /// How long a vehicle service may take to answer before Cabin gives up.
+    pub timeout: Duration,
+    /// Where the driving state comes from; None leaves constrained intents always refused.
+    pub state: Option<StateSource>,
+}
+
+/// The interface whose properties give the driving state. Read straight from the profile;
+/// validation checks the names.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSource {
+    pub service: String,
+    pub path: String,
+    pub interface: String,
+    /// Property of type `d`, km/h.
+    pub speed: String,
+    /// Property of type `s`: park, reverse, neutral or drive.
+    pub gear: String,
+    /// Property of type `b`.
+    pub parking_brake: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DialogSettings {
+    /// How long Cabin listens for a follow-up without the wake word; zero turns it off.
+    pub follow_up: Duration,
+    /// How many times Cabin asks for a missing slot before giving up.
+    pub max_clarifications: u8,
+}
+
+/// A microphone or push-to-talk source and the seat zone of whoever uses it.
+#[derive(Debug, Clone)]
+pub struct InputZone {
+    pub name: String,
+    pub zone: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloudPolicy {
+    /// Never send anything off the vehicle.
+    #[default]
+    Off,
+    /// Only after the driver has agreed (a later issue asks for the consent).
+    OptIn,
+    /// Use the cloud where the router finds it worth it.
+    On,
+}

@@ -1,0 +1,11 @@
+//! Speech out: reply text made speakable, the voice that synthesises it, the speaker actor
+//! that plays it sentence by sentence, where the sound goes, and media ducking.
+
+pub mod ducking;
+pub mod playback;
+pub mod speakable;
+pub mod speaker;
+pub mod voice;
+
+pub use playback::Output;
+pub use speaker::{Speaker, SpeechEnd, Spoken};

@@ -1,0 +1,453 @@
+//! Cabin's mouth: an actor that turns reply text into sound, sentence by sentence as the text
+//! arrives, so the first sentence plays while the rest is still being generated.
+//!
+//! Two threads: the speaker thread owns the output and answers `stop` at once; the voice
+//! thread synthesises (it blocks for as long as a sentence takes). Every sentence is also
+//! run through the wake word detector, so the daemon knows when Cabin's own voice says the
+//! wake word and can keep the microphone's wake word deaf to it.
+
+use crate::hear::wake::{WakeWord, CHUNK};
+use crate::speak::playback::{Output, PlaybackError, Sink};
+use crate::speak::voice::Voice;
+use crate::text::take_sentences;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// What the speaker reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Spoken {
+    /// A sentence's audio was queued to play (right away if nothing else is playing).
+    Sentence {
+        utterance: u64,
+        /// As written in the reply (the voice hears it with numbers in words).
+        text: String,
+        /// How long it plays.
+        audio: Duration,
+        /// How long synthesising it took.
+        synthesis: Duration,
+        /// Cabin's voice says the wake word in it.
+        own_wake: bool,
+        /// For the first sentence: from the utterance's first text to its first audio.
+        first_audio: Option<Duration>,
+    },
+    Done {
+        utterance: u64,
+        end: SpeechEnd,
+    },
+}
+
+/// How an utterance ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpeechEnd {
+    /// Its last sample played.
+    Finished,
+    /// `stop`, or a newer utterance, cut it short.
+    Stopped,
+    Failed(String),
+}
+
+enum Msg {
+    Text {
+        utterance: u64,
+        text: String,
+    },
+    End {
+        utterance: u64,
+    },
+    Stop,
+    Synthesised {
+        utterance: u64,
+        sentence: String,
+        result: Result<Speech, String>,
+    },
+    Shutdown,
+}
+
+struct Speech {
+    samples: Vec<f32>,
+    sample_rate: u32,
+    took: Duration,
+    own_wake: bool,
+}
+
+/// Utterance ids start here; `NONE` means nothing is being said.
+const NONE: u64 = u64::MAX;
+
+/// The handle: methods only send messages. Dropping it joins both threads.
+pub struct Speaker {
+    tx: mpsc::Sender<Msg>,
+    threads: Vec<JoinHandle<()>>,
+    voice_name: String,
+}
+
+impl Speaker {
+    /// Starts speaking through `output` with `voice`; `wake` (the wake word and its
+    /// threshold) checks every sentence for the wake word. Fails if the output can't open.
+    pub fn start(
+        voice: Box<dyn Voice>,
+        output: Output,
+        wake: Option<(WakeWord, f32)>,
+        events: UnboundedSender<Spoken>,
+    ) -> Result<Speaker, PlaybackError> {
+        let (tx, rx) = mpsc::channel();
+        let (synth_tx, synth_rx) = mpsc::channel::<(u64, String)>();
+        // The utterance being spoken: the voice skips sentences of any other.
+        let current = Arc::new(AtomicU64::new(NONE));
+        let voice_name = voice.name();
+        let voice_thread = std::thread::Builder::new()
+            .name("cabin-voice".into())
+            .spawn({
+                let tx = tx.clone();
+                let current = current.clone();
+                move || synthesise(voice, wake, synth_rx, tx, current)
+            })
+            .expect("spawning a thread");
+        let (opened_tx, opened_rx) = mpsc::sync_channel(1);
+        let device = output.to_string();
+        let speaker_thread = std::thread::Builder::new()
+            .name("cabin-speaker".into())
+            .spawn(move || {
+                let sink = match output.open() {
+                    Ok(s) => {
+                        let _ = opened_tx.send(Ok(()));
+                        s
+                    }
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(e));
+                        return;
+                    }
+                };
+                play(sink, rx, synth_tx, current, events);
+            })
+            .expect("spawning a thread");
+        let speaker = Speaker {
+            tx,
+            threads: vec![speaker_thread, voice_thread],
+            voice_name,
+        };
+        match opened_rx.recv() {
+            Ok(Ok(())) => Ok(speaker),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(PlaybackError::Device {
+                device,
+                message: "the playback thread stopped".into(),
+            }),
+        }
+    }
+
+    pub fn voice_name(&self) -> &str {
+        &self.voice_name
+    }
+
+    /// More text of `utterance` (a whole reply, or a piece of a streamed one). Text of a new
+    /// utterance cuts the one before short.
+    pub fn say(&self, utterance: u64, text: &str) {
+        let _ = self.tx.send(Msg::Text {
+            utterance,
+            text: text.into(),
+        });
+    }
+
+    /// `utterance` has no more text: speak what is left, then report `Done`.
+    pub fn end(&self, utterance: u64) {
+        let _ = self.tx.send(Msg::End { utterance });
+    }
+
+    /// Silence now: drops what is queued and cancels pending synthesis.
+    pub fn stop(&self) {
+        let _ = self.tx.send(Msg::Stop);
+    }
+}
+
+impl Drop for Speaker {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Msg::Shutdown);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The voice thread: sentences in, audio out, skipping any of an utterance no longer spoken.
+fn synthesise(
+    mut voice: Box<dyn Voice>,
+    mut wake: Option<(WakeWord, f32)>,
+    sentences: mpsc::Receiver<(u64, String)>,
+    out: mpsc::Sender<Msg>,
+    current: Arc<AtomicU64>,
+) {
+    while let Ok((utterance, sentence)) = sentences.recv() {
+        if current.load(Ordering::Acquire) != utterance {
+            continue;
+        }
+        let started = Instant::now();
+        let text = crate::speak::speakable::speakable(&sentence);
+        let result = voice
+            .synthesize(&text)
+            .map_err(|e| e.to_string())
+            .map(|samples| {
+                let own_wake = wake.as_mut().is_some_and(|(w, threshold)| {
+                    says_wake_word(w, *threshold, &samples, voice.sample_rate())
+                });
+                Speech {
+                    samples,
+                    sample_rate: voice.sample_rate(),
+                    took: started.elapsed(),
+                    own_wake,
+                }
+            });
+        let sent = out.send(Msg::Synthesised {
+            utterance,
+            sentence,
+            result,
+        });
+        if sent.is_err() {
+            break;
+        }
+    }
+}
+
+/// Whether the wake word detector fires anywhere in `samples`.
+fn says_wake_word(wake: &mut WakeWord, threshold: f32, samples: &[f32], rate: u32) -> bool {
+    let Ok(audio) = crate::hear::audio::resample(samples, rate) else {
+        return false;
+    };
+    wake.reset();
+    // A second of silence after it: the detector decides on the tail of the phrase.
+    let tail = vec![0.0; crate::hear::audio::RATE as usize];
+    let mut chunk = [0i16; CHUNK];
+    for block in audio.chunks(CHUNK).chain(tail.chunks(CHUNK)) {
+        chunk.fill(0);
+        for (c, s) in chunk.iter_mut().zip(block) {
+            *c = (s * 32767.0).clamp(-32768.0, 32767.0) as i16;
+        }
+        if let Ok(Some(score)) = wake.push(&chunk) {
+            if score >= threshold {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// An utterance being spoken.
+struct Utterance {
+    id: u64,
+    /// Text not yet a whole sentence.
+    pending: String,
+    ended: bool,
+    /// Sentences sent to the voice and not yet back.
+    synthesising: usize,
+    since: Instant,
+    spoke: bool,
+}
+
+/// The speaker thread: owns the sink; never blocks on synthesis.
+fn play(
+    mut sink: Box<dyn Sink>,
+    rx: mpsc::Receiver<Msg>,
+    voice: mpsc::Sender<(u64, String)>,
+    current: Arc<AtomicU64>,
+    events: UnboundedSender<Spoken>,
+) {
+    let mut now: Option<Utterance> = None;
+    let done = |sink: &mut Box<dyn Sink>, now: &mut Option<Utterance>, end: SpeechEnd| {
+        if let Some(u) = now.take() {
+            current.store(NONE, Ordering::Release);
+            if end != SpeechEnd::Finished {
+                sink.stop();
+            }
+            let end = match (end, sink.finish()) {
+                (SpeechEnd::Finished, Err(e)) => SpeechEnd::Failed(e.to_string()),
+                (end, _) => end,
+            };
+            let _ = events.send(Spoken::Done {
+                utterance: u.id,
+                end,
+            });
+        }
+    };
+    loop {
+        // While the last audio plays out, look every 10 ms for its end.
+        let draining = now.as_ref().is_some_and(|u| u.ended && u.synthesising == 0);
+        let msg = if draining {
+            match rx.recv_timeout(Duration::from_millis(10)) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => Some(Msg::Shutdown),
+            }
+        } else {
+            Some(rx.recv().unwrap_or(Msg::Shutdown))
+        };
+        match msg {
+            None => {}
+            Some(Msg::Shutdown) => {
+                done(&mut sink, &mut now, SpeechEnd::Stopped);
+                return;
+            }
+            Some(Msg::Stop) => done(&mut sink, &mut now, SpeechEnd::Stopped),
+            Some(Msg::Text { utterance, text }) => {
+                if now.as_ref().is_some_and(|u| u.id != utterance) {
+                    done(&mut sink, &mut now, SpeechEnd::Stopped);
+                }
+                let u = now.get_or_insert_with(|| {
+                    current.store(utterance, Ordering::Release);
+                    Utterance {
+                        id: utterance,
+                        pending: String::new(),
+                        ended: false,
+                        synthesising: 0,
+                        since: Instant::now(),
+                        spoke: false,
+                    }
+                });
+                if u.ended {
+                    continue;
+                }
+                u.pending.push_str(&text);
+                for sentence in take_sentences(&mut u.pending, false) {
+                    u.synthesising += 1;
+                    let _ = voice.send((u.id, sentence));
+                }
+            }
+            Some(Msg::End { utterance }) => {
+                if let Some(u) = now.as_mut().filter(|u| u.id == utterance) {
+                    for sentence in take_sentences(&mut u.pending, true) {
+                        u.synthesising += 1;
+                        let _ = voice.send((u.id, sentence));
+                    }
+                    u.ended = true;
+                }
+            }
+            Some(Msg::Synthesised {
+                utterance,
+                sentence,
+                result,
+            }) => {
+                let Some(u) = now.as_mut().filter(|u| u.id == utterance) else {
+                    continue;
+                };
+                u.synthesising -= 1;
+                let speech = match result {
+                    Ok(s) => s,
+                    Err(e) => {
+                        done(&mut sink, &mut now, SpeechEnd::Failed(e));
+                        continue;
+                    }
+                };
+                if let Err(e) = sink.append(&speech.samples, speech.sample_rate) {
+                    done(&mut sink, &mut now, SpeechEnd::Failed(e.to_string()));
+                    continue;
+                }
+                let first_audio = (!u.spoke).then(|| u.since.elapsed());
+                u.spoke = true;
+                let _ = events.send(Spoken::Sentence {
+                    utterance,
+                    text: sentence,
+                    audio: Duration::from_secs_f64(
+                        speech.samples.len() as f64 / f64::from(speech.sample_rate.max(1)),
+                    ),
+                    synthesis: speech.took,
+                    own_wake: speech.own_wake,
+                    first_audio,
+                });
+            }
+        }
+        if now.as_ref().is_some_and(|u| u.ended && u.synthesising == 0) && !sink.playing() {
+            done(&mut sink, &mut now, SpeechEnd::Finished);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn speaker() -> (Speaker, tokio::sync::mpsc::UnboundedReceiver<Spoken>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (
+            Speaker::start(Box::new(crate::speak::voice::Beep), Output::Null, None, tx).unwrap(),
+            rx,
+        )
+    }
+
+    #[test]
+    fn an_utterance_plays_in_real_time_and_then_is_done() {
+        let (s, mut rx) = speaker();
+        let started = Instant::now();
+        s.say(1, "One. Two");
+        s.end(1);
+        let first = rx.blocking_recv().unwrap();
+        assert!(
+            matches!(&first, Spoken::Sentence { text, first_audio: Some(_), .. } if text == "One."),
+            "{first:?}"
+        );
+        assert!(matches!(
+            rx.blocking_recv().unwrap(),
+            Spoken::Sentence {
+                first_audio: None,
+                ..
+            }
+        ));
+        assert_eq!(
+            rx.blocking_recv().unwrap(),
+            Spoken::Done {
+                utterance: 1,
+                end: SpeechEnd::Finished
+            }
+        );
+        // Two seconds of audio on the real-time null device.
+        assert!(started.elapsed() >= Duration::from_millis(1900));
+    }
+
+    #[test]
+    fn stop_and_a_newer_utterance_cut_it_short() {
+        let (s, mut rx) = speaker();
+        s.say(1, "One. Two. Three.");
+        assert!(matches!(
+            rx.blocking_recv().unwrap(),
+            Spoken::Sentence { .. }
+        ));
+        s.stop();
+        let mut events = Vec::new();
+        while let Some(e) = rx.blocking_recv() {
+            let done = matches!(e, Spoken::Done { .. });
+            events.push(e);
+            if done {
+                break;
+            }
+        }
+        assert_eq!(
+            events.last().unwrap(),
+            &Spoken::Done {
+                utterance: 1,
+                end: SpeechEnd::Stopped
+            }
+        );
+        s.say(2, "Four.");
+        s.say(3, "Five.");
+        s.end(3);
+        let mut ends = Vec::new();
+        while ends.len() < 2 {
+            if let Spoken::Done { utterance, end } = rx.blocking_recv().unwrap() {
+                ends.push((utterance, end));
+            }
+        }
+        assert_eq!(ends, [(2, SpeechEnd::Stopped), (3, SpeechEnd::Finished)]);
+    }
+
+    #[test]
+    fn a_synthesis_error_ends_the_utterance() {
+        let (s, mut rx) = speaker();
+        s.say(7, "Please fail now.");
+        s.end(7);
+        assert!(matches!(
+            rx.blocking_recv().unwrap(),
+            Spoken::Done { utterance: 7, end: SpeechEnd::Failed(e) } if e.contains("told to fail")
+        ));
+    }
+}

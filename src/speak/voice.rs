@@ -1,0 +1,395 @@
+//! Text to speech behind one small trait: a neural Piper voice on ONNX Runtime, phonemised by
+//! eSpeak NG, or eSpeak NG alone for a minimal image.
+//!
+//! eSpeak NG runs as Debian's `espeak-ng` program (which is `libespeak-ng`'s front end), not
+//! linked: it is GPL-3, and a separate process keeps Cabin's licence the OEM's choice.
+
+use crate::profile::{Profile, SpeechSettings};
+use crate::runtime::onnx::{run_error, OnnxError};
+use ort::session::Session;
+use ort::value::TensorRef;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TtsError {
+    #[error(transparent)]
+    Onnx(#[from] OnnxError),
+    #[error(transparent)]
+    NotInstalled(#[from] crate::runtime::models::ModelError),
+    #[error("cannot read the voice's config {path}: {message} (fix: run `cabin models fetch`; a Piper voice needs its .onnx.json beside the .onnx)")]
+    Config { path: PathBuf, message: String },
+    #[error("cannot run espeak-ng: {0} (fix: `apt-get install espeak-ng`, or run scripts/setup)")]
+    Espeak(String),
+}
+
+/// A voice: text in, mono samples in -1..1 at [`Voice::sample_rate`] out. Synthesis blocks
+/// (tens to hundreds of milliseconds a sentence): call it from a thread of its own.
+pub trait Voice: Send {
+    fn sample_rate(&self) -> u32;
+    /// Speaks one sentence (already [`crate::speak::speakable::speakable`]).
+    fn synthesize(&mut self, sentence: &str) -> Result<Vec<f32>, TtsError>;
+    /// What it is, for logs and `cabin say --json`.
+    fn name(&self) -> String;
+}
+
+/// Loads the profile's voice. A Piper voice that can't load falls back to eSpeak NG with a
+/// warning: a robotic answer beats silence in a car.
+pub fn load(profile: &Profile) -> Result<Box<dyn Voice>, TtsError> {
+    let settings = &profile.speech;
+    let espeak_voice = espeak_voice(&profile.language);
+    match profile.models.tts.as_deref() {
+        Some(tts) if crate::profile::is_piper(tts) => {
+            match Piper::load(tts, settings) {
+                Ok(p) => Ok(Box::new(p)),
+                Err(e) => {
+                    tracing::warn!("the Piper voice {tts} is unavailable ({e}); speaking with eSpeak NG instead");
+                    Ok(Box::new(Espeak::new(&espeak_voice, settings)?))
+                }
+            }
+        }
+        _ => Ok(Box::new(Espeak::new(&espeak_voice, settings)?)),
+    }
+}
+
+/// eSpeak NG's voice for a profile language ("en" → "en-us").
+fn espeak_voice(language: &str) -> String {
+    match language {
+        "en" => "en-us".into(),
+        other => other.to_lowercase(),
+    }
+}
+
+/// A Piper (VITS) voice: eSpeak NG's IPA phonemes → ids → the ONNX model → audio.
+pub struct Piper {
+    name: String,
+    session: Session,
+    ids: HashMap<char, Vec<i64>>,
+    espeak_voice: String,
+    /// noise_scale, length_scale (over the speaking rate), noise_w.
+    scales: [f32; 3],
+    sample_rate: u32,
+    volume: f32,
+}
+
+#[derive(serde::Deserialize)]
+struct PiperConfig {
+    audio: PiperAudio,
+    espeak: PiperEspeak,
+    inference: PiperInference,
+    phoneme_id_map: HashMap<String, Vec<i64>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PiperAudio {
+    sample_rate: u32,
+}
+
+#[derive(serde::Deserialize)]
+struct PiperEspeak {
+    voice: String,
+}
+
+#[derive(serde::Deserialize)]
+struct PiperInference {
+    noise_scale: f32,
+    length_scale: f32,
+    noise_w: f32,
+}
+
+impl Piper {
+    /// `tts`: a catalogue name or the path of a Piper `.onnx` (its `.onnx.json` beside it).
+    pub fn load(tts: &str, settings: &SpeechSettings) -> Result<Piper, TtsError> {
+        let (model, config) = if crate::runtime::models::is_path(tts) {
+            let model = PathBuf::from(tts);
+            let config = PathBuf::from(format!("{tts}.json"));
+            (model, config)
+        } else {
+            let model = crate::runtime::models::installed(tts, "voice")?;
+            let config =
+                crate::runtime::models::installed(&format!("{tts}-config"), "voice config")?;
+            (model, config)
+        };
+        let config_error = |message: String| TtsError::Config {
+            path: config.clone(),
+            message,
+        };
+        let text = std::fs::read_to_string(&config).map_err(|e| config_error(e.to_string()))?;
+        let c: PiperConfig =
+            serde_json::from_str(&text).map_err(|e| config_error(e.to_string()))?;
+        let mut ids = HashMap::new();
+        for (phoneme, id) in c.phoneme_id_map {
+            let mut chars = phoneme.chars();
+            if let (Some(ch), None) = (chars.next(), chars.next()) {
+                ids.insert(ch, id);
+            }
+        }
+        for needed in ['^', '$', '_'] {
+            if !ids.contains_key(&needed) {
+                return Err(config_error(format!(
+                    "its phoneme_id_map has no '{needed}'; is it a Piper voice config?"
+                )));
+            }
+        }
+        let session =
+            crate::runtime::onnx::session_with_threads(&model, "voice", settings.threads)?;
+        Ok(Piper {
+            name: format!(
+                "Piper {}",
+                model.file_stem().unwrap_or_default().to_string_lossy()
+            ),
+            session,
+            ids,
+            espeak_voice: c.espeak.voice,
+            scales: [
+                c.inference.noise_scale,
+                c.inference.length_scale / settings.rate,
+                c.inference.noise_w,
+            ],
+            sample_rate: c.audio.sample_rate,
+            volume: settings.volume,
+        })
+    }
+
+    /// Phoneme ids as Piper was trained on: `^`, then each phoneme followed by the pad `_`,
+    /// then `$`.
+    fn ids(&self, phonemes: &str) -> Vec<i64> {
+        let mut out = Vec::with_capacity(phonemes.len() * 2 + 2);
+        out.extend(&self.ids[&'^']);
+        out.extend(&self.ids[&'_']);
+        for p in phonemes.chars() {
+            if let Some(id) = self.ids.get(&p) {
+                out.extend(id);
+                out.extend(&self.ids[&'_']);
+            }
+        }
+        out.extend(&self.ids[&'$']);
+        out
+    }
+}
+
+impl Voice for Piper {
+    fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn synthesize(&mut self, sentence: &str) -> Result<Vec<f32>, TtsError> {
+        let phonemes = phonemes(sentence, &self.espeak_voice)?;
+        if phonemes.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = self.ids(&phonemes);
+        let fail = run_error("voice");
+        let lengths = [ids.len() as i64];
+        let outputs = self
+            .session
+            .run(ort::inputs![
+                "input" => TensorRef::from_array_view(([1usize, ids.len()], &ids[..])).map_err(run_error("voice"))?,
+                "input_lengths" => TensorRef::from_array_view(([1usize], &lengths[..])).map_err(run_error("voice"))?,
+                "scales" => TensorRef::from_array_view(([3usize], &self.scales[..])).map_err(run_error("voice"))?,
+            ])
+            .map_err(fail)?;
+        let (_, audio) = outputs["output"]
+            .try_extract_tensor::<f32>()
+            .map_err(run_error("voice"))?;
+        Ok(normalise(audio, self.volume))
+    }
+}
+
+/// Scales to `volume` of full scale at the peak, as Piper does, so every sentence is as loud.
+fn normalise(audio: &[f32], volume: f32) -> Vec<f32> {
+    let peak = audio.iter().fold(0.01f32, |m, s| m.max(s.abs()));
+    audio.iter().map(|s| s / peak * volume).collect()
+}
+
+/// eSpeak NG's IPA for `sentence`, with the clause punctuation Piper's voices were trained
+/// with put back (espeak-ng prints one clause a line and drops it).
+pub fn phonemes(sentence: &str, voice: &str) -> Result<String, TtsError> {
+    let lines = run_espeak(&["-q", "--ipa", "-v", voice, "--stdin"], sentence)?;
+    let lines = String::from_utf8_lossy(&lines);
+    let clauses: Vec<&str> = lines
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    // The punctuation that ends each clause of the text, in order.
+    let marks: Vec<char> = sentence
+        .chars()
+        .filter(|c| matches!(c, ',' | ';' | ':' | '.' | '!' | '?'))
+        .collect();
+    let mut out = String::new();
+    for (i, clause) in clauses.iter().enumerate() {
+        out.push_str(clause);
+        // When espeak split differently from the punctuation, pause with commas.
+        let mark = if marks.len() == clauses.len() {
+            marks[i]
+        } else if i + 1 == clauses.len() {
+            marks.last().copied().unwrap_or('.')
+        } else {
+            ','
+        };
+        out.push(mark);
+        if i + 1 < clauses.len() {
+            out.push(' ');
+        }
+    }
+    Ok(out)
+}
+
+/// Runs espeak-ng with `text` on its standard input; its standard output.
+fn run_espeak(args: &[&str], text: &str) -> Result<Vec<u8>, TtsError> {
+    let mut child = Command::new("espeak-ng")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| TtsError::Espeak(e.to_string()))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    // The text is small; the pipe takes it whole before espeak-ng reads.
+    let written = stdin.write_all(text.as_bytes());
+    drop(stdin);
+    let output = child
+        .wait_with_output()
+        .map_err(|e| TtsError::Espeak(e.to_string()))?;
+    written.map_err(|e| TtsError::Espeak(e.to_string()))?;
+    if !output.status.success() {
+        return Err(TtsError::Espeak(format!(
+            "{} ({})",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(output.stdout)
+}
+
+/// eSpeak NG's own formant voice: small, fast, robotic.
+pub struct Espeak {
+    voice: String,
+    words_per_minute: u32,
+    volume: f32,
+}
+
+impl Espeak {
+    pub fn new(voice: &str, settings: &SpeechSettings) -> Result<Espeak, TtsError> {
+        // Fail at start-up, not at the first reply.
+        run_espeak(&["--version"], "")?;
+        Ok(Espeak {
+            voice: voice.into(),
+            words_per_minute: (175.0 * settings.rate) as u32,
+            volume: settings.volume,
+        })
+    }
+}
+
+impl Voice for Espeak {
+    fn sample_rate(&self) -> u32 {
+        22_050
+    }
+
+    fn name(&self) -> String {
+        format!("eSpeak NG {}", self.voice)
+    }
+
+    fn synthesize(&mut self, sentence: &str) -> Result<Vec<f32>, TtsError> {
+        let wpm = self.words_per_minute.to_string();
+        let wav = run_espeak(
+            &["--stdout", "-v", &self.voice, "-s", &wpm, "--stdin"],
+            sentence,
+        )?;
+        let samples = streamed_wav_samples(&wav)
+            .map_err(|e| TtsError::Espeak(format!("its WAV output: {e}")))?;
+        Ok(normalise(&samples, self.volume))
+    }
+}
+
+/// The 16-bit mono samples of a WAV written to a pipe. eSpeak NG can't seek back to fill in
+/// the sizes, so its header claims ~2 GiB of data (which WAV readers refuse): the data chunk
+/// is simply the rest of the stream.
+fn streamed_wav_samples(wav: &[u8]) -> Result<Vec<f32>, String> {
+    if wav.len() < 12 || &wav[0..4] != b"RIFF" || &wav[8..12] != b"WAVE" {
+        return Err("not a RIFF/WAVE stream".into());
+    }
+    let mut at = 12;
+    while at + 8 <= wav.len() {
+        let id = &wav[at..at + 4];
+        let size = u32::from_le_bytes(wav[at + 4..at + 8].try_into().expect("4 bytes")) as usize;
+        let body = at + 8;
+        if id == b"fmt " {
+            let fmt = wav.get(body..body + 16).ok_or("a truncated fmt chunk")?;
+            let (format, channels, bits) = (
+                u16::from_le_bytes([fmt[0], fmt[1]]),
+                u16::from_le_bytes([fmt[2], fmt[3]]),
+                u16::from_le_bytes([fmt[14], fmt[15]]),
+            );
+            if (format, channels, bits) != (1, 1, 16) {
+                return Err(format!(
+                    "format {format}, {channels} channels, {bits} bits; expected 16-bit mono PCM"
+                ));
+            }
+        } else if id == b"data" {
+            return Ok(wav[body..]
+                .chunks_exact(2)
+                .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+                .collect());
+        }
+        at = body + size + size % 2;
+    }
+    Err("no data chunk".into())
+}
+
+/// A voice for tests: a second of audio (at 1 kHz) per sentence, or an error on "fail".
+#[cfg(test)]
+pub(crate) struct Beep;
+
+#[cfg(test)]
+impl Voice for Beep {
+    fn sample_rate(&self) -> u32 {
+        1000
+    }
+    fn synthesize(&mut self, sentence: &str) -> Result<Vec<f32>, TtsError> {
+        if sentence.contains("fail") {
+            return Err(TtsError::Espeak("told to fail".into()));
+        }
+        Ok(vec![0.1; 1000])
+    }
+    fn name(&self) -> String {
+        "beep".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// eSpeak NG's header on a pipe: RIFF and data sizes of ~2 GiB.
+    fn streamed(samples: &[i16]) -> Vec<u8> {
+        let mut wav = b"RIFF\x24\xf0\xff\x7fWAVEfmt \x10\0\0\0\x01\0\x01\0\x22\x56\0\0\x44\xac\0\0\x02\0\x10\0data\0\xf0\xff\x7f".to_vec();
+        for s in samples {
+            wav.extend(s.to_le_bytes());
+        }
+        wav
+    }
+
+    #[test]
+    fn a_streamed_wav_is_read_to_its_end() {
+        let samples = streamed_wav_samples(&streamed(&[0, 16384, -32768])).unwrap();
+        assert_eq!(samples, [0.0, 0.5, -1.0]);
+    }
+
+    #[test]
+    fn a_streamed_wav_that_is_not_16_bit_mono_is_refused() {
+        let mut wav = streamed(&[1, 2]);
+        wav[22] = 2; // stereo
+        assert!(streamed_wav_samples(&wav)
+            .unwrap_err()
+            .contains("2 channels"));
+        assert!(streamed_wav_samples(b"garbage").is_err());
+    }
+}

@@ -1,0 +1,9 @@
+//! Words and sentences, the lowest room: the tokenizer every template and utterance goes
+//! through, number formatting, and sentence splitting for streamed replies. Imports nothing
+//! of Cabin's.
+
+mod sentences;
+mod tokens;
+
+pub use sentences::take_sentences;
+pub use tokens::{format_number, tokenize, Token};

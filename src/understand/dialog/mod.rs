@@ -1,0 +1,766 @@
+//! The understanding layer: text in, a decision and a reply out, within a dialog.
+//!
+//! Every route (today the grammar fast path; the local LLM and the cloud propose intents
+//! through [`Assistant::propose`]) ends in [`Assistant::proceed`]: slots are filled from the
+//! dialog context, the speaker's zone and defaults, checked against their types, the safety
+//! policy and the confirmation rule, and only then does the action run.
+
+use crate::act::vehicle::{fill, Failure, ResolvedAction, VehicleBus};
+use crate::profile::{Intent, Profile, SlotType, SlotValue, SPEAKER};
+use crate::text::{format_number, tokenize};
+use crate::understand::brain::{Brain, Thought};
+use crate::understand::grammar::Matcher;
+use crate::understand::turn::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The profile, its compiled grammar, and the vehicle bus.
+pub struct Assistant {
+    profile: Arc<Profile>,
+    matcher: Matcher,
+    small_talk: Matcher,
+    vehicle: VehicleBus,
+    /// The model routes, for what the fast path does not understand; none: decline.
+    brain: Option<Arc<Brain>>,
+}
+
+/// Per-turn facts that every step needs.
+struct TurnCtx<'a> {
+    text: &'a str,
+    zone: Option<&'a str>,
+    started: Instant,
+    understood: Option<f64>,
+}
+
+impl Assistant {
+    pub fn new(profile: Arc<Profile>, vehicle: VehicleBus) -> Assistant {
+        let matcher = Matcher::new(&profile);
+        let small_talk = Matcher::small_talk(&profile);
+        Assistant {
+            profile,
+            matcher,
+            small_talk,
+            vehicle,
+            brain: None,
+        }
+    }
+
+    /// The model routes, when this assistant has them.
+    pub fn brain(&self) -> Option<&Brain> {
+        self.brain.as_deref()
+    }
+
+    pub fn with_brain(mut self, brain: Arc<Brain>) -> Assistant {
+        self.brain = Some(brain);
+        self
+    }
+
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// One utterance with no dialog around it (`cabin say --profile`).
+    pub async fn handle(&self, text: &str, on_action: impl FnOnce(&ResolvedAction)) -> Outcome {
+        self.turn(text, None, Context::default(), on_action)
+            .await
+            .outcome
+    }
+
+    /// One turn of a dialog: `zone` is the speaker's seat zone when the input is known.
+    pub async fn turn(
+        &self,
+        text: &str,
+        zone: Option<&str>,
+        context: Context,
+        on_action: impl FnOnce(&ResolvedAction),
+    ) -> Turn {
+        self.turn_streaming(text, zone, context, on_action, &mut |_| {})
+            .await
+    }
+
+    /// A turn whose model answer is given out to `on_sentence` sentence by sentence as it is
+    /// generated (see [`Brain::think`]), so it can be spoken before it is complete. The
+    /// outcome's reply starts with what was given out, unless a model's words led to an
+    /// action, whose reply then follows them.
+    pub async fn turn_streaming(
+        &self,
+        text: &str,
+        zone: Option<&str>,
+        mut context: Context,
+        on_action: impl FnOnce(&ResolvedAction),
+        on_sentence: &mut (dyn FnMut(&str) + Send),
+    ) -> Turn {
+        let mut t = TurnCtx {
+            text,
+            zone,
+            started: Instant::now(),
+            understood: None,
+        };
+        // The fast-path match, computed once by whichever step needs it first.
+        let mut matched = None;
+        match context.pending.take() {
+            Some(Pending::Confirm { intent, slots }) => match yes_or_no(text) {
+                Some(true) => {
+                    return self
+                        .act(&mut t, Route::Fast, intent, slots, context, on_action)
+                        .await
+                }
+                Some(false) => {
+                    let mut outcome = self.outcome(&t, Route::Fast, Some(intent), &slots);
+                    outcome.reply = CONFIRM_CANCELLED_REPLY.into();
+                    return Turn {
+                        outcome,
+                        context: Context::default(),
+                        follow_up: false,
+                    };
+                }
+                None => {} // something else entirely: handle it as a new request
+            },
+            Some(Pending::Slot {
+                intent,
+                mut slots,
+                missing,
+                tries,
+            }) => {
+                let type_name = &self.profile.intents[intent].slots[&missing];
+                if let Some(value) = self.matcher.parse_slot_value(
+                    type_name,
+                    unit_of(&self.profile.slot_types[type_name]),
+                    text,
+                ) {
+                    t.understood = Some(ms(t.started.elapsed()));
+                    slots.insert(missing, value);
+                    return self
+                        .proceed(&mut t, Route::Fast, intent, slots, context, on_action)
+                        .await;
+                }
+                let m = self.matcher.match_text(text);
+                if m.is_none() {
+                    let intent_ref = &self.profile.intents[intent];
+                    let mut outcome = self.outcome(&t, Route::Fast, Some(intent), &slots);
+                    if tries + 1 >= self.profile.dialog.max_clarifications {
+                        outcome.reply = GIVE_UP_REPLY.into();
+                        return Turn {
+                            outcome,
+                            context: Context {
+                                last: context.last,
+                                pending: None,
+                            },
+                            follow_up: false,
+                        };
+                    }
+                    outcome.reply = format!(
+                        "Sorry, {}",
+                        lowercase_first(&fill(&intent_ref.ask[&missing], &slots))
+                    );
+                    outcome.awaiting = Some(format!("slot:{missing}"));
+                    context.pending = Some(Pending::Slot {
+                        intent,
+                        slots,
+                        missing,
+                        tries: tries + 1,
+                    });
+                    return Turn {
+                        outcome,
+                        context,
+                        follow_up: true,
+                    };
+                }
+                matched = Some(m);
+            }
+            None => {}
+        }
+
+        if let Some(m) = matched.unwrap_or_else(|| self.matcher.match_text(text)) {
+            t.understood = Some(ms(t.started.elapsed()));
+            let slots = m.slots.into_iter().collect();
+            return self
+                .proceed(&mut t, Route::Fast, m.intent, slots, context, on_action)
+                .await;
+        }
+        // A relative follow-up that only names a new value: "and the passenger side too".
+        if let Some(last) = context.last.as_ref().filter(|l| l.zone.as_deref() == zone) {
+            if let Some((name, value)) = self.elliptic(last, text) {
+                t.understood = Some(ms(t.started.elapsed()));
+                let mut slots = last.slots.clone();
+                slots.insert(name, value);
+                let intent = last.intent;
+                return self
+                    .proceed(&mut t, Route::Fast, intent, slots, context, on_action)
+                    .await;
+            }
+        }
+        if let Some(m) = self.small_talk.match_text(text) {
+            t.understood = Some(ms(t.started.elapsed()));
+            let talk = &self.profile.small_talk[m.intent];
+            let mut outcome = self.outcome(&t, Route::Fast, None, &BTreeMap::new());
+            outcome.intent = Some(format!("small_talk.{}", talk.name));
+            if self.manoeuvring().await {
+                // Not a word of chat while the driver reverses or parks.
+                outcome.refused = Some("the driver is manoeuvring".into());
+            } else {
+                outcome.reply = talk.reply.clone();
+            }
+            return Turn {
+                outcome,
+                context,
+                follow_up: false,
+            };
+        }
+        if let Some(brain) = &self.brain {
+            return self
+                .think(brain, &mut t, context, on_action, on_sentence)
+                .await;
+        }
+        t.understood = Some(ms(t.started.elapsed()));
+        let mut outcome = self.outcome(&t, Route::Decline, None, &BTreeMap::new());
+        outcome.reply = DECLINE_REPLY.into();
+        Turn {
+            outcome,
+            context,
+            follow_up: false,
+        }
+    }
+
+    /// The model routes: an intent they propose is checked like any other; an answer is
+    /// spoken (not while manoeuvring).
+    async fn think(
+        &self,
+        brain: &Brain,
+        t: &mut TurnCtx<'_>,
+        context: Context,
+        on_action: impl FnOnce(&ResolvedAction),
+        on_sentence: &mut (dyn FnMut(&str) + Send),
+    ) -> Turn {
+        let mut timings = BTreeMap::new();
+        // No chat while the driver manoeuvres: nothing is given out to be spoken then.
+        let manoeuvring = self.manoeuvring().await;
+        let mut quiet = |_: &str| {};
+        let on_sentence: &mut (dyn FnMut(&str) + Send) =
+            if manoeuvring { &mut quiet } else { on_sentence };
+        let thought = brain.think(t.text, &mut timings, on_sentence).await;
+        let understood = ms(t.started.elapsed());
+        t.understood = Some(understood);
+        let mut turn = match thought {
+            Thought::Intent {
+                route,
+                intent,
+                args,
+            } => {
+                let proposal = Proposal {
+                    route,
+                    intent,
+                    args,
+                };
+                self.propose(t.text, &proposal, t.zone, context, on_action)
+                    .await
+            }
+            Thought::Answer { route, text } => {
+                let mut outcome = self.outcome(t, route, None, &BTreeMap::new());
+                if manoeuvring || self.manoeuvring().await {
+                    outcome.refused = Some("the driver is manoeuvring".into());
+                } else {
+                    outcome.reply = text;
+                }
+                Turn {
+                    outcome,
+                    context,
+                    follow_up: true,
+                }
+            }
+            Thought::Unavailable { why } => {
+                tracing::warn!("no model route: {why}");
+                let mut outcome = self.outcome(t, Route::Decline, None, &BTreeMap::new());
+                outcome.reply = UNAVAILABLE_REPLY.into();
+                Turn {
+                    outcome,
+                    context,
+                    follow_up: false,
+                }
+            }
+        };
+        let timings_ms = &mut turn.outcome.timings_ms;
+        timings_ms.extend(timings);
+        timings_ms.insert("understand", understood);
+        timings_ms.insert("total", ms(t.started.elapsed()));
+        turn
+    }
+
+    /// An intent proposed by a model route (local LLM or cloud), with arguments as JSON. It
+    /// goes through exactly the checks a fast-path match does; an unknown intent or a bad
+    /// argument is declined, never executed.
+    pub async fn propose(
+        &self,
+        text: &str,
+        proposal: &Proposal,
+        zone: Option<&str>,
+        context: Context,
+        on_action: impl FnOnce(&ResolvedAction),
+    ) -> Turn {
+        let Proposal {
+            route,
+            intent,
+            args,
+        } = proposal;
+        let route = *route;
+        let mut t = TurnCtx {
+            text,
+            zone,
+            started: Instant::now(),
+            understood: None,
+        };
+        let decline = |t: &TurnCtx, why: String| {
+            tracing::warn!(route = ?route, "declined a proposed intent: {}", crate::runtime::logging::private(&why));
+            let mut outcome = self.outcome(t, Route::Decline, None, &BTreeMap::new());
+            outcome.reply = DECLINE_REPLY.into();
+            outcome.refused = Some(why);
+            Turn {
+                outcome,
+                context: Context::default(),
+                follow_up: false,
+            }
+        };
+        let Some(index) = self.profile.intents.iter().position(|i| i.name == *intent) else {
+            return decline(&t, format!("no intent named '{intent}'"));
+        };
+        let mut slots = BTreeMap::new();
+        for (name, value) in args {
+            if value.is_null() {
+                continue; // an optional slot the model left out: defaults and context fill it
+            }
+            let Some(ty) = self.profile.intents[index]
+                .slots
+                .get(name)
+                .and_then(|t| self.profile.slot_types.get(t))
+            else {
+                return decline(&t, format!("intent '{intent}' has no slot '{name}'"));
+            };
+            match slot_from_json(ty, value) {
+                Some(v) => slots.insert(name.clone(), v),
+                None => {
+                    return decline(
+                        &t,
+                        format!("{value} is not a valid value for slot '{name}'"),
+                    )
+                }
+            };
+        }
+        t.understood = Some(ms(t.started.elapsed()));
+        self.proceed(&mut t, route, index, slots, context, on_action)
+            .await
+    }
+
+    /// Fills, checks and (if all is well) runs an intent.
+    async fn proceed(
+        &self,
+        t: &mut TurnCtx<'_>,
+        route: Route,
+        index: usize,
+        mut slots: BTreeMap<String, SlotValue>,
+        mut context: Context,
+        on_action: impl FnOnce(&ResolvedAction),
+    ) -> Turn {
+        let intent = &self.profile.intents[index];
+        self.fill_slots(intent, &mut slots, &context, t.zone);
+        for name in &intent.needs {
+            if slots.contains_key(name) {
+                continue;
+            }
+            let mut outcome = self.outcome(t, route, Some(index), &slots);
+            let Some(question) = intent.ask.get(name) else {
+                // Only a "my" that no known seat could resolve gets here (validation makes every
+                // other needed slot captured, defaulted or asked for).
+                outcome.reply = UNKNOWN_SEAT_REPLY.into();
+                return Turn {
+                    outcome,
+                    context,
+                    follow_up: false,
+                };
+            };
+            outcome.reply = fill(question, &slots);
+            outcome.awaiting = Some(format!("slot:{name}"));
+            context.pending = Some(Pending::Slot {
+                intent: index,
+                slots,
+                missing: name.clone(),
+                tries: 0,
+            });
+            return Turn {
+                outcome,
+                context,
+                follow_up: true,
+            };
+        }
+        for (name, value) in &slots {
+            let Some(ty) = intent
+                .slots
+                .get(name)
+                .and_then(|t| self.profile.slot_types.get(t))
+            else {
+                continue;
+            };
+            if let Some(reply) = out_of_range(name, ty, value) {
+                let mut outcome = self.outcome(t, route, Some(index), &slots);
+                outcome.reply = reply;
+                return Turn {
+                    outcome,
+                    context,
+                    follow_up: intent.follow_up,
+                };
+            }
+        }
+        if let Some(prompt) = &intent.confirm {
+            // No point asking "Call Mum?" for something the policy refuses anyway.
+            if let Some(refused) = self.refused(t, route, index, &slots, &context).await {
+                return refused;
+            }
+            let mut outcome = self.outcome(t, route, Some(index), &slots);
+            outcome.reply = fill(prompt, &slots);
+            outcome.awaiting = Some("confirmation".into());
+            context.pending = Some(Pending::Confirm {
+                intent: index,
+                slots,
+            });
+            return Turn {
+                outcome,
+                context,
+                follow_up: true,
+            };
+        }
+        self.act(t, route, index, slots, context, on_action).await
+    }
+
+    /// Runs the action of a filled, checked intent (after a confirmation too: the safety
+    /// policy is checked again, since the car may have moved off meanwhile).
+    async fn act(
+        &self,
+        t: &mut TurnCtx<'_>,
+        route: Route,
+        index: usize,
+        slots: BTreeMap<String, SlotValue>,
+        context: Context,
+        on_action: impl FnOnce(&ResolvedAction),
+    ) -> Turn {
+        let intent = &self.profile.intents[index];
+        if t.understood.is_none() {
+            t.understood = Some(ms(t.started.elapsed()));
+        }
+        if let Some(refused) = self.refused(t, route, index, &slots, &context).await {
+            return refused;
+        }
+        let mut outcome = self.outcome(t, route, Some(index), &slots);
+        let action = match ResolvedAction::resolve(&intent.action, &slots) {
+            Ok(a) => a,
+            Err(problem) => {
+                outcome.reply = format!("Sorry, I can't do that: {problem}.");
+                return Turn {
+                    outcome,
+                    context,
+                    follow_up: false,
+                };
+            }
+        };
+        on_action(&action);
+        let acted = Instant::now();
+        let result = self.vehicle.execute(&action).await;
+        outcome.timings_ms.insert("action", ms(acted.elapsed()));
+        let (success, detail) = match result {
+            Ok(value) => {
+                outcome.reply = match (&value, intent.reply.contains("{result}")) {
+                    (Some(v), true) => fill(&intent.reply, &slots).replace("{result}", v),
+                    (None, true) => Failure::Refused {
+                        name: String::new(),
+                        message: String::new(),
+                    }
+                    .reply(&action.target),
+                    _ => fill(&intent.reply, &slots),
+                };
+                (true, value.unwrap_or_else(|| "ok".into()))
+            }
+            Err(failure) => {
+                tracing::warn!(intent = %intent.name, detail = %failure.log_detail(), "action failed");
+                outcome.reply = match &failure {
+                    Failure::Refused { name, .. } if intent.error_replies.contains_key(name) => {
+                        fill(&intent.error_replies[name], &slots)
+                    }
+                    _ => failure.reply(&action.target),
+                };
+                (false, failure.detail())
+            }
+        };
+        outcome.action = Some(ActionReport {
+            action,
+            success,
+            detail,
+        });
+        outcome.timings_ms.insert("total", ms(t.started.elapsed()));
+        let context = Context {
+            last: Some(Last {
+                intent: index,
+                slots,
+                zone: t.zone.map(str::to_string),
+            }),
+            pending: None,
+        };
+        Turn {
+            outcome,
+            context,
+            follow_up: intent.follow_up,
+        }
+    }
+
+    /// Missing slots come from the dialog (for seat zones: a zone the same seat named in this
+    /// session), then the speaker's seat (zone slots), then the intent's default. "my" resolves to the
+    /// speaker's seat, or stays missing when the seat is unknown.
+    fn fill_slots(
+        &self,
+        intent: &Intent,
+        slots: &mut BTreeMap<String, SlotValue>,
+        context: &Context,
+        zone: Option<&str>,
+    ) {
+        let speaker_value = |ty: &SlotType| match (ty, zone) {
+            (SlotType::Enum { zones: true, .. }, Some(z)) => ty.value_for_key(z),
+            _ => None,
+        };
+        for (name, type_name) in &intent.slots {
+            let ty = &self.profile.slot_types[type_name];
+            if matches!(slots.get(name), Some(SlotValue::Enum { key, .. }) if key == SPEAKER) {
+                match speaker_value(ty) {
+                    Some(v) => slots.insert(name.clone(), v),
+                    None => slots.remove(name),
+                };
+                continue;
+            }
+            if slots.contains_key(name) {
+                continue;
+            }
+            // Only seat zones carry over ("a bit warmer" stays on the passenger side); an
+            // amount or a name said before must not replace this request's default.
+            let carries_over = matches!(ty, SlotType::Enum { zones: true, .. });
+            let from_context = context
+                .last
+                .as_ref()
+                .filter(|l| carries_over && l.zone.as_deref() == zone)
+                .and_then(|last| {
+                    let last_intent = &self.profile.intents[last.intent];
+                    last.slots
+                        .iter()
+                        .find(|(n, _)| last_intent.slots.get(*n) == Some(type_name))
+                        .map(|(_, v)| v.clone())
+                });
+            if let Some(v) = from_context
+                .or_else(|| speaker_value(ty))
+                .or_else(|| intent.defaults.get(name).cloned())
+            {
+                slots.insert(name.clone(), v);
+            }
+        }
+    }
+
+    /// A follow-up that is only a new enum or number value for one of the last intent's
+    /// slots. Free-text slots are left out: "sounds good" must never become a destination.
+    fn elliptic(&self, last: &Last, text: &str) -> Option<(String, SlotValue)> {
+        let intent = &self.profile.intents[last.intent];
+        intent.slots.iter().find_map(|(name, type_name)| {
+            let ty = &self.profile.slot_types[type_name];
+            if matches!(ty, SlotType::Text { .. }) {
+                return None;
+            }
+            self.matcher
+                .parse_slot_value(type_name, unit_of(ty), text)
+                .map(|v| (name.clone(), v))
+        })
+    }
+
+    /// Whether the car is in reverse (unknown state counts as not: small talk is harmless).
+    async fn manoeuvring(&self) -> bool {
+        match &self.profile.vehicle.state {
+            Some(source) => self.vehicle.driving_state(source).await.manoeuvring(),
+            None => false,
+        }
+    }
+
+    /// The turn that refuses the intent, if the safety policy does not allow it now.
+    async fn refused(
+        &self,
+        t: &TurnCtx<'_>,
+        route: Route,
+        index: usize,
+        slots: &BTreeMap<String, SlotValue>,
+        context: &Context,
+    ) -> Option<Turn> {
+        let intent = &self.profile.intents[index];
+        let reason = self.refusal(intent).await?;
+        let mut outcome = self.outcome(t, route, Some(index), slots);
+        outcome.reply = intent
+            .when
+            .as_ref()
+            .map(|w| w.refusal.clone())
+            .unwrap_or_default();
+        outcome.refused = Some(reason);
+        let context = Context {
+            last: context.last.clone(),
+            pending: None,
+        };
+        Some(Turn {
+            outcome,
+            context,
+            follow_up: false,
+        })
+    }
+
+    /// Why the intent may not run in the current driving state, if it may not.
+    async fn refusal(&self, intent: &Intent) -> Option<String> {
+        let constraint = intent.when.as_ref()?;
+        let Some(source) = &self.profile.vehicle.state else {
+            return Some("no source of vehicle state".into());
+        };
+        let state = self.vehicle.driving_state(source).await;
+        crate::act::safety::check(constraint, &state).err()
+    }
+
+    fn outcome(
+        &self,
+        t: &TurnCtx,
+        route: Route,
+        intent: Option<usize>,
+        slots: &BTreeMap<String, SlotValue>,
+    ) -> Outcome {
+        let mut timings = BTreeMap::new();
+        timings.insert(
+            "understand",
+            t.understood.unwrap_or_else(|| ms(t.started.elapsed())),
+        );
+        timings.insert("total", ms(t.started.elapsed()));
+        Outcome {
+            text: t.text.to_string(),
+            route,
+            intent: intent.map(|i| self.profile.intents[i].name.clone()),
+            slots: slots
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect(),
+            reply: String::new(),
+            action: None,
+            awaiting: None,
+            refused: None,
+            timings_ms: timings,
+        }
+    }
+}
+
+fn unit_of(ty: &SlotType) -> &str {
+    match ty {
+        SlotType::Integer { unit, .. } | SlotType::Decimal { unit, .. } => unit,
+        _ => "",
+    }
+}
+
+fn lowercase_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// Yes, no, or neither, for a confirmation question.
+pub fn yes_or_no(text: &str) -> Option<bool> {
+    const YES: &[&str] = &[
+        "yes",
+        "yeah",
+        "yep",
+        "yup",
+        "sure",
+        "ok",
+        "okay",
+        "correct",
+        "do it",
+        "go ahead",
+        "please do",
+        "yes please",
+        "thats right",
+        "right",
+        "affirmative",
+    ];
+    const NO: &[&str] = &[
+        "no",
+        "nope",
+        "no thanks",
+        "cancel",
+        "stop",
+        "dont",
+        "do not",
+        "never mind",
+        "nevermind",
+        "forget it",
+        "no dont",
+        "not now",
+    ];
+    let words: Vec<String> = tokenize(text)
+        .into_iter()
+        .map(|t| t.norm)
+        .filter(|w| !matches!(w.as_str(), "please" | "thanks" | "thank" | "you" | "cabin"))
+        .collect();
+    let phrase = words.join(" ");
+    if YES.contains(&phrase.as_str()) {
+        Some(true)
+    } else if NO.contains(&phrase.as_str()) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// A model's JSON argument as a slot value of `ty`, or None if it is not one.
+fn slot_from_json(ty: &SlotType, value: &serde_json::Value) -> Option<SlotValue> {
+    match (ty, value) {
+        (SlotType::Enum { .. }, serde_json::Value::String(s)) => ty.value_for_key(s),
+        (SlotType::Integer { .. }, serde_json::Value::Number(n)) => n
+            .as_f64()
+            .filter(|v| v.fract() == 0.0)
+            .map(SlotValue::Number),
+        (SlotType::Decimal { .. }, serde_json::Value::Number(n)) => {
+            n.as_f64().map(SlotValue::Number)
+        }
+        (SlotType::Text { max_words }, serde_json::Value::String(s)) => {
+            let words = s.split_whitespace().count();
+            (1..=*max_words)
+                .contains(&words)
+                .then(|| SlotValue::Text(s.trim().to_string()))
+        }
+        _ => None,
+    }
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// A reply explaining the allowed range, when a number slot is outside it.
+fn out_of_range(name: &str, ty: &SlotType, value: &SlotValue) -> Option<String> {
+    if ty.admits(value) {
+        return None;
+    }
+    let (min, max, unit) = match ty {
+        SlotType::Integer { min, max, unit } => (*min as f64, *max as f64, unit),
+        SlotType::Decimal { min, max, unit } => (*min, *max, unit),
+        _ => return None,
+    };
+    let what = name.replace('_', " ");
+    let unit = if unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {unit}")
+    };
+    Some(format!(
+        "I can only set the {what} between {} and {}{unit}.",
+        format_number(min),
+        format_number(max)
+    ))
+}
+
+#[cfg(test)]
+mod tests;

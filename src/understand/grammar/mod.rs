@@ -1,0 +1,438 @@
+//! The grammar fast path: profile templates compiled once into plain sequences, matched
+//! against normalised speech in microseconds. A sentence matches only if every word is
+//! accounted for, so the fast path cannot "guess" at chit-chat or questions.
+
+use crate::profile::template::{Element, Template};
+use crate::profile::{Profile, SlotType, SlotValue, SPEAKER};
+use crate::text::{tokenize, Token};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A confident parse of an utterance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match {
+    /// Index of the matched group: into `Profile::intents` (or `Profile::small_talk` for
+    /// the small-talk matcher).
+    pub intent: usize,
+    pub slots: Vec<(String, SlotValue)>,
+    /// 1.0 when every word is a fixed word, enum or number; lower the more words a free-text
+    /// slot had to swallow.
+    pub score: f32,
+}
+
+#[derive(Debug)]
+enum SlotMatcher {
+    Enum(Vec<(String, String, Vec<String>)>),
+    /// `unit`: the type's unit word ("degrees"), or empty.
+    Number {
+        integer: bool,
+        unit: String,
+    },
+    Text {
+        max_words: usize,
+    },
+}
+
+#[derive(Debug)]
+enum Step {
+    Literal(String),
+    Slot(String, Arc<SlotMatcher>),
+}
+
+#[derive(Debug)]
+struct Sequence {
+    intent: usize,
+    steps: Vec<Step>,
+}
+
+/// Words that may open a text slot but never start a name or place ("call me", "play it").
+const TEXT_SLOT_STOP_WORDS: &[&str] = &[
+    "me",
+    "you",
+    "it",
+    "him",
+    "her",
+    "us",
+    "them",
+    "myself",
+    "yourself",
+    "this",
+    "that",
+    "something",
+    "anything",
+    "someone",
+    "somebody",
+    "a",
+    "an",
+    "what",
+    "why",
+    "how",
+    "when",
+    "who",
+];
+
+/// Words that mean the speaker's own zone in a zones slot ("open my window").
+const SPEAKER_WORDS: &[&str] = &["my own", "my", "mine"];
+
+/// Words around a bare slot value in an answer or follow-up ("and the rear left one too").
+const SLOT_ANSWER_FILLERS: &[&str] = &[
+    "and", "also", "too", "as", "well", "the", "for", "on", "in", "at", "to", "side", "seat",
+    "seats", "one", "zone", "please", "now", "what", "about", "how", "its", "it", "make", "set",
+    "window", "of", "just", "then", "ok", "okay", "um", "uh", "i", "said", "mean",
+];
+
+/// Polite or addressing words around a command that carry no meaning for it.
+const LEADING_FILLERS: &[&str] = &[
+    "please",
+    "hey",
+    "hi",
+    "ok",
+    "okay",
+    "can you",
+    "could you",
+    "would you",
+    "will you",
+    "would you please",
+    "could you please",
+    "can you please",
+    "i want to",
+    "i would like to",
+    "id like to",
+    "i wanna",
+    "kindly",
+    "just",
+];
+const TRAILING_FILLERS: &[&str] = &[
+    "please",
+    "for me",
+    "thanks",
+    "thank you",
+    "now",
+    "right now",
+];
+
+/// Templates of a whole profile, compiled for matching.
+#[derive(Debug)]
+pub struct Matcher {
+    sequences: Vec<Sequence>,
+    /// Sequences by their first literal word, so a sentence only meets its candidates.
+    by_first_word: HashMap<String, Vec<usize>>,
+    /// Sequences that open with a slot: tried for every sentence.
+    slot_first: Vec<usize>,
+    leading: Vec<Vec<String>>,
+    trailing: Vec<Vec<String>>,
+    slot_matchers: HashMap<String, Arc<SlotMatcher>>,
+}
+
+impl Matcher {
+    /// The matcher of the profile's intents; `Match::intent` indexes `Profile::intents`.
+    pub fn new(profile: &Profile) -> Matcher {
+        Matcher::build(
+            profile,
+            profile.intents.iter().map(|i| i.sentences.as_slice()),
+        )
+    }
+
+    /// The matcher of the profile's small talk; `Match::intent` indexes `Profile::small_talk`.
+    pub fn small_talk(profile: &Profile) -> Matcher {
+        Matcher::build(
+            profile,
+            profile.small_talk.iter().map(|s| s.sentences.as_slice()),
+        )
+    }
+
+    fn build<'a>(profile: &Profile, groups: impl Iterator<Item = &'a [Template]>) -> Matcher {
+        let slot_matchers: HashMap<String, Arc<SlotMatcher>> = profile
+            .slot_types
+            .iter()
+            .map(|(name, ty)| {
+                let m = match ty {
+                    SlotType::Enum { values, zones } => {
+                        let mut synonyms: Vec<(String, String, Vec<String>)> = values
+                            .iter()
+                            .flat_map(|v| {
+                                v.synonyms
+                                    .iter()
+                                    .map(|s| (v.key.clone(), v.spoken.clone(), s.clone()))
+                            })
+                            .collect();
+                        if *zones {
+                            for words in SPEAKER_WORDS {
+                                let toks = words.split(' ').map(str::to_string).collect();
+                                synonyms.push((SPEAKER.to_string(), "your".to_string(), toks));
+                            }
+                        }
+                        SlotMatcher::Enum(synonyms)
+                    }
+                    SlotType::Integer { unit, .. } => SlotMatcher::Number {
+                        integer: true,
+                        unit: unit.clone(),
+                    },
+                    SlotType::Decimal { unit, .. } => SlotMatcher::Number {
+                        integer: false,
+                        unit: unit.clone(),
+                    },
+                    SlotType::Text { max_words } => SlotMatcher::Text {
+                        max_words: *max_words,
+                    },
+                };
+                (name.clone(), Arc::new(m))
+            })
+            .collect();
+
+        let mut sequences = Vec::new();
+        for (i, templates) in groups.enumerate() {
+            for t in templates {
+                // Validation already expanded every template, so this cannot fail.
+                for expansion in t.expand().unwrap_or_default() {
+                    let steps = expansion
+                        .into_iter()
+                        .map(|e| match e {
+                            Element::Literal(w) => Step::Literal(w),
+                            Element::Slot(s) => {
+                                let m = slot_matchers[&s.type_name].clone();
+                                Step::Slot(s.name, m)
+                            }
+                        })
+                        .collect();
+                    sequences.push(Sequence { intent: i, steps });
+                }
+            }
+        }
+        let mut by_first_word: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut slot_first = Vec::new();
+        for (i, s) in sequences.iter().enumerate() {
+            match s.steps.first() {
+                Some(Step::Literal(w)) => by_first_word.entry(w.clone()).or_default().push(i),
+                _ => slot_first.push(i),
+            }
+        }
+        let phrases = |list: &[&str]| -> Vec<Vec<String>> {
+            let mut v: Vec<Vec<String>> = list
+                .iter()
+                .map(|p| tokenize(p).into_iter().map(|t| t.norm).collect())
+                .collect();
+            v.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            v
+        };
+        let mut leading = phrases(LEADING_FILLERS);
+        for name in std::iter::once(&profile.persona.name).chain(&profile.persona.wake_words) {
+            let toks: Vec<String> = tokenize(name).into_iter().map(|t| t.norm).collect();
+            if !toks.is_empty() {
+                leading.push(toks);
+            }
+        }
+        leading.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        Matcher {
+            sequences,
+            by_first_word,
+            slot_first,
+            leading,
+            trailing: phrases(TRAILING_FILLERS),
+            slot_matchers,
+        }
+    }
+
+    /// How many plain sentences the matcher holds.
+    pub fn sentence_count(&self) -> usize {
+        self.sequences.len()
+    }
+
+    /// Matches an utterance; None when no template accounts for every word.
+    pub fn match_text(&self, text: &str) -> Option<Match> {
+        let tokens = tokenize(text);
+        let tokens = self.strip_fillers(&tokens);
+        if tokens.is_empty() {
+            return None;
+        }
+        let mut best: Option<Match> = None;
+        let candidates = self
+            .by_first_word
+            .get(&tokens[0].norm)
+            .into_iter()
+            .flatten()
+            .chain(&self.slot_first);
+        for &i in candidates {
+            let seq = &self.sequences[i];
+            let mut caps = Vec::new();
+            if let Some(text_words) = match_steps(&seq.steps, tokens, &mut caps) {
+                let score = 1.0 - 0.5 * text_words as f32 / tokens.len() as f32;
+                if best.as_ref().is_none_or(|b| score > b.score) {
+                    best = Some(Match {
+                        intent: seq.intent,
+                        slots: caps,
+                        score,
+                    });
+                }
+            }
+        }
+        best
+    }
+
+    fn strip_fillers<'t>(&self, mut toks: &'t [Token]) -> &'t [Token] {
+        let starts = |toks: &[Token], p: &[String]| {
+            toks.len() > p.len() && toks.iter().zip(p).all(|(t, w)| t.norm == *w)
+        };
+        let ends = |toks: &[Token], p: &[String]| {
+            toks.len() > p.len()
+                && toks[toks.len() - p.len()..]
+                    .iter()
+                    .zip(p)
+                    .all(|(t, w)| t.norm == *w)
+        };
+        'lead: loop {
+            for p in &self.leading {
+                if starts(toks, p) {
+                    toks = &toks[p.len()..];
+                    continue 'lead;
+                }
+            }
+            break;
+        }
+        'trail: loop {
+            for p in &self.trailing {
+                if ends(toks, p) {
+                    toks = &toks[..toks.len() - p.len()];
+                    continue 'trail;
+                }
+            }
+            break;
+        }
+        toks
+    }
+}
+
+/// Matches `steps` against all of `toks`; on success returns how many words free-text slots
+/// took, with the captures in `caps`.
+fn match_steps(
+    steps: &[Step],
+    toks: &[Token],
+    caps: &mut Vec<(String, SlotValue)>,
+) -> Option<usize> {
+    let Some((step, rest)) = steps.split_first() else {
+        return toks.is_empty().then_some(0);
+    };
+    match step {
+        Step::Literal(w) => {
+            let t = toks.first()?;
+            if t.norm == *w {
+                match_steps(rest, &toks[1..], caps)
+            } else {
+                None
+            }
+        }
+        Step::Slot(name, m) => {
+            let is_text = matches!(m.as_ref(), SlotMatcher::Text { .. });
+            try_slot(m, toks, |value, used| {
+                caps.push((name.clone(), value));
+                let r = match_steps(rest, &toks[used..], caps);
+                if r.is_none() {
+                    caps.pop();
+                }
+                r.map(|n| n + if is_text { used } else { 0 })
+            })
+        }
+    }
+}
+
+/// Tries each way a slot can start at `toks` (a value and the tokens it takes, shortest
+/// first) until `f` accepts one; allocates nothing for values `f` rejects early.
+fn try_slot<R>(
+    m: &SlotMatcher,
+    toks: &[Token],
+    mut f: impl FnMut(SlotValue, usize) -> Option<R>,
+) -> Option<R> {
+    match m {
+        SlotMatcher::Enum(values) => values
+            .iter()
+            .filter(|(_, _, syn)| {
+                toks.len() >= syn.len() && toks.iter().zip(syn).all(|(t, w)| t.norm == *w)
+            })
+            .find_map(|(key, spoken, syn)| {
+                f(
+                    SlotValue::Enum {
+                        key: key.clone(),
+                        spoken: spoken.clone(),
+                    },
+                    syn.len(),
+                )
+            }),
+        SlotMatcher::Number { integer, .. } => match toks.first().and_then(|t| t.number) {
+            Some(v) if !(*integer && v.fract() != 0.0) => f(SlotValue::Number(v), 1),
+            _ => None,
+        },
+        SlotMatcher::Text { max_words } => {
+            if toks
+                .first()
+                .is_none_or(|t| TEXT_SLOT_STOP_WORDS.contains(&t.norm.as_str()))
+            {
+                return None;
+            }
+            (1..=(*max_words).min(toks.len())).find_map(|n| {
+                f(
+                    SlotValue::Text(
+                        toks[..n]
+                            .iter()
+                            .map(|t| t.raw.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ),
+                    n,
+                )
+            })
+        }
+    }
+}
+
+impl Matcher {
+    /// Reads a bare slot value of type `type_name` from an answer or follow-up ("the rear
+    /// left one", "twenty two degrees"): filler words around it are dropped, and the rest must
+    /// be exactly one value. `unit` words of the type are fillers too.
+    pub fn parse_slot_value(&self, type_name: &str, unit: &str, text: &str) -> Option<SlotValue> {
+        let m = self.slot_matchers.get(type_name)?;
+        let toks = tokenize(text);
+        let numeric = matches!(m.as_ref(), SlotMatcher::Number { .. });
+        // "one" is a number to the tokenizer, but a filler in "the rear left one".
+        let filler = |t: &Token| match t.number {
+            Some(_) => !numeric && t.raw.eq_ignore_ascii_case("one"),
+            None => {
+                SLOT_ANSWER_FILLERS.contains(&t.norm.as_str())
+                    || (!unit.is_empty() && t.norm == unit)
+            }
+        };
+        let start = toks.iter().position(|t| !filler(t))?;
+        let end = toks.iter().rposition(|t| !filler(t))? + 1;
+        let core = &toks[start..end];
+        try_slot(m, core, |v, used| (used == core.len()).then_some(v))
+    }
+
+    /// The values of enum or number slot type `type_name` that words of `text` say, anywhere
+    /// in it ("seat heater on maximum" holds `heat_level` high). A number followed by another
+    /// type's unit is that type's ("thirty degrees" is no percentage). A text slot's values are
+    /// any words, so none are reported for one.
+    pub fn values_in(&self, type_name: &str, text: &str) -> Vec<SlotValue> {
+        let Some(m) = self.slot_matchers.get(type_name) else {
+            return Vec::new();
+        };
+        let own_unit = match m.as_ref() {
+            SlotMatcher::Text { .. } => return Vec::new(),
+            SlotMatcher::Number { unit, .. } => unit.as_str(),
+            SlotMatcher::Enum(_) => "",
+        };
+        let other_unit = |t: &Token| {
+            self.slot_matchers.values().any(|m| {
+                matches!(m.as_ref(), SlotMatcher::Number { unit, .. }
+                    if !unit.is_empty() && *unit != own_unit && t.norm == *unit)
+            })
+        };
+        let toks = tokenize(text);
+        (0..toks.len())
+            .filter_map(|i| {
+                let value = try_slot(m, &toks[i..], |v, _| Some(v))?;
+                let unit_after = matches!(value, SlotValue::Number(_))
+                    && toks.get(i + 1).is_some_and(other_unit);
+                (!unit_after).then_some(value)
+            })
+            .collect()
+    }
+}

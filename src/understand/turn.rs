@@ -1,0 +1,101 @@
+//! The words every route of a turn shares: which route decided, what a model proposed, what
+//! the dialog remembers, what the turn did, and the stock replies. The fast path, the model
+//! routes and the daemon all import these; this file imports none of them.
+
+use crate::act::vehicle::ResolvedAction;
+use crate::profile::SlotValue;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Which part of the hybrid layer produced the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    Fast,
+    LocalLlm,
+    Cloud,
+    Decline,
+}
+
+/// An executed action, as reported by `cabin say --json` and `ActionExecuted`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionReport {
+    #[serde(flatten)]
+    pub action: ResolvedAction,
+    pub success: bool,
+    pub detail: String,
+}
+
+/// Everything Cabin did with one utterance.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub text: String,
+    pub route: Route,
+    pub intent: Option<String>,
+    pub slots: BTreeMap<String, serde_json::Value>,
+    pub reply: String,
+    pub action: Option<ActionReport>,
+    /// What Cabin waits for: `"slot:<name>"` after a question, `"confirmation"` after
+    /// "Call Mum?", or null.
+    pub awaiting: Option<String>,
+    /// Why the safety policy refused the intent, or null.
+    pub refused: Option<String>,
+    pub timings_ms: BTreeMap<&'static str, f64>,
+}
+
+/// What the dialog remembers between turns of one session.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The last intent acted on, for relative follow-ups ("and the passenger side too").
+    pub last: Option<Last>,
+    /// A question Cabin asked and waits an answer for.
+    pub pending: Option<Pending>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Last {
+    pub intent: usize,
+    pub slots: BTreeMap<String, SlotValue>,
+    /// Whose request it was: context carries over only to the same seat's next request.
+    pub zone: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Pending {
+    /// "Which window?": the answer fills `missing`.
+    Slot {
+        intent: usize,
+        slots: BTreeMap<String, SlotValue>,
+        missing: String,
+        tries: u8,
+    },
+    /// "Call Mum?": yes runs the intent, anything else drops it.
+    Confirm {
+        intent: usize,
+        slots: BTreeMap<String, SlotValue>,
+    },
+}
+
+/// An intent a model route chose, with its arguments as the model gave them (JSON).
+#[derive(Debug, Clone)]
+pub struct Proposal {
+    pub route: Route,
+    pub intent: String,
+    pub args: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The result of one turn: what to say, what to remember, and whether to keep listening.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    pub outcome: Outcome,
+    pub context: Context,
+    pub follow_up: bool,
+}
+
+pub const DECLINE_REPLY: &str = "Sorry, I can't do that yet.";
+pub const CONFIRM_CANCELLED_REPLY: &str = "OK, I won't.";
+pub const GIVE_UP_REPLY: &str = "Sorry, I didn't catch that. Let's leave it for now.";
+pub const UNKNOWN_SEAT_REPLY: &str =
+    "Sorry, I don't know where you're sitting. Which seat do you mean?";
+/// The reply while no model is available.
+pub const UNAVAILABLE_REPLY: &str = "Sorry, I can only help with the car's controls right now.";

@@ -1,0 +1,330 @@
+//! The house's rules, checked on the source: the library's folders are layers, and a module
+//! imports only from its own folder or from a folder below it; and no two modules (files)
+//! import each other, directly or round a circle. `cargo test --test layers` prints the
+//! module graph's edges that break either rule.
+//!
+//! An import is any `crate::a::b` path in code (comments and test modules left out), and
+//! `super::x` resolved to the file it names. A `mod.rs` that re-exports its children
+//! (`pub use child::Thing`) imports them, so a child reaches a sibling by its own path, never
+//! through its parent.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// The library's folders, lowest first: each may import only from those before it.
+const LAYERS: &[&str] = &[
+    "text",
+    "runtime",
+    "profile",
+    "act",
+    "hear",
+    "speak",
+    "asr",
+    "understand",
+    "listening",
+    "daemon",
+];
+
+/// A module of the library: its path from the crate root (`understand::brain::prompt`).
+type Module = Vec<String>;
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// Every library module (the binaries under `src/bin`, `main.rs` and `cli/` are not the
+/// library) and its file, test modules left out.
+fn modules() -> BTreeMap<Module, PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let root = src();
+    let mut files = Vec::new();
+    walk(&root, &mut files);
+    let mut out = BTreeMap::new();
+    for f in files {
+        let rel = f.strip_prefix(&root).unwrap();
+        let parts: Vec<String> = rel
+            .with_extension("")
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        if matches!(parts[0].as_str(), "bin" | "main" | "cli" | "lib") {
+            continue;
+        }
+        if parts.last().is_some_and(|p| p == "tests") {
+            continue;
+        }
+        let mut module = parts;
+        if module.last().is_some_and(|p| p == "mod") {
+            module.pop();
+        }
+        out.insert(module, f);
+    }
+    out
+}
+
+/// The code of a file without comments, string literals and `#[cfg(test)] mod tests { … }`.
+fn code(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '/' if chars.peek() == Some(&'/') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        out.push('\n');
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                let mut escaped = false;
+                for c in chars.by_ref() {
+                    if escaped {
+                        escaped = false;
+                    } else if c == '\\' {
+                        escaped = true;
+                    } else if c == '"' {
+                        break;
+                    }
+                }
+                out.push_str("\"\"");
+            }
+            _ => out.push(c),
+        }
+    }
+    match out.find("#[cfg(test)]\nmod tests {") {
+        Some(i) => out[..i].to_string(),
+        None => out,
+    }
+}
+
+/// The paths a file's code names: `crate::a::b::c` and `super::x::y`, each as its segments
+/// from the crate root, including every name of a `use crate::{a, b::c}` group.
+fn paths(module: &Module, is_mod_rs: bool, code: &str) -> Vec<Module> {
+    let mut out = Vec::new();
+    // The module `super` means: the parent of this file's module.
+    let parent: Module = if is_mod_rs || module.len() > 1 {
+        module[..module.len() - 1].to_vec()
+    } else {
+        Vec::new()
+    };
+    let bytes: Vec<char> = code.chars().collect();
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let mut i = 0;
+    while i < bytes.len() {
+        let rest: String = bytes[i..bytes.len().min(i + 7)].iter().collect();
+        let starts_word = i == 0 || !(word(bytes[i - 1]) || bytes[i - 1] == ':');
+        let base = if starts_word && rest.starts_with("crate::") {
+            Some((Vec::new(), i + 7))
+        } else if starts_word && rest.starts_with("super::") {
+            Some((parent.clone(), i + 7))
+        } else {
+            None
+        };
+        let Some((base, mut j)) = base else {
+            i += 1;
+            continue;
+        };
+        let mut path = base;
+        loop {
+            if bytes.get(j) == Some(&'{') {
+                // A group: each member is a path from here.
+                let end = (j..bytes.len())
+                    .find(|&k| bytes[k] == '}')
+                    .unwrap_or(bytes.len());
+                let group: String = bytes[j + 1..end].iter().collect();
+                for member in group.split(',') {
+                    let mut p = path.clone();
+                    p.extend(
+                        member
+                            .trim()
+                            .split("::")
+                            .map(|s| s.split_whitespace().next().unwrap_or("").to_string())
+                            .filter(|s| !s.is_empty() && s != "self" && s != "*"),
+                    );
+                    out.push(p);
+                }
+                path.clear();
+                j = end;
+                break;
+            }
+            let start = j;
+            while j < bytes.len() && word(bytes[j]) {
+                j += 1;
+            }
+            if start == j {
+                break;
+            }
+            path.push(bytes[start..j].iter().collect());
+            if bytes.get(j) == Some(&':') && bytes.get(j + 1) == Some(&':') {
+                j += 2;
+            } else {
+                break;
+            }
+        }
+        if !path.is_empty() {
+            out.push(path);
+        }
+        i = j.max(i + 1);
+    }
+    out
+}
+
+/// The module graph: each module and the other modules it imports (the longest module
+/// prefix of each path it names).
+fn graph() -> BTreeMap<Module, BTreeSet<Module>> {
+    let modules = modules();
+    let mut graph = BTreeMap::new();
+    for (module, file) in &modules {
+        let text = std::fs::read_to_string(file).unwrap();
+        let is_mod_rs = file.file_name().is_some_and(|f| f == "mod.rs");
+        let mut deps = BTreeSet::new();
+        for path in paths(module, is_mod_rs, &code(&text)) {
+            let target = (1..=path.len())
+                .rev()
+                .map(|n| path[..n].to_vec())
+                .find(|p| modules.contains_key(p));
+            if let Some(t) = target.filter(|t| t != module) {
+                deps.insert(t);
+            }
+        }
+        // A mod.rs that re-exports a child (`pub use child::X`) depends on it.
+        if is_mod_rs {
+            for line in code(&text).lines() {
+                if let Some(rest) = line.trim().strip_prefix("pub use ") {
+                    let child = rest.split("::").next().unwrap_or("").trim();
+                    let mut p = module.clone();
+                    p.push(child.to_string());
+                    if modules.contains_key(&p) {
+                        deps.insert(p);
+                    }
+                }
+            }
+        }
+        graph.insert(module.clone(), deps);
+    }
+    graph
+}
+
+fn name(m: &Module) -> String {
+    m.join("::")
+}
+
+#[test]
+fn every_folder_is_a_layer() {
+    let graph = graph();
+    let tops: BTreeSet<&str> = graph.keys().map(|m| m[0].as_str()).collect();
+    let unlisted: Vec<&&str> = tops.iter().filter(|t| !LAYERS.contains(t)).collect();
+    assert!(
+        unlisted.is_empty(),
+        "folders missing from LAYERS in tests/layers.rs: {unlisted:?}"
+    );
+}
+
+#[test]
+fn imports_only_run_down_the_layers() {
+    let graph = graph();
+    let rank = |m: &Module| LAYERS.iter().position(|l| *l == m[0]).unwrap_or(usize::MAX);
+    let mut upward = Vec::new();
+    for (module, deps) in &graph {
+        for dep in deps {
+            if dep[0] != module[0] && rank(dep) > rank(module) {
+                upward.push(format!("{} -> {}", name(module), name(dep)));
+            }
+        }
+    }
+    assert!(
+        upward.is_empty(),
+        "imports that run up the layers:\n{}",
+        upward.join("\n")
+    );
+    // The check sees the imports it is meant to: the daemon uses the dialog, the dialog the
+    // vehicle, and the front end the wake word.
+    for (from, to) in [
+        ("daemon::event_loop", "understand"),
+        ("understand::dialog", "act::vehicle"),
+        ("hear::front_end", "hear::wake"),
+    ] {
+        let from: Module = from.split("::").map(String::from).collect();
+        let to: Module = to.split("::").map(String::from).collect();
+        assert!(
+            graph[&from].contains(&to),
+            "{} should import {}",
+            name(&from),
+            name(&to)
+        );
+    }
+}
+
+#[test]
+fn no_module_imports_round_a_circle() {
+    let graph = graph();
+    // Depth-first search; a back edge closes a circle.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Open,
+        Done,
+    }
+    fn visit(
+        m: &Module,
+        graph: &BTreeMap<Module, BTreeSet<Module>>,
+        marks: &mut BTreeMap<Module, Mark>,
+        stack: &mut Vec<Module>,
+        circles: &mut Vec<String>,
+    ) {
+        marks.insert(m.clone(), Mark::Open);
+        stack.push(m.clone());
+        for d in &graph[m] {
+            match marks.get(d) {
+                Some(Mark::Open) => {
+                    let at = stack.iter().position(|s| s == d).unwrap();
+                    let mut circle: Vec<String> = stack[at..].iter().map(name).collect();
+                    circle.push(name(d));
+                    circles.push(circle.join(" -> "));
+                }
+                Some(Mark::Done) => {}
+                None => visit(d, graph, marks, stack, circles),
+            }
+        }
+        stack.pop();
+        marks.insert(m.clone(), Mark::Done);
+    }
+    let mut marks = BTreeMap::new();
+    let mut circles = Vec::new();
+    for m in graph.keys() {
+        if !marks.contains_key(m) {
+            visit(m, &graph, &mut marks, &mut Vec::new(), &mut circles);
+        }
+    }
+    assert!(
+        circles.is_empty(),
+        "import circles:\n{}",
+        circles.join("\n")
+    );
+}
+
+#[test]
+fn the_parser_finds_paths_and_groups() {
+    let module: Module = vec!["daemon".into(), "api".into()];
+    let code = code(
+        "use crate::daemon::events::{Event, State};\n// crate::speak::Voice\nlet s = \"crate::act\";\nsuper::policy::x();\n",
+    );
+    let found: Vec<String> = paths(&module, false, &code).iter().map(name).collect();
+    assert_eq!(
+        found,
+        [
+            "daemon::events::Event",
+            "daemon::events::State",
+            "daemon::policy::x"
+        ]
+    );
+}
