@@ -5,15 +5,21 @@
 //! dialog context, the speaker's zone and defaults, checked against their types, the safety
 //! policy and the confirmation rule, and only then does the action run.
 
+mod words;
+
 use crate::act::vehicle::{fill, Failure, ResolvedAction, VehicleBus};
 use crate::profile::{Intent, Profile, SlotType, SlotValue, SPEAKER};
-use crate::text::{format_number, tokenize};
 use crate::understand::brain::{Brain, Thought};
+use crate::understand::dialog::words::{
+    lowercase_first, ms, out_of_range, slot_from_json, unit_of,
+};
 use crate::understand::grammar::Matcher;
 use crate::understand::turn::*;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
+pub use words::yes_or_no;
 
 /// The profile, its compiled grammar, and the vehicle bus.
 pub struct Assistant {
@@ -649,117 +655,6 @@ impl Assistant {
             timings_ms: timings,
         }
     }
-}
-
-fn unit_of(ty: &SlotType) -> &str {
-    match ty {
-        SlotType::Integer { unit, .. } | SlotType::Decimal { unit, .. } => unit,
-        _ => "",
-    }
-}
-
-fn lowercase_first(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_lowercase().chain(c).collect(),
-        None => String::new(),
-    }
-}
-
-/// Yes, no, or neither, for a confirmation question.
-pub fn yes_or_no(text: &str) -> Option<bool> {
-    const YES: &[&str] = &[
-        "yes",
-        "yeah",
-        "yep",
-        "yup",
-        "sure",
-        "ok",
-        "okay",
-        "correct",
-        "do it",
-        "go ahead",
-        "please do",
-        "yes please",
-        "thats right",
-        "right",
-        "affirmative",
-    ];
-    const NO: &[&str] = &[
-        "no",
-        "nope",
-        "no thanks",
-        "cancel",
-        "stop",
-        "dont",
-        "do not",
-        "never mind",
-        "nevermind",
-        "forget it",
-        "no dont",
-        "not now",
-    ];
-    let words: Vec<String> = tokenize(text)
-        .into_iter()
-        .map(|t| t.norm)
-        .filter(|w| !matches!(w.as_str(), "please" | "thanks" | "thank" | "you" | "cabin"))
-        .collect();
-    let phrase = words.join(" ");
-    if YES.contains(&phrase.as_str()) {
-        Some(true)
-    } else if NO.contains(&phrase.as_str()) {
-        Some(false)
-    } else {
-        None
-    }
-}
-
-/// A model's JSON argument as a slot value of `ty`, or None if it is not one.
-fn slot_from_json(ty: &SlotType, value: &serde_json::Value) -> Option<SlotValue> {
-    match (ty, value) {
-        (SlotType::Enum { .. }, serde_json::Value::String(s)) => ty.value_for_key(s),
-        (SlotType::Integer { .. }, serde_json::Value::Number(n)) => n
-            .as_f64()
-            .filter(|v| v.fract() == 0.0)
-            .map(SlotValue::Number),
-        (SlotType::Decimal { .. }, serde_json::Value::Number(n)) => {
-            n.as_f64().map(SlotValue::Number)
-        }
-        (SlotType::Text { max_words }, serde_json::Value::String(s)) => {
-            let words = s.split_whitespace().count();
-            (1..=*max_words)
-                .contains(&words)
-                .then(|| SlotValue::Text(s.trim().to_string()))
-        }
-        _ => None,
-    }
-}
-
-fn ms(d: std::time::Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
-}
-
-/// A reply explaining the allowed range, when a number slot is outside it.
-fn out_of_range(name: &str, ty: &SlotType, value: &SlotValue) -> Option<String> {
-    if ty.admits(value) {
-        return None;
-    }
-    let (min, max, unit) = match ty {
-        SlotType::Integer { min, max, unit } => (*min as f64, *max as f64, unit),
-        SlotType::Decimal { min, max, unit } => (*min, *max, unit),
-        _ => return None,
-    };
-    let what = name.replace('_', " ");
-    let unit = if unit.is_empty() {
-        String::new()
-    } else {
-        format!(" {unit}")
-    };
-    Some(format!(
-        "I can only set the {what} between {} and {}{unit}.",
-        format_number(min),
-        format_number(max)
-    ))
 }
 
 #[cfg(test)]

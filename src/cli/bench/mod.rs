@@ -7,15 +7,22 @@
 //! daemon sends as the sentence starts to play. A second daemon with the local model measures
 //! the model route the same way, and the voice's synthesis speed is measured in this process.
 
-use cabin::daemon::api::{OBJECT_PATH, SERVICE_NAME};
 use cabin::runtime::bus::PrivateBus;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod daemon;
+mod procs;
+mod stages;
+
+use daemon::*;
+use procs::*;
+use stages::*;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -71,20 +78,6 @@ pub const CORPUS: &[&str] = &[
     "what's my range",
     "check the front left tyre pressure",
     "tell me a joke",
-];
-
-/// The spoken fixtures and the intent each asks for.
-const FIXTURES: &[(&str, &str)] = &[
-    ("hey-jarvis-call-jordan", "phone.call"),
-    (
-        "hey-jarvis-navigate-to-munich-central-station",
-        "navigation.navigate_to",
-    ),
-    (
-        "hey-jarvis-set-the-temperature-to-twenty-degrees",
-        "climate.set_temperature",
-    ),
-    ("hey-jarvis-turn-on-the-seat-heating", "seats.heating_on"),
 ];
 
 #[derive(Debug, Serialize)]
@@ -172,228 +165,6 @@ impl Report {
         }
         s
     }
-}
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Sends `text` to the daemon; the round trip and the outcome it reports.
-async fn submit(
-    conn: &zbus::Connection,
-    text: &str,
-) -> anyhow::Result<(Duration, serde_json::Value)> {
-    let sent = Instant::now();
-    let reply = conn
-        .call_method(
-            Some(SERVICE_NAME),
-            OBJECT_PATH,
-            Some(SERVICE_NAME),
-            "SubmitTextJson",
-            &(text,),
-        )
-        .await?;
-    let round_trip = sent.elapsed();
-    let json: String = reply.body().deserialize()?;
-    Ok((round_trip, serde_json::from_str(&json)?))
-}
-
-/// The daemon's `Reply` signals: with a voice, each is a sentence starting to play.
-async fn replies(conn: &zbus::Connection) -> anyhow::Result<zbus::MessageStream> {
-    let rule = zbus::MatchRule::builder()
-        .msg_type(zbus::message::Type::Signal)
-        .interface(SERVICE_NAME)
-        .member("Reply")
-        .build()?;
-    Ok(zbus::MessageStream::for_match_rule(rule, conn, std::num::NonZeroUsize::new(64)).await?)
-}
-
-/// A request's figures: the round trip, the first audio (with a voice), and the outcome.
-struct Asked {
-    round_trip: Duration,
-    first_audio: Option<Duration>,
-    outcome: serde_json::Value,
-}
-
-/// Sends `text` and, when the daemon speaks, times its first `Reply` signal: with streamed
-/// speech it can come before the call returns.
-async fn ask(
-    conn: &zbus::Connection,
-    replies: &mut zbus::MessageStream,
-    text: &str,
-    speaking: bool,
-) -> anyhow::Result<Asked> {
-    use futures_util::{FutureExt, StreamExt};
-    // Signals of the request before (cancelled mid-reply) are not this one's.
-    while let Some(Some(_)) = replies.next().now_or_never() {}
-    let sent = Instant::now();
-    let first_reply = async {
-        replies.next().await;
-        sent.elapsed()
-    };
-    tokio::pin!(first_reply);
-    let call = submit(conn, text);
-    tokio::pin!(call);
-    let mut first_audio = None;
-    let (round_trip, outcome) = loop {
-        tokio::select! {
-            r = &mut call => break r?,
-            t = &mut first_reply, if first_audio.is_none() && speaking => first_audio = Some(t),
-        }
-    };
-    let said = outcome["reply"].as_str().is_some_and(|r| !r.is_empty());
-    if first_audio.is_none() && speaking && said {
-        first_audio = tokio::time::timeout(Duration::from_secs(30), first_reply)
-            .await
-            .ok();
-    }
-    Ok(Asked {
-        round_trip,
-        first_audio,
-        outcome,
-    })
-}
-
-/// Ends the follow-up window, so that the next request starts a fresh dialog.
-async fn end_dialog(conn: &zbus::Connection) -> anyhow::Result<()> {
-    conn.call_method(
-        Some(SERVICE_NAME),
-        OBJECT_PATH,
-        Some(SERVICE_NAME),
-        "Cancel",
-        &(),
-    )
-    .await?;
-    Ok(())
-}
-
-const END_OF_SPEECH_FAST: &str =
-    "end of speech to first audio, fast path (trailing silence + ASR + request)";
-const FIRST_AUDIO_FAST: &str = "request to first audio, fast path";
-const FIRST_AUDIO_LLM: &str = "request to first audio, local model";
-
-/// Requests for the local model: an indirect command, and two answers.
-const LLM_CORPUS: &[&str] = &[
-    "it's freezing in here",
-    "tell me a joke",
-    "tell me something interesting about Munich",
-];
-
-/// The speech front end's figures on the spoken fixtures (an error says why they can't run).
-struct Speech {
-    stages: BTreeMap<String, Vec<f64>>,
-    cpu_s: f64,
-    audio_s: f64,
-    correct: usize,
-    runs: usize,
-}
-
-/// Runs each fixture through the front end and the speech worker, then its transcript through
-/// the daemon on `conn`.
-async fn speech(
-    conn: &zbus::Connection,
-    replies: &mut zbus::MessageStream,
-    speaking: bool,
-    fixtures: &Path,
-    rounds: usize,
-) -> anyhow::Result<Speech> {
-    use cabin::hear::{Heard, Input};
-    use cabin::listening::{Listening, Transcriber};
-    let profile = cabin::profile::Profile::embedded_default();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(fixtures)
-        .map_err(|e| anyhow::anyhow!("no fixtures in {}: {e}", fixtures.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
-        .collect();
-    files.sort();
-    anyhow::ensure!(
-        !files.is_empty(),
-        "no .wav fixtures in {}",
-        fixtures.display()
-    );
-    cabin::hear::Engines::load(&profile)?;
-    let asr = std::sync::Arc::new(
-        cabin::asr::start(&profile, &cabin::asr::AsrChoice::Auto)
-            .ok_or_else(|| anyhow::anyhow!("the profile names no asr model"))?,
-    );
-    let transcriber = Transcriber::new(&profile, asr.clone());
-    transcriber
-        .ready(cabin::runtime::worker::SETTLE_LIMIT)
-        .await
-        .map_err(|e| anyhow::anyhow!("no speech recognition: {e}"))?;
-    let mut out = Speech {
-        stages: BTreeMap::new(),
-        cpu_s: 0.0,
-        audio_s: 0.0,
-        correct: 0,
-        runs: 0,
-    };
-    for _ in 0..rounds {
-        for file in &files {
-            let (tx, mut heard) = tokio::sync::mpsc::channel(16);
-            let listening =
-                Listening::start(&profile, Input::File(file.clone()), asr.clone(), false, tx)?;
-            let mut command = None;
-            while let Some(h) = heard.recv().await {
-                match h {
-                    Heard::Command { audio, .. } => {
-                        command = Some(audio);
-                        listening.after_turn(false);
-                    }
-                    Heard::Ended {
-                        audio_s,
-                        wake_cpu_s,
-                        vad_cpu_s,
-                        ..
-                    } => {
-                        out.cpu_s += wake_cpu_s + vad_cpu_s;
-                        out.audio_s += audio_s;
-                        break;
-                    }
-                    _ => {}
-                }
-            }
-            out.runs += 1;
-            let Some(audio) = command else { continue };
-            let heard = transcriber
-                .transcribe(&audio, cabin::runtime::worker::SETTLE_LIMIT)
-                .await?;
-            out.stages
-                .entry("speech recognition (cabin-asr, after end-pointing)".into())
-                .or_default()
-                .push(heard.asr_ms);
-            let text = heard.text.unwrap_or_default();
-            let asked = ask(conn, replies, &text, speaking).await?;
-            let outcome = asked.outcome;
-            out.stages
-                .entry("transcript to action and reply (daemon round trip)".into())
-                .or_default()
-                .push(asked.round_trip.as_secs_f64() * 1e3);
-            if let Some(first) = asked.first_audio {
-                // The end-pointer hears the command end after the trailing silence.
-                let silence = profile.listen.trailing_silence.as_secs_f64() * 1e3;
-                out.stages
-                    .entry(END_OF_SPEECH_FAST.into())
-                    .or_default()
-                    .push(silence + heard.asr_ms + first.as_secs_f64() * 1e3);
-            }
-            // "hey-jarvis-set-the-temperature…" names what the command asks for.
-            let name = file.file_stem().unwrap_or_default().to_string_lossy();
-            let expected = FIXTURES.iter().find(|(n, _)| *n == name).map(|(_, i)| *i);
-            if expected.is_some() && outcome["intent"].as_str() == expected {
-                out.correct += 1;
-            }
-            end_dialog(conn).await?;
-        }
-    }
-    Ok(out)
 }
 
 pub async fn run(
@@ -608,160 +379,6 @@ pub async fn run(
         tts_cpu_percent,
         llm_skipped,
     })
-}
-
-const TICKS_PER_S: f64 = 100.0; // USER_HZ on Linux
-
-fn worker_name(pid: u32) -> String {
-    let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    let args = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let embedding = args.split(|&b| b == 0).any(|a| a == b"--embedding");
-    format!(
-        "{}{} (worker)",
-        name.trim(),
-        if embedding { " --embedding" } else { "" }
-    )
-}
-
-/// The local model's requests: round trip and first audio. Waits (up to two minutes) for the
-/// model to load first.
-async fn llm_stages(
-    conn: &zbus::Connection,
-    replies: &mut zbus::MessageStream,
-    speaking: bool,
-    rounds: usize,
-) -> anyhow::Result<BTreeMap<String, Vec<f64>>> {
-    let loading = Instant::now();
-    loop {
-        let asked = ask(conn, replies, LLM_CORPUS[1], false).await?;
-        end_dialog(conn).await?;
-        if asked.outcome["route"] == "local_llm" {
-            break;
-        }
-        anyhow::ensure!(
-            loading.elapsed() < Duration::from_secs(120),
-            "the local model did not answer within two minutes: {}",
-            asked.outcome
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let mut stages: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for _ in 0..rounds {
-        for text in LLM_CORPUS {
-            let asked = ask(conn, replies, text, speaking).await?;
-            if asked.outcome["route"] == "local_llm" {
-                // An answer is spoken as it is generated; an action's reply after the action.
-                let kind = if asked.outcome["intent"].is_null() {
-                    "answer"
-                } else {
-                    "action"
-                };
-                stages
-                    .entry(format!("round trip, local model {kind}"))
-                    .or_default()
-                    .push(asked.round_trip.as_secs_f64() * 1e3);
-                if let Some(first) = asked.first_audio {
-                    stages
-                        .entry(format!("{FIRST_AUDIO_LLM} {kind}"))
-                        .or_default()
-                        .push(first.as_secs_f64() * 1e3);
-                }
-            }
-            end_dialog(conn).await?;
-        }
-    }
-    Ok(stages)
-}
-
-/// Synthesises every reply: the real-time factor, the CPU per second of speech (percent of
-/// one core), and each reply's first-sentence synthesis time in ms.
-fn synthesis(
-    voice: &mut dyn cabin::speak::voice::Voice,
-    replies: &[String],
-) -> anyhow::Result<(f64, f64, Vec<f64>)> {
-    let (mut took, mut audio, mut firsts) = (0.0, 0.0, Vec::new());
-    let cpu_before = cpu_ticks(std::process::id());
-    for reply in replies {
-        let mut text = reply.clone();
-        for (i, sentence) in cabin::text::take_sentences(&mut text, true)
-            .iter()
-            .enumerate()
-        {
-            let started = Instant::now();
-            let samples = voice.synthesize(&cabin::speak::speakable::speakable(sentence))?;
-            let t = started.elapsed().as_secs_f64();
-            if i == 0 {
-                firsts.push(t * 1e3);
-            }
-            took += t;
-            audio += samples.len() as f64 / f64::from(voice.sample_rate());
-        }
-    }
-    let cpu_s = match (cpu_before, cpu_ticks(std::process::id())) {
-        (Some(a), Some(b)) => (b - a) as f64 / TICKS_PER_S,
-        _ => f64::NAN,
-    };
-    anyhow::ensure!(audio > 0.0, "no reply to synthesise");
-    Ok((took / audio, 100.0 * cpu_s / audio, firsts))
-}
-
-/// The worker processes of `pid` (children of any of its threads: workers are spawned from
-/// the runtime's), not the short-lived eSpeak NG runs.
-fn children(pid: u32) -> Vec<u32> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten();
-    tasks
-        .flat_map(|t| {
-            std::fs::read_to_string(t.path().join("children"))
-                .unwrap_or_default()
-                .split_whitespace()
-                .filter_map(|c| c.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .filter(|child| worker_name(*child).starts_with("cabin"))
-        .collect()
-}
-
-fn tempfile_dir() -> std::io::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("cabin-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .map(str::trim)
-        .unwrap_or(std::env::consts::ARCH);
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    format!("{model}, {cores} cores")
 }
 
 /// Writes the JSON report next to the Markdown table.

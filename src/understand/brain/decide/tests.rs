@@ -1,4 +1,7 @@
 use super::*;
+use crate::understand::brain::cloud::host_port;
+use crate::understand::brain::guards::spoken;
+use crate::understand::brain::prompt::system_prompt;
 
 fn default_profile() -> Profile {
     Profile::load_or_default(None).unwrap()

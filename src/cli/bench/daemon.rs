@@ -1,0 +1,104 @@
+//! Talking to the daemon under measurement: the processes it runs as, requests and replies.
+
+use cabin::daemon::api::{OBJECT_PATH, SERVICE_NAME};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// A child process killed when dropped.
+pub(super) struct Proc(pub(super) Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sends `text` to the daemon; the round trip and the outcome it reports.
+pub(super) async fn submit(
+    conn: &zbus::Connection,
+    text: &str,
+) -> anyhow::Result<(Duration, serde_json::Value)> {
+    let sent = Instant::now();
+    let reply = conn
+        .call_method(
+            Some(SERVICE_NAME),
+            OBJECT_PATH,
+            Some(SERVICE_NAME),
+            "SubmitTextJson",
+            &(text,),
+        )
+        .await?;
+    let round_trip = sent.elapsed();
+    let json: String = reply.body().deserialize()?;
+    Ok((round_trip, serde_json::from_str(&json)?))
+}
+
+/// The daemon's `Reply` signals: with a voice, each is a sentence starting to play.
+pub(super) async fn replies(conn: &zbus::Connection) -> anyhow::Result<zbus::MessageStream> {
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .interface(SERVICE_NAME)
+        .member("Reply")
+        .build()?;
+    Ok(zbus::MessageStream::for_match_rule(rule, conn, std::num::NonZeroUsize::new(64)).await?)
+}
+
+/// A request's figures: the round trip, the first audio (with a voice), and the outcome.
+pub(super) struct Asked {
+    pub(super) round_trip: Duration,
+    pub(super) first_audio: Option<Duration>,
+    pub(super) outcome: serde_json::Value,
+}
+
+/// Sends `text` and, when the daemon speaks, times its first `Reply` signal: with streamed
+/// speech it can come before the call returns.
+pub(super) async fn ask(
+    conn: &zbus::Connection,
+    replies: &mut zbus::MessageStream,
+    text: &str,
+    speaking: bool,
+) -> anyhow::Result<Asked> {
+    use futures_util::{FutureExt, StreamExt};
+    // Signals of the request before (cancelled mid-reply) are not this one's.
+    while let Some(Some(_)) = replies.next().now_or_never() {}
+    let sent = Instant::now();
+    let first_reply = async {
+        replies.next().await;
+        sent.elapsed()
+    };
+    tokio::pin!(first_reply);
+    let call = submit(conn, text);
+    tokio::pin!(call);
+    let mut first_audio = None;
+    let (round_trip, outcome) = loop {
+        tokio::select! {
+            r = &mut call => break r?,
+            t = &mut first_reply, if first_audio.is_none() && speaking => first_audio = Some(t),
+        }
+    };
+    let said = outcome["reply"].as_str().is_some_and(|r| !r.is_empty());
+    if first_audio.is_none() && speaking && said {
+        first_audio = tokio::time::timeout(Duration::from_secs(30), first_reply)
+            .await
+            .ok();
+    }
+    Ok(Asked {
+        round_trip,
+        first_audio,
+        outcome,
+    })
+}
+
+/// Ends the follow-up window, so that the next request starts a fresh dialog.
+pub(super) async fn end_dialog(conn: &zbus::Connection) -> anyhow::Result<()> {
+    conn.call_method(
+        Some(SERVICE_NAME),
+        OBJECT_PATH,
+        Some(SERVICE_NAME),
+        "Cancel",
+        &(),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! The measured stages beyond plain text: the spoken fixtures through the listening
+//! pipeline, the local model's route, and the voice.
+
+use super::daemon::{ask, end_dialog};
+use super::procs::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The spoken fixtures and the intent each asks for.
+pub(super) const FIXTURES: &[(&str, &str)] = &[
+    ("hey-jarvis-call-jordan", "phone.call"),
+    (
+        "hey-jarvis-navigate-to-munich-central-station",
+        "navigation.navigate_to",
+    ),
+    (
+        "hey-jarvis-set-the-temperature-to-twenty-degrees",
+        "climate.set_temperature",
+    ),
+    ("hey-jarvis-turn-on-the-seat-heating", "seats.heating_on"),
+];
+
+pub(super) const END_OF_SPEECH_FAST: &str =
+    "end of speech to first audio, fast path (trailing silence + ASR + request)";
+pub(super) const FIRST_AUDIO_FAST: &str = "request to first audio, fast path";
+pub(super) const FIRST_AUDIO_LLM: &str = "request to first audio, local model";
+
+/// Requests for the local model: an indirect command, and two answers.
+pub(super) const LLM_CORPUS: &[&str] = &[
+    "it's freezing in here",
+    "tell me a joke",
+    "tell me something interesting about Munich",
+];
+
+/// The speech front end's figures on the spoken fixtures (an error says why they can't run).
+pub(super) struct Speech {
+    pub(super) stages: BTreeMap<String, Vec<f64>>,
+    pub(super) cpu_s: f64,
+    pub(super) audio_s: f64,
+    pub(super) correct: usize,
+    pub(super) runs: usize,
+}
+
+/// Runs each fixture through the front end and the speech worker, then its transcript through
+/// the daemon on `conn`.
+pub(super) async fn speech(
+    conn: &zbus::Connection,
+    replies: &mut zbus::MessageStream,
+    speaking: bool,
+    fixtures: &Path,
+    rounds: usize,
+) -> anyhow::Result<Speech> {
+    use cabin::hear::{Heard, Input};
+    use cabin::listening::{Listening, Transcriber};
+    let profile = cabin::profile::Profile::embedded_default();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(fixtures)
+        .map_err(|e| anyhow::anyhow!("no fixtures in {}: {e}", fixtures.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
+    files.sort();
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no .wav fixtures in {}",
+        fixtures.display()
+    );
+    cabin::hear::Engines::load(&profile)?;
+    let asr = std::sync::Arc::new(
+        cabin::asr::start(&profile, &cabin::asr::AsrChoice::Auto)
+            .ok_or_else(|| anyhow::anyhow!("the profile names no asr model"))?,
+    );
+    let transcriber = Transcriber::new(&profile, asr.clone());
+    transcriber
+        .ready(cabin::runtime::worker::SETTLE_LIMIT)
+        .await
+        .map_err(|e| anyhow::anyhow!("no speech recognition: {e}"))?;
+    let mut out = Speech {
+        stages: BTreeMap::new(),
+        cpu_s: 0.0,
+        audio_s: 0.0,
+        correct: 0,
+        runs: 0,
+    };
+    for _ in 0..rounds {
+        for file in &files {
+            let (tx, mut heard) = tokio::sync::mpsc::channel(16);
+            let listening =
+                Listening::start(&profile, Input::File(file.clone()), asr.clone(), false, tx)?;
+            let mut command = None;
+            while let Some(h) = heard.recv().await {
+                match h {
+                    Heard::Command { audio, .. } => {
+                        command = Some(audio);
+                        listening.after_turn(false);
+                    }
+                    Heard::Ended {
+                        audio_s,
+                        wake_cpu_s,
+                        vad_cpu_s,
+                        ..
+                    } => {
+                        out.cpu_s += wake_cpu_s + vad_cpu_s;
+                        out.audio_s += audio_s;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            out.runs += 1;
+            let Some(audio) = command else { continue };
+            let heard = transcriber
+                .transcribe(&audio, cabin::runtime::worker::SETTLE_LIMIT)
+                .await?;
+            out.stages
+                .entry("speech recognition (cabin-asr, after end-pointing)".into())
+                .or_default()
+                .push(heard.asr_ms);
+            let text = heard.text.unwrap_or_default();
+            let asked = ask(conn, replies, &text, speaking).await?;
+            let outcome = asked.outcome;
+            out.stages
+                .entry("transcript to action and reply (daemon round trip)".into())
+                .or_default()
+                .push(asked.round_trip.as_secs_f64() * 1e3);
+            if let Some(first) = asked.first_audio {
+                // The end-pointer hears the command end after the trailing silence.
+                let silence = profile.listen.trailing_silence.as_secs_f64() * 1e3;
+                out.stages
+                    .entry(END_OF_SPEECH_FAST.into())
+                    .or_default()
+                    .push(silence + heard.asr_ms + first.as_secs_f64() * 1e3);
+            }
+            // "hey-jarvis-set-the-temperature…" names what the command asks for.
+            let name = file.file_stem().unwrap_or_default().to_string_lossy();
+            let expected = FIXTURES.iter().find(|(n, _)| *n == name).map(|(_, i)| *i);
+            if expected.is_some() && outcome["intent"].as_str() == expected {
+                out.correct += 1;
+            }
+            end_dialog(conn).await?;
+        }
+    }
+    Ok(out)
+}
+
+/// The local model's requests: round trip and first audio. Waits (up to two minutes) for the
+/// model to load first.
+pub(super) async fn llm_stages(
+    conn: &zbus::Connection,
+    replies: &mut zbus::MessageStream,
+    speaking: bool,
+    rounds: usize,
+) -> anyhow::Result<BTreeMap<String, Vec<f64>>> {
+    let loading = Instant::now();
+    loop {
+        let asked = ask(conn, replies, LLM_CORPUS[1], false).await?;
+        end_dialog(conn).await?;
+        if asked.outcome["route"] == "local_llm" {
+            break;
+        }
+        anyhow::ensure!(
+            loading.elapsed() < Duration::from_secs(120),
+            "the local model did not answer within two minutes: {}",
+            asked.outcome
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut stages: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for _ in 0..rounds {
+        for text in LLM_CORPUS {
+            let asked = ask(conn, replies, text, speaking).await?;
+            if asked.outcome["route"] == "local_llm" {
+                // An answer is spoken as it is generated; an action's reply after the action.
+                let kind = if asked.outcome["intent"].is_null() {
+                    "answer"
+                } else {
+                    "action"
+                };
+                stages
+                    .entry(format!("round trip, local model {kind}"))
+                    .or_default()
+                    .push(asked.round_trip.as_secs_f64() * 1e3);
+                if let Some(first) = asked.first_audio {
+                    stages
+                        .entry(format!("{FIRST_AUDIO_LLM} {kind}"))
+                        .or_default()
+                        .push(first.as_secs_f64() * 1e3);
+                }
+            }
+            end_dialog(conn).await?;
+        }
+    }
+    Ok(stages)
+}
+
+/// Synthesises every reply: the real-time factor, the CPU per second of speech (percent of
+/// one core), and each reply's first-sentence synthesis time in ms.
+pub(super) fn synthesis(
+    voice: &mut dyn cabin::speak::voice::Voice,
+    replies: &[String],
+) -> anyhow::Result<(f64, f64, Vec<f64>)> {
+    let (mut took, mut audio, mut firsts) = (0.0, 0.0, Vec::new());
+    let cpu_before = cpu_ticks(std::process::id());
+    for reply in replies {
+        let mut text = reply.clone();
+        for (i, sentence) in cabin::text::take_sentences(&mut text, true)
+            .iter()
+            .enumerate()
+        {
+            let started = Instant::now();
+            let samples = voice.synthesize(&cabin::speak::speakable::speakable(sentence))?;
+            let t = started.elapsed().as_secs_f64();
+            if i == 0 {
+                firsts.push(t * 1e3);
+            }
+            took += t;
+            audio += samples.len() as f64 / f64::from(voice.sample_rate());
+        }
+    }
+    let cpu_s = match (cpu_before, cpu_ticks(std::process::id())) {
+        (Some(a), Some(b)) => (b - a) as f64 / TICKS_PER_S,
+        _ => f64::NAN,
+    };
+    anyhow::ensure!(audio > 0.0, "no reply to synthesise");
+    Ok((took / audio, 100.0 * cpu_s / audio, firsts))
+}

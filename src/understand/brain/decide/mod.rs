@@ -1,0 +1,669 @@
+//! The decision: what the grammar did not take goes to the local model (offered the
+//! shortlist's intents), and answers to the cloud where allowed; what comes back is read,
+//! guarded and turned into a [`Thought`].
+
+use crate::profile::{Profile, SlotType};
+use crate::runtime::llm::{ms, ChatClient, Completion, LlmError};
+use crate::runtime::worker::{LlmWorker, WorkerState};
+use crate::understand::brain::cloud::{cloud_client, probe, redact, Cloud};
+use crate::understand::brain::guards::{echoes, recites_instructions, spoken};
+use crate::understand::brain::prompt::{system_prompt, tool_name, tools};
+use crate::understand::grammar::Matcher;
+use crate::understand::shortlist::Shortlist;
+use crate::understand::turn::{Route, DECLINE_REPLY};
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the model routes made of an utterance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Thought {
+    /// A call of a profile intent, to be validated and run.
+    Intent {
+        route: Route,
+        intent: String,
+        args: Map<String, Value>,
+    },
+    /// A spoken answer, no action.
+    Answer { route: Route, text: String },
+    /// No model could be asked; `why` is for the log and `cabin say --json`.
+    Unavailable { why: String },
+}
+
+/// How many of the closest intents the local model may choose from.
+pub(super) const SHORTLIST: usize = 3;
+
+/// How close a refinement of the closest intent must come to be chosen when the words say a
+/// value only it takes ([`Brain::refinement`]); MiniLM's `near`.
+pub(super) const REFINE_NEAR: f32 = 0.05;
+
+pub struct Brain {
+    local: LlmWorker,
+    cloud: Option<Cloud>,
+    tools: Value,
+    /// Tool name → intent name.
+    intents: HashMap<String, String>,
+    /// Intent → the intent that does the reverse.
+    opposites: HashMap<String, String>,
+    system: String,
+    max_tokens: u32,
+    local_budget: Duration,
+    shortlist: Option<Shortlist>,
+    /// Tool name → its text slots, whose values must be the driver's words: a model fills
+    /// them with whatever its prompt showed.
+    text_slots: HashMap<String, Vec<String>>,
+    /// The fast path's grammar, to read answers that are commands.
+    commands: Matcher,
+    /// Tool names by index into the profile's intents (as [`Matcher`] gives them).
+    tools_by_index: Vec<String>,
+    /// Intent → its refinements, with the slot types only they take.
+    refinements: HashMap<String, Refinements>,
+}
+
+/// An intent's refinements, each with the slot types (name and type) only it takes.
+type Refinements = Vec<(String, Vec<(String, SlotType)>)>;
+
+/// What one local completion gave.
+pub(super) struct Generated {
+    result: Result<Completion, LlmError>,
+    /// An offered tool that the words named.
+    named: Option<String>,
+    /// An offered intent's command that a sentence was: the tool and its arguments.
+    command: Option<(String, String)>,
+    /// The words named a tool that was not offered, or recited the instructions: not an
+    /// answer to speak.
+    garbled: bool,
+    /// The sentences given out to be spoken, and the words after them.
+    said: Vec<String>,
+    unsaid: String,
+}
+
+impl Brain {
+    /// Uses `local` for the local route; sets up the cloud route if the profile allows it.
+    /// With a `shortlist`, the local model may only call the intents closest to the words.
+    pub fn new(profile: &Profile, local: LlmWorker, shortlist: Option<Shortlist>) -> Brain {
+        let (tools, intents) = tools(profile);
+        let cloud = cloud_client(&profile.cloud).map(|client| {
+            let reachable = Arc::new(AtomicBool::new(true));
+            let probe = tokio::spawn(probe(client.base().to_string(), reachable.clone()));
+            Cloud {
+                client,
+                budget: profile.cloud.budget,
+                redact: profile.cloud.redact_names,
+                reachable,
+                probe,
+            }
+        });
+        Brain {
+            local,
+            cloud,
+            tools,
+            intents,
+            opposites: profile
+                .intents
+                .iter()
+                .filter_map(|i| Some((i.name.clone(), i.opposite.clone()?)))
+                .collect(),
+            system: system_prompt(profile),
+            max_tokens: profile.llm.max_tokens,
+            local_budget: profile.llm.budget,
+            shortlist,
+            text_slots: profile
+                .intents
+                .iter()
+                .map(|i| {
+                    let text = i
+                        .slots
+                        .iter()
+                        .filter(|(_, ty)| {
+                            matches!(profile.slot_types.get(*ty), Some(SlotType::Text { .. }))
+                        })
+                        .map(|(slot, _)| slot.clone())
+                        .collect();
+                    (tool_name(&i.name), text)
+                })
+                .collect(),
+            commands: Matcher::new(profile),
+            tools_by_index: profile.intents.iter().map(|i| tool_name(&i.name)).collect(),
+            refinements: refinements(profile),
+        }
+    }
+
+    /// Waits until the intent shortlist, if any, is built: for runs that measure or check the
+    /// brain as it will be once started, rather than its first seconds.
+    pub async fn shortlist_built(&self) {
+        if let Some(shortlist) = &self.shortlist {
+            shortlist.built().await;
+        }
+    }
+
+    /// `auto` over every tool, or, with a shortlist, `allowed_tools` naming the intents closest
+    /// to `text` (the prompt still lists every tool, so its cache holds), with those tools'
+    /// names. `timings` gets `shortlist`.
+    async fn tool_choice(
+        &self,
+        text: &str,
+        timings: &mut BTreeMap<&'static str, f64>,
+    ) -> (Value, Option<Vec<String>>) {
+        let Some(shortlist) = &self.shortlist else {
+            return (json!("auto"), None);
+        };
+        let started = Instant::now();
+        let ranked = shortlist.rank(text).await;
+        timings.insert("shortlist", ms(started));
+        let ranked = match ranked {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("no shortlist ({e}); the local model may call any intent");
+                return (json!("auto"), None);
+            }
+        };
+        tracing::debug!("shortlist: {:?}", &ranked[..SHORTLIST.min(ranked.len())]);
+        // Close enough to an intent's own sentences: a call is required, of that intent or of
+        // any that come as close as the embedding model's `near` allows (with MiniLM, near
+        // senses such as "warm up" and "turn the heating on" embed alike; the model tells them
+        // apart). Otherwise the model may call one of the closest few, or answer. An intent
+        // whose opposite is closer is left out: given both, the model follows surface words
+        // ("the music is too loud" → volume up, "cool things down" → warmer), where the
+        // embedding, close to the profile's own sentences, more often has the direction right.
+        let ranked: Vec<&(String, f32)> = ranked
+            .iter()
+            .enumerate()
+            .filter(|(i, (intent, _))| {
+                let opposite = self.opposites.get(intent);
+                !ranked[..*i].iter().any(|(o, _)| Some(o) == opposite)
+            })
+            .map(|(_, r)| r)
+            .collect();
+        let (mode, take) = match ranked.first() {
+            Some((_, best)) if *best >= shortlist.confident() => {
+                let near = ranked
+                    .iter()
+                    .take_while(|r| r.1 >= best - shortlist.near())
+                    .count();
+                ("required", near.min(SHORTLIST))
+            }
+            _ => ("auto", SHORTLIST),
+        };
+        let mut names: Vec<String> = ranked
+            .iter()
+            .take(take)
+            .map(|(intent, _)| tool_name(intent))
+            .collect();
+        if mode == "required" {
+            if let Some(refined) = self.refinement(text, &ranked) {
+                tracing::debug!("shortlist: {refined} says what the words say");
+                let refined = tool_name(refined);
+                names.retain(|n| *n != refined);
+                names[0] = refined;
+            }
+        }
+        let tools: Vec<Value> = names
+            .iter()
+            .map(|name| json!({"type": "function", "function": {"name": name}}))
+            .collect();
+        let choice =
+            json!({"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": tools}});
+        (choice, Some(names))
+    }
+
+    /// A near intent that does what the closest one does with more said, where the words say
+    /// it: "seat heater on maximum" is closest to switching the seat heating on, but "maximum"
+    /// is a heat level, which only setting the level takes. The embedding ranks such pairs
+    /// alike, and given both the model keeps to the plainer.
+    fn refinement<'r>(&self, text: &str, ranked: &[&'r (String, f32)]) -> Option<&'r str> {
+        let (closest, best) = ranked.first()?;
+        let refinements = self.refinements.get(closest)?;
+        ranked[1..]
+            .iter()
+            .take_while(|r| r.1 >= best - REFINE_NEAR)
+            .find_map(|(intent, _)| {
+                let (_, only_it_takes) = refinements.iter().find(|(r, _)| r == intent)?;
+                only_it_takes
+                    .iter()
+                    .any(|(name, ty)| {
+                        let values = self.commands.values_in(name, text);
+                        values.iter().any(|v| ty.admits(v))
+                    })
+                    .then_some(intent.as_str())
+            })
+    }
+
+    /// The system message and one user turn: every request starts with the same system
+    /// message (and tools), whose KV cache the worker keeps.
+    fn messages(&self, user: &str) -> [Value; 2] {
+        [
+            json!({"role": "system", "content": self.system}),
+            json!({"role": "user", "content": user}),
+        ]
+    }
+
+    pub fn worker(&self) -> &LlmWorker {
+        &self.local
+    }
+
+    /// Has a ready local model evaluate the shared prompt prefix, so the first real request
+    /// is as fast as the rest (a supervised worker is warmed by its supervisor).
+    pub async fn warm_up(&self) -> Result<(), LlmError> {
+        let WorkerState::Ready(client) = self.local.state() else {
+            return Ok(());
+        };
+        crate::runtime::worker::warm_up(&client, &self.system, &self.tools).await
+    }
+
+    /// Asks the local model; a call of an intent's tool is proposed, words are the answer,
+    /// which the cloud may replace (where allowed and reachable, within its budget).
+    /// `timings` gets `local_llm` and `cloud` in milliseconds.
+    ///
+    /// Small models sometimes describe a call instead of making it ("you can call the
+    /// climate-warmer function"): when the words name an offered tool, generation stops there
+    /// and the model is asked for that tool's arguments, under its grammar. The prompt is the
+    /// same, so its cache still holds. Or they say the command ("Call your sister."): a
+    /// sentence that the fast path's grammar reads as an offered intent is that call.
+    ///
+    /// A call whose text slot holds no word the driver said (a destination, a contact) is
+    /// the model's invention; the model is asked again for an answer, with no call allowed.
+    ///
+    /// `on_sentence` gets each whole sentence of a local answer as it is generated, so speech
+    /// can start before the answer is complete; not while the cloud may still replace it, nor
+    /// a sentence that names a tool or is a command. The answer returned always starts with
+    /// those sentences.
+    pub async fn think(
+        &self,
+        text: &str,
+        timings: &mut BTreeMap<&'static str, f64>,
+        on_sentence: &mut (dyn FnMut(&str) + Send),
+    ) -> Thought {
+        let local = match self.local.state() {
+            WorkerState::Ready(client) => client,
+            WorkerState::Starting => {
+                return Thought::Unavailable {
+                    why: "the local model is still loading".into(),
+                }
+            }
+            WorkerState::Down(why) => return Thought::Unavailable { why },
+        };
+        let messages = self.messages(text);
+        let (choice, offered) = self.tool_choice(text, timings).await;
+        let started = Instant::now();
+        let stream = self
+            .cloud
+            .as_ref()
+            .is_none_or(|c| !c.reachable.load(Ordering::Relaxed));
+        let mut generated = self
+            .generate(
+                &local,
+                &messages,
+                &choice,
+                offered.as_deref(),
+                stream,
+                on_sentence,
+            )
+            .await;
+        timings.insert("local_llm", ms(started));
+        let mut call = match &generated.result {
+            Ok(c) => c.tool_call.clone(),
+            Err(_) => None,
+        };
+        if let (None, Some(tool)) = (&call, &generated.named) {
+            let choice = json!({"type": "function", "function": {"name": tool}});
+            let second = bounded(
+                self.local_budget,
+                local.complete(&messages, Some((&self.tools, &choice)), 48, |_| true),
+            )
+            .await;
+            timings.insert("local_llm", ms(started));
+            call = match second {
+                Ok(Completion {
+                    tool_call: Some(call),
+                    ..
+                }) => Some(call),
+                Ok(_) => {
+                    return Thought::Unavailable {
+                        why: format!("the local model named '{tool}' but gave no arguments"),
+                    }
+                }
+                Err(e) => {
+                    return Thought::Unavailable {
+                        why: format!("the local model failed: {e}"),
+                    }
+                }
+            };
+        }
+        if let Some(call) = call {
+            match self.invented(text, &call.name, &call.arguments) {
+                None => return self.intent(Route::LocalLlm, &call.name, &call.arguments),
+                // "drive the car for me" became a route to Alex (a name the prompt's examples
+                // once showed). An answer is better than an action nobody asked for.
+                Some(slot) => {
+                    tracing::info!(
+                        "the local model made up the {slot} of {}; asking it for an answer instead",
+                        call.name
+                    );
+                    generated = self
+                        .generate(
+                            &local,
+                            &messages,
+                            &json!("none"),
+                            Some(&[]),
+                            stream,
+                            on_sentence,
+                        )
+                        .await;
+                    timings.insert("local_llm", ms(started));
+                }
+            }
+        }
+        let Generated {
+            result,
+            command,
+            garbled,
+            said,
+            unsaid,
+            ..
+        } = generated;
+        let completion = match result {
+            Ok(c) => c,
+            // Out of time mid-answer: what was already said is the answer.
+            Err(e) if !said.is_empty() => {
+                tracing::warn!("the local model stopped mid-answer ({e}); keeping what it said");
+                return Thought::Answer {
+                    route: Route::LocalLlm,
+                    text: said.join(" "),
+                };
+            }
+            Err(e) => {
+                return Thought::Unavailable {
+                    why: format!("the local model failed: {e}"),
+                }
+            }
+        };
+        // Only from an endpoint that ignored `tool_choice: none`.
+        if completion.tool_call.is_some() {
+            return Thought::Unavailable {
+                why: "the local model called a tool where none was allowed".into(),
+            };
+        }
+        // The words were a command the grammar knows ("Call your sister."): the model meant
+        // to make that call, and the grammar has read its arguments.
+        let rest = if stream { &unsaid } else { &completion.content };
+        let command = command.or_else(|| self.spoken_command(rest, offered.as_deref()));
+        if let Some((tool, arguments)) = command {
+            if self.invented(text, &tool, &arguments).is_none() {
+                return self.intent(Route::LocalLlm, &tool, &arguments);
+            }
+        }
+        // Words about a tool it may not call ("Call the navigation-navigate_to function"), its
+        // instructions recited, or the request said back: what was said so far, the cloud's
+        // answer, or that Cabin can't do it; never the tool's name, the prompt, or a command
+        // as if done.
+        let unfit = garbled || echoes(text, rest);
+        if unfit {
+            tracing::info!(
+                "the local model named a tool it was not offered, recited its instructions or said the request back; not speaking it"
+            );
+            if !said.is_empty() {
+                return Thought::Answer {
+                    route: Route::LocalLlm,
+                    text: said.join(" "),
+                };
+            }
+        }
+        // Once the local answer is being spoken, it is the answer.
+        if said.is_empty() {
+            if let Some(text) = self.cloud_answer(text, timings).await {
+                return Thought::Answer {
+                    route: Route::Cloud,
+                    text,
+                };
+            }
+        }
+        if unfit {
+            return Thought::Answer {
+                route: Route::LocalLlm,
+                text: DECLINE_REPLY.to_string(),
+            };
+        }
+        match spoken(&completion.content) {
+            t if t.is_empty() => Thought::Unavailable {
+                why: "the local model gave an empty answer".into(),
+            },
+            t => Thought::Answer {
+                route: Route::LocalLlm,
+                text: t,
+            },
+        }
+    }
+
+    /// One local completion under `choice`, within the local budget. Stops early at words
+    /// that name an offered tool, or at a sentence that is an offered intent's command; gives
+    /// out the other whole sentences as they come when `stream`.
+    async fn generate(
+        &self,
+        local: &ChatClient,
+        messages: &[Value],
+        choice: &Value,
+        offered: Option<&[String]>,
+        stream: bool,
+        on_sentence: &mut (dyn FnMut(&str) + Send),
+    ) -> Generated {
+        // The driver's words: the last message.
+        let request = messages
+            .last()
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default();
+        let mut named = None;
+        let mut command = None;
+        let mut garbled = false;
+        let mut words = String::new();
+        // Generated text not yet a whole sentence, and the sentences already given out.
+        let (mut unsaid, mut said) = (String::new(), Vec::new());
+        let result = bounded(
+            self.local_budget,
+            local.complete(
+                messages,
+                Some((&self.tools, choice)),
+                self.max_tokens,
+                |piece| {
+                    words.push_str(piece);
+                    named = self.named_tool(&words, offered);
+                    garbled = named.is_none()
+                        && (self.named_tool(&words, None).is_some()
+                            || recites_instructions(&words));
+                    if named.is_some() || garbled {
+                        return false;
+                    }
+                    if stream {
+                        unsaid.push_str(piece);
+                        for sentence in crate::text::take_sentences(&mut unsaid, false) {
+                            command = self.spoken_command(&sentence, offered);
+                            if command.is_some() {
+                                return false;
+                            }
+                            if echoes(request, &sentence) {
+                                garbled = true;
+                                return false;
+                            }
+                            let sentence = spoken(&sentence);
+                            on_sentence(&sentence);
+                            said.push(sentence);
+                        }
+                    }
+                    true
+                },
+            ),
+        )
+        .await;
+        Generated {
+            result,
+            named,
+            command,
+            garbled,
+            said,
+            unsaid,
+        }
+    }
+
+    /// The slot of `tool`'s call whose text value has no word of the driver's `text`.
+    fn invented(&self, text: &str, tool: &str, arguments: &str) -> Option<String> {
+        let slots = self.text_slots.get(tool)?;
+        let args: Map<String, Value> = serde_json::from_str(arguments).ok()?;
+        let said: Vec<String> = crate::text::tokenize(text)
+            .into_iter()
+            .map(|t| t.norm)
+            .collect();
+        slots
+            .iter()
+            .find(|slot| {
+                args.get(slot.as_str())
+                    .and_then(Value::as_str)
+                    .is_some_and(|value| {
+                        !crate::text::tokenize(value)
+                            .iter()
+                            .any(|word| said.contains(&word.norm))
+                    })
+            })
+            .cloned()
+    }
+
+    /// `words` as an offered intent's command, read by the fast path's grammar: the tool and
+    /// its arguments as JSON.
+    fn spoken_command(&self, words: &str, offered: Option<&[String]>) -> Option<(String, String)> {
+        let found = self.commands.match_text(words)?;
+        let tool = self.tools_by_index[found.intent].clone();
+        if offered.is_some_and(|o| !o.contains(&tool)) {
+            return None;
+        }
+        let args: Map<String, Value> = found
+            .slots
+            .iter()
+            .map(|(slot, value)| (slot.clone(), value.to_json()))
+            .collect();
+        Some((tool, Value::Object(args).to_string()))
+    }
+
+    /// The longest offered tool name that `words` mention (as offered, or as the intent name);
+    /// `offered` None offers every tool.
+    fn named_tool(&self, words: &str, offered: Option<&[String]>) -> Option<String> {
+        self.intents
+            .iter()
+            .filter(|(tool, _)| offered.is_none_or(|o| o.contains(tool)))
+            .filter(|(tool, intent)| {
+                words.contains(tool.as_str()) || words.contains(intent.as_str())
+            })
+            .max_by_key(|(tool, _)| tool.len())
+            .map(|(tool, _)| tool.clone())
+    }
+
+    /// The cloud's answer, if the profile allows the cloud, it is reachable, and it answers
+    /// within budget. No tools are offered: the cloud only talks, it never actuates.
+    async fn cloud_answer(
+        &self,
+        text: &str,
+        timings: &mut BTreeMap<&'static str, f64>,
+    ) -> Option<String> {
+        let cloud = self.cloud.as_ref()?;
+        if !cloud.reachable.load(Ordering::Relaxed) {
+            tracing::info!("cloud unreachable; answering locally");
+            return None;
+        }
+        let sent = if cloud.redact {
+            redact(text)
+        } else {
+            text.to_string()
+        };
+        let messages = self.messages(&sent);
+        let started = Instant::now();
+        let result = bounded(
+            cloud.budget,
+            cloud
+                .client
+                .complete(&messages, None, self.max_tokens, |_| true),
+        )
+        .await;
+        timings.insert("cloud", ms(started));
+        match result.map(|c| spoken(&c.content)) {
+            Ok(answer) if !answer.is_empty() => Some(answer),
+            Ok(_) => {
+                tracing::warn!("the cloud answered with nothing; using the local answer");
+                None
+            }
+            Err(e) => {
+                if matches!(e, LlmError::Unreachable(_) | LlmError::Timeout(_)) {
+                    cloud.reachable.store(false, Ordering::Relaxed);
+                }
+                tracing::warn!("cloud failed ({e}); using the local answer");
+                None
+            }
+        }
+    }
+
+    fn intent(&self, route: Route, tool: &str, arguments: &str) -> Thought {
+        let Some(intent) = self.intents.get(tool) else {
+            return Thought::Unavailable {
+                why: format!("the model called '{tool}', which no profile intent offers"),
+            };
+        };
+        match serde_json::from_str::<Value>(arguments) {
+            Ok(Value::Object(args)) => Thought::Intent {
+                route,
+                intent: intent.clone(),
+                args,
+            },
+            _ => Thought::Unavailable {
+                why: format!("the model's arguments for '{tool}' are not a JSON object"),
+            },
+        }
+    }
+}
+
+pub(super) async fn bounded<T>(
+    budget: Duration,
+    f: impl std::future::Future<Output = Result<T, LlmError>>,
+) -> Result<T, LlmError> {
+    tokio::time::timeout(budget, f)
+        .await
+        .unwrap_or(Err(LlmError::Timeout(budget.as_millis() as u64)))
+}
+
+/// Each intent's refinements: the intents of the same vehicle interface that take every slot
+/// type it takes and more (seat heating on → seat heating level), with the enum and number
+/// slot types only they take (a text slot's value cannot be told from other words). An intent
+/// without slots has none: every intent of its interface would be one ("turn the climate on"
+/// and "defrost the front").
+pub(super) fn refinements(profile: &Profile) -> HashMap<String, Refinements> {
+    let types = |i: &crate::profile::Intent| -> Vec<String> { i.slots.values().cloned().collect() };
+    let mut out: HashMap<String, Refinements> = HashMap::new();
+    for plain in profile.intents.iter().filter(|i| !i.slots.is_empty()) {
+        let plain_types = types(plain);
+        for other in &profile.intents {
+            let (a, b) = (&plain.action, &other.action);
+            let same_interface =
+                (&a.service, &a.path, &a.interface) == (&b.service, &b.path, &b.interface);
+            let other_types = types(other);
+            if other.name == plain.name
+                || !same_interface
+                || !plain_types.iter().all(|t| other_types.contains(t))
+            {
+                continue;
+            }
+            let only_it_takes: Vec<(String, SlotType)> = other_types
+                .iter()
+                .filter(|t| !plain_types.contains(t))
+                .filter_map(|t| Some((t.clone(), profile.slot_types.get(t)?.clone())))
+                .filter(|(_, ty)| !matches!(ty, SlotType::Text { .. }))
+                .collect();
+            if !only_it_takes.is_empty() {
+                out.entry(plain.name.clone())
+                    .or_default()
+                    .push((other.name.clone(), only_it_takes));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,67 @@
+//! Guards on what a model says before it is spoken: no markup, no recital of the
+//! instructions, no echo of the request that sounds as if it were done.
+
+use crate::understand::brain::prompt::INSTRUCTIONS;
+
+/// One spoken paragraph: no markup, no line breaks.
+pub(super) fn spoken(text: &str) -> String {
+    text.replace(['*', '#', '`', '|'], "")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The words of `s`, lower-cased, without punctuation (an apostrophe stays: "can't").
+pub(super) fn words(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Words that say nothing of their own in an answer that repeats the driver ([`echoes`]).
+pub(super) const ECHO_FILLERS: &[&str] = &[
+    "a", "an", "the", "my", "your", "me", "you", "i", "to", "for", "of", "on", "in", "at", "and",
+    "is", "it", "this", "that", "please", "now", "all", "some", "with", "up", "down",
+];
+
+/// Whether a sentence of `answer` is the driver's `request` said back as a command: given
+/// "send twenty euros to my brother", a small model answers "send twenty euros to my brother."
+/// or "set alarm for six tomorrow." for "set an alarm for six tomorrow". Spoken, that sounds as
+/// if Cabin had done it. Such a sentence starts with the request's first word, has two words or
+/// more, and none of its own (a plural aside); a question is not one.
+pub(super) fn echoes(request: &str, answer: &str) -> bool {
+    fn stem(w: &str) -> &str {
+        w.strip_suffix('s').filter(|s| s.len() > 2).unwrap_or(w)
+    }
+    let request = words(request);
+    let Some(first) = request.first() else {
+        return false;
+    };
+    crate::text::take_sentences(&mut answer.to_string(), true)
+        .iter()
+        .filter(|sentence| !sentence.trim_end().ends_with('?'))
+        .map(|sentence| words(sentence))
+        .any(|said| {
+            said.len() >= 2
+                && said[0] == *first
+                && said.iter().all(|w| {
+                    ECHO_FILLERS.contains(&w.as_str()) || request.iter().any(|r| stem(r) == stem(w))
+                })
+        })
+}
+
+/// How many words in a row of [`INSTRUCTIONS`] make an answer a recital of them.
+pub(super) const RECITAL_WORDS: usize = 6;
+
+/// Whether `words` repeat the instructions: a small model sometimes answers with them ("Your
+/// words are spoken while driving, so one or two short sentences, …").
+pub(super) fn recites_instructions(text: &str) -> bool {
+    // Checked on every generated piece: the instructions are split once.
+    static INSTRUCTION_WORDS: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| words(INSTRUCTIONS));
+    let instructions = &*INSTRUCTION_WORDS;
+    words(text)
+        .windows(RECITAL_WORDS)
+        .any(|run| instructions.windows(RECITAL_WORDS).any(|i| i == run))
+}
