@@ -100,7 +100,7 @@ impl Listening {
         push_to_talk: bool,
         heard: mpsc::Sender<Heard>,
     ) -> Result<Listening, ListeningError> {
-        let engines = Engines::load(profile)?;
+        let engines = Engines::load(&profile.models)?;
         let front_end =
             FrontEnd::start(input, engines, profile.listen.clone(), push_to_talk, heard)?;
         Ok(Listening {

@@ -58,7 +58,7 @@ fn hear(audio: &[i16], settings: ListenSettings, push_to_talk: bool) -> Vec<Hear
     let wav = dir.path().join("in.wav");
     cabin::hear::audio::write_wav(&wav, audio).unwrap();
     let profile = Profile::load_or_default(None).unwrap();
-    let engines = Engines::load(&profile).unwrap();
+    let engines = Engines::load(&profile.models).unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
     let front_end = FrontEnd::start(Input::File(wav), engines, settings, push_to_talk, tx).unwrap();
     let mut heard = Vec::new();

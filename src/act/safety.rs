@@ -20,31 +20,47 @@ impl DrivingState {
 
 /// Checks a constraint. Unknown state counts as a violation: without a speed, Cabin assumes
 /// the car may be moving. Returns why it refused, for logs and `--json`.
-pub fn check(constraint: &Constraint, state: &DrivingState) -> Result<(), String> {
+pub fn check(constraint: &Constraint, state: &DrivingState) -> Result<(), Refusal> {
     if let Some(gears) = &constraint.gear {
         match state.gear {
-            None => return Err("gear unknown".into()),
-            Some(g) if !gears.contains(&g) => return Err(format!("gear is {}", gear_name(g))),
+            None => return Err(Refusal::GearUnknown),
+            Some(g) if !gears.contains(&g) => return Err(Refusal::Gear(g)),
             Some(_) => {}
         }
     }
     if let Some(max) = constraint.max_speed_kmh {
         match state.speed_kmh {
-            None => return Err("speed unknown".into()),
-            Some(v) if v > max => return Err(format!("speed {v} km/h is above {max} km/h")),
+            None => return Err(Refusal::SpeedUnknown),
+            Some(v) if v > max => return Err(Refusal::Speed { speed: v, max }),
             Some(_) => {}
         }
     }
     if let Some(want) = constraint.parking_brake {
         match state.parking_brake {
-            None => return Err("parking brake state unknown".into()),
-            Some(b) if b != want => {
-                return Err(format!("parking brake is {}", if b { "on" } else { "off" }))
-            }
+            None => return Err(Refusal::ParkingBrakeUnknown),
+            Some(b) if b != want => return Err(Refusal::ParkingBrake(b)),
             Some(_) => {}
         }
     }
     Ok(())
+}
+
+/// Why the safety policy refused an intent; its text goes to the logs and `refused` in
+/// `--json`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    #[error("gear unknown")]
+    GearUnknown,
+    #[error("gear is {}", gear_name(*.0))]
+    Gear(Gear),
+    #[error("speed unknown")]
+    SpeedUnknown,
+    #[error("speed {speed} km/h is above {max} km/h")]
+    Speed { speed: f64, max: f64 },
+    #[error("parking brake state unknown")]
+    ParkingBrakeUnknown,
+    #[error("parking brake is {}", if *.0 { "on" } else { "off" })]
+    ParkingBrake(bool),
 }
 
 pub fn gear_name(g: Gear) -> &'static str {
@@ -93,11 +109,14 @@ mod tests {
             parking_brake: Some(false),
         };
         assert!(check(&park_only, &parked).is_ok());
-        assert_eq!(check(&park_only, &driving), Err("gear is drive".into()));
+        assert_eq!(
+            check(&park_only, &driving).map_err(|r| r.to_string()),
+            Err("gear is drive".into())
+        );
         let slow = constraint(None, Some(5.0));
         assert!(check(&slow, &parked).is_ok());
         assert_eq!(
-            check(&slow, &driving),
+            check(&slow, &driving).map_err(|r| r.to_string()),
             Err("speed 80 km/h is above 5 km/h".into())
         );
     }

@@ -74,20 +74,29 @@ impl Failure {
 /// What a successful action returned, rendered for speech ("21.5"), if anything.
 pub type ActionOutput = Option<String>;
 
+/// Why an intent's action can't be filled from the slots it has.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("slot '{0}' has no value")]
+    Unfilled(String),
+    #[error(transparent)]
+    Value(#[from] crate::profile::dbus_value::ValueError),
+}
+
 impl ResolvedAction {
     /// Fills an action's arguments from matched slot values. Slot values have already been
     /// range-checked; this checks them against the D-Bus type too.
     pub fn resolve(
         action: &Action,
         slots: &BTreeMap<String, SlotValue>,
-    ) -> Result<ResolvedAction, String> {
-        let arg = |spec: &crate::profile::ArgSpec| -> Result<ArgValue, String> {
+    ) -> Result<ResolvedAction, ResolveError> {
+        let arg = |spec: &crate::profile::ArgSpec| -> Result<ArgValue, ResolveError> {
             match &spec.source {
                 ArgSource::Literal(v) => Ok(v.clone()),
                 ArgSource::Format(f) => Ok(ArgValue::String(fill(f, slots))),
                 ArgSource::Slot(name) => match slots.get(name) {
-                    None => Err(format!("slot '{name}' has no value")),
-                    Some(SlotValue::Number(n)) => spec.ty.number(*n),
+                    None => Err(ResolveError::Unfilled(name.clone())),
+                    Some(SlotValue::Number(n)) => Ok(spec.ty.number(*n)?),
                     Some(SlotValue::Enum { key, .. }) => Ok(ArgValue::String(key.clone())),
                     Some(SlotValue::Text(t)) => Ok(ArgValue::String(t.clone())),
                 },

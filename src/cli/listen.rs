@@ -70,7 +70,7 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
 /// wake word (or, with `--push-to-talk`, the first one without it) is transcribed and handled
 /// in this process. Returns a JSON report.
 async fn listen(profile: Arc<Profile>, args: &Args) -> Result<serde_json::Value> {
-    cabin::hear::Engines::load(&profile)?;
+    cabin::hear::Engines::load(&profile.models)?;
     let asr = Arc::new(
         cabin::asr::start(&profile, &args.asr)
             .context("speech recognition is off, or the profile names no asr model")?,

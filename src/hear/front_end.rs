@@ -10,7 +10,7 @@ use crate::hear::mic::{MicError, Microphone};
 use crate::hear::source::{AudioSource, Input, NullDevice, RawStream, Recording};
 use crate::hear::vad::{Endpoint, Endpointer, Silero, FRAME};
 use crate::hear::wake::{WakeModels, WakeWord, CHUNK};
-use crate::profile::{ListenSettings, Profile};
+use crate::profile::{ListenSettings, Models};
 use crate::runtime::models::ModelError;
 use crate::runtime::onnx::OnnxError;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,14 +55,11 @@ pub struct Engines {
 }
 
 impl Engines {
-    pub fn load(profile: &Profile) -> Result<Engines, FrontEndError> {
-        let vad = profile
-            .models
-            .vad
-            .as_deref()
-            .ok_or(FrontEndError::NoModel("vad"))?;
+    /// The front end's models that the profile's `[models]` section names.
+    pub fn load(models: &Models) -> Result<Engines, FrontEndError> {
+        let vad = models.vad.as_deref().ok_or(FrontEndError::NoModel("vad"))?;
         let vad = crate::runtime::models::installed(vad, "voice activity model")?;
-        let wake = match &profile.models.wake {
+        let wake = match &models.wake {
             None => None,
             Some(keyword) => Some(WakeWord::load(&WakeModels::resolve(keyword)?)?),
         };

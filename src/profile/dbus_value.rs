@@ -7,6 +7,23 @@
 use serde::Serialize;
 use std::fmt;
 
+/// Why a value is not one of a D-Bus type.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ValueError {
+    #[error("'{0}' is not a supported D-Bus type (use b y n q i u x t d s)")]
+    UnsupportedType(char),
+    #[error("a number cannot be passed as D-Bus type '{0}'")]
+    NotANumberType(char),
+    #[error("{0} is not a whole number, but the D-Bus type '{1}' needs one")]
+    NotWhole(f64, char),
+    #[error("{0} does not fit D-Bus type '{1}'")]
+    DoesNotFit(f64, char),
+    #[error("'{0}' is not a boolean (write true or false)")]
+    NotABoolean(String),
+    #[error("'{0}' is not a number")]
+    NotANumber(String),
+}
+
 /// A basic D-Bus type, by its signature character.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbusType {
@@ -55,13 +72,9 @@ impl DbusType {
     }
 
     /// Parses a whole signature of basic types ("sd", "su", "").
-    pub fn parse_signature(sig: &str) -> Result<Vec<DbusType>, String> {
+    pub fn parse_signature(sig: &str) -> Result<Vec<DbusType>, ValueError> {
         sig.chars()
-            .map(|c| {
-                DbusType::from_char(c).ok_or_else(|| {
-                    format!("'{c}' is not a supported D-Bus type (use b y n q i u x t d s)")
-                })
-            })
+            .map(|c| DbusType::from_char(c).ok_or(ValueError::UnsupportedType(c)))
             .collect()
     }
 
@@ -81,24 +94,18 @@ impl DbusType {
 
     /// Converts a number to this type, refusing fractions for integer types and values
     /// outside the type's range.
-    pub fn number(self, v: f64) -> Result<ArgValue, String> {
+    pub fn number(self, v: f64) -> Result<ArgValue, ValueError> {
         if self == DbusType::Double {
             return Ok(ArgValue::Double(v));
         }
         let Some((lo, hi)) = self.integer_range() else {
-            return Err(format!(
-                "a number cannot be passed as D-Bus type '{}'",
-                self.as_char()
-            ));
+            return Err(ValueError::NotANumberType(self.as_char()));
         };
         if v.fract() != 0.0 {
-            return Err(format!(
-                "{v} is not a whole number, but the D-Bus type '{}' needs one",
-                self.as_char()
-            ));
+            return Err(ValueError::NotWhole(v, self.as_char()));
         }
         if v < lo || v > hi {
-            return Err(format!("{v} does not fit D-Bus type '{}'", self.as_char()));
+            return Err(ValueError::DoesNotFit(v, self.as_char()));
         }
         Ok(match self {
             DbusType::Byte => ArgValue::Byte(v as u8),
@@ -113,19 +120,19 @@ impl DbusType {
     }
 
     /// Parses a literal written in a profile ("true", "100", "front").
-    pub fn literal(self, text: &str) -> Result<ArgValue, String> {
+    pub fn literal(self, text: &str) -> Result<ArgValue, ValueError> {
         match self {
             DbusType::String => Ok(ArgValue::String(text.to_string())),
             DbusType::Bool => match text {
                 "true" => Ok(ArgValue::Bool(true)),
                 "false" => Ok(ArgValue::Bool(false)),
-                _ => Err(format!("'{text}' is not a boolean (write true or false)")),
+                _ => Err(ValueError::NotABoolean(text.to_string())),
             },
             _ => {
                 let v: f64 = text
                     .trim()
                     .parse()
-                    .map_err(|_| format!("'{text}' is not a number"))?;
+                    .map_err(|_| ValueError::NotANumber(text.to_string()))?;
                 self.number(v)
             }
         }

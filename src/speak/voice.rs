@@ -353,12 +353,14 @@ impl Voice for Beep {
     fn sample_rate(&self) -> u32 {
         1000
     }
+
     fn synthesize(&mut self, sentence: &str) -> Result<Vec<f32>, TtsError> {
         if sentence.contains("fail") {
             return Err(TtsError::Espeak("told to fail".into()));
         }
         Ok(vec![0.1; 1000])
     }
+
     fn name(&self) -> String {
         "beep".into()
     }

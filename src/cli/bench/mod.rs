@@ -207,7 +207,7 @@ pub async fn run(
     ))?;
     // Always listening (on real-time silence) where the front end's models are installed.
     let profile = cabin::profile::Profile::embedded_default();
-    let idle_listening = cabin::hear::front_end::Engines::load(&profile).is_ok();
+    let idle_listening = cabin::hear::front_end::Engines::load(&profile.models).is_ok();
     let input = if idle_listening { "null" } else { "off" };
     // Speaking (on the null device) where the voice loads.
     let voice = {

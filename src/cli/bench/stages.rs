@@ -66,7 +66,7 @@ pub(super) async fn speech(
         "no .wav fixtures in {}",
         fixtures.display()
     );
-    cabin::hear::Engines::load(&profile)?;
+    cabin::hear::Engines::load(&profile.models)?;
     let asr = std::sync::Arc::new(
         cabin::asr::start(&profile, &cabin::asr::AsrChoice::Auto)
             .ok_or_else(|| anyhow::anyhow!("the profile names no asr model"))?,

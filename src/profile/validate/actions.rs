@@ -141,6 +141,7 @@ impl Validator<'_> {
             kind,
         })
     }
+
     pub(super) fn args(
         &mut self,
         signature: &str,
@@ -193,7 +194,7 @@ impl Validator<'_> {
                     Err(e) => self.error(
                         here.clone(),
                         &f,
-                        e,
+                        e.to_string(),
                         "write a literal of the signature's type, or a {slot}",
                     ),
                 }

@@ -62,6 +62,7 @@ impl Validator<'_> {
             intent.opposite = pairs.get(&intent.name).cloned();
         }
     }
+
     pub(super) fn intent(
         &mut self,
         raw: &RawIntent,
@@ -312,6 +313,7 @@ impl Validator<'_> {
             opposite: None,
         })
     }
+
     pub(super) fn constraint(
         &mut self,
         raw: &RawWhen,

@@ -37,6 +37,7 @@ impl Validator<'_> {
             fix: fix.to_string(),
         });
     }
+
     /// The value if it is given and within `range`; an error naming the range if it is not.
     fn within<T>(
         &mut self,
@@ -60,6 +61,7 @@ impl Validator<'_> {
         );
         None
     }
+
     pub(super) fn profile(mut self, raw: RawProfile) -> Result<Profile, LoadError> {
         if raw.profile.language.get_ref() != "en" {
             self.error(

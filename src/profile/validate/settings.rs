@@ -93,6 +93,7 @@ impl Validator<'_> {
             ),
         }
     }
+
     pub(super) fn check_spoken(
         &mut self,
         here: Option<std::ops::Range<usize>>,
@@ -111,6 +112,7 @@ impl Validator<'_> {
             );
         }
     }
+
     pub(super) fn small_talk(&mut self, raw: &[Spanned<raw::RawSmallTalk>]) -> Vec<SmallTalk> {
         let mut out: Vec<SmallTalk> = Vec::new();
         for spanned in raw {
@@ -179,6 +181,7 @@ impl Validator<'_> {
         }
         out
     }
+
     /// Checks the bus name, object path and interface of a D-Bus endpoint the profile names.
     pub(super) fn endpoint(
         &mut self,
@@ -213,6 +216,7 @@ impl Validator<'_> {
             );
         }
     }
+
     pub(super) fn state_source(
         &mut self,
         raw: &StateSource,
@@ -243,6 +247,7 @@ impl Validator<'_> {
         }
         (self.errors.len() == start).then(|| raw.clone())
     }
+
     pub(super) fn speech(&mut self, raw: &raw::RawSpeech) -> SpeechSettings {
         let mut s = SpeechSettings::default();
         if let Some(r) = self.within(
@@ -299,6 +304,7 @@ impl Validator<'_> {
         }
         s
     }
+
     pub(super) fn listen(&mut self, raw: &raw::RawListen) -> ListenSettings {
         let mut s = ListenSettings::default();
         let mut share = |v: &Option<Spanned<f32>>, field: &str, fix: &str| {
@@ -380,6 +386,7 @@ impl Validator<'_> {
             .collect();
         s
     }
+
     pub(super) fn dialog(&mut self, raw: &raw::RawDialog) -> DialogSettings {
         let mut settings = DialogSettings {
             follow_up: Duration::from_secs(5),
@@ -411,6 +418,7 @@ impl Validator<'_> {
         }
         settings
     }
+
     pub(super) fn llm(&mut self, raw: &raw::RawLlm) -> LlmSettings {
         let mut s = LlmSettings {
             context: 6144,
@@ -458,6 +466,7 @@ impl Validator<'_> {
         }
         s
     }
+
     pub(super) fn cloud(&mut self, raw: &raw::RawCloud) -> CloudSettings {
         let mut s = CloudSettings {
             policy: raw.policy,
@@ -515,6 +524,7 @@ impl Validator<'_> {
         }
         s
     }
+
     pub(super) fn inputs(
         &mut self,
         raw: &[Spanned<raw::RawInput>],

@@ -117,17 +117,21 @@ impl<'a> Reader<'a> {
         self.pos = end;
         Ok(s)
     }
+
     fn u8(&mut self) -> Result<u8, Ct2Error> {
         Ok(self.take(1)?[0])
     }
+
     fn u16(&mut self) -> Result<u16, Ct2Error> {
         let b = self.take(2)?;
         Ok(u16::from_le_bytes([b[0], b[1]]))
     }
+
     fn u32(&mut self) -> Result<u32, Ct2Error> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
+
     /// A string: u16 length including a trailing NUL.
     fn string(&mut self) -> Result<String, Ct2Error> {
         let n = self.u16()? as usize;

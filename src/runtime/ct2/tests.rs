@@ -11,6 +11,7 @@ impl Ct2Builder {
         let data = (0..n).flat_map(|i| f(i).to_le_bytes()).collect();
         self.vars.push((name.into(), shape.to_vec(), 0, data));
     }
+
     fn f16(&mut self, name: &str, shape: &[usize], f: impl Fn(usize) -> f32) {
         let n: usize = shape.iter().product();
         let data = (0..n)
@@ -18,6 +19,7 @@ impl Ct2Builder {
             .collect();
         self.vars.push((name.into(), shape.to_vec(), 4, data));
     }
+
     fn bytes(&self, version: u32) -> Vec<u8> {
         let mut out = Vec::new();
         let string = |out: &mut Vec<u8>, s: &str| {

@@ -157,6 +157,7 @@ impl Write for Hashing {
         self.hash.update(&buf[..n]);
         Ok(n)
     }
+
     fn flush(&mut self) -> std::io::Result<()> {
         self.file.flush()
     }

@@ -624,7 +624,9 @@ impl Assistant {
             return Some("no source of vehicle state".into());
         };
         let state = self.vehicle.driving_state(source).await;
-        crate::act::safety::check(constraint, &state).err()
+        crate::act::safety::check(constraint, &state)
+            .err()
+            .map(|refusal| refusal.to_string())
     }
 
     fn outcome(
