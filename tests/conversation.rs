@@ -224,6 +224,34 @@ async fn the_safety_policy_follows_the_vehicle() {
     assert_eq!(trunk().await, true);
 }
 
+/// Regression: a driving state read while the state service was alive is not trusted after it
+/// died (zbus answered from its cache, so a dead service still said "park"). Gone means
+/// unknown, and unknown is refused; a replacement service is read afresh.
+#[tokio::test]
+async fn a_dead_state_service_means_refused_not_the_last_known_park() {
+    let bus = TestBus::start();
+    let sim = bus.start_sim();
+    let _daemon = bus.start_daemon(None).await;
+    let conn = bus.connect().await;
+    set_driving(&conn, 0.0, "park", true).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        json(&conn, "open the boot").await["reply"],
+        "Opening the boot."
+    );
+
+    drop(sim);
+    let v = json(&conn, "open the boot").await;
+    assert_eq!(v["refused"], "gear unknown", "{v}");
+    assert!(v["action"].is_null(), "{v}");
+
+    let _sim = bus.start_sim();
+    set_driving(&conn, 30.0, "drive", false).await;
+    let v = json(&conn, "open the boot").await;
+    assert_eq!(v["refused"], "gear is drive", "{v}");
+    assert!(v["action"].is_null(), "{v}");
+}
+
 #[tokio::test]
 async fn a_model_proposing_an_unsafe_intent_is_refused_the_same_way() {
     let bus = TestBus::start();

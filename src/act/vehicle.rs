@@ -140,8 +140,10 @@ pub struct VehicleBus {
     bus: BusAddress,
     timeout: Duration,
     conn: Mutex<Option<zbus::Connection>>,
-    /// Caching proxy on the driving-state interface: warm reads cost no round trip, and
-    /// `PropertiesChanged` keeps it current.
+    /// Proxy on the driving-state interface. It caches nothing: zbus answers a cached read
+    /// without a call and keeps the cache after the service is gone, so the safety policy
+    /// would judge on the last state it saw. Every read asks the service (three calls on a
+    /// local bus, well under a millisecond each).
     state_proxy: Mutex<Option<zbus::Proxy<'static>>>,
 }
 
@@ -298,7 +300,7 @@ impl VehicleBus {
             .destination(source.service.clone())
             .path(source.path.clone())
             .interface(source.interface.clone())
-            .cache_properties(zbus::proxy::CacheProperties::Lazily)
+            .cache_properties(zbus::proxy::CacheProperties::No)
             .build()
             .await
             .map_err(|e| Failure::Unreachable(e.to_string()))?;
