@@ -542,3 +542,59 @@ async fn names_stay_out_of_the_logs_unless_asked_for() {
     let log = log_of_a_failed_call(&["--log-private"]).await;
     assert!(log.contains("no contact named 'Bob'"), "{log}");
 }
+
+/// Regression: `Cancel()` while a turn was acting used to abort it after the vehicle call had
+/// gone out, and no `ActionExecuted` told the HMI what the car did. The caller still gets
+/// `Cancelled` at once; the call's real outcome follows as a signal.
+#[tokio::test]
+async fn an_action_cancelled_mid_call_is_still_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = default_profile_with_timeout(dir.path(), 10_000);
+    let up = up_with(Some(&profile)).await;
+    let conn = &up.conn;
+    let mut executed =
+        zbus::MessageStream::for_match_rule("type='signal',member='ActionExecuted'", conn, None)
+            .await
+            .unwrap();
+    misbehave(conn, "slow", 1500).await;
+
+    let pending = {
+        let conn = conn.clone();
+        tokio::spawn(
+            async move { submit(&conn, "SubmitText", "turn on the air conditioning").await },
+        )
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while common::state(conn).await != "Acting" {
+        assert!(std::time::Instant::now() < deadline, "never reached Acting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    conn.call_method(
+        Some("org.cabin.Assistant1"),
+        "/org/cabin/Assistant1",
+        Some("org.cabin.Assistant1"),
+        "Cancel",
+        &(),
+    )
+    .await
+    .unwrap();
+    let e = pending.await.unwrap().unwrap_err();
+    assert_eq!(error_name(&e), "org.cabin.Assistant1.Error.Cancelled");
+
+    let msg = tokio::time::timeout(Duration::from_secs(10), executed.next())
+        .await
+        .expect("no ActionExecuted after the cancelled call finished")
+        .unwrap()
+        .unwrap();
+    let (intent, ok, detail): (String, bool, String) = msg.body().deserialize().unwrap();
+    assert_eq!(
+        (intent.as_str(), ok, detail.as_str()),
+        ("climate.ac_on", true, "ok")
+    );
+    misbehave(conn, "normal", 0).await;
+    assert_eq!(
+        snapshot(conn).await["Vehicle.Cabin.HVAC.IsAirConditioningActive"],
+        true
+    );
+    assert_eq!(common::state(conn).await, "Idle");
+}

@@ -9,8 +9,9 @@ use crate::listening::Listening;
 use crate::speak::{Speaker, SpeechEnd, Spoken};
 use crate::understand::turn::Pending;
 use crate::understand::{Assistant, Context, Outcome, Turn};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -25,6 +26,9 @@ struct CurrentTurn {
     /// None for a spoken command: its answer goes out as signals only.
     respond: Option<oneshot::Sender<Result<Outcome, TurnError>>>,
     task: JoinHandle<()>,
+    /// Set by the turn itself just before it calls the vehicle: from then on the call may have
+    /// gone out, so cancelling must not hide its outcome.
+    acting: Arc<AtomicBool>,
 }
 
 /// The mouth: the speaker and what the utterance playing now leads to.
@@ -65,6 +69,8 @@ struct EventLoop {
     notify: mpsc::Sender<Notification>,
     events_tx: mpsc::Sender<Event>,
     current: Option<CurrentTurn>,
+    /// Turns cancelled after they may have called the vehicle: their outcome is still reported.
+    acted_after_cancel: BTreeSet<u64>,
     next_turn: u64,
     /// The dialog session: kept through the follow-up window, cleared when it ends.
     context: Context,
@@ -151,8 +157,12 @@ impl EventLoop {
 
     /// A turn finished: its reply is spoken or signalled, its action reported, and the dialog goes on or ends.
     async fn turn_done(&mut self, turn: u64, result: Box<Turn>) {
-        // A cancelled turn that finished anyway has nobody left to answer.
         let Some(current) = self.current.take_if(|t| t.id == turn) else {
+            // A turn cancelled while it acted has nobody left to answer, but the HMI still
+            // learns what happened to the car.
+            if self.acted_after_cancel.remove(&turn) {
+                self.report_action(&result.outcome).await;
+            }
             return;
         };
         let Turn {
@@ -185,14 +195,7 @@ impl EventLoop {
         if !spoken && !outcome.reply.is_empty() {
             self.tell(Notification::Reply(outcome.reply.clone())).await;
         }
-        if let (Some(intent), Some(action)) = (&outcome.intent, &outcome.action) {
-            self.tell(Notification::ActionExecuted {
-                intent: intent.clone(),
-                success: action.success,
-                detail: action.detail.clone(),
-            })
-            .await;
-        }
+        self.report_action(&outcome).await;
         if spoken {
             self.speaking = Some(Speaking {
                 utterance: turn,
@@ -448,45 +451,55 @@ impl EventLoop {
         let context = self.context.clone();
         // With a voice, a model's answer is spoken sentence by sentence as it is generated.
         let stream = self.voice.is_some();
-        let task = tokio::spawn(async move {
-            let acting = events.clone();
-            let (sentences_tx, mut sentences) = mpsc::unbounded_channel::<String>();
-            let mut on_sentence = move |s: &str| {
-                if stream {
-                    let _ = sentences_tx.send(s.to_string());
-                }
-            };
-            let turn = assistant.turn_streaming(
-                &text,
-                zone.as_deref(),
-                context,
-                |_| {
-                    // A full queue only delays the Acting state; the result still arrives.
-                    let _ = acting.try_send(Event::Acting { turn: id });
-                },
-                &mut on_sentence,
-            );
-            tokio::pin!(turn);
-            let result = loop {
-                tokio::select! {
-                    result = &mut turn => break result,
-                    Some(text) = sentences.recv() => {
-                        let _ = events.send(Event::ReplySentence { turn: id, text }).await;
+        let acting = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn({
+            let acting_flag = acting.clone();
+            async move {
+                let acting = events.clone();
+                let (sentences_tx, mut sentences) = mpsc::unbounded_channel::<String>();
+                let mut on_sentence = move |s: &str| {
+                    if stream {
+                        let _ = sentences_tx.send(s.to_string());
                     }
+                };
+                let turn = assistant.turn_streaming(
+                    &text,
+                    zone.as_deref(),
+                    context,
+                    |_| {
+                        acting_flag.store(true, Ordering::SeqCst);
+                        // A full queue only delays the Acting state; the result still arrives.
+                        let _ = acting.try_send(Event::Acting { turn: id });
+                    },
+                    &mut on_sentence,
+                );
+                tokio::pin!(turn);
+                let result = loop {
+                    tokio::select! {
+                        result = &mut turn => break result,
+                        Some(text) = sentences.recv() => {
+                            let _ = events.send(Event::ReplySentence { turn: id, text }).await;
+                        }
+                    }
+                };
+                // Every sentence is in before the turn is done.
+                while let Ok(text) = sentences.try_recv() {
+                    let _ = events.send(Event::ReplySentence { turn: id, text }).await;
                 }
-            };
-            // Every sentence is in before the turn is done.
-            while let Ok(text) = sentences.try_recv() {
-                let _ = events.send(Event::ReplySentence { turn: id, text }).await;
+                let _ = events
+                    .send(Event::TurnDone {
+                        turn: id,
+                        result: Box::new(result),
+                    })
+                    .await;
             }
-            let _ = events
-                .send(Event::TurnDone {
-                    turn: id,
-                    result: Box::new(result),
-                })
-                .await;
         });
-        self.current = Some(CurrentTurn { id, respond, task });
+        self.current = Some(CurrentTurn {
+            id,
+            respond,
+            task,
+            acting,
+        });
     }
 
     /// The follow-up window passed in silence: a pending question or confirmation lapses.
@@ -501,10 +514,29 @@ impl EventLoop {
         self.end_session().await;
     }
 
+    /// `ActionExecuted` for a turn that called the vehicle.
+    async fn report_action(&self, outcome: &Outcome) {
+        if let (Some(intent), Some(action)) = (&outcome.intent, &outcome.action) {
+            self.tell(Notification::ActionExecuted {
+                intent: intent.clone(),
+                success: action.success,
+                detail: action.detail.clone(),
+            })
+            .await;
+        }
+    }
+
+    /// Ends the turn in flight: its caller gets `Cancelled`. A turn that has not touched the
+    /// vehicle is stopped; one that may have is left to finish, so that its `ActionExecuted`
+    /// still goes out (the vehicle call is bounded by the profile's timeout).
     async fn cancel_current(&mut self, why: &'static str) -> bool {
         match self.current.take() {
             Some(turn) => {
-                turn.task.abort();
+                if turn.acting.load(Ordering::SeqCst) {
+                    self.acted_after_cancel.insert(turn.id);
+                } else {
+                    turn.task.abort();
+                }
                 if let Some(respond) = turn.respond {
                     let _ = respond.send(Err(TurnError::Cancelled(why)));
                 }
@@ -550,6 +582,7 @@ pub(super) async fn run_loop(
         notify,
         events_tx,
         current: None,
+        acted_after_cancel: BTreeSet::new(),
         next_turn: 0,
         context: Context::default(),
         follow_up_until: None,
