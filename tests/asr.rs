@@ -297,6 +297,71 @@ fn protocol_errors_get_wyoming_error_events() {
     });
 }
 
+/// Regression: a `transcribe` whose language held a NUL reached whisper-rs `set_language`,
+/// which panicked the engine thread, and every later request got "engine down". Bad fields
+/// are refused with a Wyoming error, their audio dropped, and the worker goes on transcribing.
+#[test]
+fn a_bad_language_is_refused_and_the_worker_keeps_transcribing() {
+    let _whisper = WHISPER.blocking_lock();
+    let Some(model) = model() else { return };
+    let asr = Asr::start(&model, "tcp://127.0.0.1:0");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/hey-jarvis-turn-on-the-seat-heating.wav");
+    let samples = cabin::hear::audio::read(&fixture).unwrap();
+    rt().block_on(async {
+        let addr = asr.address.strip_prefix("tcp://").unwrap().to_string();
+        for (field, value, code) in [
+            ("language", "e\0n", "bad-language"),
+            ("language", "english please", "bad-language"),
+            ("prompt", "seat\0heating", "bad-prompt"),
+        ] {
+            let s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let (r, mut w) = s.into_split();
+            let format = AudioFormat {
+                rate: 16_000,
+                width: 2,
+                channels: 1,
+            };
+            let pcm: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+            for e in [
+                Event::new(
+                    "transcribe",
+                    serde_json::Value::Object(
+                        [(field.to_string(), value.into())].into_iter().collect(),
+                    ),
+                ),
+                wyoming::audio_start(format),
+                wyoming::audio_chunk(format, pcm),
+                Event::new("audio-stop", json!({})),
+                Event::new("describe", json!({})),
+            ] {
+                wyoming::write(&mut w, &e).await.unwrap();
+            }
+            let mut r = AsyncBufReader::new(r);
+            let reply = tokio::time::timeout(LIMIT, wyoming::read(&mut r))
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (reply.kind.as_str(), reply.str("code")),
+                ("error", Some(code)),
+                "{field}={value:?}: {reply:?}"
+            );
+            // Its audio is not transcribed: the next answer is the `describe`'s.
+            let next = tokio::time::timeout(LIMIT, wyoming::read(&mut r))
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(next.kind, "info", "{next:?}");
+        }
+        // The engine is alive: the same command transcribes.
+        let t = asr.client(None).transcribe(&samples, LIMIT).await.unwrap();
+        assert!(t.text.to_lowercase().contains("seat"), "{t:?}");
+    });
+}
+
 #[test]
 fn a_unix_socket_serves_too_and_the_cli_prints_the_transcript() {
     let _whisper = WHISPER.blocking_lock();

@@ -151,6 +151,8 @@ where
 /// What one `transcribe … audio-stop` exchange has collected.
 #[derive(Default)]
 struct Turn {
+    /// The `transcribe` was refused: its audio is dropped, not transcribed.
+    refused: bool,
     language: Option<String>,
     prompt: Option<String>,
     format: Option<AudioFormat>,
@@ -162,8 +164,26 @@ async fn handle(turn: &mut Turn, event: Event, service: &Service) -> Result<Opti
         "describe" => Ok(Some(Event::new("info", service.info.clone()))),
         "ping" => Ok(Some(Event::new("pong", json!({})))),
         "transcribe" => {
-            turn.language = event.str("language").map(str::to_string);
-            turn.prompt = event.str("prompt").map(str::to_string);
+            let language = event.str("language").map(str::to_string);
+            let prompt = event.str("prompt").map(str::to_string);
+            // Checked here: whisper.cpp takes both as C strings, and a bad one would panic
+            // the engine thread, leaving the worker deaf for every later request.
+            turn.refused = true;
+            if let Some(l) = language.as_deref().filter(|l| !is_language_code(l)) {
+                return Err(error(
+                    "bad-language",
+                    &format!(
+                        "'{}' is not a language code (two or three lowercase letters, such as en)",
+                        l.escape_debug()
+                    ),
+                ));
+            }
+            if prompt.as_deref().is_some_and(|p| p.contains('\0')) {
+                return Err(error("bad-prompt", "the prompt contains a NUL character"));
+            }
+            turn.refused = false;
+            turn.language = language;
+            turn.prompt = prompt;
             Ok(None)
         }
         "audio-start" => {
@@ -204,6 +224,11 @@ async fn handle(turn: &mut Turn, event: Event, service: &Service) -> Result<Opti
         }
         "audio-stop" => {
             let samples = std::mem::take(&mut turn.samples);
+            if std::mem::take(&mut turn.refused) {
+                // The error was the answer to its `transcribe`.
+                turn.format = None;
+                return Ok(None);
+            }
             let language = turn.language.take();
             let prompt = turn.prompt.take().or_else(|| service.prompt.clone());
             turn.format = None;
@@ -282,6 +307,11 @@ fn transcript(text: &str, language: Option<&str>) -> Event {
         data["language"] = l.into();
     }
     Event::new("transcript", data)
+}
+
+/// A whisper language code: two or three lowercase ASCII letters ("en", "haw"), or "auto".
+fn is_language_code(l: &str) -> bool {
+    l == "auto" || ((2..=3).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_lowercase()))
 }
 
 fn error(code: &str, text: &str) -> Event {
