@@ -513,3 +513,34 @@ fn model_names_are_catalogue_models_of_their_kind() {
     assert_eq!(p.models.wake.as_deref(), Some("/etc/cabin/hey_car.onnx"));
     assert_eq!(p.models.tts.as_deref(), Some("espeak"));
 }
+
+/// Regression: a cloud endpoint on `http://` got the bearer key in the clear. A key may go
+/// over http:// only to this machine (a local proxy); elsewhere the profile is refused.
+#[test]
+fn a_cloud_key_is_never_sent_in_the_clear_off_this_machine() {
+    let cloud = |url: &str| {
+        format!(
+            "{BASE}\n[cloud]\npolicy = \"on\"\nbase_url = \"{url}\"\nmodel = \"m\"\napi_key_env = \"CABIN_CLOUD_KEY\"\n"
+        )
+    };
+    for url in [
+        "http://api.example.com/v1",
+        "http://10.0.0.7:8080/v1",
+        "http://user@127.0.0.1.example.com/v1",
+    ] {
+        assert_one_error(&cloud(url), "cloud.base_url", "sent unencrypted");
+    }
+    for url in [
+        "https://api.example.com/v1",
+        "http://127.0.0.1:8080/v1",
+        "http://localhost/v1",
+        "http://[::1]:9000/v1",
+    ] {
+        let p = Profile::parse(&cloud(url), "cloud.toml").unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(p.cloud.base_url, url);
+    }
+    // Without a key nothing secret is sent: plain http:// stays allowed.
+    let keyless =
+        cloud("http://api.example.com/v1").replace("api_key_env = \"CABIN_CLOUD_KEY\"\n", "");
+    assert!(Profile::parse(&keyless, "cloud.toml").is_ok());
+}

@@ -500,7 +500,20 @@ impl Validator<'_> {
         match &raw.base_url {
             Some(u) => {
                 let url = u.get_ref().trim_end_matches('/');
-                if url.starts_with("https://") || url.starts_with("http://") {
+                let keyed = raw.api_key_env.is_some() || raw.api_key_file.is_some();
+                if let Some(host) = url
+                    .strip_prefix("http://")
+                    .filter(|_| keyed)
+                    .map(url_host)
+                    .filter(|h| !is_loopback(h))
+                {
+                    self.error(
+                        Some(u.span()),
+                        "cloud.base_url",
+                        format!("the API key would be sent unencrypted to {host} over http://"),
+                        "use the endpoint's https:// URL (http:// is only for a proxy on this machine: 127.0.0.1, localhost or [::1])",
+                    );
+                } else if url.starts_with("https://") || url.starts_with("http://") {
                     s.base_url = url.to_string();
                 } else {
                     self.error(Some(u.span()), "cloud.base_url", format!("'{url}' is not an http(s) URL"), "give the endpoint's base URL, e.g. \"https://api.example.com/v1\"");
@@ -566,4 +579,22 @@ impl Validator<'_> {
         }
         out
     }
+}
+
+/// The host of a URL's authority ("user@host:port/path" → "host", "[::1]:80" → "::1").
+fn url_host(rest: &str) -> &str {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    }
+}
+
+/// Whether `host` is this machine: a bearer key sent there in the clear stays on it.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
