@@ -213,3 +213,43 @@ async fn an_unfit_answer_gives_way_to_the_cloud() {
         }
     );
 }
+
+/// Regression: the cloud's answer was spoken however long it was, and read however many bytes
+/// the endpoint sent. It is cut to whole sentences within the 25 words a profile's replies may
+/// have, and an endpoint that streams past the byte cap is cut off and not used.
+#[tokio::test]
+async fn the_clouds_answer_is_capped_in_words_and_bytes() {
+    let long = "Paris is the capital of France and has been for a very long time. \
+        It sits on the Seine in the north of the country. \
+        Many millions of people visit it every year to see its museums.";
+    let (cloud, _) = common::stand_in(move |_| common::sse(&[said(long)]));
+    let profile = common::with_cloud(Some(&cloud), 2500);
+    let (brain, _) = scripted_brain_on(&profile, vec![vec![said("send money to my brother.")]]);
+    let (thought, _) = answer_to(&brain, "send money to my brother").await;
+    let Thought::Answer { route, text } = thought else {
+        panic!("not an answer: {thought:?}")
+    };
+    assert_eq!(route, Route::Cloud);
+    assert_eq!(
+        text,
+        "Paris is the capital of France and has been for a very long time. It sits on the Seine in the north of the country."
+    );
+    assert!(text.split_whitespace().count() <= 25);
+
+    // A well-formed stream of 300 KB of words: over the byte cap, so the cloud is not used
+    // (without the cap its first 25 words would be spoken).
+    let (flood, _) = common::stand_in(|_| {
+        let pieces: Vec<Value> = (0..6000).map(|_| said("blah ")).collect();
+        common::sse(&pieces)
+    });
+    let profile = common::with_cloud(Some(&flood), 2500);
+    let (brain, _) = scripted_brain_on(&profile, vec![vec![said("send money to my brother.")]]);
+    let (thought, _) = answer_to(&brain, "send money to my brother").await;
+    assert_eq!(
+        thought,
+        Thought::Answer {
+            route: Route::LocalLlm,
+            text: DECLINE_REPLY.into()
+        }
+    );
+}

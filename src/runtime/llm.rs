@@ -19,7 +19,19 @@ pub enum LlmError {
     Truncated,
     #[error("the answer is not valid: {0}")]
     Malformed(String),
+    #[error("the answer is over {0} bytes; the endpoint is not answering as a model would")]
+    TooLarge(usize),
 }
+
+/// Most bytes a chat answer may stream: a spoken answer is a few hundred, a tool call less; an
+/// endpoint sending more (or one endless line) is cut off instead of filling memory.
+pub const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+/// Most bytes of an embeddings answer: a batch of 32 vectors of 768 numbers is about 0.5 MB.
+const MAX_EMBEDDINGS_BYTES: usize = 16 * 1024 * 1024;
+
+/// Most bytes of an error answer read for its message.
+const MAX_ERROR_BYTES: usize = 16 * 1024;
 
 /// What the model said: text, or a call of one of the offered tools.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,11 +111,17 @@ impl ChatClient {
             tool_call: None,
         };
         let mut call: Option<(String, String)> = None;
+        let mut received = 0;
         loop {
             let Some(chunk) = stream.next().await else {
                 return Err(LlmError::Truncated);
             };
-            buffer.extend_from_slice(&chunk.map_err(|_| LlmError::Truncated)?);
+            let chunk = chunk.map_err(|_| LlmError::Truncated)?;
+            received += chunk.len();
+            if received > MAX_ANSWER_BYTES {
+                return Err(LlmError::TooLarge(MAX_ANSWER_BYTES));
+            }
+            buffer.extend_from_slice(&chunk);
             while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = buffer.drain(..=end).collect();
                 let line = String::from_utf8_lossy(&line);
@@ -146,12 +164,10 @@ impl ChatClient {
     /// Unit vectors of `texts`, in order, from `POST /embeddings`. The caller bounds the time.
     pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
         let body = json!({"model": self.model, "input": texts, "encoding_format": "float"});
-        let text = self
-            .post("embeddings", &body)
+        let response = self.post("embeddings", &body).await?;
+        let text = read_capped(response, MAX_EMBEDDINGS_BYTES)
             .await?
-            .text()
-            .await
-            .map_err(|_| LlmError::Truncated)?;
+            .ok_or(LlmError::TooLarge(MAX_EMBEDDINGS_BYTES))?;
         embeddings_of(&text, texts.len())
     }
 
@@ -183,7 +199,11 @@ async fn success(response: reqwest::Response) -> Result<reqwest::Response, LlmEr
     if status.is_success() {
         return Ok(response);
     }
-    let text = response.text().await.unwrap_or_default();
+    let text = match read_capped(response, MAX_ERROR_BYTES).await {
+        Ok(Some(text)) => text,
+        Ok(None) => format!("(an error body over {MAX_ERROR_BYTES} bytes)"),
+        Err(_) => String::new(),
+    };
     let message = serde_json::from_str::<Value>(&text)
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(String::from))
@@ -192,6 +212,19 @@ async fn success(response: reqwest::Response) -> Result<reqwest::Response, LlmEr
         status: status.as_u16(),
         message,
     })
+}
+
+/// A response body as text, read up to `cap` bytes; None if it is longer.
+async fn read_capped(response: reqwest::Response, cap: usize) -> Result<Option<String>, LlmError> {
+    let mut stream = response.bytes_stream();
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        body.extend_from_slice(&chunk.map_err(|_| LlmError::Truncated)?);
+        if body.len() > cap {
+            return Ok(None);
+        }
+    }
+    Ok(Some(String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// The `expected` vectors of an embeddings response, in input order and scaled to unit length;

@@ -65,3 +65,30 @@ pub(super) fn recites_instructions(text: &str) -> bool {
         .windows(RECITAL_WORDS)
         .any(|run| instructions.windows(RECITAL_WORDS).any(|i| i == run))
 }
+
+/// At most `max` words, as a profile's own replies are: whole sentences while they fit, and
+/// the first sentence cut at `max` words if it alone is longer. A driver hears every word.
+pub(super) fn within_words(text: &str, max: usize) -> String {
+    let mut rest = text.to_string();
+    let mut out = String::new();
+    let mut words = 0;
+    for sentence in crate::text::take_sentences(&mut rest, true) {
+        let n = sentence.split_whitespace().count();
+        if words + n > max {
+            if out.is_empty() {
+                out = sentence
+                    .split_whitespace()
+                    .take(max)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+            }
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&sentence);
+        words += n;
+    }
+    out
+}

@@ -2,11 +2,12 @@
 //! shortlist's intents), and answers to the cloud where allowed; what comes back is read,
 //! guarded and turned into a [`Thought`].
 
+use crate::profile::MAX_SPOKEN_WORDS;
 use crate::profile::{Profile, SlotType};
 use crate::runtime::llm::{ms, ChatClient, Completion, LlmError};
 use crate::runtime::worker::{LlmWorker, WorkerState};
 use crate::understand::brain::cloud::{cloud_client, probe, redact, Cloud};
-use crate::understand::brain::guards::{echoes, recites_instructions, spoken};
+use crate::understand::brain::guards::{echoes, recites_instructions, spoken, within_words};
 use crate::understand::brain::prompt::{system_prompt, tool_name, tools};
 use crate::understand::grammar::Matcher;
 use crate::understand::shortlist::Shortlist;
@@ -584,7 +585,7 @@ impl Brain {
         )
         .await;
         timings.insert("cloud", ms(started));
-        match result.map(|c| spoken(&c.content)) {
+        match result.map(|c| within_words(&spoken(&c.content), MAX_SPOKEN_WORDS)) {
             Ok(answer) if !answer.is_empty() => Some(answer),
             Ok(_) => {
                 tracing::warn!("the cloud answered with nothing; using the local answer");
