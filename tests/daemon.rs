@@ -598,3 +598,25 @@ async fn an_action_cancelled_mid_call_is_still_reported() {
     );
     assert_eq!(common::state(conn).await, "Idle");
 }
+
+/// Regression: after its bus died the daemon stayed alive, kept pinging the watchdog and was
+/// unreachable for good. It now notices within a few seconds and exits non-zero, so that
+/// systemd (`Restart=on-failure`) starts it on the new bus.
+#[tokio::test]
+async fn a_dead_bus_makes_the_daemon_exit_for_a_restart() {
+    let bus = TestBus::start();
+    let mut daemon = bus.start_daemon(None).await;
+    bus.kill_bus();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = daemon.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon still runs 20 s after its bus died"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success(), "{status:?}");
+}

@@ -43,6 +43,38 @@ pub enum DaemonError {
     NameTaken(BusAddress),
     #[error("the {0} does not let this user own {SERVICE_NAME} (fix: run as the user the bus policy names, and install systemd/org.cabin.Assistant1.conf, see `cabin profile dbus-policy`)")]
     NotAllowed(BusAddress),
+    #[error("the {0} went away; exiting so that systemd restarts Cabin on the new bus")]
+    BusLost(BusAddress),
+}
+
+/// How often the daemon checks that its bus is still there, and how long one check may take.
+const BUS_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Completes when the bus stops answering (two checks in a row fail). A restarted bus is a
+/// new bus: the name, the match rules and every peer's view are gone with the old one, so
+/// the daemon exits non-zero and systemd (`Restart=on-failure`) starts it afresh, rather than
+/// rebuilding all of that inside a process that may hold stale state.
+async fn bus_lost(conn: zbus::Connection) {
+    let mut failures = 0;
+    loop {
+        tokio::time::sleep(BUS_CHECK).await;
+        let ping = conn.call_method(
+            Some("org.freedesktop.DBus"),
+            "/org/freedesktop/DBus",
+            Some("org.freedesktop.DBus.Peer"),
+            "Ping",
+            &(),
+        );
+        match tokio::time::timeout(BUS_CHECK, ping).await {
+            Ok(Ok(_)) => failures = 0,
+            _ => {
+                failures += 1;
+                if failures >= 2 {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// Settings for [`run`].
@@ -211,6 +243,20 @@ pub async fn run(
     if let Some(b) = brain {
         assistant = assistant.with_brain(b);
     }
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = {
+        let lost = lost.clone();
+        let watched = conn.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = bus_lost(watched) => {
+                    tracing::error!("the bus stopped answering");
+                    lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }
+    };
     run_loop(
         Arc::new(assistant),
         (events_tx, events_rx),
@@ -221,7 +267,7 @@ pub async fn run(
             input: audio,
             voice,
         },
-        shutdown,
+        stop,
     )
     .await;
     ready.abort();
@@ -229,7 +275,10 @@ pub async fn run(
         n.notify("STOPPING=1\nSTATUS=Shutting down");
     }
     // The loop dropped its sender: the forwarder drains what is left and ends.
-    let _ = forwarder.await;
+    let _ = tokio::time::timeout(BUS_CHECK, forwarder).await;
+    if lost.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(DaemonError::BusLost(config.bus));
+    }
     tracing::info!("shut down");
     Ok(())
 }

@@ -56,6 +56,15 @@ impl TestBus {
         }
     }
 
+    /// Kills the bus's `dbus-daemon` (SIGKILL), as a crash would.
+    pub fn kill_bus(&self) {
+        let status = Command::new("kill")
+            .args(["-9", &self._bus.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill failed: {status:?}");
+    }
+
     pub async fn connect(&self) -> zbus::Connection {
         zbus::connection::Builder::address(self.address.as_str())
             .build()
