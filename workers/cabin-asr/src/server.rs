@@ -136,7 +136,11 @@ where
         let reply = match handle(&mut turn, event, service).await {
             Ok(reply) => reply,
             Err(e) => {
-                turn = Turn::default();
+                // A refused `transcribe` stays refused until its `audio-stop`.
+                turn = Turn {
+                    refused: turn.refused,
+                    ..Turn::default()
+                };
                 Some(e)
             }
         };
