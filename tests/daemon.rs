@@ -340,19 +340,13 @@ async fn malformed_calls_get_typed_errors_and_no_crash() {
     );
 }
 
-#[tokio::test]
-async fn cancel_ends_a_request_in_progress() {
-    let dir = tempfile::tempdir().unwrap();
-    let profile = default_profile_with_timeout(dir.path(), 10_000);
-    let up = up_with(Some(&profile)).await;
-    let conn = &up.conn;
-    misbehave(conn, "slow", 5000).await;
-
+/// Submits `text`, waits until its turn is Acting, then calls `Cancel()`: the submit's
+/// result, and whether `Cancel()` found a request.
+async fn cancel_while_acting(conn: &zbus::Connection, text: &str) -> (zbus::Result<String>, bool) {
     let pending = {
         let conn = conn.clone();
-        tokio::spawn(
-            async move { submit(&conn, "SubmitText", "turn on the air conditioning").await },
-        )
+        let text = text.to_string();
+        tokio::spawn(async move { submit(&conn, "SubmitText", &text).await })
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while common::state(conn).await != "Acting" {
@@ -369,11 +363,21 @@ async fn cancel_ends_a_request_in_progress() {
         )
         .await
         .unwrap();
-    assert!(
-        reply.body().deserialize::<bool>().unwrap(),
-        "Cancel found no request"
-    );
-    let e = pending.await.unwrap().unwrap_err();
+    let cancelled = reply.body().deserialize::<bool>().unwrap();
+    (pending.await.unwrap(), cancelled)
+}
+
+#[tokio::test]
+async fn cancel_ends_a_request_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = default_profile_with_timeout(dir.path(), 10_000);
+    let up = up_with(Some(&profile)).await;
+    let conn = &up.conn;
+    misbehave(conn, "slow", 5000).await;
+
+    let (result, cancelled) = cancel_while_acting(conn, "turn on the air conditioning").await;
+    assert!(cancelled, "Cancel found no request");
+    let e = result.unwrap_err();
     assert_eq!(error_name(&e), "org.cabin.Assistant1.Error.Cancelled");
     assert_eq!(common::state(conn).await, "Idle");
 }
@@ -558,27 +562,8 @@ async fn an_action_cancelled_mid_call_is_still_reported() {
             .unwrap();
     misbehave(conn, "slow", 1500).await;
 
-    let pending = {
-        let conn = conn.clone();
-        tokio::spawn(
-            async move { submit(&conn, "SubmitText", "turn on the air conditioning").await },
-        )
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while common::state(conn).await != "Acting" {
-        assert!(std::time::Instant::now() < deadline, "never reached Acting");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    conn.call_method(
-        Some("org.cabin.Assistant1"),
-        "/org/cabin/Assistant1",
-        Some("org.cabin.Assistant1"),
-        "Cancel",
-        &(),
-    )
-    .await
-    .unwrap();
-    let e = pending.await.unwrap().unwrap_err();
+    let (result, _) = cancel_while_acting(conn, "turn on the air conditioning").await;
+    let e = result.unwrap_err();
     assert_eq!(error_name(&e), "org.cabin.Assistant1.Error.Cancelled");
 
     let msg = tokio::time::timeout(Duration::from_secs(10), executed.next())
