@@ -225,6 +225,34 @@ fn silence_and_noise_floor_give_an_empty_transcript() {
     });
 }
 
+/// Sends `events` (then `raw` bytes) on a new connection to `addr` (host:port); the first
+/// reply, and the stream for more.
+async fn exchange(
+    addr: &str,
+    events: Vec<Event>,
+    raw: Option<&'static [u8]>,
+) -> (
+    Event,
+    AsyncBufReader<tokio::net::tcp::OwnedReadHalf>,
+    tokio::net::tcp::OwnedWriteHalf,
+) {
+    let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (r, mut w) = s.into_split();
+    for e in &events {
+        wyoming::write(&mut w, e).await.unwrap();
+    }
+    if let Some(raw) = raw {
+        w.write_all(raw).await.unwrap();
+    }
+    let mut r = AsyncBufReader::new(r);
+    let reply = tokio::time::timeout(LIMIT, wyoming::read(&mut r))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    (reply, r, w)
+}
+
 #[test]
 fn protocol_errors_get_wyoming_error_events() {
     let _whisper = WHISPER.blocking_lock();
@@ -238,34 +266,13 @@ fn protocol_errors_get_wyoming_error_events() {
         assert_eq!(langs, &json!(["en"]), "{:?}", info.data);
 
         let addr = asr.address.strip_prefix("tcp://").unwrap().to_string();
-        // Sends events (and raw bytes), returns the reply and the stream for more.
-        let exchange = |events: Vec<Event>, raw: Option<&'static [u8]>| {
-            let addr = addr.clone();
-            async move {
-                let s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-                let (r, mut w) = s.into_split();
-                for e in &events {
-                    wyoming::write(&mut w, e).await.unwrap();
-                }
-                if let Some(raw) = raw {
-                    w.write_all(raw).await.unwrap();
-                }
-                let mut r = AsyncBufReader::new(r);
-                let reply = tokio::time::timeout(LIMIT, wyoming::read(&mut r))
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .unwrap();
-                (reply, r, w)
-            }
-        };
         // The wrong sample rate is refused with the fix.
         let cd = AudioFormat {
             rate: 44_100,
             width: 2,
             channels: 1,
         };
-        let (reply, mut r, mut w) = exchange(vec![wyoming::audio_start(cd)], None).await;
+        let (reply, mut r, mut w) = exchange(&addr, vec![wyoming::audio_start(cd)], None).await;
         assert_eq!(reply.kind, "error");
         assert!(reply.str("text").unwrap().contains("16 kHz"), "{reply:?}");
         // The connection stays usable after a refused request.
@@ -275,7 +282,7 @@ fn protocol_errors_get_wyoming_error_events() {
         let next = wyoming::read(&mut r).await.unwrap().unwrap();
         assert_eq!(next.kind, "info");
         // A garbage header gets an error, then the connection is closed.
-        let (reply, mut r, _w) = exchange(vec![], Some(b"this is not json\n")).await;
+        let (reply, mut r, _w) = exchange(&addr, vec![], Some(b"this is not json\n")).await;
         assert_eq!(
             (reply.kind.as_str(), reply.str("code")),
             ("error", Some("malformed-event"))
@@ -286,6 +293,7 @@ fn protocol_errors_get_wyoming_error_events() {
         assert!(matches!(next, Ok(None)), "{next:?}");
         // Unknown events are ignored; the service still answers.
         let (reply, _r, _w) = exchange(
+            &addr,
             vec![
                 Event::new("run-satellite", json!({})),
                 Event::new("describe", json!({})),
@@ -315,15 +323,13 @@ fn a_bad_language_is_refused_and_the_worker_keeps_transcribing() {
             ("language", "english please", "bad-language"),
             ("prompt", "seat\0heating", "bad-prompt"),
         ] {
-            let s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-            let (r, mut w) = s.into_split();
             let format = AudioFormat {
                 rate: 16_000,
                 width: 2,
                 channels: 1,
             };
             let pcm: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
-            for e in [
+            let events = vec![
                 Event::new(
                     "transcribe",
                     serde_json::Value::Object(
@@ -334,15 +340,8 @@ fn a_bad_language_is_refused_and_the_worker_keeps_transcribing() {
                 wyoming::audio_chunk(format, pcm),
                 Event::new("audio-stop", json!({})),
                 Event::new("describe", json!({})),
-            ] {
-                wyoming::write(&mut w, &e).await.unwrap();
-            }
-            let mut r = AsyncBufReader::new(r);
-            let reply = tokio::time::timeout(LIMIT, wyoming::read(&mut r))
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
+            ];
+            let (reply, mut r, _w) = exchange(&addr, events, None).await;
             assert_eq!(
                 (reply.kind.as_str(), reply.str("code")),
                 ("error", Some(code)),

@@ -382,6 +382,18 @@ async fn cancel_ends_a_request_in_progress() {
     assert_eq!(common::state(conn).await, "Idle");
 }
 
+/// How `process` exited, waiting at most `limit` (failing with `why` past it).
+async fn exit_within(process: &mut Proc, limit: Duration, why: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = process.0.try_wait().unwrap() {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{why}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn sigterm_shuts_the_daemon_down_cleanly() {
     let bus = TestBus::start();
@@ -393,17 +405,12 @@ async fn sigterm_shuts_the_daemon_down_cleanly() {
         .status()
         .unwrap()
         .success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = daemon.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "daemon ignored SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = exit_within(
+        &mut daemon,
+        Duration::from_secs(10),
+        "daemon ignored SIGTERM",
+    )
+    .await;
     assert!(status.success(), "{status:?}");
     let conn = bus.connect().await;
     let dbus = zbus::fdo::DBusProxy::new(&conn).await.unwrap();
@@ -592,16 +599,11 @@ async fn a_dead_bus_makes_the_daemon_exit_for_a_restart() {
     let bus = TestBus::start();
     let mut daemon = bus.start_daemon(None).await;
     bus.kill_bus();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = daemon.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the daemon still runs 20 s after its bus died"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = exit_within(
+        &mut daemon,
+        Duration::from_secs(20),
+        "the daemon still runs 20 s after its bus died",
+    )
+    .await;
     assert!(!status.success(), "{status:?}");
 }
