@@ -47,7 +47,7 @@ async fn answers_drive_me(brain: &Brain, answer: &str) -> Vec<String> {
 async fn answer_to(brain: &Brain, request: &str) -> (Thought, Vec<String>) {
     let mut spoken = Vec::new();
     let thought = brain
-        .think(request, &mut BTreeMap::new(), &mut |s| {
+        .think(request, None, &mut BTreeMap::new(), &mut |s| {
             spoken.push(s.to_string())
         })
         .await;

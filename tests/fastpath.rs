@@ -98,6 +98,107 @@ fn spoken_commands_give_typed_slots() {
     assert_eq!(intent, "climate.ac_on");
 }
 
+/// What people say in a car (classes of phrasing from real requests: generic "the lights",
+/// brightness, mute apart from lowering, radio by name or kind, polite wrappers and the names
+/// of other assistants) reaches the intent that does it.
+#[test]
+fn what_people_say_in_a_car_reaches_its_intent() {
+    let (p, m) = setup();
+    let small_talk = Matcher::small_talk(&p);
+    let cases = [
+        ("turn off the lights", "lights.cabin_off"),
+        ("switch the lamp on", "lights.cabin_on"),
+        ("lights out", "lights.cabin_off"),
+        ("could you brighten the lights for me", "lights.brighter"),
+        ("increase the brightness", "lights.brighter"),
+        ("dim the interior lights please", "lights.dimmer"),
+        ("turn the lights down", "lights.dimmer"),
+        ("mute the speakers", "media.mute"),
+        ("silence the radio", "media.mute"),
+        ("turn the volume down a bit", "media.volume_down"),
+        ("lower the sound", "media.volume_down"),
+        ("speak louder", "media.volume_up"),
+        ("increase the volume", "media.volume_up"),
+        ("put the radio on", "media.radio_on"),
+        ("radio on", "media.radio_on"),
+        ("alexa, turn the music up", "media.volume_up"),
+        ("hey google can you mute the sound please", "media.mute"),
+        (
+            "olly could you switch off the light for me",
+            "lights.cabin_off",
+        ),
+    ];
+    let wrong: Vec<String> = cases
+        .iter()
+        .filter_map(|(text, want)| {
+            let got = m.match_text(text).map(|h| p.intents[h.intent].name.clone());
+            (got.as_deref() != Some(*want)).then(|| format!("{text:?} → {got:?}, wanted {want}"))
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    let (intent, slots) = slots_of(&m, &p, "set the lights to level three");
+    assert_eq!(intent, "lights.set_brightness");
+    assert_eq!(slots, vec![("level".into(), SlotValue::Number(3.0))]);
+    let (intent, slots) = slots_of(&m, &p, "play a rock station");
+    assert_eq!(intent, "media.play_station");
+    assert_eq!(
+        slots,
+        vec![("station".into(), enum_value("rock_fm", "rock fm"))]
+    );
+    let (intent, slots) = slots_of(&m, &p, "play bbc radio four please");
+    assert_eq!(intent, "media.play_station");
+    assert_eq!(
+        slots,
+        vec![("station".into(), enum_value("radio_four", "radio four"))]
+    );
+
+    // Said to Cabin itself: it goes quiet, and says nothing back.
+    for text in ["be quiet", "stop talking", "please don't speak"] {
+        let hit = small_talk
+            .match_text(text)
+            .unwrap_or_else(|| panic!("{text}"));
+        let talk = &p.small_talk[hit.intent];
+        assert_eq!(talk.name, "be_quiet", "{text}");
+        assert_eq!(talk.reply, "", "{text}");
+        assert!(m.match_text(text).is_none(), "{text} is no vehicle command");
+    }
+}
+
+/// A station's frequency in every way it is said: with its point, digit by digit, "oh" for
+/// zero, or as a whole number without its point.
+#[test]
+fn radio_frequencies_are_read_in_every_spoken_form() {
+    let (p, m) = setup();
+    for (text, mhz) in [
+        ("tune to ninety three point seven", 93.7),
+        ("radio one oh one point one", 101.1),
+        ("tune to nine three seven", 93.7),
+        ("tune to one hundred and four point three", 104.3),
+        ("play nine hundred and seventy one", 97.1),
+        ("tune into eighty eight point two fm", 88.2),
+        ("put on 105.4 fm", 105.4),
+        ("play station one oh two point two", 102.2),
+    ] {
+        let (intent, slots) = slots_of(&m, &p, text);
+        assert_eq!(intent, "media.tune_radio", "{text}");
+        assert_eq!(
+            slots,
+            vec![("frequency".into(), SlotValue::Number(mhz))],
+            "{text}"
+        );
+    }
+    // No reading fits: the number as said, for the reply to give the range.
+    let (_, slots) = slots_of(&m, &p, "tune to two hundred and fifty");
+    assert_eq!(slots, vec![("frequency".into(), SlotValue::Number(250.0))]);
+    // A decimal slot without `digits` reads numbers as they are.
+    let (_, slots) = slots_of(&m, &p, "set the temperature to two hundred and ten");
+    assert_eq!(
+        slots,
+        vec![("temperature".into(), SlotValue::Number(210.0))]
+    );
+}
+
 #[test]
 fn integer_slots_refuse_fractions() {
     let (_, m) = setup();
@@ -156,7 +257,10 @@ fn chit_chat_and_questions_do_not_match() {
         "it's freezing in here",
         "I can't see a thing, the windscreen is fogged",
         "tell me something fun about the place we're driving to",
-        "play some jazz",
+        "play some jazz tomorrow with my friends",
+        "what is the radio",
+        "how bright is the sun",
+        "be quiet about it",
         "set an alarm for seven",
         "remind me to buy milk",
         "how do I change a tyre",
@@ -291,19 +395,23 @@ fn eval_texts(name: &str) -> Vec<(String, Option<String>)> {
 }
 
 /// The labelled sets (`eval/router.jsonl`, and `eval/dev.jsonl` that thresholds are chosen on)
-/// measure the model routes, so none of them may be something the fast path (or its small
-/// talk) already answers; and they share no sentence, so router.jsonl stays held out.
+/// were written beyond the fast path. As the grammar grows to what people say it takes a few;
+/// those it must get right, and it must never take one that asks for no action. And they share
+/// no sentence, so router.jsonl stays held out.
 #[test]
-fn the_eval_sets_are_beyond_the_fast_path_and_apart() {
+fn the_eval_sets_are_right_on_the_fast_path_and_apart() {
     let (p, m) = setup();
     let small_talk = Matcher::small_talk(&p);
     let router = eval_texts("router.jsonl");
     let dev = eval_texts("dev.jsonl");
     for (text, intent) in router.iter().chain(&dev) {
-        assert!(
-            m.match_text(text).is_none(),
-            "the fast path matches {text:?}"
-        );
+        if let Some(hit) = m.match_text(text) {
+            assert_eq!(
+                Some(&p.intents[hit.intent].name),
+                intent.as_ref(),
+                "the fast path takes {text:?}"
+            );
+        }
         assert!(
             small_talk.match_text(text).is_none(),
             "small talk matches {text:?}"
@@ -346,4 +454,36 @@ fn content_words(text: &str) -> std::collections::BTreeSet<String> {
         .filter(|w| !w.is_empty() && !SMALL.contains(w))
         .map(str::to_string)
         .collect()
+}
+
+/// The small intent model's training sentences (intents' examples and the negatives) are kept
+/// apart from the labelled sets, like the sets from each other: a model trained on "pump up the
+/// volume" would be measured on "pump up the volume" (the first draft had 13 such copies).
+#[test]
+fn the_classifiers_sentences_are_apart_from_the_eval_sets() {
+    let p = Profile::embedded_default();
+    let eval: Vec<(String, std::collections::BTreeSet<String>)> = eval_texts("router.jsonl")
+        .into_iter()
+        .chain(eval_texts("dev.jsonl"))
+        .map(|(t, _)| {
+            let w = content_words(&t);
+            (t, w)
+        })
+        .collect();
+    let training = p
+        .intents
+        .iter()
+        .flat_map(|i| &i.examples)
+        .chain(&p.classifier.negatives);
+    let mut near = Vec::new();
+    for sentence in training {
+        let a = content_words(sentence);
+        for (text, b) in &eval {
+            let shared = a.intersection(b).count() as f64;
+            if shared / (a.union(b).count().max(1) as f64) >= 0.5 {
+                near.push(format!("{sentence:?} is too like {text:?}"));
+            }
+        }
+    }
+    assert!(near.is_empty(), "{}", near.join("\n"));
 }

@@ -3,8 +3,8 @@
 //! daemon, on ONNX Runtime); and what the brain then allows the local model to call (against a
 //! stand-in model that records its requests).
 //!
-//! Needs both models (`cabin models fetch`, and `--model minilm-l6-v2 --model
-//! minilm-l6-v2-tokenizer`); skips without them, except under CI.
+//! Needs both models (`cabin models fetch` for MiniLM, the default profile's, and `--model
+//! nomic-embed-text-v1.5`); skips without them, except under CI.
 
 mod common;
 
@@ -14,6 +14,7 @@ use cabin::runtime::llm::ChatClient;
 use cabin::runtime::worker::{LlmWorker, Worker};
 use cabin::understand::brain::{Brain, Thought};
 use cabin::understand::shortlist::{Embedder, EmbeddingModel, IndexCache, IntentIndex, Shortlist};
+use cabin::understand::Route;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -27,7 +28,7 @@ const MINILM: &str = "minilm-l6-v2";
 /// Paraphrases the fast path does not match (not taken from eval/router.jsonl or eval/dev.jsonl).
 const COMMANDS: [(&str, &str); 4] = [
     ("get me to the train station", "navigation.navigate_to"),
-    ("listen to the radio instead", "media.source"),
+    ("play the music from my phone instead", "media.source"),
     (
         "the interior light is dazzling me, turn it off",
         "lights.cabin_off",
@@ -200,13 +201,13 @@ async fn nomic_ranks_intents_by_meaning_and_talk_is_not_close_to_any() {
     for (text, intent) in COMMANDS {
         assert_top(
             text,
-            &shortlist.rank(text).await.unwrap(),
+            &shortlist.rank(text).await.unwrap().intents,
             intent,
             confident,
         );
     }
     for text in TALK {
-        let ranked = shortlist.rank(text).await.unwrap();
+        let ranked = shortlist.rank(text).await.unwrap().intents;
         assert!(ranked[0].1 < confident, "{text}: {:?}", &ranked[..3]);
     }
     // The index was cached; a shortlist started again reads it and ranks alike.
@@ -217,8 +218,8 @@ async fn nomic_ranks_intents_by_meaning_and_talk_is_not_close_to_any() {
     again.built().await;
     let text = COMMANDS[0].0;
     assert_eq!(
-        again.rank(text).await.unwrap(),
-        shortlist.rank(text).await.unwrap()
+        again.rank(text).await.unwrap().intents,
+        shortlist.rank(text).await.unwrap().intents
     );
 }
 
@@ -288,7 +289,7 @@ async fn an_endpoint_that_fails_is_asked_again_in_a_while_not_at_once() {
     tokio::time::timeout(Duration::from_secs(60), shortlist.built())
         .await
         .expect("the index is built once the endpoint answers");
-    let ranked = shortlist.rank("open the window").await.unwrap();
+    let ranked = shortlist.rank("open the window").await.unwrap().intents;
     assert_eq!(ranked.len(), p.intents.len());
     let seen = seen.lock().unwrap();
     // The first batch was cut short, the next asked seconds later; then the rest of the
@@ -320,10 +321,16 @@ async fn a_turn_does_not_wait_for_an_index_that_is_not_built() {
         Some(shortlist),
     );
     let mut timings = BTreeMap::new();
-    brain
-        .think("get me to the train station", &mut timings, &mut |_| {})
-        .await;
+    think(&brain, "get me to the train station", &mut timings).await;
     assert_eq!(seen.lock().unwrap()[0]["tool_choice"], "auto");
+}
+
+/// The brain's model route as a turn asks it: ranked by the shortlist, then thought about.
+async fn think(brain: &Brain, text: &str, timings: &mut BTreeMap<&'static str, f64>) -> Thought {
+    let ranking = brain.rank(text, timings).await;
+    brain
+        .think(text, ranking.as_ref(), timings, &mut |_| {})
+        .await
 }
 
 /// A brain whose local model is [`recording_model`], with a built nomic shortlist; the
@@ -359,9 +366,7 @@ async fn the_local_model_may_only_call_the_closest_intents() {
     };
 
     // Close to one intent: a call of that intent is required (nomic offers the closest alone).
-    let thought = brain
-        .think("get me to the train station", &mut timings, &mut |_| {})
-        .await;
+    let thought = think(&brain, "get me to the train station", &mut timings).await;
     assert!(timings.contains_key("shortlist"), "{timings:?}");
     let c = choice(0);
     assert_eq!(c["type"], "allowed_tools", "{c}");
@@ -370,19 +375,16 @@ async fn the_local_model_may_only_call_the_closest_intents() {
     // The stand-in answered in words anyway: that is an answer, never an action.
     assert!(matches!(thought, Thought::Answer { .. }), "{thought:?}");
 
-    // Far from every intent: the model may answer, or call one of the closest three.
-    brain
-        .think("what's the capital of australia", &mut timings, &mut |_| {})
-        .await;
-    assert_eq!(choice(1)["allowed_tools"]["mode"], "auto");
-    assert_eq!(allowed(1).len(), 3);
+    // No car command, says the classifier: the model may only answer.
+    think(&brain, "what's the capital of australia", &mut timings).await;
+    assert_eq!(choice(1), "none");
 
     // Of an intent and its opposite, only the closer is offered, however close the other:
     // given both, the model follows surface words ("cool" → warmer).
     let text = "I'm sweltering, cool the car";
     let ranked = nomic_shortlist(&p, embeddings);
     ranked.built().await;
-    let ranked = ranked.rank(text).await.unwrap();
+    let ranked = ranked.rank(text).await.unwrap().intents;
     let rank = |intent: &str| ranked.iter().position(|r| r.0 == intent).unwrap();
     assert!(
         rank("climate.cooler") < rank("climate.warmer"),
@@ -392,7 +394,7 @@ async fn the_local_model_may_only_call_the_closest_intents() {
         rank("climate.warmer") < 3,
         "not a test of opposites: {ranked:?}"
     );
-    brain.think(text, &mut timings, &mut |_| {}).await;
+    think(&brain, text, &mut timings).await;
     assert!(
         allowed(2).contains(&"climate-cooler".into()),
         "{:?}",
@@ -426,7 +428,7 @@ async fn a_value_only_a_near_intent_takes_chooses_that_intent() {
     let text = "seat warmer on low please";
     let ranking = nomic_shortlist(&p, embeddings);
     ranking.built().await;
-    let ranked = ranking.rank(text).await.unwrap();
+    let ranked = ranking.rank(text).await.unwrap().intents;
     assert_eq!(ranked[0].0, "seats.heating_on", "{:?}", &ranked[..3]);
     let level = ranked
         .iter()
@@ -438,7 +440,7 @@ async fn a_value_only_a_near_intent_takes_chooses_that_intent() {
         &ranked[..3]
     );
     let mut timings = BTreeMap::new();
-    brain.think(text, &mut timings, &mut |_| {}).await;
+    think(&brain, text, &mut timings).await;
     let c = allowed(0);
     assert_eq!(c["mode"], "required", "{c}");
     assert_eq!(
@@ -448,9 +450,146 @@ async fn a_value_only_a_near_intent_takes_chooses_that_intent() {
     assert_eq!(c["tools"].as_array().unwrap().len(), 1, "{c}");
 
     // No level said: the seat heating goes on.
-    brain
-        .think("seat warmer on please", &mut timings, &mut |_| {})
-        .await;
+    think(&brain, "seat warmer on please", &mut timings).await;
     let c = allowed(1);
     assert_eq!(c["tools"][0]["function"]["name"], "seats-heating_on", "{c}");
+}
+
+/// Commands in words none of the profile's sentences use, and the intents they ask for.
+const CLASSIFIED: [(&str, &str); 5] = [
+    ("could you make the lights a little dimmer", "lights.dimmer"),
+    ("the cabin is far too dark, brighten it", "lights.brighter"),
+    (
+        "i can hardly hear the music, louder please",
+        "media.volume_up",
+    ),
+    ("kill the sound completely", "media.mute"),
+    ("seat warmer for the passenger please", "seats.heating_on"),
+];
+/// Requests that are no car command.
+const NOT_COMMANDS: [&str; 4] = [
+    "book me a table at an italian restaurant",
+    "what's the weather in rome tomorrow",
+    "tell me about the roman empire",
+    "send a message to my brother",
+];
+
+/// A MiniLM shortlist (the default profile's) of `p`, cached in `cache`.
+fn minilm_shortlist(p: &Profile, cache: Option<IndexCache>) -> Option<Shortlist> {
+    let model = installed(MINILM)?;
+    let tokenizer = installed("minilm-l6-v2-tokenizer")?;
+    Some(Shortlist::onnx(
+        p,
+        &model,
+        &tokenizer,
+        EmbeddingModel::named(MINILM).unwrap(),
+        cache,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_small_model_decides_commands_and_refuses_what_is_not_one() {
+    let p = profile();
+    let dir = tempfile::tempdir().unwrap();
+    let minilm = cabin::runtime::models::find(MINILM).unwrap();
+    let cache = IndexCache::new(
+        dir.path(),
+        minilm.sha256,
+        "",
+        &cabin::understand::shortlist::intent_texts(&p),
+    );
+    let Some(shortlist) = minilm_shortlist(&p, Some(cache.clone())) else {
+        return;
+    };
+    shortlist.built().await;
+    let confident = p.classifier.confident;
+    let mut wrong = Vec::new();
+    for (text, intent) in CLASSIFIED {
+        let c = shortlist.rank(text).await.unwrap().classified;
+        if c.intent.as_deref() != Some(intent) || c.probability < confident {
+            wrong.push(format!("{text:?}: {c:?}, wanted {intent}"));
+        }
+    }
+    for text in NOT_COMMANDS {
+        let c = shortlist.rank(text).await.unwrap().classified;
+        if c.intent.is_some() {
+            wrong.push(format!("{text:?}: {c:?}, wanted no command"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // Trained once: the weights are cached beside the vectors, and a shortlist started again
+    // reads them and decides alike.
+    let file = cache.path().with_extension("classifier");
+    let trained = std::fs::read(&file).expect("the classifier was cached");
+    let again = minilm_shortlist(&p, Some(cache.clone())).unwrap();
+    again.built().await;
+    let text = CLASSIFIED[0].0;
+    assert_eq!(again.rank(text).await, shortlist.rank(text).await);
+    assert_eq!(std::fs::read(&file).unwrap(), trained, "not trained again");
+
+    // A cached file that does not read back whole is not trusted: it is trained again.
+    std::fs::write(&file, &trained[..trained.len() / 2]).unwrap();
+    let third = minilm_shortlist(&p, Some(cache)).unwrap();
+    third.built().await;
+    assert_eq!(third.rank(text).await, shortlist.rank(text).await);
+    assert_eq!(std::fs::read(&file).unwrap().len(), trained.len());
+}
+
+/// What the classifier decides for `text` on its own.
+async fn classified(brain: &Brain, text: &str) -> Option<Thought> {
+    let ranking = brain.rank(text, &mut BTreeMap::new()).await.unwrap();
+    brain.classified(text, &ranking)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_router_uses_each_model_for_what_it_is_good_at() {
+    let p = profile();
+    let Some(shortlist) = minilm_shortlist(&p, None) else {
+        return;
+    };
+    let (url, seen) = recording_model();
+    let brain = Brain::new(
+        &p,
+        LlmWorker::remote(ChatClient::new(&url, "stand-in", None)),
+        Some(shortlist),
+    );
+    brain.shortlist_built().await;
+    let mut timings = BTreeMap::new();
+
+    // A command the classifier is sure of is decided without the local model, its slots read
+    // by the grammar from the words.
+    let thought = classified(&brain, "could you make the lights a little dimmer").await;
+    assert_eq!(
+        thought,
+        Some(Thought::Intent {
+            route: Route::Classifier,
+            intent: "lights.dimmer".into(),
+            args: Default::default(),
+        })
+    );
+    let Some(Thought::Intent { intent, args, .. }) =
+        classified(&brain, "could you set it to twenty two degrees in here").await
+    else {
+        panic!("not decided");
+    };
+    assert_eq!(intent, "climate.set_temperature");
+    assert_eq!(args["temperature"], 22.0);
+    assert!(seen.lock().unwrap().is_empty(), "the local model was asked");
+
+    // What is no car command goes to the local model with no tool it may call.
+    think(&brain, "tell me about the roman empire", &mut timings).await;
+    assert_eq!(seen.lock().unwrap()[0]["tool_choice"], "none");
+
+    // A command whose words only a language model can pick out (a place) is that model's:
+    // the classifier does not decide it, and the model must call that intent.
+    let text = "i need directions to the airport";
+    assert_eq!(classified(&brain, text).await, None);
+    think(&brain, text, &mut timings).await;
+    let choice = seen.lock().unwrap()[1]["tool_choice"].clone();
+    assert_eq!(choice["allowed_tools"]["mode"], "required", "{choice}");
+    assert_eq!(
+        choice["allowed_tools"]["tools"][0]["function"]["name"], "navigation-navigate_to",
+        "{choice}"
+    );
 }

@@ -22,6 +22,9 @@ pub enum SlotType {
         min: f64,
         max: f64,
         unit: String,
+        /// Said digit by digit ("nine three seven") or without its point ("nine hundred and
+        /// seventy one"): the grammar reads the digits into the range (93.7, 97.1).
+        digits: bool,
     },
     Text {
         max_words: usize,
@@ -119,6 +122,8 @@ pub struct Intent {
     pub when: Option<Constraint>,
     /// How many plain sentences the templates expand to.
     pub sentence_count: usize,
+    /// Plain sentences for the small intent model only (indirect phrasings).
+    pub examples: Vec<String>,
     /// The intent that does the reverse, declared on either of the two. Words that embed alike
     /// ("too loud", "too quiet") rank both; the shortlist offers the local model only the closer.
     pub opposite: Option<String>,

@@ -42,6 +42,7 @@ pub struct Profile {
     pub slot_types: BTreeMap<String, SlotType>,
     pub intents: Vec<Intent>,
     pub small_talk: Vec<SmallTalk>,
+    pub classifier: ClassifierSettings,
 }
 
 #[cfg(test)]

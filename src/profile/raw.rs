@@ -36,15 +36,30 @@ pub struct RawProfile {
     pub intents: Vec<Spanned<RawIntent>>,
     #[serde(default)]
     pub small_talk: Vec<Spanned<RawSmallTalk>>,
+    #[serde(default)]
+    pub classifier: RawClassifier,
 }
 
 /// Greetings, thanks and the like: sentences and a short reply in the persona's voice.
+/// The small intent model: what it learns is not a command, and how sure it must be.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClassifier {
+    pub negatives: Option<Spanned<Vec<String>>>,
+    pub confident: Option<Spanned<f32>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSmallTalk {
     pub name: String,
     pub sentences: Vec<String>,
+    /// Empty only with `silent`.
+    #[serde(default)]
     pub reply: String,
+    /// Cabin stops talking and says nothing ("be quiet").
+    #[serde(default)]
+    pub silent: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,6 +195,9 @@ pub enum RawSlotType {
         max: f64,
         #[serde(default)]
         unit: String,
+        /// The value may be said digit by digit or without its decimal point.
+        #[serde(default)]
+        digits: bool,
     },
     Text {
         #[serde(default = "default_max_words")]
@@ -198,6 +216,10 @@ pub struct RawIntent {
     #[serde(default)]
     pub description: String,
     pub sentences: Vec<String>,
+    /// Plain sentences the small intent model learns from, beside the templates' own: the
+    /// indirect ways people ask ("it's freezing in here"). The grammar does not match them.
+    #[serde(default)]
+    pub examples: Vec<String>,
     #[serde(default)]
     pub defaults: BTreeMap<String, toml::Value>,
     pub reply: String,

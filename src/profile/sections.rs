@@ -16,6 +16,19 @@ pub struct SmallTalk {
     pub reply: String,
 }
 
+/// The small intent model ([`crate::understand::shortlist`]): trained on the intents'
+/// sentences and examples against these negatives, it decides an intent without the local
+/// model when its probability is at least `confident`.
+#[derive(Debug, Clone)]
+pub struct ClassifierSettings {
+    /// Sentences that are not car commands: chat, questions, requests the car can't do.
+    pub negatives: Vec<String>,
+    pub confident: f32,
+}
+
+/// The probability at which the small intent model decides, unless the profile says otherwise.
+pub const DEFAULT_CLASSIFIER_CONFIDENT: f32 = 0.5;
+
 /// Spoken replies longer than this are refused at load time: the driver is driving.
 pub const MAX_SPOKEN_WORDS: usize = 25;
 

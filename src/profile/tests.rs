@@ -544,3 +544,53 @@ fn a_cloud_key_is_never_sent_in_the_clear_off_this_machine() {
         cloud("http://api.example.com/v1").replace("api_key_env = \"CABIN_CLOUD_KEY\"\n", "");
     assert!(Profile::parse(&keyless, "cloud.toml").is_ok());
 }
+
+#[test]
+fn examples_negatives_and_silent_small_talk_are_checked() {
+    let sentences =
+        "sentences = [\"set [the] temperature to {temperature} [degrees] [on the {zone} side]\"]";
+    let with = |extra: &str| BASE.replace(sentences, &format!("{sentences}\n{extra}"));
+    let p = Profile::parse(
+        &with("examples = [\"it's like an oven in here\"]"),
+        "x.toml",
+    )
+    .unwrap();
+    assert_eq!(p.intents[0].examples, ["it's like an oven in here"]);
+    assert_one_error(
+        &with("examples = [\"(make|set) it warmer\"]"),
+        "intent 'climate.set_temperature'.examples[0]",
+        "template syntax",
+    );
+    assert_one_error(
+        &with("examples = [\"  \"]"),
+        "intent 'climate.set_temperature'.examples[0]",
+        "no words",
+    );
+
+    let classifier = |s: &str| format!("{BASE}\n[classifier]\n{s}\n");
+    let p = Profile::parse(&classifier("negatives = [\"tell me a joke\"]"), "x.toml").unwrap();
+    assert_eq!(p.classifier.negatives, ["tell me a joke"]);
+    assert_eq!(p.classifier.confident, DEFAULT_CLASSIFIER_CONFIDENT);
+    assert_one_error(
+        &classifier("confident = 1.5"),
+        "classifier.confident",
+        "not a probability",
+    );
+
+    let talk = |s: &str| {
+        format!("{BASE}\n[[small_talk]]\nname = \"hush\"\nsentences = [\"be quiet\"]\n{s}\n")
+    };
+    let p = Profile::parse(&talk("silent = true"), "x.toml").unwrap();
+    assert_eq!(p.small_talk[0].reply, "");
+    assert_one_error(
+        &talk("silent = true\nreply = \"OK.\""),
+        "small_talk 'hush'.reply",
+        "silent exchange has a reply",
+    );
+    assert_one_error(&talk(""), "small_talk 'hush'.reply", "reply is empty");
+    assert_one_error(
+        &classifier("negatives = [\"what [is] the time\"]"),
+        "classifier.negatives[0]",
+        "template syntax",
+    );
+}

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 #[serde(rename_all = "snake_case")]
 pub enum Route {
     Fast,
+    /// The small intent model (the shortlist's classifier), sure of a command.
+    Classifier,
     LocalLlm,
     Cloud,
     Decline,
@@ -40,8 +42,22 @@ pub struct Outcome {
     pub awaiting: Option<String>,
     /// Why the safety policy refused the intent, or null.
     pub refused: Option<String>,
+    /// The small intent model's likeliest class and its probability, when a model route was
+    /// asked.
+    pub classifier: Option<Classification>,
     pub timings_ms: BTreeMap<&'static str, f64>,
 }
+
+/// What the small intent model made of the words.
+#[derive(Debug, Clone, Serialize)]
+pub struct Classification {
+    /// An intent's name, or [`NOT_A_COMMAND`].
+    pub class: String,
+    pub probability: f32,
+}
+
+/// The small intent model's class for words that are no car command.
+pub const NOT_A_COMMAND: &str = "not_a_command";
 
 /// What the dialog remembers between turns of one session.
 #[derive(Debug, Clone, Default)]

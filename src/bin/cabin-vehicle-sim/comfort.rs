@@ -1,7 +1,7 @@
 //! The comfort services: climate, windows, seats, lights and the body (doors, boot).
 
 use crate::sim::*;
-use crate::state::{one_of, VehicleState, COLOURS, HEAT_LEVELS, SEATS};
+use crate::state::{one_of, VehicleState, BRIGHTNESS, COLOURS, HEAT_LEVELS, SEATS};
 use std::sync::Arc;
 use zbus::Connection;
 
@@ -213,6 +213,59 @@ impl Lights {
                 Ok(vec![change("Vehicle.Cabin.Light.IsDomeOn", on)])
             })
             .await
+    }
+
+    /// Changes the brightness by `delta` levels within 1..=10 and switches the lights on;
+    /// returns the new level.
+    async fn adjust_brightness(
+        &self,
+        delta: i32,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<u32> {
+        self.0.gate().await?;
+        let mut level = 0;
+        self.0
+            .update(conn, |s| {
+                let (min, max) = BRIGHTNESS;
+                s.brightness =
+                    (s.brightness as i64 + delta as i64).clamp(min as i64, max as i64) as u32;
+                s.cabin_lights = true;
+                level = s.brightness;
+                Ok(vec![
+                    change("Vehicle.Cabin.Light.Brightness", s.brightness),
+                    change("Vehicle.Cabin.Light.IsDomeOn", true),
+                ])
+            })
+            .await?;
+        Ok(level)
+    }
+
+    #[zbus(property)]
+    fn brightness(&self) -> u32 {
+        self.0.read(|s| s.brightness)
+    }
+
+    /// Sets the brightness level (1..=10) and switches the lights on.
+    #[zbus(property)]
+    async fn set_brightness(
+        &mut self,
+        level: u32,
+        #[zbus(connection)] conn: &Connection,
+    ) -> zbus::fdo::Result<()> {
+        self.0.gate().await.map_err(to_fdo)?;
+        let (min, max) = BRIGHTNESS;
+        in_range("brightness", level as f64, min as f64, max as f64).map_err(to_fdo)?;
+        self.0
+            .update(conn, |s| {
+                s.brightness = level;
+                s.cabin_lights = true;
+                Ok(vec![
+                    change("Vehicle.Cabin.Light.Brightness", level),
+                    change("Vehicle.Cabin.Light.IsDomeOn", true),
+                ])
+            })
+            .await
+            .map_err(to_fdo)
     }
 
     async fn set_ambient_colour(

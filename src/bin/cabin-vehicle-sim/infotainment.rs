@@ -2,7 +2,7 @@
 //! car's status (range, tyres, service).
 
 use crate::sim::*;
-use crate::state::{one_of, CONTACTS, SOURCES, WHEELS};
+use crate::state::{one_of, CONTACTS, SOURCES, STATIONS, WHEELS};
 use std::sync::Arc;
 use zbus::Connection;
 
@@ -118,6 +118,33 @@ impl Media {
             .await
     }
 
+    /// Plays the station with key `station` (see `STATIONS`) on the radio.
+    async fn play_station(
+        &self,
+        station: &str,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<()> {
+        self.0.gate().await?;
+        let Some(&(_, mhz)) = STATIONS.iter().find(|(key, _)| *key == station) else {
+            return Err(VehicleError::InvalidArgument(format!(
+                "no station '{station}'; expected one of {}",
+                STATIONS.map(|s| s.0).join(", ")
+            )));
+        };
+        self.0
+            .update(conn, |s| {
+                s.station_mhz = mhz;
+                s.source = "radio".into();
+                s.playing = true;
+                Ok(vec![
+                    change("Vehicle.Cabin.Infotainment.Media.Radio.Frequency", mhz),
+                    change("Vehicle.Cabin.Infotainment.Media.Played.Source", "radio"),
+                    change("Vehicle.Cabin.Infotainment.Media.IsPlaying", true),
+                ])
+            })
+            .await
+    }
+
     #[zbus(property)]
     fn volume(&self) -> u32 {
         self.0.read(|s| s.volume)
@@ -212,16 +239,6 @@ impl Media {
     fn ducked(&self) -> bool {
         self.0.read(|s| s.ducked.is_some())
     }
-}
-
-/// Property setters can only fail with `fdo::Error`; keep the typed name in the message.
-pub fn to_fdo(e: VehicleError) -> zbus::fdo::Error {
-    use zbus::DBusError;
-    zbus::fdo::Error::Failed(format!(
-        "{}: {}",
-        e.name(),
-        e.description().unwrap_or_default()
-    ))
 }
 
 pub struct Navigation(pub Arc<Sim>);

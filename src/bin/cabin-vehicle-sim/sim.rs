@@ -106,3 +106,13 @@ pub fn in_range(what: &str, v: f64, min: f64, max: f64) -> Result<()> {
 pub fn change(path: &str, v: impl Into<zbus::Variant<'static>>) -> Change {
     (path.to_string(), v.into())
 }
+
+/// Property setters can only fail with `fdo::Error`; keep the typed name in the message.
+pub fn to_fdo(e: VehicleError) -> zbus::fdo::Error {
+    use zbus::DBusError;
+    zbus::fdo::Error::Failed(format!(
+        "{}: {}",
+        e.name(),
+        e.description().unwrap_or_default()
+    ))
+}

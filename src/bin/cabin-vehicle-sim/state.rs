@@ -39,6 +39,24 @@ fn vss_wheel(wheel: &str) -> &'static str {
 pub const SOURCES: [&str; 4] = ["radio", "bluetooth", "usb", "streaming"];
 pub const HEAT_LEVELS: [&str; 4] = ["off", "low", "medium", "high"];
 pub const COLOURS: [&str; 6] = ["red", "blue", "green", "white", "orange", "purple"];
+/// The stations the radio knows, by key (the profile's `station` slot), with their frequency
+/// in MHz.
+pub const STATIONS: [(&str, f64); 12] = [
+    ("radio_one", 98.8),
+    ("radio_two", 88.4),
+    ("radio_four", 93.5),
+    ("classic_fm", 100.9),
+    ("jazz_fm", 102.2),
+    ("news_radio", 97.3),
+    ("rock_fm", 105.4),
+    ("country_radio", 89.9),
+    ("pop_hits", 95.8),
+    ("talk_radio", 90.2),
+    ("sports_radio", 104.3),
+    ("soul_fm", 106.6),
+];
+/// Cabin light brightness levels: 1 (dimmest) to 10.
+pub const BRIGHTNESS: (u32, u32) = (1, 10);
 pub const GEARS: [&str; 4] = ["park", "reverse", "neutral", "drive"];
 pub const CONTACTS: [&str; 5] = ["Alex", "Mum", "Office", "Sam", "Jordan"];
 
@@ -53,6 +71,7 @@ pub struct VehicleState {
     pub window_position: BTreeMap<&'static str, u32>,
     pub seat_heating: BTreeMap<&'static str, &'static str>,
     pub cabin_lights: bool,
+    pub brightness: u32,
     pub ambient_colour: String,
     pub volume: u32,
     pub muted: bool,
@@ -86,6 +105,7 @@ impl Default for VehicleState {
             window_position: SEATS.iter().map(|s| (*s, 0)).collect(),
             seat_heating: SEATS.iter().map(|s| (*s, "off")).collect(),
             cabin_lights: false,
+            brightness: 6,
             ambient_colour: "white".into(),
             volume: 30,
             muted: false,
@@ -166,6 +186,10 @@ impl VehicleState {
         put(
             "Vehicle.Cabin.Light.IsDomeOn".into(),
             json!(self.cabin_lights),
+        );
+        put(
+            "Vehicle.Cabin.Light.Brightness".into(),
+            json!(self.brightness),
         );
         put(
             "Vehicle.Cabin.Light.AmbientLight.Color".into(),

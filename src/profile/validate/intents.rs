@@ -309,6 +309,7 @@ impl Validator<'_> {
             action: action?,
             when,
             sentence_count: expansions.len(),
+            examples: self.plain_sentences(here.clone(), &at("examples"), &raw.examples),
             // Set by `opposites` once every intent is known.
             opposite: None,
         })

@@ -150,6 +150,7 @@ impl Validator<'_> {
         }
         self.opposites(&raw.intents, &names, &mut intents);
         let small_talk = self.small_talk(&raw.small_talk);
+        let classifier = self.classifier(&raw.classifier);
         if raw
             .dialog
             .follow_up_seconds
@@ -212,6 +213,7 @@ impl Validator<'_> {
             slot_types,
             intents,
             small_talk,
+            classifier,
         })
     }
 }

@@ -113,6 +113,58 @@ impl Validator<'_> {
         }
     }
 
+    /// Plain sentences (no template syntax), each with words: an intent's examples or the
+    /// classifier's negatives.
+    pub(super) fn plain_sentences(
+        &mut self,
+        here: Option<std::ops::Range<usize>>,
+        field: &str,
+        raw: &[String],
+    ) -> Vec<String> {
+        for (i, sentence) in raw.iter().enumerate() {
+            if sentence.contains(['{', '}', '[', ']', '(', ')', '|']) {
+                self.error(
+                    here.clone(),
+                    &format!("{field}[{i}]"),
+                    format!(
+                        "\"{sentence}\" uses template syntax, but examples are plain sentences"
+                    ),
+                    "write it out as people say it, or move it to sentences",
+                );
+            } else if crate::text::tokenize(sentence).is_empty() {
+                self.error(
+                    here.clone(),
+                    &format!("{field}[{i}]"),
+                    "the sentence has no words".into(),
+                    "remove it or write the sentence",
+                );
+            }
+        }
+        raw.to_vec()
+    }
+
+    pub(super) fn classifier(&mut self, raw: &raw::RawClassifier) -> ClassifierSettings {
+        let confident = match &raw.confident {
+            Some(c) if !(0.0..=1.0).contains(c.get_ref()) => {
+                self.error(
+                    Some(c.span()),
+                    "classifier.confident",
+                    format!("{} is not a probability", c.get_ref()),
+                    "use a number from 0 to 1, e.g. 0.6",
+                );
+                DEFAULT_CLASSIFIER_CONFIDENT
+            }
+            Some(c) => *c.get_ref(),
+            None => DEFAULT_CLASSIFIER_CONFIDENT,
+        };
+        ClassifierSettings {
+            negatives: raw.negatives.as_ref().map_or_else(Vec::new, |n| {
+                self.plain_sentences(Some(n.span()), "classifier.negatives", n.get_ref())
+            }),
+            confident,
+        }
+    }
+
     pub(super) fn small_talk(&mut self, raw: &[Spanned<raw::RawSmallTalk>]) -> Vec<SmallTalk> {
         let mut out: Vec<SmallTalk> = Vec::new();
         for spanned in raw {
@@ -128,12 +180,19 @@ impl Validator<'_> {
                     "give each entry its own name",
                 );
             }
-            if st.reply.trim().is_empty() {
+            if st.silent && !st.reply.is_empty() {
+                self.error(
+                    here.clone(),
+                    &format!("{field}.reply"),
+                    "a silent exchange has a reply".into(),
+                    "remove the reply, or remove silent = true",
+                );
+            } else if !st.silent && st.reply.trim().is_empty() {
                 self.error(
                     here.clone(),
                     &format!("{field}.reply"),
                     "the reply is empty".into(),
-                    "write a short reply in the persona's voice",
+                    "write a short reply in the persona's voice, or set silent = true",
                 );
             }
             self.check_spoken(here.clone(), &format!("{field}.reply"), &st.reply);

@@ -104,7 +104,12 @@ impl Validator<'_> {
                     unit: unit.clone(),
                 })
             }
-            RawSlotType::Decimal { min, max, unit } => {
+            RawSlotType::Decimal {
+                min,
+                max,
+                unit,
+                digits,
+            } => {
                 if !(min.is_finite() && max.is_finite()) || min > max {
                     self.error(
                         Some(span),
@@ -118,6 +123,7 @@ impl Validator<'_> {
                     min: *min,
                     max: *max,
                     unit: unit.clone(),
+                    digits: *digits,
                 })
             }
             RawSlotType::Text { max_words } => {

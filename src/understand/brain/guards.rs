@@ -66,6 +66,21 @@ pub(super) fn recites_instructions(text: &str) -> bool {
         .any(|run| instructions.windows(RECITAL_WORDS).any(|i| i == run))
 }
 
+/// Whether `text` shows pieces of the prompt: the few-shot lines' arrows ("open the window ->
+/// windows-open") or their placeholders ("navigate to <place>"), which a small model sometimes
+/// says instead of an answer.
+pub(super) fn shows_prompt(text: &str) -> bool {
+    let placeholder = text.split('<').skip(1).any(|rest| {
+        rest.split_once('>').is_some_and(|(inside, _)| {
+            !inside.is_empty()
+                && inside
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | ' '))
+        })
+    });
+    placeholder || text.contains("->")
+}
+
 /// At most `max` words, as a profile's own replies are: whole sentences while they fit, and
 /// the first sentence cut at `max` words if it alone is longer. A driver hears every word.
 pub(super) fn within_words(text: &str, max: usize) -> String {

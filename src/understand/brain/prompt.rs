@@ -17,7 +17,8 @@ pub(super) fn system_prompt(p: &Profile) -> String {
 /// What the system prompt asks of the model, after the persona.
 pub(super) const INSTRUCTIONS: &str = "When the driver asks the car to do something, or asks about the car's state, call the one function that does exactly that. \
     Otherwise answer: your words are spoken while driving, so one or two short sentences, no lists, no markdown, numbers in words; \
-    if asked for something no function can do, say so briefly.";
+    if asked for something no function can do, say so briefly. \
+    You have no internet, clock or calendar: you cannot know the weather, the time or date, the news, prices, scores or where the car is, so say you can't know that here. Never make up such facts, or who made you.";
 
 /// "sentence -> function" lines from the profile's own templates, so the model sees indirect
 /// phrasings ("its cold in here") that mean a call, not a chat.

@@ -240,12 +240,29 @@ impl Assistant {
         on_sentence: &mut (dyn FnMut(&str) + Send),
     ) -> Turn {
         let mut timings = BTreeMap::new();
-        // No chat while the driver manoeuvres: nothing is given out to be spoken then.
-        let manoeuvring = self.manoeuvring().await;
-        let mut quiet = |_: &str| {};
-        let on_sentence: &mut (dyn FnMut(&str) + Send) =
-            if manoeuvring { &mut quiet } else { on_sentence };
-        let thought = brain.think(t.text, &mut timings, on_sentence).await;
+        let ranking = brain.rank(t.text, &mut timings).await;
+        let classification = ranking.as_ref().map(|r| Classification {
+            class: r
+                .classified
+                .intent
+                .clone()
+                .unwrap_or_else(|| NOT_A_COMMAND.into()),
+            probability: r.classified.probability,
+        });
+        let classified = ranking.as_ref().and_then(|r| brain.classified(t.text, r));
+        let thought = match classified {
+            Some(thought) => thought,
+            None => {
+                // No chat while the driver manoeuvres: nothing is given out to be spoken then.
+                let manoeuvring = self.manoeuvring().await;
+                let mut quiet = |_: &str| {};
+                let on_sentence: &mut (dyn FnMut(&str) + Send) =
+                    if manoeuvring { &mut quiet } else { on_sentence };
+                brain
+                    .think(t.text, ranking.as_ref(), &mut timings, on_sentence)
+                    .await
+            }
+        };
         let understood = ms(t.started.elapsed());
         t.understood = Some(understood);
         let mut turn = match thought {
@@ -264,7 +281,7 @@ impl Assistant {
             }
             Thought::Answer { route, text } => {
                 let mut outcome = self.outcome(t, route, None, &BTreeMap::new());
-                if manoeuvring || self.manoeuvring().await {
+                if self.manoeuvring().await {
                     outcome.refused = Some("the driver is manoeuvring".into());
                 } else {
                     outcome.reply = text;
@@ -286,6 +303,7 @@ impl Assistant {
                 }
             }
         };
+        turn.outcome.classifier = classification;
         let timings_ms = &mut turn.outcome.timings_ms;
         timings_ms.extend(timings);
         timings_ms.insert("understand", understood);
@@ -654,6 +672,7 @@ impl Assistant {
             action: None,
             awaiting: None,
             refused: None,
+            classifier: None,
             timings_ms: timings,
         }
     }

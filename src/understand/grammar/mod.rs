@@ -23,10 +23,12 @@ pub struct Match {
 #[derive(Debug)]
 enum SlotMatcher {
     Enum(Vec<(String, String, Vec<String>)>),
-    /// `unit`: the type's unit word ("degrees"), or empty.
+    /// `unit`: the type's unit word ("degrees"), or empty. `digits`: the range a value said
+    /// digit by digit or without its point is read into (see [`digit_readings`]).
     Number {
         integer: bool,
         unit: String,
+        digits: Option<(f64, f64)>,
     },
     Text {
         max_words: usize,
@@ -101,6 +103,17 @@ const LEADING_FILLERS: &[&str] = &[
     "i wanna",
     "kindly",
     "just",
+    // The names people call other assistants by, out of habit.
+    "alexa",
+    "siri",
+    "hey siri",
+    "google",
+    "ok google",
+    "hey google",
+    "olly",
+    "hey olly",
+    "cortana",
+    "computer",
 ];
 const TRAILING_FILLERS: &[&str] = &[
     "please",
@@ -167,10 +180,17 @@ impl Matcher {
                     SlotType::Integer { unit, .. } => SlotMatcher::Number {
                         integer: true,
                         unit: unit.clone(),
+                        digits: None,
                     },
-                    SlotType::Decimal { unit, .. } => SlotMatcher::Number {
+                    SlotType::Decimal {
+                        unit,
+                        min,
+                        max,
+                        digits,
+                    } => SlotMatcher::Number {
                         integer: false,
                         unit: unit.clone(),
+                        digits: digits.then_some((*min, *max)),
                     },
                     SlotType::Text { max_words } => SlotMatcher::Text {
                         max_words: *max_words,
@@ -269,6 +289,15 @@ impl Matcher {
         best
     }
 
+    /// The words of `text` without the polite and addressing words around them ("hey olly
+    /// could you … please"), as they were written: what the meaning is in.
+    pub fn core_words(&self, text: &str) -> String {
+        let tokens = tokenize(text);
+        let core = self.strip_fillers(&tokens);
+        let words: Vec<&str> = core.iter().map(|t| t.raw.as_str()).collect();
+        words.join(" ")
+    }
+
     fn strip_fillers<'t>(&self, mut toks: &'t [Token]) -> &'t [Token] {
         let starts = |toks: &[Token], p: &[String]| {
             toks.len() > p.len() && toks.iter().zip(p).all(|(t, w)| t.norm == *w)
@@ -357,6 +386,12 @@ fn try_slot<R>(
                     syn.len(),
                 )
             }),
+        SlotMatcher::Number {
+            digits: Some(range),
+            ..
+        } => digit_readings(toks, *range)
+            .into_iter()
+            .find_map(|(v, used)| f(SlotValue::Number(v), used)),
         SlotMatcher::Number { integer, .. } => match toks.first().and_then(|t| t.number) {
             Some(v) if !(*integer && v.fract() != 0.0) => f(SlotValue::Number(v), 1),
             _ => None,
@@ -382,6 +417,66 @@ fn try_slot<R>(
             })
         }
     }
+}
+
+/// The ways a number in `range` may be said at `toks`, with the tokens each takes, in the
+/// order they are tried: as one number in range ("ninety three point seven"); digit by digit,
+/// the point placed before the last digit when none is said ("nine three seven" 93.7, "one oh
+/// one point one" 101.1); a whole number read without its point ("nine hundred and seventy
+/// one" 97.1); and last the number as said, out of range, so that the reply can say so.
+fn digit_readings(toks: &[Token], (min, max): (f64, f64)) -> Vec<(f64, usize)> {
+    let Some(said) = toks.first().and_then(|t| t.number) else {
+        return Vec::new();
+    };
+    let fits = |v: f64| (min..=max).contains(&v);
+    let mut readings = Vec::new();
+    if fits(said) {
+        readings.push((said, 1));
+    }
+    // One digit a token; a number with a point ("one point one") may only end the run.
+    let mut digits = String::new();
+    let mut runs = Vec::new();
+    for (i, t) in toks.iter().enumerate() {
+        let single_word = !t.raw.contains(' ');
+        match t.number {
+            Some(v) if single_word && v.fract() == 0.0 && (0.0..10.0).contains(&v) => {
+                digits.push(char::from(b'0' + v as u8))
+            }
+            Some(v) if v.fract() != 0.0 && (0.0..10.0).contains(&v.trunc()) && i > 0 => {
+                digits.push_str(&format_decimal(v));
+                runs.push((digits.clone(), i + 1));
+                break;
+            }
+            None if matches!(t.norm.as_str(), "oh" | "o") && i > 0 => digits.push('0'),
+            _ => break,
+        }
+        if i > 0 {
+            runs.push((digits.clone(), i + 1));
+        }
+    }
+    for (run, used) in runs.into_iter().rev() {
+        let text = if run.contains('.') {
+            run
+        } else {
+            format!("{}.{}", &run[..run.len() - 1], &run[run.len() - 1..])
+        };
+        if let Some(v) = text.parse::<f64>().ok().filter(|v| fits(*v)) {
+            readings.push((v, used));
+        }
+    }
+    if said.fract() == 0.0 && fits(said / 10.0) {
+        readings.push((said / 10.0, 1));
+    }
+    if !fits(said) {
+        readings.push((said, 1));
+    }
+    readings
+}
+
+/// A number's digits as written, without a trailing ".0" ("1.1").
+fn format_decimal(v: f64) -> String {
+    let s = format!("{v}");
+    s.trim_end_matches(".0").to_string()
 }
 
 impl Matcher {

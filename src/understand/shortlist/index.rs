@@ -1,8 +1,10 @@
 //! The embedding models the shortlist can use, the texts that stand for each intent, their
 //! index, and its cache on disk.
 
+use crate::profile::template::Element;
 use crate::profile::Profile;
 use crate::runtime::onnx::OnnxError;
+use crate::understand::shortlist::classifier::Classifier;
 use crate::understand::shortlist::embedder::Embedder;
 use std::path::{Path, PathBuf};
 
@@ -90,8 +92,9 @@ impl EmbeddingModel {
     }
 }
 
-/// The texts that stand for the profile's intents: each intent's description and a spread of
-/// its sentences, with the intent's index.
+/// The texts that stand for the profile's intents, each with its class: the intent's index
+/// for its description, a spread of its sentences and its examples; [`not_a_command`] for
+/// the classifier's negatives and the small talk.
 pub fn intent_texts(profile: &Profile) -> Vec<(usize, String)> {
     let mut texts: Vec<(usize, String)> = Vec::new();
     for (i, intent) in profile.intents.iter().enumerate() {
@@ -100,23 +103,106 @@ pub fn intent_texts(profile: &Profile) -> Vec<(usize, String)> {
             let step = sentences.len().div_ceil(PER_TEMPLATE).max(1);
             texts.extend(sentences.into_iter().step_by(step).map(|s| (i, s)));
         }
+        texts.extend(intent.examples.iter().map(|e| (i, e.clone())));
+    }
+    let none = not_a_command(profile);
+    texts.extend(
+        profile
+            .classifier
+            .negatives
+            .iter()
+            .map(|s| (none, s.clone())),
+    );
+    for talk in &profile.small_talk {
+        for template in &talk.sentences {
+            let expansions = template.expand().unwrap_or_default();
+            let step = expansions.len().div_ceil(PER_TEMPLATE).max(1);
+            texts.extend(expansions.iter().step_by(step).map(|e| {
+                let words: Vec<&str> = e
+                    .iter()
+                    .filter_map(|el| match el {
+                        Element::Literal(w) => Some(w.as_str()),
+                        Element::Slot(_) => None,
+                    })
+                    .collect();
+                (none, words.join(" "))
+            }));
+        }
     }
     texts
 }
 
-/// The profile's intents and the embeddings of their sentences and descriptions.
+/// The classifier's class for what is not a car command: the one after the intents.
+pub fn not_a_command(profile: &Profile) -> usize {
+    profile.intents.len()
+}
+
+/// The profile's intents, the embeddings of their sentences and descriptions, and the small
+/// intent model trained on them.
 pub struct IntentIndex {
     intents: Vec<String>,
-    /// (intent index, unit vector).
+    /// (class, unit vector): an intent's index, or [`not_a_command`].
     examples: Vec<(usize, Vec<f32>)>,
+    classifier: Classifier,
+}
+
+/// What the small intent model makes of a sentence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Classified {
+    /// The likeliest intent, or None for "not a car command".
+    pub intent: Option<String>,
+    pub probability: f32,
 }
 
 impl IntentIndex {
-    /// `vectors` are those of [`intent_texts`], in order.
-    pub fn new(profile: &Profile, texts: &[(usize, String)], vectors: Vec<Vec<f32>>) -> Self {
+    /// `vectors` are those of [`intent_texts`], in order. Reads the classifier from `cache`,
+    /// or trains it (some seconds of CPU, so never on the async runtime) and caches it there.
+    pub fn new(
+        profile: &Profile,
+        texts: &[(usize, String)],
+        vectors: Vec<Vec<f32>>,
+        cache: Option<&IndexCache>,
+    ) -> Self {
+        let examples: Vec<(usize, Vec<f32>)> = texts.iter().map(|(i, _)| *i).zip(vectors).collect();
+        let classes = not_a_command(profile) + 1;
+        let dim = examples.first().map_or(0, |(_, v)| v.len());
+        let cached = cache.and_then(|c| c.load_classifier(classes, dim));
+        let classifier = cached.unwrap_or_else(|| {
+            let started = std::time::Instant::now();
+            let training: Vec<(usize, &[f32])> =
+                examples.iter().map(|(c, v)| (*c, v.as_slice())).collect();
+            let trained = Classifier::train(&training, classes);
+            tracing::info!(
+                "intent classifier trained on {} sentences in {} ms",
+                training.len(),
+                started.elapsed().as_millis()
+            );
+            if let Some(cache) = cache {
+                if let Err(e) = cache.save_classifier(&trained) {
+                    tracing::warn!("cannot cache the intent classifier ({e}); it is trained again at the next start");
+                }
+            }
+            trained
+        });
         IntentIndex {
             intents: profile.intents.iter().map(|i| i.name.clone()).collect(),
-            examples: texts.iter().map(|(i, _)| *i).zip(vectors).collect(),
+            examples,
+            classifier,
+        }
+    }
+
+    /// The small intent model's likeliest class for unit vector `v`.
+    pub fn classify(&self, v: &[f32]) -> Classified {
+        let p = self.classifier.probabilities(v);
+        let (class, probability) = p
+            .iter()
+            .copied()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((self.intents.len(), 0.0));
+        Classified {
+            intent: self.intents.get(class).cloned(),
+            probability,
         }
     }
 
@@ -124,13 +210,17 @@ impl IntentIndex {
     pub fn build(profile: &Profile, embedder: &mut Embedder) -> Result<IntentIndex, OnnxError> {
         let texts = intent_texts(profile);
         let vectors = embed_all(&texts, |batch| embedder.embed(batch))?;
-        Ok(IntentIndex::new(profile, &texts, vectors))
+        Ok(IntentIndex::new(profile, &texts, vectors, None))
     }
 
     /// Every intent with its best cosine similarity to `v`, best first.
     pub fn rank(&self, v: &[f32]) -> Vec<(String, f32)> {
         let mut best = vec![f32::MIN; self.intents.len()];
-        for (i, e) in &self.examples {
+        for (i, e) in self
+            .examples
+            .iter()
+            .filter(|(i, _)| *i < self.intents.len())
+        {
             let s: f32 = e.iter().zip(v).map(|(a, b)| a * b).sum();
             best[*i] = best[*i].max(s);
         }
@@ -207,6 +297,19 @@ impl IndexCache {
             .then(|| values.chunks(dim).map(<[f32]>::to_vec).collect())
     }
 
+    /// The classifier trained on these vectors, if one was cached.
+    pub fn load_classifier(&self, classes: usize, dim: usize) -> Option<Classifier> {
+        let bytes = std::fs::read(self.path.with_extension("classifier")).ok()?;
+        Classifier::from_bytes(&bytes, classes, dim)
+    }
+
+    pub fn save_classifier(&self, classifier: &Classifier) -> std::io::Result<()> {
+        write_whole(
+            &self.path.with_extension("classifier"),
+            &classifier.to_bytes(),
+        )
+    }
+
     /// Writes the vectors (to a temporary file, renamed into place, so a reader never sees
     /// half of one).
     pub fn save(&self, vectors: &[Vec<f32>]) -> std::io::Result<()> {
@@ -217,15 +320,19 @@ impl IndexCache {
         for v in vectors {
             bytes.extend(v.iter().flat_map(|x| x.to_le_bytes()));
         }
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let partial = self
-            .path
-            .with_extension(format!("partial-{}", std::process::id()));
-        std::fs::write(&partial, bytes)?;
-        std::fs::rename(&partial, &self.path)
+        write_whole(&self.path, &bytes)
     }
+}
+
+/// Writes `bytes` to a temporary file renamed into place at `path`, so a reader never sees
+/// half of one.
+fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let partial = path.with_extension(format!("partial-{}", std::process::id()));
+    std::fs::write(&partial, bytes)?;
+    std::fs::rename(&partial, path)
 }
 
 /// Texts embedded in one batch while the index is built.

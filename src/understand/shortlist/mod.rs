@@ -8,12 +8,15 @@
 //! on ONNX Runtime in the daemon's own thread. The profile's sentences are embedded once, in
 //! the background, and their vectors cached on disk between starts.
 
+mod classifier;
 mod embedder;
 mod index;
 
+pub use classifier::Classifier;
 pub use embedder::{Embedder, WordPiece};
 pub use index::{
-    intent_texts, EmbeddingModel, IndexCache, IntentIndex, Runs, ShortlistError, EMBEDDING_MODELS,
+    intent_texts, not_a_command, Classified, EmbeddingModel, IndexCache, IntentIndex, Runs,
+    ShortlistError, EMBEDDING_MODELS,
 };
 
 use crate::profile::Profile;
@@ -42,6 +45,14 @@ enum Embed {
         worker: Worker<ChatClient>,
         build: tokio::task::JoinHandle<()>,
     },
+}
+
+/// One sentence against the profile's intents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranking {
+    /// Every intent with its best cosine similarity to the sentence, best first.
+    pub intents: Vec<(String, f32)>,
+    pub classified: Classified,
 }
 
 /// How long a turn waits for its words to be embedded before it goes on without a shortlist.
@@ -93,7 +104,8 @@ impl Shortlist {
                 if let (Ok(v), Some(cache)) = (&vectors, &cache) {
                     save(cache, v);
                 }
-                let built = vectors.map(|v| Arc::new(IntentIndex::new(&profile, &texts, v)));
+                let built = vectors
+                    .map(|v| Arc::new(IntentIndex::new(&profile, &texts, v, cache.as_ref())));
                 announce(&built, started);
                 let _ = built_tx.send(Some(built));
                 for (text, reply) in rx {
@@ -174,14 +186,23 @@ impl Shortlist {
                             Err(e) => break Err(format!("the embedding worker: {e}")),
                         }
                     };
-                    if let (Ok(v), Some(cache)) = (&built, cache) {
+                    if let (Ok(v), Some(cache)) = (&built, cache.clone()) {
                         let v = v.clone();
                         let _ = tokio::task::spawn_blocking(move || save(&cache, &v)).await;
                     }
                     built
                 }
             };
-            let built = vectors.map(|v| Arc::new(IntentIndex::new(&profile, &texts, v)));
+            // Training the classifier is CPU work: off the async runtime.
+            let built = match vectors {
+                Ok(v) => tokio::task::spawn_blocking(move || {
+                    IntentIndex::new(&profile, &texts, v, cache.as_ref())
+                })
+                .await
+                .map(Arc::new)
+                .map_err(|e| format!("training the intent classifier failed: {e}")),
+                Err(e) => Err(e),
+            };
             announce(&built, started);
             let _ = built_tx.send(Some(built));
         });
@@ -207,8 +228,9 @@ impl Shortlist {
         let _ = self.index.clone().wait_for(Option::is_some).await;
     }
 
-    /// The profile's intents ranked by closeness to `text`, best first.
-    pub async fn rank(&self, text: &str) -> Result<Vec<(String, f32)>, String> {
+    /// The profile's intents ranked by closeness to `text`, best first, and the small intent
+    /// model's class for it.
+    pub async fn rank(&self, text: &str) -> Result<Ranking, String> {
         let index = match &*self.index.borrow() {
             None => return Err("it is still embedding the profile's sentences".into()),
             Some(Err(e)) => return Err(e.clone()),
@@ -245,7 +267,10 @@ impl Shortlist {
                 index.dimensions()
             ));
         }
-        Ok(index.rank(&v))
+        Ok(Ranking {
+            intents: index.rank(&v),
+            classified: index.classify(&v),
+        })
     }
 }
 
@@ -298,7 +323,7 @@ fn save(cache: &IndexCache, vectors: &[Vec<f32>]) {
 fn announce(built: &Result<Arc<IntentIndex>, String>, started: std::time::Instant) {
     match built {
         Ok(index) => tracing::info!(
-            "intent shortlist ready: {} sentences in {} ms",
+            "intent shortlist and classifier ready: {} sentences in {} ms",
             index.sentences(),
             started.elapsed().as_millis()
         ),

@@ -7,10 +7,12 @@ use crate::profile::{Profile, SlotType};
 use crate::runtime::llm::{ms, ChatClient, Completion, LlmError};
 use crate::runtime::worker::{LlmWorker, WorkerState};
 use crate::understand::brain::cloud::{cloud_client, probe, redact, Cloud};
-use crate::understand::brain::guards::{echoes, recites_instructions, spoken, within_words};
+use crate::understand::brain::guards::{
+    echoes, recites_instructions, shows_prompt, spoken, within_words,
+};
 use crate::understand::brain::prompt::{system_prompt, tool_name, tools};
 use crate::understand::grammar::Matcher;
-use crate::understand::shortlist::Shortlist;
+use crate::understand::shortlist::{Ranking, Shortlist};
 use crate::understand::turn::{Route, DECLINE_REPLY};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -61,6 +63,10 @@ pub struct Brain {
     tools_by_index: Vec<String>,
     /// Intent → its refinements, with the slot types only they take.
     refinements: HashMap<String, Refinements>,
+    /// Intent → its slots: name, type name and type (for the classifier's route).
+    slot_types: HashMap<String, Vec<(String, String, SlotType)>>,
+    /// The probability at which the classifier decides.
+    classifier_confident: f32,
 }
 
 /// An intent's refinements, each with the slot types (name and type) only it takes.
@@ -129,6 +135,25 @@ impl Brain {
             commands: Matcher::new(profile),
             tools_by_index: profile.intents.iter().map(|i| tool_name(&i.name)).collect(),
             refinements: refinements(profile),
+            slot_types: profile
+                .intents
+                .iter()
+                .map(|i| {
+                    let slots = i
+                        .slots
+                        .iter()
+                        .filter_map(|(slot, ty)| {
+                            Some((
+                                slot.clone(),
+                                ty.clone(),
+                                profile.slot_types.get(ty)?.clone(),
+                            ))
+                        })
+                        .collect();
+                    (i.name.clone(), slots)
+                })
+                .collect(),
+            classifier_confident: profile.classifier.confident,
         }
     }
 
@@ -143,25 +168,27 @@ impl Brain {
     /// `auto` over every tool, or, with a shortlist, `allowed_tools` naming the intents closest
     /// to `text` (the prompt still lists every tool, so its cache holds), with those tools'
     /// names. `timings` gets `shortlist`.
-    async fn tool_choice(
-        &self,
-        text: &str,
-        timings: &mut BTreeMap<&'static str, f64>,
-    ) -> (Value, Option<Vec<String>>) {
-        let Some(shortlist) = &self.shortlist else {
+    fn tool_choice(&self, text: &str, ranking: Option<&Ranking>) -> (Value, Option<Vec<String>>) {
+        let (Some(shortlist), Some(ranking)) = (&self.shortlist, ranking) else {
             return (json!("auto"), None);
         };
-        let started = Instant::now();
-        let ranked = shortlist.rank(text).await;
-        timings.insert("shortlist", ms(started));
-        let ranked = match ranked {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!("no shortlist ({e}); the local model may call any intent");
-                return (json!("auto"), None);
-            }
-        };
-        tracing::debug!("shortlist: {:?}", &ranked[..SHORTLIST.min(ranked.len())]);
+        // Likeliest no command: words only.
+        if self.not_a_command(ranking) {
+            return (json!("none"), Some(Vec::new()));
+        }
+        // Sure of an intent the classifier could not fill (a text slot): that call.
+        if let Some(intent) = ranking
+            .classified
+            .intent
+            .as_ref()
+            .filter(|_| ranking.classified.probability >= self.classifier_confident)
+        {
+            let name = tool_name(self.refined(text, intent));
+            let tool = json!({"type": "function", "function": {"name": name}});
+            let choice = json!({"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [tool]}});
+            return (choice, Some(vec![name]));
+        }
+        let ranked = &ranking.intents;
         // Close enough to an intent's own sentences: a call is required, of that intent or of
         // any that come as close as the embedding model's `near` allows (with MiniLM, near
         // senses such as "warm up" and "turn the heating on" embed alike; the model tells them
@@ -274,6 +301,7 @@ impl Brain {
     pub async fn think(
         &self,
         text: &str,
+        ranking: Option<&Ranking>,
         timings: &mut BTreeMap<&'static str, f64>,
         on_sentence: &mut (dyn FnMut(&str) + Send),
     ) -> Thought {
@@ -287,7 +315,7 @@ impl Brain {
             WorkerState::Down(why) => return Thought::Unavailable { why },
         };
         let messages = self.messages(text);
-        let (choice, offered) = self.tool_choice(text, timings).await;
+        let (choice, offered) = self.tool_choice(text, ranking);
         let started = Instant::now();
         let stream = self
             .cloud
@@ -472,7 +500,8 @@ impl Brain {
                     named = self.named_tool(&words, offered);
                     garbled = named.is_none()
                         && (self.named_tool(&words, None).is_some()
-                            || recites_instructions(&words));
+                            || recites_instructions(&words)
+                            || shows_prompt(&words));
                     if named.is_some() || garbled {
                         return false;
                     }
@@ -666,5 +695,6 @@ pub(super) fn refinements(profile: &Profile) -> HashMap<String, Refinements> {
     out
 }
 
+mod classify;
 #[cfg(test)]
 mod tests;

@@ -62,7 +62,7 @@ async fn no_worker_means_unavailable_not_a_hang() {
     let brain = Brain::new(&p, LlmWorker::down("the model is not installed"), None);
     let mut timings = BTreeMap::new();
     let thought = brain
-        .think("it's freezing in here", &mut timings, &mut |_| {})
+        .think("it's freezing in here", None, &mut timings, &mut |_| {})
         .await;
     assert_eq!(
         thought,
@@ -216,4 +216,37 @@ fn an_answer_that_is_an_offered_command_is_that_call() {
         brain.spoken_command("Call the hospital.", Some(&offered)),
         None
     );
+}
+
+#[test]
+fn pieces_of_the_prompt_are_never_spoken() {
+    use crate::understand::brain::guards::shows_prompt;
+    for said in [
+        "<programme-name> <arguments> <json-object>",
+        "Sure, navigate to <place>.",
+        "turn it up -> media-volume_up",
+    ] {
+        assert!(shows_prompt(said), "{said}");
+    }
+    for said in [
+        "It is two degrees warmer now.",
+        "I can't know the weather here, sorry.",
+        "Less than 5 < 6, yes.",
+    ] {
+        assert!(!shows_prompt(said), "{said}");
+    }
+}
+
+#[test]
+fn the_prompt_says_what_the_model_cannot_know() {
+    let prompt = system_prompt(&default_profile());
+    for fact in [
+        "weather",
+        "time",
+        "news",
+        "where the car is",
+        "who made you",
+    ] {
+        assert!(prompt.contains(fact), "{fact}");
+    }
 }

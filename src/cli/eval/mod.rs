@@ -1,10 +1,15 @@
-//! `cabin eval`: a labelled set of utterances through the router, scored per route and intent.
+//! `cabin eval`: a labelled set of utterances through the router, scored per route and intent
+//! (intent-labelled sets such as `eval/router.jsonl`) or per family (family-labelled sets such
+//! as the development set of real people's words: see [`families`]).
+
+mod families;
 
 use anyhow::{bail, Context, Result};
 use cabin::runtime::bus::BusAddress;
 use cabin::runtime::worker::WorkerState;
 use cabin::understand::{Assistant, Route};
 use cabin::Profile;
+use families::Families;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -20,8 +25,13 @@ const EVAL_SETTLE_LIMIT: Duration = Duration::from_secs(900);
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// One JSON object per line: {"text", "route", "intent", "slots"}.
+    /// One JSON object per line: {"text", "route", "intent", "slots"}, or {"text", "expect"}
+    /// with a family label.
     file: PathBuf,
+    /// Which of the profile's intents each family label stands for (default: the default
+    /// profile's, eval/families.toml).
+    #[arg(long, value_name = "FILE")]
+    families: Option<PathBuf>,
     #[arg(long)]
     profile: Option<PathBuf>,
     /// Bus of the vehicle services (actions run; their failure does not change the score).
@@ -37,6 +47,17 @@ pub struct Args {
 pub async fn exec(args: Args) -> Result<ExitCode> {
     let profile = Arc::new(Profile::load_or_default(args.profile.as_deref())?);
     let set = load(&args.file)?;
+    let families = Families::load(args.families.as_deref(), &profile)?;
+    if let Some(c) = set
+        .iter()
+        .find(|c| c.expect.as_ref().is_some_and(|f| !families.knows(f)))
+    {
+        bail!(
+            "family '{}' (of {:?}) is in no mapping; add it to the --families file",
+            c.expect.as_deref().unwrap_or_default(),
+            c.text
+        );
+    }
     let assistant =
         super::in_process::assistant(profile, args.bus, &args.llm.llm, EVAL_SETTLE_LIMIT).await;
     if let Some(WorkerState::Starting) = assistant.brain().map(|b| b.worker().state()) {
@@ -45,7 +66,7 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
             EVAL_SETTLE_LIMIT.as_secs()
         );
     }
-    let results = run(&assistant, &set, |done, total| {
+    let results = run(&assistant, &families, &set, |done, total| {
         eprint!("\reval: {done}/{total}");
     })
     .await;
@@ -62,9 +83,16 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
 #[serde(deny_unknown_fields)]
 pub struct Case {
     pub text: String,
-    /// `local_llm` or `cloud` (an intent, or an answer when `intent` is null), or `decline`
-    /// (no action at all; an answer saying why counts).
+    /// `local_llm` (any model route: an intent, or an answer when `intent` is null), or
+    /// `decline` (no action at all; an answer saying why counts). Absent with `expect`.
+    #[serde(default = "model_route")]
     pub route: Route,
+    /// A family label instead of route and intent ([`families`]).
+    #[serde(default)]
+    pub expect: Option<String>,
+    /// The source corpus's own label, kept for the report.
+    #[serde(default)]
+    pub slurp_intent: Option<String>,
     /// The intent expected, or null for an answer with no action.
     #[serde(default)]
     pub intent: Option<String>,
@@ -76,6 +104,10 @@ pub struct Case {
     pub kind: String,
 }
 
+fn model_route() -> Route {
+    Route::LocalLlm
+}
+
 #[derive(Debug, Serialize)]
 pub struct CaseResult {
     pub text: String,
@@ -83,10 +115,15 @@ pub struct CaseResult {
     pub expected: String,
     pub got: String,
     pub correct: bool,
+    /// An action on the car for a request that is no car command.
+    pub unsafe_action: bool,
+    /// A vehicle command (family-labelled sets), for the share decided without the LLM.
+    pub command: bool,
     pub route: Route,
     pub intent: Option<String>,
     pub slots: BTreeMap<String, Value>,
     pub reply: String,
+    pub classifier: Option<cabin::understand::turn::Classification>,
     pub ms: f64,
 }
 
@@ -113,6 +150,8 @@ pub fn load(path: &Path) -> Result<Vec<Case>> {
 fn label(route: Route, intent: Option<&str>) -> String {
     match (route, intent) {
         (Route::Decline, _) => "decline".into(),
+        // Small talk is an answer in the profile's words.
+        (_, Some(i)) if i.starts_with("small_talk.") => "answer".into(),
         (_, Some(i)) => i.to_string(),
         (_, None) => "answer".into(),
     }
@@ -127,40 +166,53 @@ fn same(a: &Value, b: &Value) -> bool {
 
 pub async fn run(
     assistant: &Assistant,
+    families: &Families,
     cases: &[Case],
     mut progress: impl FnMut(usize, usize),
 ) -> Vec<CaseResult> {
+    let profile = assistant.profile();
     let mut results = Vec::new();
     for (n, case) in cases.iter().enumerate() {
         let outcome = assistant.handle(&case.text, |_| {}).await;
-        let expected = label(case.route, case.intent.as_deref());
         let got = label(outcome.route, outcome.intent.as_deref());
-        let route_ok = match case.route {
-            // An answer may come from either model route.
-            Route::LocalLlm | Route::Cloud if case.intent.is_none() => {
-                matches!(outcome.route, Route::LocalLlm | Route::Cloud)
+        let acted = families::acted(&outcome, profile);
+        let (expected, correct, no_command) = match &case.expect {
+            Some(family) => (
+                family.clone(),
+                families.right(family, &outcome, profile),
+                families::NO_ACTION.contains(&family.as_str()),
+            ),
+            None => {
+                let expected = label(case.route, case.intent.as_deref());
+                let slots_ok = case
+                    .slots
+                    .iter()
+                    .all(|(k, v)| outcome.slots.get(k).is_some_and(|o| same(o, v)));
+                // Any route may decide an intent or give an answer; declining means taking
+                // no action, and the model may say why in its own words.
+                let correct = match case.route {
+                    Route::Decline => outcome.intent.is_none(),
+                    _ => outcome.route != Route::Decline && expected == got && slots_ok,
+                };
+                (expected, correct, case.intent.is_none())
             }
-            r => r == outcome.route,
-        };
-        let slots_ok = case
-            .slots
-            .iter()
-            .all(|(k, v)| outcome.slots.get(k).is_some_and(|o| same(o, v)));
-        // Declining means taking no action; the model may say why in its own words.
-        let correct = match case.route {
-            Route::Decline => outcome.intent.is_none(),
-            _ => route_ok && expected == got && slots_ok,
         };
         results.push(CaseResult {
             text: case.text.clone(),
-            kind: case.kind.clone(),
+            kind: case
+                .slurp_intent
+                .clone()
+                .unwrap_or_else(|| case.kind.clone()),
             correct,
+            unsafe_action: no_command && acted,
+            command: !no_command,
             expected,
             got,
             route: outcome.route,
             intent: outcome.intent,
             slots: outcome.slots.into_iter().collect(),
             reply: outcome.reply,
+            classifier: outcome.classifier,
             ms: outcome.timings_ms.get("total").copied().unwrap_or(0.0),
         });
         progress(n + 1, cases.len());
@@ -184,6 +236,33 @@ pub fn report(results: &[CaseResult]) -> String {
         results.len(),
         100.0 * correct as f64 / results.len() as f64
     );
+    let unsafe_actions: Vec<&CaseResult> = results.iter().filter(|r| r.unsafe_action).collect();
+    let _ = writeln!(
+        out,
+        "actions on requests that are no car command: {}",
+        unsafe_actions.len()
+    );
+    for r in &unsafe_actions {
+        let _ = writeln!(out, "  {:?} -> {}", r.text, r.got);
+    }
+    let commands: Vec<&CaseResult> = results.iter().filter(|r| r.command).collect();
+    if !commands.is_empty() {
+        let without: Vec<&&CaseResult> = commands
+            .iter()
+            .filter(|r| matches!(r.route, Route::Fast | Route::Classifier))
+            .collect();
+        let right = without.iter().filter(|r| r.correct).count();
+        let mut ms: Vec<f64> = without.iter().map(|r| r.ms).collect();
+        ms.sort_by(f64::total_cmp);
+        let _ = writeln!(
+            out,
+            "vehicle commands decided without the LLM: {}/{} = {:.1} % ({right} of them right), median {:.1} ms",
+            without.len(),
+            commands.len(),
+            100.0 * without.len() as f64 / commands.len() as f64,
+            percentile(&ms, 0.5)
+        );
+    }
     let group = |key: &dyn Fn(&CaseResult) -> String| {
         let mut m: BTreeMap<String, (usize, usize)> = BTreeMap::new();
         for r in results {

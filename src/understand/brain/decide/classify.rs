@@ -1,0 +1,108 @@
+//! The small model's route: the shortlist's classifier decides the commands it is sure of,
+//! with their slots read from the words by the grammar, in milliseconds and without the local
+//! model; what it finds likeliest to be no car command may only be answered.
+
+use super::Brain;
+use crate::profile::{SlotType, SlotValue, SPEAKER};
+use crate::runtime::llm::ms;
+use crate::understand::brain::Thought;
+use crate::understand::shortlist::Ranking;
+use crate::understand::turn::Route;
+use serde_json::Map;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+impl Brain {
+    /// The shortlist's ranking of `text` and its classifier's class (timed as `shortlist`);
+    /// None without a shortlist or while it is still being built.
+    pub async fn rank(
+        &self,
+        text: &str,
+        timings: &mut BTreeMap<&'static str, f64>,
+    ) -> Option<Ranking> {
+        let shortlist = self.shortlist.as_ref()?;
+        let started = Instant::now();
+        // The polite words around a command only blur what it is close to.
+        let core = self.commands.core_words(text);
+        let ranked = shortlist
+            .rank(if core.is_empty() { text } else { &core })
+            .await;
+        timings.insert("shortlist", ms(started));
+        match ranked {
+            Ok(r) => {
+                tracing::debug!(
+                    "classifier: {:?} at {:.2}; shortlist: {:?}",
+                    r.classified.intent,
+                    r.classified.probability,
+                    &r.intents[..super::SHORTLIST.min(r.intents.len())]
+                );
+                Some(r)
+            }
+            Err(e) => {
+                tracing::warn!("no shortlist ({e}); the local model may call any intent");
+                None
+            }
+        }
+    }
+
+    /// The call of the intent the classifier is sure of, each enum or number slot filled with
+    /// the value the words say (read by the grammar; "to twenty one degrees"), the rest left
+    /// to defaults, the speaker's zone or a question. None when it is not sure, when it is
+    /// sure there is no command, or when the intent takes a text slot (a place, a contact):
+    /// picking those words out is the local model's job.
+    pub fn classified(&self, text: &str, ranking: &Ranking) -> Option<Thought> {
+        let c = &ranking.classified;
+        let intent = c.intent.as_ref()?;
+        if c.probability < self.classifier_confident {
+            return None;
+        }
+        let intent = self.refined(text, intent);
+        let slots = self.slot_types.get(intent)?;
+        let mut args = Map::new();
+        for (slot, type_name, ty) in slots {
+            if matches!(ty, SlotType::Text { .. }) {
+                return None;
+            }
+            // A value in range, else one out of it, for the reply to say the range.
+            let said: Vec<SlotValue> = self
+                .commands
+                .values_in(type_name, text)
+                .into_iter()
+                .filter(|v| !matches!(v, SlotValue::Enum { key, .. } if key == SPEAKER))
+                .collect();
+            let value = said.iter().find(|v| ty.admits(v)).or(said.first());
+            if let Some(v) = value {
+                args.insert(slot.clone(), v.to_json());
+            }
+        }
+        Some(Thought::Intent {
+            route: Route::Classifier,
+            intent: intent.to_string(),
+            args,
+        })
+    }
+
+    /// The refinement of `intent` whose own values the words say ("seat heating on low" sets
+    /// the level), else `intent`: sentences with and without the value embed alike.
+    pub(super) fn refined<'a>(&'a self, text: &str, intent: &'a str) -> &'a str {
+        let Some(refinements) = self.refinements.get(intent) else {
+            return intent;
+        };
+        refinements
+            .iter()
+            .find(|(_, only_it_takes)| {
+                only_it_takes.iter().any(|(type_name, ty)| {
+                    let values = self.commands.values_in(type_name, text);
+                    values.iter().any(|v| ty.admits(v))
+                })
+            })
+            .map_or(intent, |(refined, _)| refined.as_str())
+    }
+
+    /// Whether the classifier finds `ranking`'s words likeliest to be no car command, however
+    /// sure: the local model may then only answer them. A command it takes for talk is
+    /// answered in words, which is better than talk taken for a command and acted on.
+    pub fn not_a_command(&self, ranking: &Ranking) -> bool {
+        ranking.classified.intent.is_none()
+    }
+}
