@@ -3,8 +3,8 @@
 //! daemon, on ONNX Runtime); and what the brain then allows the local model to call (against a
 //! stand-in model that records its requests).
 //!
-//! Needs both models (`cabin models fetch` for MiniLM, the default profile's, and `--model
-//! nomic-embed-text-v1.5`); skips without them, except under CI.
+//! Needs both models (`cabin models fetch`, and `--model minilm-l6-v2 --model
+//! minilm-l6-v2-tokenizer`); skips without them, except under CI.
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! The small model's route: the shortlist's classifier decides the commands it is sure of,
 //! with their slots read from the words by the grammar, in milliseconds and without the local
-//! model; what it finds likeliest to be no car command may only be answered.
+//! model; what it is sure is no car command may only be answered.
 
 use super::Brain;
 use crate::profile::{SlotType, SlotValue, SPEAKER};
@@ -99,10 +99,12 @@ impl Brain {
             .map_or(intent, |(refined, _)| refined.as_str())
     }
 
-    /// Whether the classifier finds `ranking`'s words likeliest to be no car command, however
-    /// sure: the local model may then only answer them. A command it takes for talk is
-    /// answered in words, which is better than talk taken for a command and acted on.
+    /// Whether the classifier is sure `ranking`'s words are no car command: the local model
+    /// may then only answer them. (Below that, the local model still sees the shortlist's
+    /// tools: on `eval/router.jsonl`, answering whatever was likeliest talk lost 11 commands,
+    /// most of them calls and routes whose names and places pull towards the negatives.)
     pub fn not_a_command(&self, ranking: &Ranking) -> bool {
-        ranking.classified.intent.is_none()
+        let c = &ranking.classified;
+        c.intent.is_none() && c.probability >= self.classifier_confident
     }
 }

@@ -172,7 +172,7 @@ impl Brain {
         let (Some(shortlist), Some(ranking)) = (&self.shortlist, ranking) else {
             return (json!("auto"), None);
         };
-        // Likeliest no command: words only.
+        // Sure there is no command: words only.
         if self.not_a_command(ranking) {
             return (json!("none"), Some(Vec::new()));
         }
