@@ -90,12 +90,7 @@ impl Brain {
         };
         refinements
             .iter()
-            .find(|(_, only_it_takes)| {
-                only_it_takes.iter().any(|(type_name, ty)| {
-                    let values = self.commands.values_in(type_name, text);
-                    values.iter().any(|v| ty.admits(v))
-                })
-            })
+            .find(|(_, only_it_takes)| self.says_a_value_of(text, only_it_takes))
             .map_or(intent, |(refined, _)| refined.as_str())
     }
 

@@ -249,14 +249,17 @@ impl Brain {
             .take_while(|r| r.1 >= best - REFINE_NEAR)
             .find_map(|(intent, _)| {
                 let (_, only_it_takes) = refinements.iter().find(|(r, _)| r == intent)?;
-                only_it_takes
-                    .iter()
-                    .any(|(name, ty)| {
-                        let values = self.commands.values_in(name, text);
-                        values.iter().any(|v| ty.admits(v))
-                    })
+                self.says_a_value_of(text, only_it_takes)
                     .then_some(intent.as_str())
             })
+    }
+
+    /// Whether the words say a value of one of `types` (type name and type) within its range.
+    fn says_a_value_of(&self, text: &str, types: &[(String, SlotType)]) -> bool {
+        types.iter().any(|(name, ty)| {
+            let values = self.commands.values_in(name, text);
+            values.iter().any(|v| ty.admits(v))
+        })
     }
 
     /// The system message and one user turn: every request starts with the same system
