@@ -168,36 +168,23 @@ fn real_speech_is_transcribed_with_a_low_word_error_rate() {
     let asr = Asr::start(&model, "tcp://127.0.0.1:0");
     let corpus = corpus(&speech);
     assert_eq!(corpus.len(), 11);
-    let prompt = cabin::asr::vocabulary_prompt(&cabin::profile::Profile::embedded_default());
     rt().block_on(async {
-        // With the default profile's vocabulary prompt, as Cabin sends it, and without.
-        let mut rates = Vec::new();
-        for prompt in [Some(prompt), None] {
-            let with = prompt.is_some();
-            let client = asr.client(prompt);
-            let (mut errors, mut words) = (0, 0);
-            for (file, reference) in &corpus {
-                let samples = cabin::hear::audio::read(file).unwrap();
-                let t = client.transcribe(&samples, LIMIT).await.unwrap();
-                let (e, n) = word_errors(reference, &t.text);
-                eprintln!("{e}/{n} {:>6.0} ms  {:?} <- {reference:?}", t.ms, t.text);
-                errors += e;
-                words += n;
-            }
-            let wer = errors as f64 / words as f64;
-            eprintln!(
-                "word error rate {} the vocabulary prompt: {errors}/{words} = {:.1} %",
-                if with { "with" } else { "without" },
-                wer * 100.0
-            );
-            rates.push(wer);
+        // As Cabin sends it for the default profile (no decoder prompt: docs/speech.md).
+        let prompt = cabin::asr::vocabulary_prompt(&cabin::profile::Profile::embedded_default());
+        let client = asr.client(prompt);
+        let (mut errors, mut words) = (0, 0);
+        for (file, reference) in &corpus {
+            let samples = cabin::hear::audio::read(file).unwrap();
+            let t = client.transcribe(&samples, LIMIT).await.unwrap();
+            let (e, n) = word_errors(reference, &t.text);
+            eprintln!("{e}/{n} {:>6.0} ms  {:?} <- {reference:?}", t.ms, t.text);
+            errors += e;
+            words += n;
         }
-        // Issue #3's bar for tiny.en, with the prompt Cabin sends.
-        assert!(
-            rates[0] <= 0.10,
-            "word error rate {:.1} %",
-            rates[0] * 100.0
-        );
+        let wer = errors as f64 / words as f64;
+        eprintln!("word error rate: {errors}/{words} = {:.1} %", wer * 100.0);
+        // Issue #3's bar for tiny.en.
+        assert!(wer <= 0.10, "word error rate {:.1} %", wer * 100.0);
     });
 }
 
@@ -420,9 +407,12 @@ fn an_unreachable_service_is_named_in_the_error() {
 }
 
 /// Speech synthesised by eSpeak NG (a Debian package), for commands no recording has.
+/// A command spoken by eSpeak NG for the pipeline tests, which check what a transcript does,
+/// not how well whisper hears (the word error rate tests do): tiny.en without a prompt heard
+/// the en-us voice's "set the temperature" at 150 words a minute as "at the temperature".
 fn espeak(text: &str, wav: &Path) -> bool {
     match Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "150", "-w"])
+        .args(["-v", "en-gb", "-s", "160", "-w"])
         .arg(wav)
         .arg(text)
         .status()
@@ -760,11 +750,10 @@ async fn push_to_talk_opens_the_microphone_and_silence_closes_it() {
     );
 }
 
-/// In-car commands, spoken by eSpeak NG (two voices), with the default profile's vocabulary
-/// prompt and without: prints both word error rates (README, Speech in) and holds the prompted
-/// one to the bar.
+/// In-car commands, spoken by eSpeak NG (two voices), as Cabin sends them for the default
+/// profile: prints the word error rate (docs/speech.md) and holds it to the bar.
 #[test]
-fn in_car_commands_are_recognised_and_the_prompt_is_measured() {
+fn in_car_commands_are_recognised() {
     let _whisper = WHISPER.blocking_lock();
     let Some(model) = model() else { return };
     let commands = [
@@ -805,34 +794,22 @@ fn in_car_commands_are_recognised_and_the_prompt_is_measured() {
     }
     let asr = Asr::start(&model, "tcp://127.0.0.1:0");
     let prompt = cabin::asr::vocabulary_prompt(&cabin::profile::Profile::embedded_default());
-    let mut rates = Vec::new();
+    let client = asr.client(prompt);
+    let (mut errors, mut words) = (0, 0);
     rt().block_on(async {
-        for prompt in [Some(prompt), None] {
-            let with = prompt.is_some();
-            let client = asr.client(prompt);
-            let (mut errors, mut words) = (0, 0);
-            for (audio, reference) in &clips {
-                let t = client.transcribe(audio, LIMIT).await.unwrap();
-                let (e, n) = word_errors(reference, &t.text);
-                if e > 0 {
-                    eprintln!("{e}/{n}  {:?} <- {reference:?}", t.text);
-                }
-                errors += e;
-                words += n;
+        for (audio, reference) in &clips {
+            let t = client.transcribe(audio, LIMIT).await.unwrap();
+            let (e, n) = word_errors(reference, &t.text);
+            if e > 0 {
+                eprintln!("{e}/{n}  {:?} <- {reference:?}", t.text);
             }
-            let rate = 100.0 * errors as f64 / words as f64;
-            eprintln!(
-                "in-car word error rate {} the vocabulary prompt: {errors}/{words} = {rate:.1} %",
-                if with { "with" } else { "without" }
-            );
-            rates.push(rate);
+            errors += e;
+            words += n;
         }
     });
-    assert!(
-        rates[0] <= 15.0,
-        "word error rate with the prompt {:.1} %",
-        rates[0]
-    );
+    let rate = 100.0 * errors as f64 / words as f64;
+    eprintln!("in-car word error rate: {errors}/{words} = {rate:.1} %");
+    assert!(rate <= 15.0, "in-car word error rate {rate:.1} %");
 }
 
 #[tokio::test]

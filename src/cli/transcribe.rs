@@ -18,7 +18,8 @@ pub struct Args {
     /// address of a running Wyoming ASR service (tcp://HOST:PORT, unix://PATH).
     #[arg(long, env = "CABIN_ASR", default_value = "auto")]
     asr: AsrChoice,
-    /// Send no vocabulary prompt (to measure what it changes).
+    /// Send no decoder prompt even where the profile lists `[listen] vocabulary` (to measure
+    /// what it changes).
     #[arg(long)]
     no_prompt: bool,
     /// Print JSON: {"text", "audio_s", "asr_ms"}.

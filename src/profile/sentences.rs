@@ -43,21 +43,11 @@ pub fn template_sentences(profile: &Profile, intent: usize, variants: usize) -> 
         .collect()
 }
 
-/// The shortest sentence of each of an intent's templates, a text slot filled with "Alex"
-/// (the speech recognizer's prompt: words it should expect).
-pub fn shortest_sentences(profile: &Profile, intent: usize) -> Vec<String> {
-    shortest(profile, intent, Fill::Example)
-}
-
 /// The shortest sentence of each of an intent's templates, a text slot shown as its name
 /// ("navigate to <place>"): the few-shot examples that show the local model the intent's
 /// phrasings, indirect ones ("its cold in here") included. A name there would be copied into
 /// calls and answers ("drive the car for me" became a route to Alex).
 pub fn few_shot_sentences(profile: &Profile, intent: usize) -> Vec<String> {
-    shortest(profile, intent, Fill::Placeholder)
-}
-
-fn shortest(profile: &Profile, intent: usize, fill: Fill) -> Vec<String> {
     profile.intents[intent]
         .sentences
         .iter()
@@ -65,7 +55,7 @@ fn shortest(profile: &Profile, intent: usize, fill: Fill) -> Vec<String> {
             t.expand()
                 .unwrap_or_default()
                 .iter()
-                .map(|e| render_with(profile, e, fill))
+                .map(|e| render_with(profile, e, Fill::Placeholder))
                 .min_by_key(|s| s.len())
         })
         .collect()
