@@ -51,6 +51,25 @@ pub(super) fn echoes(request: &str, answer: &str) -> bool {
         })
 }
 
+/// Words that open a question rather than a command.
+const QUESTION_WORDS: &[&str] = &[
+    "why", "what", "what's", "whats", "how", "how's", "hows", "who", "who's", "whose", "when",
+    "where", "where's", "which", "does", "did",
+];
+
+/// Whether `core` (the driver's words without the polite and addressing ones around them)
+/// asks something: it opens with a question word ("why is the sky blue", "what's the speed of
+/// light") or with "do you" ("do you like music"). Suggestions ("how about some music", "what
+/// about the radio") and "do you mind …" are requests, not questions.
+pub(super) fn asks_a_question(core: &str) -> bool {
+    match words(core).as_slice() {
+        [first, second, ..] if (first == "how" || first == "what") && second == "about" => false,
+        [first, second, third, ..] if first == "do" && second == "you" => third != "mind",
+        [first, ..] => QUESTION_WORDS.contains(&first.as_str()),
+        [] => false,
+    }
+}
+
 /// How many words in a row of [`INSTRUCTIONS`] make an answer a recital of them.
 pub(super) const RECITAL_WORDS: usize = 6;
 

@@ -3,19 +3,19 @@
 //! guarded and turned into a [`Thought`].
 
 use crate::profile::MAX_SPOKEN_WORDS;
-use crate::profile::{Profile, SlotType};
+use crate::profile::{placeholders, ActionKind, Profile, SlotType};
 use crate::runtime::llm::{ms, ChatClient, Completion, LlmError};
 use crate::runtime::worker::{LlmWorker, WorkerState};
 use crate::understand::brain::cloud::{cloud_client, probe, redact, Cloud};
 use crate::understand::brain::guards::{
-    echoes, recites_instructions, shows_prompt, spoken, within_words,
+    asks_a_question, echoes, recites_instructions, shows_prompt, spoken, within_words,
 };
 use crate::understand::brain::prompt::{system_prompt, tool_name, tools};
 use crate::understand::grammar::Matcher;
 use crate::understand::shortlist::{Ranking, Shortlist};
 use crate::understand::turn::{Route, DECLINE_REPLY};
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,6 +67,10 @@ pub struct Brain {
     slot_types: HashMap<String, Vec<(String, String, SlotType)>>,
     /// The probability at which the classifier decides.
     classifier_confident: f32,
+    /// The tools the local model may call for words that ask a question: the reads and the
+    /// calls whose reply says their result ("how far can I go", "how much air is in the back
+    /// left tyre"), and the intents with a text slot ("how do I get to the station").
+    question_tools: HashSet<String>,
 }
 
 /// An intent's refinements, each with the slot types (name and type) only it takes.
@@ -154,6 +158,18 @@ impl Brain {
                 })
                 .collect(),
             classifier_confident: profile.classifier.confident,
+            question_tools: profile
+                .intents
+                .iter()
+                .filter(|i| {
+                    matches!(i.action.kind, ActionKind::GetProperty { .. })
+                        || placeholders(&i.reply).iter().any(|p| p == "result")
+                        || i.slots.values().any(|ty| {
+                            matches!(profile.slot_types.get(ty), Some(SlotType::Text { .. }))
+                        })
+                })
+                .map(|i| tool_name(&i.name))
+                .collect(),
         }
     }
 
@@ -167,8 +183,48 @@ impl Brain {
 
     /// `auto` over every tool, or, with a shortlist, `allowed_tools` naming the intents closest
     /// to `text` (the prompt still lists every tool, so its cache holds), with those tools'
-    /// names. `timings` gets `shortlist`.
+    /// names; for a question, only those of them it may call ([`Brain::for_a_question`]).
     fn tool_choice(&self, text: &str, ranking: Option<&Ranking>) -> (Value, Option<Vec<String>>) {
+        let (choice, offered) = self.closest_tools(text, ranking);
+        if asks_a_question(&self.commands.core_words(text)) {
+            return self.for_a_question(choice, offered);
+        }
+        (choice, offered)
+    }
+
+    /// `choice` and `offered` less every tool but [`Brain::question_tools`]: a question gets a
+    /// read, a route or a call, or words; the local model, offered the closest intents, once
+    /// answered "why is the sky blue" by setting the ambient colour and "what's the speed of
+    /// light" by brightening the lights. The grammar and the sure classifier still decide
+    /// before this (a question they read as a command is one).
+    fn for_a_question(
+        &self,
+        choice: Value,
+        offered: Option<Vec<String>>,
+    ) -> (Value, Option<Vec<String>>) {
+        let (mode, names) = match (&choice["allowed_tools"]["mode"], offered) {
+            (Value::String(mode), Some(names)) => (mode.clone(), names),
+            // Every tool was offered.
+            (_, None) => {
+                let mut names: Vec<String> = self.question_tools.iter().cloned().collect();
+                names.sort();
+                ("auto".to_string(), names)
+            }
+            // Words only already.
+            (_, Some(names)) => return (choice, Some(names)),
+        };
+        let names: Vec<String> = names
+            .into_iter()
+            .filter(|n| self.question_tools.contains(n))
+            .collect();
+        if names.is_empty() {
+            return (json!("none"), Some(names));
+        }
+        (allowed_tools(&mode, &names), Some(names))
+    }
+
+    /// The tool choice for `text` whatever its form ([`Brain::tool_choice`]).
+    fn closest_tools(&self, text: &str, ranking: Option<&Ranking>) -> (Value, Option<Vec<String>>) {
         let (Some(shortlist), Some(ranking)) = (&self.shortlist, ranking) else {
             return (json!("auto"), None);
         };
@@ -183,10 +239,8 @@ impl Brain {
             .as_ref()
             .filter(|_| ranking.classified.probability >= self.classifier_confident)
         {
-            let name = tool_name(self.refined(text, intent));
-            let tool = json!({"type": "function", "function": {"name": name}});
-            let choice = json!({"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [tool]}});
-            return (choice, Some(vec![name]));
+            let names = vec![tool_name(self.refined(text, intent))];
+            return (allowed_tools("required", &names), Some(names));
         }
         let ranked = &ranking.intents;
         // Close enough to an intent's own sentences: a call is required, of that intent or of
@@ -228,13 +282,7 @@ impl Brain {
                 names[0] = refined;
             }
         }
-        let tools: Vec<Value> = names
-            .iter()
-            .map(|name| json!({"type": "function", "function": {"name": name}}))
-            .collect();
-        let choice =
-            json!({"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": tools}});
-        (choice, Some(names))
+        (allowed_tools(mode, &names), Some(names))
     }
 
     /// A near intent that does what the closest one does with more said, where the words say
@@ -650,6 +698,15 @@ impl Brain {
             },
         }
     }
+}
+
+/// A `tool_choice` that lets the model call only `names`, under `mode` (`auto` or `required`).
+fn allowed_tools(mode: &str, names: &[String]) -> Value {
+    let tools: Vec<Value> = names
+        .iter()
+        .map(|name| json!({"type": "function", "function": {"name": name}}))
+        .collect();
+    json!({"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": tools}})
 }
 
 pub(super) async fn bounded<T>(

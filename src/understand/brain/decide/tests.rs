@@ -250,3 +250,81 @@ fn the_prompt_says_what_the_model_cannot_know() {
         assert!(prompt.contains(fact), "{fact}");
     }
 }
+
+#[test]
+fn a_question_may_get_a_read_a_route_or_words_but_no_other_action() {
+    let p = default_profile();
+    let brain = Brain::new(&p, LlmWorker::down("test"), None);
+    // Without a shortlist every tool is offered; for a question only reads and text slots.
+    let (choice, offered) = brain.tool_choice("why is the sky blue", None);
+    let offered = offered.unwrap();
+    assert_eq!(choice["allowed_tools"]["mode"], "auto");
+    for tool in [
+        "info-range",
+        "info-tyre_pressure_wheel",
+        "navigation-navigate_to",
+        "phone-call",
+    ] {
+        assert!(offered.contains(&tool.to_string()), "{offered:?}");
+    }
+    for tool in ["lights-ambient_colour", "media-play", "windows-open"] {
+        assert!(!offered.contains(&tool.to_string()), "{offered:?}");
+    }
+    // Suggestions and polite requests are not questions.
+    for request in [
+        "how about some music",
+        "could you play some music",
+        "do you mind opening my window",
+    ] {
+        assert_eq!(
+            brain.tool_choice(request, None),
+            (json!("auto"), None),
+            "{request}"
+        );
+    }
+    // The closest intents, less the actions: required stays required; none left is words only.
+    let closest = |names: &[&str], mode: &str| {
+        let tools: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"type": "function", "function": {"name": n}}))
+            .collect();
+        (
+            json!({"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": tools}}),
+            Some(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()),
+        )
+    };
+    let (choice, offered) = closest(&["lights-brighter", "lights-cabin_on"], "required");
+    assert_eq!(
+        brain.for_a_question(choice, offered),
+        (json!("none"), Some(vec![]))
+    );
+    let (choice, offered) = closest(&["media-play", "navigation-navigate_to"], "required");
+    assert_eq!(
+        brain.for_a_question(choice, offered),
+        closest(&["navigation-navigate_to"], "required")
+    );
+}
+
+#[test]
+fn questions_are_told_from_requests_by_their_first_words() {
+    use crate::understand::brain::guards::asks_a_question;
+    for q in [
+        "why is the sky blue",
+        "What's the speed of light?",
+        "do you like music",
+        "how far away is the moon",
+        "does it rain",
+    ] {
+        assert!(asks_a_question(q), "{q}");
+    }
+    for r in [
+        "turn on the lights",
+        "how about some music",
+        "what about the radio",
+        "do you mind turning it down",
+        "play something",
+        "",
+    ] {
+        assert!(!asks_a_question(r), "{r}");
+    }
+}
