@@ -15,7 +15,7 @@ use crate::understand::grammar::Matcher;
 use crate::understand::shortlist::{Ranking, Shortlist};
 use crate::understand::turn::{Route, DECLINE_REPLY};
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,7 +70,7 @@ pub struct Brain {
     /// The tools the local model may call for words that ask a question: the reads and the
     /// calls whose reply says their result ("how far can I go", "how much air is in the back
     /// left tyre"), and the intents with a text slot ("how do I get to the station").
-    question_tools: HashSet<String>,
+    question_tools: BTreeSet<String>,
 }
 
 /// An intent's refinements, each with the slot types (name and type) only it takes.
@@ -107,6 +107,32 @@ impl Brain {
                 probe,
             }
         });
+        let text_slots: HashMap<String, Vec<String>> = profile
+            .intents
+            .iter()
+            .map(|i| {
+                let text = i
+                    .slots
+                    .iter()
+                    .filter(|(_, ty)| {
+                        matches!(profile.slot_types.get(*ty), Some(SlotType::Text { .. }))
+                    })
+                    .map(|(slot, _)| slot.clone())
+                    .collect();
+                (tool_name(&i.name), text)
+            })
+            .collect();
+        let question_tools = profile
+            .intents
+            .iter()
+            .filter_map(|i| {
+                let tool = tool_name(&i.name);
+                let answers = matches!(i.action.kind, ActionKind::GetProperty { .. })
+                    || placeholders(&i.reply).iter().any(|p| p == "result")
+                    || text_slots.get(&tool).is_some_and(|slots| !slots.is_empty());
+                answers.then_some(tool)
+            })
+            .collect();
         Brain {
             local,
             cloud,
@@ -121,21 +147,7 @@ impl Brain {
             max_tokens: profile.llm.max_tokens,
             local_budget: profile.llm.budget,
             shortlist,
-            text_slots: profile
-                .intents
-                .iter()
-                .map(|i| {
-                    let text = i
-                        .slots
-                        .iter()
-                        .filter(|(_, ty)| {
-                            matches!(profile.slot_types.get(*ty), Some(SlotType::Text { .. }))
-                        })
-                        .map(|(slot, _)| slot.clone())
-                        .collect();
-                    (tool_name(&i.name), text)
-                })
-                .collect(),
+            text_slots,
             commands: Matcher::new(profile),
             tools_by_index: profile.intents.iter().map(|i| tool_name(&i.name)).collect(),
             refinements: refinements(profile),
@@ -158,18 +170,7 @@ impl Brain {
                 })
                 .collect(),
             classifier_confident: profile.classifier.confident,
-            question_tools: profile
-                .intents
-                .iter()
-                .filter(|i| {
-                    matches!(i.action.kind, ActionKind::GetProperty { .. })
-                        || placeholders(&i.reply).iter().any(|p| p == "result")
-                        || i.slots.values().any(|ty| {
-                            matches!(profile.slot_types.get(ty), Some(SlotType::Text { .. }))
-                        })
-                })
-                .map(|i| tool_name(&i.name))
-                .collect(),
+            question_tools,
         }
     }
 
@@ -205,11 +206,10 @@ impl Brain {
         let (mode, names) = match (&choice["allowed_tools"]["mode"], offered) {
             (Value::String(mode), Some(names)) => (mode.clone(), names),
             // Every tool was offered.
-            (_, None) => {
-                let mut names: Vec<String> = self.question_tools.iter().cloned().collect();
-                names.sort();
-                ("auto".to_string(), names)
-            }
+            (_, None) => (
+                "auto".to_string(),
+                self.question_tools.iter().cloned().collect(),
+            ),
             // Words only already.
             (_, Some(names)) => return (choice, Some(names)),
         };
