@@ -54,6 +54,10 @@ struct Asr {
 
 impl Asr {
     fn start(model: &Path, listen: &str) -> Asr {
+        Asr::start_with(model, listen, &[])
+    }
+
+    fn start_with(model: &Path, listen: &str, args: &[&str]) -> Asr {
         let program = cabin::runtime::worker::program("cabin-asr", "CABIN_ASR_WORKER");
         assert!(
             program.is_file(),
@@ -62,7 +66,8 @@ impl Asr {
         );
         let mut cmd = Command::new(program);
         cmd.args(["serve", "--threads", "2", "--listen", listen, "--model"])
-            .arg(model);
+            .arg(model)
+            .args(args);
         let (child, address) = common::spawn_worker(&mut cmd);
         Asr { child, address }
     }
@@ -289,6 +294,70 @@ fn protocol_errors_get_wyoming_error_events() {
         )
         .await;
         assert_eq!(reply.kind, "info");
+    });
+}
+
+/// Regression: cabin-asr took any number of connections, held an idle one for ever and queued
+/// every utterance sent to it. Past each bound a client now gets an `error` event naming it.
+#[test]
+fn connections_past_the_limit_are_busy_and_idle_ones_are_closed() {
+    let Some(model) = model() else { return };
+    let asr = Asr::start_with(
+        &model,
+        "tcp://127.0.0.1:0",
+        &["--max-connections", "2", "--idle-seconds", "2"],
+    );
+    rt().block_on(async {
+        let addr = asr.address.strip_prefix("tcp://").unwrap().to_string();
+        let describe = || vec![Event::new("describe", json!({}))];
+        let (a, mut a_r, _a_w) = exchange(&addr, describe(), None).await;
+        let (b, _b_r, _b_w) = exchange(&addr, describe(), None).await;
+        assert_eq!((a.kind.as_str(), b.kind.as_str()), ("info", "info"));
+        let (third, mut r, _w) = exchange(&addr, describe(), None).await;
+        assert_eq!(third.str("code"), Some("busy"), "{third:?}");
+        assert!(matches!(wyoming::read(&mut r).await, Ok(None)));
+        // Two seconds without an event: told so, and closed.
+        let started = Instant::now();
+        let idle = tokio::time::timeout(LIMIT, wyoming::read(&mut a_r))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(idle.str("code"), Some("idle"), "{idle:?}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert!(matches!(wyoming::read(&mut a_r).await, Ok(None)));
+        // Their places are free again.
+        let (again, _r, _w) = exchange(&addr, describe(), None).await;
+        assert_eq!(again.kind, "info");
+    });
+}
+
+#[test]
+fn utterances_past_the_queue_are_busy() {
+    let _whisper = WHISPER.blocking_lock();
+    let Some(model) = model() else { return };
+    let asr = Asr::start_with(&model, "tcp://127.0.0.1:0", &["--max-queued", "1"]);
+    rt().block_on(async {
+        let client = asr.client(None);
+        // Loud noise: transcribed (to something), taking the engine a while.
+        let mut seed = 7u32;
+        let noise: Vec<i16> = (0..4 * 16_000)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                ((seed >> 16) as i16) / 4
+            })
+            .collect();
+        let results = futures_util::future::join_all(
+            (0..4).map(|_| client.transcribe(&noise, LIMIT)),
+        )
+        .await;
+        let busy = results
+            .iter()
+            .filter(|r| matches!(r, Err(cabin::asr::AsrError::Refused(why)) if why.contains("being transcribed already")))
+            .count();
+        let transcribed = results.iter().filter(|r| r.is_ok()).count();
+        assert!(busy >= 1 && transcribed >= 1, "{results:?}");
+        assert_eq!(busy + transcribed, 4, "{results:?}");
     });
 }
 

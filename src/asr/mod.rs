@@ -199,6 +199,14 @@ impl AsrClient {
 
 pub type AsrWorker = Worker<AsrClient>;
 
+impl crate::runtime::worker::Health for AsrClient {
+    type Error = AsrError;
+    /// A Wyoming `describe` answered with `info`.
+    async fn check(&self, limit: Duration) -> Result<(), AsrError> {
+        self.describe(limit).await.map(|_| ())
+    }
+}
+
 /// Where speech recognition comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AsrChoice {
@@ -257,6 +265,7 @@ fn worker_spec(model: PathBuf, prompt: Option<String>) -> WorkerSpec<AsrClient> 
             nice: 0,
             oom_score_adj: 200,
         },
+        checks: crate::runtime::worker::Checks::DEFAULT,
         connect: Arc::new(move |address: String| {
             let prompt = prompt.clone();
             Box::pin(async move {

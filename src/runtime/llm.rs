@@ -161,6 +161,23 @@ impl ChatClient {
         }
     }
 
+    /// Whether the worker behind this client is well: `GET /health` beside `/v1` (as
+    /// `cabin-llm` and llama.cpp's server answer it) succeeds within `limit`.
+    pub async fn health(&self, limit: Duration) -> Result<(), LlmError> {
+        let root = self.base.strip_suffix("/v1").unwrap_or(&self.base);
+        let response = self
+            .http
+            .get(format!("{root}/health"))
+            .timeout(limit)
+            .send()
+            .await
+            .map_err(|e| match self.transport(e) {
+                LlmError::Timeout(_) => LlmError::Timeout(limit.as_millis() as u64),
+                other => other,
+            })?;
+        success(response).await.map(|_| ())
+    }
+
     /// Unit vectors of `texts`, in order, from `POST /embeddings`. The caller bounds the time.
     pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
         let body = json!({"model": self.model, "input": texts, "encoding_format": "float"});

@@ -1,6 +1,7 @@
 //! Supervision of the worker processes (`cabin-llm`, `cabin-asr`): start one, wait for its
-//! `READY <address>` line, get it ready (warm a prompt cache), restart it with back-off when it
-//! dies. Everyone else only reads the current [`WorkerState`], never waits on the process.
+//! `READY <address>` line, get it ready (warm a prompt cache), check that it keeps answering,
+//! and restart it with back-off when it dies or hangs. Everyone else only reads the current
+//! [`WorkerState`], never waits on the process.
 
 use crate::runtime::llm::{ChatClient, LlmError};
 use serde_json::{json, Value};
@@ -53,6 +54,47 @@ pub struct WorkerSpec<C> {
     pub connect: Connect<C>,
     /// How the worker yields to the daemon, whose audio must never starve.
     pub yields: Yields,
+    /// How a hung worker is told from a busy one.
+    pub checks: Checks,
+}
+
+/// A supervised worker's client, which can ask the worker whether it is well.
+pub trait Health: Clone + Send + Sync + 'static {
+    type Error: std::fmt::Display + Send;
+    /// Whether the worker answers a cheap request, and says it is well, within `limit`.
+    fn check(&self, limit: Duration) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+impl Health for ChatClient {
+    type Error = LlmError;
+    async fn check(&self, limit: Duration) -> Result<(), LlmError> {
+        self.health(limit).await
+    }
+}
+
+/// How a worker that printed `READY` is watched: a process that lives but no longer answers is
+/// as useless as a dead one, so it is killed and restarted.
+#[derive(Debug, Clone, Copy)]
+pub struct Checks {
+    /// Longest warm-up (the first request, evaluating the system prompt).
+    pub warm_up: Duration,
+    /// Time between health checks once it is ready.
+    pub every: Duration,
+    /// Longest a health check may take.
+    pub answer_within: Duration,
+    /// Failed checks in a row that make it hung.
+    pub failures: u32,
+}
+
+impl Checks {
+    /// A hung worker is restarted within about 30 s (three checks 5 s apart, each waiting up
+    /// to 5 s); a warm-up gets what start-up allows on slow flash.
+    pub const DEFAULT: Checks = Checks {
+        warm_up: Duration::from_secs(180),
+        every: Duration::from_secs(5),
+        answer_within: Duration::from_secs(5),
+        failures: 3,
+    };
 }
 
 /// A worker's place below the daemon within Cabin's one systemd unit (whose `MemoryMax=` and
@@ -90,7 +132,10 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
         Worker { state, task: None }
     }
 
-    pub fn supervise(spec: WorkerSpec<C>) -> Worker<C> {
+    pub fn supervise(spec: WorkerSpec<C>) -> Worker<C>
+    where
+        C: Health,
+    {
         let (tx, state) = watch::channel(WorkerState::Starting);
         let task = tokio::spawn(supervise(spec, tx));
         Worker {
@@ -117,7 +162,7 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
     }
 }
 
-async fn supervise<C>(spec: WorkerSpec<C>, state: watch::Sender<WorkerState<C>>) {
+async fn supervise<C: Health>(spec: WorkerSpec<C>, state: watch::Sender<WorkerState<C>>) {
     let name = spec
         .program
         .file_name()
@@ -139,17 +184,60 @@ async fn supervise<C>(spec: WorkerSpec<C>, state: watch::Sender<WorkerState<C>>)
     }
 }
 
-/// Runs the worker until it exits; returns why it stopped.
-async fn run_once<C>(spec: &WorkerSpec<C>, state: &watch::Sender<WorkerState<C>>) -> String {
+/// Runs the worker until it exits or hangs (then it is killed); returns why it stopped.
+async fn run_once<C: Health>(
+    spec: &WorkerSpec<C>,
+    state: &watch::Sender<WorkerState<C>>,
+) -> String {
     let (mut child, mut lines, address) = match start(spec, std::process::Stdio::inherit()).await {
         Ok(started) => started,
         Err(why) => return why,
     };
-    let client = (spec.connect)(address).await;
-    state.send_replace(WorkerState::Ready(client));
     // Keep reading stdout so the worker never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    exit_reason(child.wait().await)
+    let checks = spec.checks;
+    let warm_up = tokio::time::timeout(checks.warm_up, (spec.connect)(address));
+    let client = tokio::select! {
+        status = child.wait() => return exit_reason(status),
+        client = warm_up => match client {
+            Ok(client) => client,
+            Err(_) => {
+                let _ = child.kill().await;
+                return format!("hung: not warmed up within {} s; killed", checks.warm_up.as_secs());
+            }
+        },
+    };
+    state.send_replace(WorkerState::Ready(client.clone()));
+    let mut failures = 0;
+    loop {
+        tokio::select! {
+            status = child.wait() => return exit_reason(status),
+            () = tokio::time::sleep(checks.every) => {}
+        }
+        let why =
+            match tokio::time::timeout(checks.answer_within, client.check(checks.answer_within))
+                .await
+            {
+                Ok(Ok(())) => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {} s", checks.answer_within.as_secs()),
+            };
+        failures += 1;
+        tracing::warn!(
+            "{}: health check failed ({failures} of {}): {why}",
+            spec.what,
+            checks.failures
+        );
+        if failures >= checks.failures {
+            let _ = child.kill().await;
+            return format!(
+                "hung: {failures} health checks failed in a row, the last: {why}; killed"
+            );
+        }
+    }
 }
 
 type Lines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
@@ -372,7 +460,156 @@ mod tests {
                 nice: 0,
                 oom_score_adj: 0,
             },
+            checks: Checks::DEFAULT,
         }
+    }
+
+    /// Checks fast enough for a test: a hung worker is killed after about a second.
+    const QUICK: Checks = Checks {
+        warm_up: Duration::from_secs(1),
+        every: Duration::from_millis(100),
+        answer_within: Duration::from_millis(300),
+        failures: 2,
+    };
+
+    /// A stand-in `cabin-llm` that prints `READY` with `url` and lives on, each start adding a
+    /// line to the returned file; reached through `connect`.
+    fn fake_llm(
+        url: &str,
+        connect: Connect<ChatClient>,
+    ) -> (WorkerSpec<ChatClient>, tempfile::NamedTempFile) {
+        let starts = tempfile::NamedTempFile::new().unwrap();
+        let spec = WorkerSpec {
+            program: "/bin/sh".into(),
+            args: vec![
+                "-c".into(),
+                format!("echo started >> \"$0\"; echo READY {url}; exec sleep 600").into(),
+                starts.path().into(),
+            ],
+            what: "a test worker",
+            program_env: "CABIN_TEST_WORKER",
+            connect,
+            yields: Yields {
+                nice: 0,
+                oom_score_adj: 0,
+            },
+            checks: QUICK,
+        };
+        (spec, starts)
+    }
+
+    fn plain(url: String) -> Pin<Box<dyn Future<Output = ChatClient> + Send>> {
+        Box::pin(async move { ChatClient::new(&url, "test", None) })
+    }
+
+    /// A port that takes connections (the kernel's backlog) and never answers.
+    fn silent_port() -> (std::net::TcpListener, String) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        (listener, url)
+    }
+
+    /// Waits until the worker has been started `n` times and is in a state `matching`.
+    async fn until(
+        worker: &Worker<ChatClient>,
+        starts: &tempfile::NamedTempFile,
+        n: usize,
+        matching: impl Fn(&WorkerState<ChatClient>) -> bool,
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let started = std::fs::read_to_string(starts.path())
+                .unwrap()
+                .lines()
+                .count();
+            if started >= n && matching(&worker.state()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "after {started} starts the worker is {:?}",
+                worker.state()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_is_ready_but_never_answers_is_killed_and_restarted() {
+        let (_port, url) = silent_port();
+        let (spec, starts) = fake_llm(&url, Arc::new(plain));
+        let worker = Worker::supervise(spec);
+        until(&worker, &starts, 1, |s| matches!(s, WorkerState::Ready(_))).await;
+        let mut seen = worker.watch();
+        let down = seen
+            .wait_for(|s| matches!(s, WorkerState::Down(_)))
+            .await
+            .unwrap()
+            .clone();
+        let WorkerState::Down(why) = down else {
+            unreachable!()
+        };
+        assert!(
+            why.contains("hung: 2 health checks failed in a row"),
+            "{why}"
+        );
+        until(&worker, &starts, 2, |s| matches!(s, WorkerState::Ready(_))).await;
+    }
+
+    #[tokio::test]
+    async fn a_worker_whose_warm_up_never_ends_is_killed_and_restarted() {
+        let (_port, url) = silent_port();
+        let connect = llm_connect("test".into(), "You are a test.".into(), json!([]));
+        let (spec, starts) = fake_llm(&url, connect);
+        let worker = Worker::supervise(spec);
+        let mut seen = worker.watch();
+        let down = seen
+            .wait_for(|s| matches!(s, WorkerState::Down(_)))
+            .await
+            .unwrap()
+            .clone();
+        let WorkerState::Down(why) = down else {
+            unreachable!()
+        };
+        assert!(
+            why.contains("hung: not warmed up within 1 s; killed"),
+            "{why}"
+        );
+        until(&worker, &starts, 2, |_| true).await;
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_answers_its_health_checks_is_left_alone() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let answers = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut request = [0u8; 1024];
+                let _ = s.read(&mut request).await;
+                let body = r#"{"status":"ok"}"#;
+                let _ = s
+                    .write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).as_bytes())
+                    .await;
+            }
+        });
+        let (spec, starts) = fake_llm(&url, Arc::new(plain));
+        let worker = Worker::supervise(spec);
+        until(&worker, &starts, 1, |s| matches!(s, WorkerState::Ready(_))).await;
+        // Ten checks' worth of time.
+        tokio::time::sleep(QUICK.every * 10).await;
+        assert!(
+            matches!(worker.state(), WorkerState::Ready(_)),
+            "{:?}",
+            worker.state()
+        );
+        let started = std::fs::read_to_string(starts.path())
+            .unwrap()
+            .lines()
+            .count();
+        assert_eq!(started, 1);
+        answers.abort();
     }
 
     #[tokio::test]

@@ -14,9 +14,14 @@ pub const VERSION: &str = "1.5.4";
 
 /// Longest header line accepted; a peer sending more is not speaking Wyoming.
 const MAX_HEADER: usize = 64 * 1024;
-/// Largest data section or payload accepted (an audio chunk is a few KiB; 16 MiB is ten
-/// minutes of 16 kHz mono 16-bit audio in one chunk).
-const MAX_SECTION: usize = 16 << 20;
+/// Largest data section accepted: it holds an event's JSON fields, a few hundred bytes.
+const MAX_DATA: usize = 1 << 20;
+/// Largest payload accepted (an audio chunk is a few KiB; 16 MiB is ten minutes of 16 kHz
+/// mono 16-bit audio in one chunk).
+const MAX_PAYLOAD: usize = 16 << 20;
+/// A section's buffer grows by at most this much ahead of the bytes that have arrived, so a
+/// header that lies about its lengths costs no more memory than the bytes actually sent.
+const GROWTH: usize = 64 << 10;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -145,40 +150,49 @@ pub async fn read<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<Option<Event>, E
         Some(Value::String(t)) if !t.is_empty() => t,
         _ => return Err(Error::Malformed("header has no 'type'".into())),
     };
-    let length = |h: &Map<String, Value>, key: &str| -> Result<usize, Error> {
+    let length = |h: &Map<String, Value>, key: &str, max: usize| -> Result<usize, Error> {
         match h.get(key) {
             None | Some(Value::Null) => Ok(0),
             Some(v) => v
                 .as_u64()
                 .map(|n| n as usize)
-                .filter(|n| *n <= MAX_SECTION)
-                .ok_or_else(|| {
-                    Error::Malformed(format!("'{key}' must be a length up to {MAX_SECTION}"))
-                }),
+                .filter(|n| *n <= max)
+                .ok_or_else(|| Error::Malformed(format!("'{key}' must be a length up to {max}"))),
         }
     };
-    let data_length = length(&header, "data_length")?;
-    let payload_length = length(&header, "payload_length")?;
+    let data_length = length(&header, "data_length", MAX_DATA)?;
+    let payload_length = length(&header, "payload_length", MAX_PAYLOAD)?;
     let mut data = match header.remove("data") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m,
         Some(_) => return Err(Error::Malformed("'data' is not an object".into())),
     };
     if data_length > 0 {
-        let mut buf = vec![0; data_length];
-        r.read_exact(&mut buf).await?;
+        let buf = section(r, data_length).await?;
         match serde_json::from_slice(&buf) {
             Ok(Value::Object(extra)) => data.extend(extra),
             _ => return Err(Error::Malformed("data section is not a JSON object".into())),
         }
     }
-    let mut payload = vec![0; payload_length];
-    r.read_exact(&mut payload).await?;
+    let payload = section(r, payload_length).await?;
     Ok(Some(Event {
         kind,
         data,
         payload,
     }))
+}
+
+/// The next `length` bytes, in a buffer grown as they arrive (at most [`GROWTH`] ahead).
+async fn section<R: AsyncBufRead + Unpin>(r: &mut R, length: usize) -> Result<Vec<u8>, Error> {
+    let mut buf = Vec::new();
+    while buf.len() < length {
+        buf.reserve_exact((length - buf.len()).min(GROWTH));
+        let room = (buf.capacity() - buf.len()).min(length - buf.len()) as u64;
+        if (&mut *r).take(room).read_buf(&mut buf).await? == 0 {
+            return Err(Error::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+    }
+    Ok(buf)
 }
 
 /// Writes one event (data in its own section, as the reference library does) and flushes.

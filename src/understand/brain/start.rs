@@ -149,6 +149,7 @@ pub(super) fn worker_spec_embedding(
             nice: 10,
             oom_score_adj: 500,
         },
+        checks: crate::runtime::worker::Checks::DEFAULT,
     }
 }
 
@@ -187,5 +188,6 @@ pub(super) fn worker_spec(
             nice: 10,
             oom_score_adj: 500,
         },
+        checks: crate::runtime::worker::Checks::DEFAULT,
     }
 }

@@ -56,6 +56,15 @@ enum Command {
         /// Model name reported by `describe`
         #[arg(long, default_value = "whisper")]
         name: String,
+        /// Most open connections; one more is answered `busy` and closed
+        #[arg(long, default_value_t = 8)]
+        max_connections: usize,
+        /// A connection that sends nothing for this long is closed, seconds
+        #[arg(long, default_value_t = 30)]
+        idle_seconds: u64,
+        /// Most utterances waiting for or in the engine; one more is answered `busy`
+        #[arg(long, default_value_t = 2)]
+        max_queued: usize,
     },
 }
 
@@ -78,6 +87,9 @@ fn main() -> anyhow::Result<()> {
         silence_dbfs,
         max_seconds,
         name,
+        max_connections,
+        idle_seconds,
+        max_queued,
     } = Cli::parse().command;
     let threads = threads
         .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
@@ -125,6 +137,12 @@ fn main() -> anyhow::Result<()> {
         prompt,
         silence_dbfs,
         max_samples: max_seconds * 16_000,
+        limits: server::Limits {
+            connections: max_connections.max(1),
+            idle: std::time::Duration::from_secs(idle_seconds.max(1)),
+            queued: max_queued.max(1),
+        },
+        pending: Default::default(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -1,12 +1,16 @@
 //! The Wyoming ASR service: `describe` → `info`; `transcribe`, `audio-start`, `audio-chunk`…,
 //! `audio-stop` → `transcript`. One task per connection; transcription queues on the engine.
+//! Connections, their idle time and the engine's queue are bounded ([`Limits`]): past a bound a
+//! client gets an `error` event saying which, never a worker that grows until it is killed.
 
 use crate::engine::{Engine, Request};
 use serde_json::{json, Value};
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 use wyoming::{AudioFormat, Event};
 
 pub struct Service {
@@ -20,6 +24,20 @@ pub struct Service {
     pub silence_dbfs: f32,
     /// Longest utterance accepted, in samples.
     pub max_samples: usize,
+    pub limits: Limits,
+    /// Utterances handed to the engine and not yet answered.
+    pub pending: AtomicUsize,
+}
+
+/// Bounds on what clients may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Open connections; one more is told `busy` and closed.
+    pub connections: usize,
+    /// A connection that sends no event for this long is told `idle` and closed.
+    pub idle: Duration,
+    /// Utterances waiting for or in the engine; one more is told `busy`.
+    pub queued: usize,
 }
 
 /// Where the service listens: `tcp://HOST:PORT` or `unix://PATH` (Wyoming's URIs).
@@ -73,13 +91,31 @@ impl Drop for Listener {
 
 pub async fn run(listener: Listener, service: Arc<Service>, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
+    let open = Arc::new(Semaphore::new(service.limits.connections));
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
             conn = accept(&listener) => match conn {
-                Ok((r, w)) => {
+                Ok((r, mut w)) => {
                     let service = service.clone();
-                    tokio::spawn(async move { serve(r, w, &service).await });
+                    let Ok(permit) = open.clone().try_acquire_owned() else {
+                        let busy = error("busy", &format!(
+                            "{} connections are open already; close one, or try again",
+                            service.limits.connections
+                        ));
+                        tokio::spawn(async move {
+                            let _ = tokio::time::timeout(
+                                Duration::from_secs(1),
+                                wyoming::write(&mut w, &busy),
+                            )
+                            .await;
+                        });
+                        continue;
+                    };
+                    tokio::spawn(async move {
+                        serve(r, w, &service).await;
+                        drop(permit);
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -120,7 +156,19 @@ where
     let mut r = BufReader::new(r);
     let mut turn = Turn::default();
     loop {
-        let event = match wyoming::read(&mut r).await {
+        let Ok(event) = tokio::time::timeout(service.limits.idle, wyoming::read(&mut r)).await
+        else {
+            let idle = error(
+                "idle",
+                &format!(
+                    "no event for {} s; closing the connection",
+                    service.limits.idle.as_secs()
+                ),
+            );
+            let _ = wyoming::write(&mut w, &idle).await;
+            return;
+        };
+        let event = match event {
             Ok(Some(e)) => e,
             Ok(None) => return,
             Err(wyoming::Error::Io(e)) => {
@@ -246,6 +294,15 @@ async fn handle(turn: &mut Turn, event: Event, service: &Service) -> Result<Opti
                 return Ok(Some(transcript("", language.as_deref())));
             }
             let seconds = samples.len() as f64 / 16_000.0;
+            let Some(_queued) = Queued::join(&service.pending, service.limits.queued) else {
+                return Err(error(
+                    "busy",
+                    &format!(
+                        "{} utterances are being transcribed already; try again",
+                        service.limits.queued
+                    ),
+                ));
+            };
             let (tx, rx) = oneshot::channel();
             let req = Request {
                 samples,
@@ -267,6 +324,24 @@ async fn handle(turn: &mut Turn, event: Event, service: &Service) -> Result<Opti
         }
         // Wyoming peers ignore events they do not know.
         _ => Ok(None),
+    }
+}
+
+/// A place in the engine's queue, given back when dropped.
+struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    /// A place, unless `limit` are taken.
+    fn join(pending: &'a AtomicUsize, limit: usize) -> Option<Queued<'a>> {
+        let taken = pending.fetch_add(1, Ordering::Relaxed);
+        let place = Queued(pending);
+        (taken < limit).then_some(place)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -3,7 +3,7 @@
 //! Several texts go through the model in one batch, one sequence each, which is several times
 //! faster than one at a time.
 
-use crate::engine::{context, load, Actor, EngineConfig, EngineError, ModelInfo};
+use crate::engine::{context, load, Actor, EngineConfig, EngineError, Inbox, ModelInfo};
 use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -56,6 +56,10 @@ impl Embedder {
         Ok((Embedder(actor), info))
     }
 
+    pub fn health(&self) -> Result<(), EngineError> {
+        self.0.health()
+    }
+
     /// Embeds `texts`; the answer comes when the whole request is done.
     pub fn submit(
         &self,
@@ -69,7 +73,7 @@ impl Embedder {
 
 fn embed_thread(
     config: EngineConfig,
-    inbox: mpsc::Receiver<Job>,
+    mut inbox: Inbox<Job>,
     loaded: mpsc::Sender<Result<ModelInfo, EngineError>>,
 ) {
     let Some((backend, model)) = load(&config, &loaded) else {
@@ -89,7 +93,7 @@ fn embed_thread(
     let Some(mut ctx) = context(&backend, &model, params, config.context, &loaded) else {
         return;
     };
-    while let Ok(job) = inbox.recv() {
+    while let Some(job) = inbox.next() {
         let result = embed(&model, &mut ctx, &job.texts);
         let _ = job.reply.send(result);
     }

@@ -18,10 +18,10 @@ use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 #[derive(Debug, Clone)]
@@ -42,6 +42,10 @@ pub enum EngineError {
     Context { context: u32, problem: String },
     #[error("the engine thread stopped")]
     Gone,
+    #[error("{0} requests are waiting already; try again when one has finished")]
+    Busy(usize),
+    #[error("the engine has made no progress for {0} s")]
+    Stuck(u64),
 }
 
 /// What the model is, for `/v1/models` and the log.
@@ -107,11 +111,81 @@ pub struct Stats {
     pub finish: Finish,
 }
 
+/// Most jobs waiting or running on one engine; more are refused as busy rather than queued
+/// behind minutes of work whose clients will have given up.
+pub const MAX_PENDING: usize = 4;
+/// A job that makes no progress (no batch evaluated, no token generated) for this long means
+/// the engine is hung: `/health` says so and the supervising daemon restarts the worker.
+const STUCK_AFTER: Duration = Duration::from_secs(60);
+
+/// What an engine thread is doing, shared with the server.
+pub struct Load {
+    /// Jobs submitted and not yet finished, the running one included.
+    pending: AtomicUsize,
+    /// When the running job last made progress, in ms since `epoch`; 0 while idle.
+    progressed_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Load {
+    fn new() -> Load {
+        Load {
+            pending: AtomicUsize::new(0),
+            progressed_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// The running job has moved on (a batch evaluated, a token generated).
+    pub fn progressed(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.progressed_ms.store(ms.max(1), Ordering::Relaxed);
+    }
+
+    /// How long the running job has gone without progress; none while idle.
+    fn stalled(&self) -> Option<Duration> {
+        match self.progressed_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(
+                self.epoch
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(ms)),
+            ),
+        }
+    }
+}
+
+/// The engine thread's side of the job channel: taking the next job finishes the last one.
+pub struct Inbox<J> {
+    jobs: mpsc::Receiver<J>,
+    load: Arc<Load>,
+    running: bool,
+}
+
+impl<J> Inbox<J> {
+    /// Waits for the next job; none once the actor is dropped.
+    pub fn next(&mut self) -> Option<J> {
+        if std::mem::take(&mut self.running) {
+            self.load.progressed_ms.store(0, Ordering::Relaxed);
+            self.load.pending.fetch_sub(1, Ordering::Relaxed);
+        }
+        let job = self.jobs.recv().ok()?;
+        self.running = true;
+        self.load.progressed();
+        Some(job)
+    }
+
+    pub fn load(&self) -> &Load {
+        &self.load
+    }
+}
+
 /// A thread that owns a model, and the channel of its jobs. Dropping it closes the channel,
 /// which ends the thread, and joins it.
 pub struct Actor<J> {
     jobs: Option<mpsc::Sender<J>>,
     thread: Option<JoinHandle<()>>,
+    load: Arc<Load>,
 }
 
 impl<J: Send + 'static> Actor<J> {
@@ -119,11 +193,15 @@ impl<J: Send + 'static> Actor<J> {
     /// and this returns once it has.
     pub fn start(
         name: &str,
-        body: impl FnOnce(mpsc::Receiver<J>, mpsc::Sender<Result<ModelInfo, EngineError>>)
-            + Send
-            + 'static,
+        body: impl FnOnce(Inbox<J>, mpsc::Sender<Result<ModelInfo, EngineError>>) + Send + 'static,
     ) -> Result<(Actor<J>, ModelInfo), EngineError> {
         let (jobs, inbox) = mpsc::channel::<J>();
+        let load = Arc::new(Load::new());
+        let inbox = Inbox {
+            jobs: inbox,
+            load: load.clone(),
+            running: false,
+        };
         let (loaded, load_result) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name(name.into())
@@ -132,6 +210,7 @@ impl<J: Send + 'static> Actor<J> {
         let actor = Actor {
             jobs: Some(jobs),
             thread: Some(thread),
+            load,
         };
         match load_result.recv() {
             Ok(Ok(info)) => Ok((actor, info)),
@@ -141,11 +220,30 @@ impl<J: Send + 'static> Actor<J> {
         }
     }
 
+    /// Queues `job`, unless [`MAX_PENDING`] are there already or the thread has stopped.
     pub fn submit(&self, job: J) -> Result<(), EngineError> {
-        self.jobs
-            .as_ref()
-            .and_then(|j| j.send(job).ok())
-            .ok_or(EngineError::Gone)
+        let pending = self.load.pending.fetch_add(1, Ordering::Relaxed);
+        if pending >= MAX_PENDING {
+            self.load.pending.fetch_sub(1, Ordering::Relaxed);
+            return Err(EngineError::Busy(pending));
+        }
+        let sent = self.jobs.as_ref().and_then(|j| j.send(job).ok());
+        if sent.is_none() {
+            self.load.pending.fetch_sub(1, Ordering::Relaxed);
+        }
+        sent.ok_or(EngineError::Gone)
+    }
+
+    /// Whether the engine can still answer: its thread is alive (a panic ends it) and the job
+    /// it runs is moving.
+    pub fn health(&self) -> Result<(), EngineError> {
+        if self.thread.as_ref().is_none_or(JoinHandle::is_finished) {
+            return Err(EngineError::Gone);
+        }
+        match self.load.stalled() {
+            Some(d) if d > STUCK_AFTER => Err(EngineError::Stuck(d.as_secs())),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -224,7 +322,7 @@ pub fn context<'m>(
 
 fn engine_thread(
     config: EngineConfig,
-    inbox: mpsc::Receiver<Job>,
+    mut inbox: Inbox<Job>,
     loaded: mpsc::Sender<Result<ModelInfo, EngineError>>,
 ) {
     let Some((backend, model)) = load(&config, &loaded) else {
@@ -240,9 +338,9 @@ fn engine_thread(
         batch: LlamaBatch::new(config.batch as usize, 1),
         cached: Vec::new(),
     };
-    while let Ok(job) = inbox.recv() {
+    while let Some(job) = inbox.next() {
         let events = job.events.clone();
-        match state.run(&job) {
+        match state.run(&job, inbox.load()) {
             Ok(stats) => {
                 let _ = events.send(Event::Done(stats));
             }
@@ -269,9 +367,21 @@ impl State<'_> {
         self.cached.clear();
     }
 
-    fn run(&mut self, job: &Job) -> Result<Stats, JobError> {
+    fn run(&mut self, job: &Job, load: &Load) -> Result<Stats, JobError> {
         let vocab = self.model.vocab();
         let started = Instant::now();
+        let cancelled = |prompt_tokens, cached_tokens| Stats {
+            prompt_tokens,
+            cached_tokens,
+            completion_tokens: 0,
+            prompt_ms: started.elapsed().as_secs_f64() * 1000.0,
+            decode_ms: 0.0,
+            finish: Finish::Cancelled,
+        };
+        // A client that left while the job waited costs nothing more.
+        if job.cancel.load(Ordering::Relaxed) {
+            return Ok(cancelled(0, 0));
+        }
         let tokens = vocab.tokenize(job.prompt.as_bytes(), vocab.should_add_bos(), true);
         let context = self.ctx.n_ctx();
         if tokens.is_empty() || tokens.len() + job.max_tokens as usize > context as usize {
@@ -309,6 +419,10 @@ impl State<'_> {
         self.cached.truncate(reused);
         let capacity = self.ctx.n_batch() as usize;
         for (n, chunk) in tokens[reused..].chunks(capacity).enumerate() {
+            // Checked between batches: a long prompt stops evaluating when its client leaves.
+            if job.cancel.load(Ordering::Relaxed) {
+                return Ok(cancelled(tokens.len(), reused));
+            }
             self.batch.clear();
             let start = reused + n * capacity;
             for (i, &token) in chunk.iter().enumerate() {
@@ -321,6 +435,7 @@ impl State<'_> {
                 .decode(&mut self.batch)
                 .map_err(|e| JobError::Decode(e.to_string()))?;
             self.cached.extend_from_slice(chunk);
+            load.progressed();
         }
         let prompt_ms = started.elapsed().as_secs_f64() * 1000.0;
 
@@ -366,6 +481,7 @@ impl State<'_> {
                 .decode(&mut self.batch)
                 .map_err(|e| JobError::Decode(e.to_string()))?;
             self.cached.push(token);
+            load.progressed();
             if self.cached.len() >= context as usize {
                 break;
             }
@@ -477,4 +593,90 @@ pub fn bench(config: &EngineConfig, prompt: usize, generate: usize) -> anyhow::R
     }
     let tg = generate as f64 / t.elapsed().as_secs_f64();
     Ok((pp, tg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> ModelInfo {
+        ModelInfo {
+            parameters: 0,
+            size_bytes: 0,
+            context: 0,
+        }
+    }
+
+    /// An actor whose jobs are channels: each job runs until its channel says go (or closes);
+    /// a job of `None` panics the thread.
+    fn actor() -> Actor<Option<mpsc::Receiver<()>>> {
+        let (actor, _) = Actor::start(
+            "test",
+            |mut inbox: Inbox<Option<mpsc::Receiver<()>>>, loaded| {
+                loaded.send(Ok(info())).unwrap();
+                while let Some(job) = inbox.next() {
+                    let go: mpsc::Receiver<()> = job.expect("a job that panics the engine thread");
+                    let _ = go.recv();
+                }
+            },
+        )
+        .unwrap();
+        actor
+    }
+
+    #[test]
+    fn a_full_queue_is_refused_as_busy_and_takes_work_again_once_drained() {
+        let actor = actor();
+        let mut release = Vec::new();
+        for _ in 0..MAX_PENDING {
+            let (go, job) = mpsc::channel();
+            actor.submit(Some(job)).unwrap();
+            release.push(go);
+        }
+        let (_go, job) = mpsc::channel();
+        assert!(matches!(
+            actor.submit(Some(job)),
+            Err(EngineError::Busy(MAX_PENDING))
+        ));
+        assert!(actor.health().is_ok(), "a busy engine is not a sick one");
+        release.clear();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while actor.load.pending.load(Ordering::Relaxed) > 0 {
+            assert!(Instant::now() < deadline, "the queue never drained");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (go, job) = mpsc::channel();
+        actor.submit(Some(job)).unwrap();
+        drop(go);
+    }
+
+    #[test]
+    fn an_engine_thread_that_panicked_fails_its_health_check() {
+        let actor = actor();
+        assert!(actor.health().is_ok());
+        actor.submit(None).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while actor.health().is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "the dead thread still looks healthy"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(matches!(actor.health(), Err(EngineError::Gone)));
+    }
+
+    #[test]
+    fn a_job_without_progress_is_stalled_and_an_idle_engine_is_not() {
+        let load = Load {
+            pending: AtomicUsize::new(1),
+            progressed_ms: AtomicU64::new(0),
+            epoch: Instant::now() - Duration::from_secs(100),
+        };
+        assert_eq!(load.stalled(), None);
+        load.progressed_ms.store(1, Ordering::Relaxed);
+        assert!(load.stalled().unwrap() > STUCK_AFTER);
+        load.progressed();
+        assert!(load.stalled().unwrap() < Duration::from_secs(1));
+    }
 }

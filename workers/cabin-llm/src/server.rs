@@ -4,9 +4,9 @@
 
 use crate::chat::{ChatRequest, Output};
 use crate::embed::Embedder;
-use crate::engine::{Engine, Event, Finish, Job, Stats};
+use crate::engine::{Engine, EngineError, Event, Finish, Job, Stats};
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
@@ -33,17 +33,36 @@ pub struct Shared {
     pub requests: AtomicU64,
 }
 
+/// Largest request body: a chat request with Cabin's persona and every tool is about 40 KiB,
+/// a batch of texts to embed less.
+const MAX_BODY: usize = 1 << 20;
+
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
         .route("/v1/embeddings", post(embeddings))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared)
 }
 
-async fn health(State(s): State<Arc<Shared>>) -> Json<Value> {
-    Json(json!({"status": "ok", "model": s.model_name}))
+/// `ok` while the engine thread lives and its job moves; 503 and why otherwise, so that the
+/// daemon supervising this worker restarts it.
+async fn health(State(s): State<Arc<Shared>>) -> Response {
+    let engine = match &s.backend {
+        Backend::Chat(engine) => engine.health(),
+        Backend::Embeddings(embedder) => embedder.health(),
+    };
+    match engine {
+        Ok(()) => Json(json!({"status": "ok", "model": s.model_name})).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "error", "model": s.model_name,
+                        "error": {"message": e.to_string(), "type": "server_error"}})),
+        )
+            .into_response(),
+    }
 }
 
 async fn models(State(s): State<Arc<Shared>>) -> Json<Value> {
@@ -58,6 +77,15 @@ fn error(status: StatusCode, kind: &str, message: String) -> Response {
         Json(json!({"error": {"message": message, "type": kind}})),
     )
         .into_response()
+}
+
+/// A job the engine did not take: 503, busy (try again) or stopped (restart the worker).
+fn refused(e: EngineError) -> Response {
+    let message = match e {
+        EngineError::Busy(_) => e.to_string(),
+        _ => format!("{e}; restart cabin-llm"),
+    };
+    error(StatusCode::SERVICE_UNAVAILABLE, "server_error", message)
 }
 
 /// Stops generation when the response is dropped (client gone, stream closed).
@@ -107,12 +135,8 @@ async fn chat(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         events,
         cancel: cancel.clone(),
     };
-    if engine.submit(job).is_err() {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server_error",
-            "the model engine has stopped; restart cabin-llm".into(),
-        );
+    if let Err(e) = engine.submit(job) {
+        return refused(e);
     }
     let n = s.requests.fetch_add(1, Ordering::Relaxed);
     let id = format!("chatcmpl-cabin-{n}");
@@ -257,20 +281,14 @@ async fn embeddings(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
             texts.len()
         ));
     }
-    let gone = || {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server_error",
-            "the model engine has stopped; restart cabin-llm".into(),
-        )
-    };
-    let Ok(reply) = embedder.submit(texts) else {
-        return gone();
+    let reply = match embedder.submit(texts) {
+        Ok(reply) => reply,
+        Err(e) => return refused(e),
     };
     let embedded = match reply.await {
         Ok(Ok(e)) => e,
         Ok(Err(e)) => return bad(e.to_string()),
-        Err(_) => return gone(),
+        Err(_) => return refused(EngineError::Gone),
     };
     let data: Vec<Value> = embedded
         .vectors
