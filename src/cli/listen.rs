@@ -105,6 +105,8 @@ async fn listen(profile: Arc<Profile>, args: &Args) -> Result<serde_json::Value>
                     .expect("an array")
                     .push(serde_json::json!({"at": at, "score": score}));
             }
+            // Logged by the front end; `cabin listen` goes on hearing silence meanwhile.
+            Heard::Microphone { .. } => {}
             Heard::NoSpeech { at } => {
                 out["no_speech"]
                     .as_array_mut()

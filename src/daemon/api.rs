@@ -134,4 +134,13 @@ impl AssistantApi {
         success: bool,
         detail: &str,
     ) -> zbus::Result<()>;
+
+    /// `MicrophoneChanged(b available, s detail)`: the capture device was lost (Cabin hears
+    /// nothing and reopens it with back-off) or is back.
+    #[zbus(signal)]
+    pub async fn microphone_changed(
+        emitter: &SignalEmitter<'_>,
+        available: bool,
+        detail: &str,
+    ) -> zbus::Result<()>;
 }

@@ -90,6 +90,11 @@ pub enum Notification {
         success: bool,
         detail: String,
     },
+    /// The microphone was lost (Cabin hears nothing until it is back) or is back.
+    Microphone {
+        available: bool,
+        detail: String,
+    },
     /// The loop is alive: sent at half the watchdog interval, so a stuck loop stops it.
     Heartbeat,
 }

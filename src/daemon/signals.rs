@@ -40,6 +40,9 @@ pub async fn forward(
                 success,
                 detail,
             } => AssistantApi::action_executed(&emitter, intent, *success, detail).await,
+            Notification::Microphone { available, detail } => {
+                AssistantApi::microphone_changed(&emitter, *available, detail).await
+            }
             Notification::Heartbeat => {
                 if let Some(n) = &systemd {
                     n.notify("WATCHDOG=1");
@@ -53,6 +56,7 @@ pub async fn forward(
                 Notification::Transcript(_) => "Transcript".into(),
                 Notification::Reply(_) => "Reply".into(),
                 Notification::ActionExecuted { intent, .. } => format!("ActionExecuted({intent})"),
+                Notification::Microphone { .. } => "MicrophoneChanged".into(),
                 Notification::Heartbeat => "watchdog ping".into(),
             };
             tracing::warn!("cannot emit {what}: {e}");

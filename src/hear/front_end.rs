@@ -7,6 +7,7 @@
 
 use crate::hear::audio::AudioError;
 use crate::hear::mic::{MicError, Microphone};
+use crate::hear::reopen::{Opener, Reopening};
 use crate::hear::source::{AudioSource, Input, NullDevice, RawStream, Recording};
 use crate::hear::vad::{Endpoint, Endpointer, Silero, FRAME};
 use crate::hear::wake::{WakeModels, WakeWord, CHUNK};
@@ -88,6 +89,12 @@ pub enum Heard {
     NoSpeech {
         at: f64,
     },
+    /// The capture device was lost (the front end goes on, hearing silence, and reopens it)
+    /// or is back.
+    Microphone {
+        available: bool,
+        detail: String,
+    },
     /// The source ended (a recording) or failed; the thread has stopped.
     Ended {
         audio_s: f64,
@@ -140,7 +147,7 @@ impl FrontEnd {
                 move || {
                     // The device is opened on this thread: a capture stream may not move
                     // between threads.
-                    let source = match open(&input) {
+                    let source = match open(&input, &heard) {
                         Ok(s) => s,
                         Err(problem) => {
                             let _ = opened_tx.send(Err(FrontEndError::Open { input, problem }));
@@ -212,12 +219,19 @@ impl Drop for FrontEnd {
     }
 }
 
-fn open(input: &Input) -> Result<Box<dyn AudioSource>, OpenError> {
+/// Opens `input`; a capture device is reopened whenever it is lost, with `heard` told.
+fn open(input: &Input, heard: &mpsc::Sender<Heard>) -> Result<Box<dyn AudioSource>, OpenError> {
     Ok(match input {
         Input::File(path) => Box::new(Recording::new(crate::hear::audio::read(path)?)),
         Input::Stdin => Box::new(RawStream::new(std::io::stdin())),
         Input::Null => Box::new(NullDevice::new()),
-        Input::Device(name) => Box::new(Microphone::open(name)?),
+        Input::Device(name) => {
+            let device = Box::new(Microphone::open(name)?);
+            let name = name.clone();
+            let open: Opener =
+                Box::new(move || Ok(Box::new(Microphone::open(&name)?) as Box<dyn AudioSource>));
+            Box::new(Reopening::new(device, open, heard.clone()))
+        }
     })
 }
 

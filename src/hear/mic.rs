@@ -8,14 +8,17 @@ use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use heapless::spsc::{Consumer, Queue};
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::Resampler;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Ring capacity in samples: 0.68 s of 48 kHz stereo, far more than one callback delivers.
 const RING: usize = 1 << 16;
 /// Resampler input block, in frames.
 const BLOCK: usize = 1024;
+/// No samples at all for this long means the device is gone, whatever the driver says: a
+/// capture device delivers every few milliseconds.
+const STALL: Duration = Duration::from_secs(2);
 
 /// Why a capture device can't be opened, each with its fix.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,8 @@ pub struct Microphone {
     channels: usize,
     overruns: Arc<AtomicU64>,
     reported: u64,
+    /// Set by the stream's error callback.
+    failed: Arc<AtomicBool>,
     resampler: Option<rubato::Fft<f32>>,
     /// Mono samples at the device rate, waiting for a full resampler block.
     mono: Vec<f32>,
@@ -73,7 +78,12 @@ impl Microphone {
         let (mut producer, consumer) = queue.split();
         let overruns = Arc::new(AtomicU64::new(0));
         let dropped = overruns.clone();
-        let error = |e: cpal::Error| tracing::warn!("microphone: {e}");
+        let failed = Arc::new(AtomicBool::new(false));
+        let error = {
+            let failed = failed.clone();
+            // On the audio thread: only the flag; `read` reports it.
+            move |_: cpal::Error| failed.store(true, Ordering::Relaxed)
+        };
         let stream = match config.sample_format() {
             cpal::SampleFormat::F32 => device.build_input_stream(
                 config.config(),
@@ -127,6 +137,7 @@ impl Microphone {
             channels,
             overruns,
             reported: 0,
+            failed,
             resampler,
             mono: Vec::with_capacity(BLOCK * 2),
             ready: Vec::new(),
@@ -173,8 +184,21 @@ impl Microphone {
 }
 
 impl AudioSource for Microphone {
+    /// Fails when the stream reported an error or delivered nothing for [`STALL`].
     fn read(&mut self, out: &mut [i16]) -> std::io::Result<usize> {
+        let waiting = Instant::now();
         while self.at == self.ready.len() {
+            if self.failed.load(Ordering::Relaxed) {
+                return Err(std::io::Error::other(
+                    "the capture stream reported an error",
+                ));
+            }
+            if waiting.elapsed() > STALL {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no audio for {} s", STALL.as_secs()),
+                ));
+            }
             self.ready.clear();
             self.at = 0;
             self.drain();

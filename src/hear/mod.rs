@@ -5,6 +5,7 @@
 pub mod audio;
 pub mod front_end;
 pub mod mic;
+pub mod reopen;
 pub mod source;
 pub mod vad;
 pub mod wake;

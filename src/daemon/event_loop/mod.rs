@@ -337,6 +337,10 @@ impl EventLoop {
                     let _ = events.send(event).await;
                 });
             }
+            Heard::Microphone { available, detail } => {
+                self.tell(Notification::Microphone { available, detail })
+                    .await;
+            }
             Heard::Ended { error, .. } => match error {
                 Some(e) => tracing::error!("the audio front end stopped: {e}"),
                 None => tracing::info!("the audio input ended"),

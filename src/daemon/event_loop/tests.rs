@@ -321,3 +321,24 @@ async fn a_failed_synthesis_restores_the_media_and_goes_idle() {
     h.until_state(State::Idle).await;
     assert_eq!(ducking_so_far(&mut ducked), [true, false]);
 }
+
+/// Regression: a lost microphone was a log line only; the HMI now hears of it, and of its return.
+#[tokio::test]
+async fn a_lost_microphone_and_its_return_reach_the_hmi() {
+    let mut h = start();
+    for available in [false, true] {
+        let detail = format!("available: {available}");
+        h.events
+            .send(Event::Heard(Heard::Microphone {
+                available,
+                detail: detail.clone(),
+            }))
+            .await
+            .unwrap();
+        assert_eq!(
+            h.note().await,
+            Notification::Microphone { available, detail }
+        );
+    }
+    assert_eq!(*h.state.borrow(), State::Idle);
+}
