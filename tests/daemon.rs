@@ -607,3 +607,35 @@ async fn a_dead_bus_makes_the_daemon_exit_for_a_restart() {
     .await;
     assert!(!status.success(), "{status:?}");
 }
+
+/// Regression: the workers ran with the daemon's user and so its D-Bus rights: a worker taken
+/// over through a crafted model or request could call any vehicle service the profile names.
+/// Started as the daemon starts its workers, a process cannot reach the bus at all.
+#[tokio::test]
+async fn a_worker_cannot_reach_the_vehicle_bus() {
+    let bus = TestBus::start();
+    let _sim = bus.start_sim();
+    bus.wait_for_name("org.cabin.VehicleSim").await;
+    let ping = || {
+        let mut c = std::process::Command::new("dbus-send");
+        c.arg(format!("--bus={}", bus.address)).args([
+            "--print-reply",
+            "--dest=org.cabin.VehicleSim",
+            "/org/cabin/VehicleSim",
+            "org.freedesktop.DBus.Peer.Ping",
+        ]);
+        c
+    };
+    let free = output_within(ping(), Duration::from_secs(30));
+    assert!(
+        free.status.success(),
+        "{}",
+        String::from_utf8_lossy(&free.stderr)
+    );
+    let mut confined = ping();
+    cabin::runtime::worker::off_the_buses(&mut confined);
+    let out = output_within(confined, Duration::from_secs(30));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Permission denied"), "{err}");
+}

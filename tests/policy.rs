@@ -1,5 +1,6 @@
-//! The generated system-bus policy on a private system-style bus: the HMI group is accepted,
-//! an unprivileged caller is refused, and nobody else may own the assistant's name.
+//! The generated system-bus policy on a private system-style bus: the HMI group is accepted
+//! and hears the assistant's signals, an unprivileged caller is refused and hears nothing, and
+//! nobody else may own the assistant's name.
 //!
 //! Callers run as other users through `setpriv`, which needs root (CI runs as root). The
 //! policy's user and group are mapped to accounts every Debian system has: the Cabin user to
@@ -70,6 +71,50 @@ fn cabin_as(
     output_within(cmd, Duration::from_secs(30))
 }
 
+/// `dbus-monitor` as `user`, printing the assistant's signals it is let receive. It prints a
+/// line once it is connected (the bus's `NameAcquired` to it), which this waits for.
+fn monitor_as(user: &str, group: &str, address: &str) -> Monitor {
+    use std::io::BufRead;
+    let mut child = Command::new("setpriv")
+        .args(["--reuid", user, "--regid", group, "--init-groups", "--"])
+        .args(["dbus-monitor", "--address", address])
+        .arg("type='signal',sender='org.cabin.Assistant1'")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("dbus-monitor (package dbus) runs");
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let first = lines.recv_timeout(Duration::from_secs(20));
+    assert!(first.is_ok(), "dbus-monitor as {user} printed nothing");
+    Monitor { child, lines }
+}
+
+struct Monitor {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Monitor {
+    /// The members of the assistant's signals seen, once the monitor is stopped.
+    fn members(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.lines
+            .iter()
+            .filter(|l| l.contains("interface=org.cabin.Assistant1;"))
+            .filter_map(|l| l.split("member=").nth(1).map(str::to_string))
+            .collect()
+    }
+}
+
 #[tokio::test]
 async fn the_bus_policy_lets_the_hmi_in_and_keeps_others_out() {
     if !is_root() {
@@ -95,6 +140,8 @@ async fn the_bus_policy_lets_the_hmi_in_and_keeps_others_out() {
     let address = bus.address.clone();
     let _sim = bus.start_sim();
     let _daemon = bus.start_daemon(None).await;
+    let hmi_hears = monitor_as("daemon", "daemon", &address);
+    let other_hears = monitor_as("nobody", "nogroup", &address);
 
     // The HMI group may call the assistant.
     let hmi = cabin_as(
@@ -109,6 +156,13 @@ async fn the_bus_policy_lets_the_hmi_in_and_keeps_others_out() {
         String::from_utf8_lossy(&hmi.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&hmi.stdout).trim(), "Paused.");
+    // Only the HMI hears what was said and answered (regression: the policy had no receive
+    // rules, so any local user could follow the conversation).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let heard = hmi_hears.members();
+    assert!(heard.iter().any(|m| m == "Reply"), "{heard:?}");
+    assert!(heard.iter().any(|m| m == "Transcript"), "{heard:?}");
+    assert_eq!(other_hears.members(), Vec::<String>::new());
 
     // Anybody else may not.
     let other = cabin_as(

@@ -1,9 +1,10 @@
 //! `org.cabin.Assistant1`: the daemon's D-Bus face. Methods only send events to the event
 //! loop and wait for its answer; they never touch state themselves.
 
-use crate::daemon::events::{Event, State, TurnError};
+use crate::daemon::events::{Caller, Event, State, TurnError};
 use crate::understand::Outcome;
 use tokio::sync::{mpsc, oneshot, watch};
+use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 
 pub const SERVICE_NAME: &str = "org.cabin.Assistant1";
@@ -36,7 +37,14 @@ impl AssistantApi {
         AssistantApi { events, state }
     }
 
-    async fn submit(&self, text: String, source: Option<String>) -> Result<Outcome, ApiError> {
+    async fn submit(
+        &self,
+        header: &Header<'_>,
+        text: String,
+        source: Option<String>,
+    ) -> Result<Outcome, ApiError> {
+        // The bus daemon always stamps the sender; a peer-to-peer connection has none.
+        let caller = Caller::Bus(header.sender().map(|s| s.to_string()).unwrap_or_default());
         let text = text.trim().to_string();
         if text.is_empty() {
             return Err(ApiError::InvalidInput("the text is empty; send what the driver said, e.g. \"turn on the air conditioning\"".into()));
@@ -50,6 +58,7 @@ impl AssistantApi {
         self.send(Event::SubmitText {
             text,
             source,
+            caller,
             respond,
         })
         .await?;
@@ -72,22 +81,35 @@ impl AssistantApi {
 #[zbus::interface(name = "org.cabin.Assistant1")]
 impl AssistantApi {
     /// Handles typed or transcribed text; returns the spoken reply.
-    async fn submit_text(&self, text: String) -> Result<String, ApiError> {
-        Ok(self.submit(text, None).await?.reply)
+    async fn submit_text(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        text: String,
+    ) -> Result<String, ApiError> {
+        Ok(self.submit(&header, text, None).await?.reply)
     }
 
     /// Like `SubmitTextJson`, for text from a named input (a microphone or push-to-talk
     /// source of the profile): its seat zone is the speaker's, so "open my window" acts there.
-    async fn submit_text_from(&self, text: String, source: String) -> Result<String, ApiError> {
-        let outcome = self.submit(text, Some(source)).await?;
+    async fn submit_text_from(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        text: String,
+        source: String,
+    ) -> Result<String, ApiError> {
+        let outcome = self.submit(&header, text, Some(source)).await?;
         serde_json::to_string(&outcome)
             .map_err(|e| ApiError::ZBus(zbus::Error::Failure(e.to_string())))
     }
 
     /// Like `SubmitText`, but returns the whole outcome as JSON (route, intent, slots,
     /// action, timings), as `cabin say --json` prints it.
-    async fn submit_text_json(&self, text: String) -> Result<String, ApiError> {
-        let outcome = self.submit(text, None).await?;
+    async fn submit_text_json(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        text: String,
+    ) -> Result<String, ApiError> {
+        let outcome = self.submit(&header, text, None).await?;
         serde_json::to_string(&outcome)
             .map_err(|e| ApiError::ZBus(zbus::Error::Failure(e.to_string())))
     }

@@ -40,12 +40,23 @@ pub enum TurnError {
     InvalidInput(String),
 }
 
+/// Who asked: a question Cabin puts (a confirmation, a missing value) is answered only by the
+/// one it was put to, so another HMI process's "yes" never confirms the driver's call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The driver, through the microphone.
+    Speech,
+    /// A D-Bus client, by its unique connection name (`:1.42`).
+    Bus(String),
+}
+
 /// Everything that can change the daemon's state.
 pub enum Event {
     /// Text from an input (`source` names a profile input, which gives the speaker's zone).
     SubmitText {
         text: String,
         source: Option<String>,
+        caller: Caller,
         respond: oneshot::Sender<Result<Outcome, TurnError>>,
     },
     Activate {

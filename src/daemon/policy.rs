@@ -1,5 +1,6 @@
 //! The system-bus policy for a profile: only the Cabin user owns `org.cabin.Assistant1`, only
-//! the HMI group may call it, and Cabin may call only the vehicle services its profile names.
+//! the HMI group may call it and hear its signals (what the driver said, the replies, the
+//! actions), and Cabin may call only the vehicle services its profile names.
 
 use crate::daemon::api::SERVICE_NAME;
 use crate::profile::Profile;
@@ -54,8 +55,15 @@ pub fn dbus_policy(profile: &Profile, user: &str, hmi_group: &str) -> String {
         );
     }
     let _ = writeln!(x, "  </policy>");
-    let _ = writeln!(x, "  <!-- The HMI talks to the assistant. -->");
+    let _ = writeln!(
+        x,
+        "  <!-- The HMI talks to the assistant and hears its signals. -->"
+    );
     let _ = writeln!(x, r#"  <policy group="{}">"#, xml_escape(hmi_group));
+    let _ = writeln!(
+        x,
+        r#"    <allow receive_sender="{SERVICE_NAME}" receive_type="signal"/>"#
+    );
     for m in HMI_METHODS {
         let _ = writeln!(
             x,
@@ -73,10 +81,17 @@ pub fn dbus_policy(profile: &Profile, user: &str, hmi_group: &str) -> String {
         );
     }
     let _ = writeln!(x, "  </policy>");
-    let _ = writeln!(x, "  <!-- Everybody else: neither own nor call it. -->");
+    let _ = writeln!(
+        x,
+        "  <!-- Everybody else: neither own it, nor call it, nor hear what the driver says. -->"
+    );
     let _ = writeln!(x, r#"  <policy context="default">"#);
     let _ = writeln!(x, r#"    <deny own="{SERVICE_NAME}"/>"#);
     let _ = writeln!(x, r#"    <deny send_destination="{SERVICE_NAME}"/>"#);
+    let _ = writeln!(
+        x,
+        r#"    <deny receive_sender="{SERVICE_NAME}" receive_type="signal"/>"#
+    );
     let _ = writeln!(x, "  </policy>");
     let _ = writeln!(x, "</busconfig>");
     x

@@ -253,6 +253,7 @@ async fn start<C>(
     // long as the runtime.
     let mut program = std::process::Command::new(&spec.program);
     dies_with_parent(&mut program);
+    off_the_buses(&mut program);
     let mut command = tokio::process::Command::from(program);
     command
         .args(&spec.args)
@@ -421,6 +422,78 @@ pub fn dies_with_parent(command: &mut std::process::Command) -> &mut std::proces
     unsafe {
         command.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        })
+    }
+}
+
+/// The architecture seccomp sees for this build's system calls (`AUDIT_ARCH_*`).
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xC000_003E;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xC000_00B7;
+
+/// x86-64's x32 calls carry this bit in their number; they are refused outright.
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+const fn bpf(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    }
+}
+
+/// `socket(AF_UNIX, …)` fails with EACCES; every other call passes. A system call of another
+/// architecture kills the process (a filter for one ABI says nothing of another's numbers).
+static NO_UNIX_SOCKETS: [libc::sock_filter; 10] = {
+    use libc::{BPF_ABS, BPF_JEQ, BPF_JGE, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
+    const ARCH: u32 = 4; // offsetof(struct seccomp_data, arch)
+    const NR: u32 = 0;
+    const ARG0: u32 = 16; // the low half of args[0], little-endian
+    [
+        bpf(BPF_LD | BPF_W | BPF_ABS, ARCH, 0, 0),
+        bpf(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH, 1, 0),
+        bpf(BPF_RET | BPF_K, libc::SECCOMP_RET_KILL_PROCESS, 0, 0),
+        bpf(BPF_LD | BPF_W | BPF_ABS, NR, 0, 0),
+        bpf(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 3, 0),
+        bpf(BPF_JMP | BPF_JEQ | BPF_K, libc::SYS_socket as u32, 0, 3),
+        bpf(BPF_LD | BPF_W | BPF_ABS, ARG0, 0, 0),
+        bpf(BPF_JMP | BPF_JEQ | BPF_K, libc::AF_UNIX as u32, 0, 1),
+        bpf(
+            BPF_RET | BPF_K,
+            libc::SECCOMP_RET_ERRNO | libc::EACCES as u32,
+            0,
+            0,
+        ),
+        bpf(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW, 0, 0),
+    ]
+};
+
+/// Keeps `command`'s process off D-Bus: it cannot open a Unix socket (seccomp), so a worker
+/// taken over through a crafted model or request cannot reach the bus and call a vehicle
+/// service, although it runs as Cabin's user, whom the bus policy lets call them. Workers
+/// need only loopback TCP; `socketpair` (tokio's signal pipe) still works. Failing to install
+/// the filter fails the start: a worker never runs unconfined.
+pub fn off_the_buses(command: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl only, with a filter in static memory; nothing is allocated.
+    unsafe {
+        command.pre_exec(|| {
+            let program = libc::sock_fprog {
+                len: NO_UNIX_SOCKETS.len() as u16,
+                filter: NO_UNIX_SOCKETS.as_ptr().cast_mut(),
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &program as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         })
     }

@@ -2,7 +2,7 @@
 //! in flight and the reply being spoken. It consumes [`Event`]s and sends [`Notification`]s;
 //! each kind of event has its own method.
 
-use crate::daemon::events::{Event, Notification, State, TurnError};
+use crate::daemon::events::{Caller, Event, Notification, State, TurnError};
 use crate::daemon::NoAudio;
 use crate::hear::Heard;
 use crate::listening::Listening;
@@ -74,6 +74,8 @@ struct EventLoop {
     next_turn: u64,
     /// The dialog session: kept through the follow-up window, cleared when it ends.
     context: Context,
+    /// Whom the session's last turn answered: only they continue it.
+    context_for: Option<Caller>,
     follow_up_until: Option<Instant>,
     /// None: text and D-Bus only (why, for `Activate`).
     audio: Result<Listening, NoAudio>,
@@ -110,8 +112,9 @@ impl EventLoop {
             Event::SubmitText {
                 text,
                 source,
+                caller,
                 respond,
-            } => self.submit_text(text, source, respond).await,
+            } => self.submit_text(text, source, caller, respond).await,
             Event::Acting { turn } => self.acting(turn).await,
             Event::TurnDone { turn, result } => self.turn_done(turn, result).await,
             Event::ReplySentence { turn, text } => self.reply_sentence(turn, text).await,
@@ -129,6 +132,7 @@ impl EventLoop {
         &mut self,
         text: String,
         source: Option<String>,
+        caller: Caller,
         respond: oneshot::Sender<Result<Outcome, TurnError>>,
     ) {
         let zone = match &source {
@@ -145,7 +149,7 @@ impl EventLoop {
                 }
             },
         };
-        self.start_turn(text, zone, Some(respond)).await;
+        self.start_turn(text, zone, caller, Some(respond)).await;
     }
 
     /// A turn is about to touch the vehicle.
@@ -274,7 +278,7 @@ impl EventLoop {
             return;
         }
         match text {
-            Some(text) => self.start_turn(text, None, None).await,
+            Some(text) => self.start_turn(text, None, Caller::Speech, None).await,
             None => {
                 self.end_session().await;
                 self.resume_audio();
@@ -440,6 +444,7 @@ impl EventLoop {
         &mut self,
         text: String,
         zone: Option<String>,
+        caller: Caller,
         respond: Option<oneshot::Sender<Result<Outcome, TurnError>>>,
     ) {
         // The newest request wins: a driver who speaks again means the new thing.
@@ -452,7 +457,19 @@ impl EventLoop {
         self.tell(Notification::Transcript(text.clone())).await;
         let assistant = self.assistant.clone();
         let events = self.events_tx.clone();
-        let context = self.context.clone();
+        // Another caller starts afresh: what was asked of the last one is not theirs to answer.
+        let context = if self.context_for.as_ref() == Some(&caller) {
+            self.context.clone()
+        } else {
+            if self.context.pending.is_some() {
+                tracing::info!(
+                    ?caller,
+                    "a request from another caller drops the open question"
+                );
+            }
+            Context::default()
+        };
+        self.context_for = Some(caller);
         // With a voice, a model's answer is spoken sentence by sentence as it is generated.
         let stream = self.voice.is_some();
         let acting = Arc::new(AtomicBool::new(false));
@@ -589,6 +606,7 @@ pub(super) async fn run_loop(
         acted_after_cancel: BTreeSet::new(),
         next_turn: 0,
         context: Context::default(),
+        context_for: None,
         follow_up_until: None,
         audio,
         voice,

@@ -57,11 +57,21 @@ fn start_full(heartbeat: Option<Duration>, voice: Option<Voice>) -> Harness {
 
 impl Harness {
     async fn say(&self, text: &str, source: Option<&str>) -> Result<Outcome, TurnError> {
+        self.say_as(":1.1", text, source).await
+    }
+
+    async fn say_as(
+        &self,
+        caller: &str,
+        text: &str,
+        source: Option<&str>,
+    ) -> Result<Outcome, TurnError> {
         let (respond, answer) = oneshot::channel();
         self.events
             .send(Event::SubmitText {
                 text: text.into(),
                 source: source.map(Into::into),
+                caller: Caller::Bus(caller.into()),
                 respond,
             })
             .await
@@ -341,4 +351,27 @@ async fn a_lost_microphone_and_its_return_reach_the_hmi() {
         );
     }
     assert_eq!(*h.state.borrow(), State::Idle);
+}
+
+/// Regression: one dialog context served every caller, so any HMI process's "yes" confirmed
+/// the call the driver was asked about. A question is answered only by whom it was put to.
+#[tokio::test]
+async fn only_the_caller_who_was_asked_can_confirm() {
+    let h = start();
+    let asked = h.say_as(":1.7", "call Mum", None).await.unwrap();
+    assert_eq!(asked.reply, "Call Mum?");
+    let other = h.say_as(":1.8", "yes", None).await.unwrap();
+    assert!(other.action.is_none(), "{other:?}");
+    // The question went with the other caller's request: the driver's "yes" is too late.
+    let late = h.say_as(":1.7", "yes", None).await.unwrap();
+    assert!(late.action.is_none(), "{late:?}");
+    // Asked and answered by the same caller, the call is made (and fails: no vehicle bus).
+    h.say_as(":1.7", "call Mum", None).await.unwrap();
+    let confirmed = h.say_as(":1.7", "yes", None).await.unwrap();
+    assert_eq!(
+        confirmed.intent.as_deref(),
+        Some("phone.call"),
+        "{confirmed:?}"
+    );
+    assert!(confirmed.action.is_some(), "{confirmed:?}");
 }
