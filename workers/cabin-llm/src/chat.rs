@@ -280,7 +280,9 @@ fn grammar(tools: &[Tool], choice: &Choice) -> String {
                 value_rule(schema),
                 if nullable { " | \"null\"" } else { "" }
             );
-            parts.push(format!("{} {rule}", literal(&format!("\"{name}\": "))));
+            // The key as JSON spells it: a name may hold quotes or backslashes.
+            let key = Value::String(name.clone());
+            parts.push(format!("{} {rule}", literal(&format!("{key}: "))));
         }
         let args = if parts.is_empty() {
             String::new()
