@@ -130,6 +130,11 @@ impl AsrClient {
             loop {
                 match wyoming::read(&mut r).await.map_err(|e| self.protocol(e))? {
                     Some(e) if e.kind == "info" => return Ok(e),
+                    Some(e) if e.kind == "error" => {
+                        return Err(AsrError::Refused(
+                            e.str("text").unwrap_or("no reason given").into(),
+                        ))
+                    }
                     Some(_) => continue,
                     None => return Err(self.protocol("closed without an info event")),
                 }

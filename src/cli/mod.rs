@@ -54,6 +54,10 @@ enum Command {
     /// in, speech out, the local model), RSS and idle CPU, with a private bus, the simulator
     /// and daemons of this build.
     Bench(bench::Args),
+    /// Leave the daemon under a long mixed load (commands, model requests, malformed and
+    /// cancelled requests, killed workers) and print its memory and open files as it goes;
+    /// exits non-zero on a hung or lost request, a dead daemon or memory growth.
+    Soak(bench::soak::Args),
     /// Profile tools.
     Profile {
         #[command(subcommand)]
@@ -71,6 +75,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Models { command } => models::exec(command).await,
         Command::Doctor(args) => doctor::exec(args).await,
         Command::Bench(args) => bench::exec(args).await,
+        Command::Soak(args) => bench::soak::exec(args).await,
         Command::Profile { command } => profile::exec(command),
     }
 }

@@ -1,7 +1,11 @@
 //! Talking to the daemon under measurement: the processes it runs as, requests and replies.
 
+use anyhow::Context;
 use cabin::daemon::api::{OBJECT_PATH, SERVICE_NAME};
-use std::process::Child;
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A child process killed when dropped.
@@ -11,6 +15,56 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// The vehicle simulator `sim` on the bus at `address`, once it says it is ready; killed with
+/// this process.
+pub(super) fn start_sim(sim: &Path, address: &str) -> anyhow::Result<Proc> {
+    let mut child = cabin::runtime::worker::dies_with_parent(&mut Command::new(sim))
+        .args(["--bus", address])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+    anyhow::ensure!(
+        line.starts_with("ready"),
+        "the simulator did not start: {line}"
+    );
+    Ok(Proc(child))
+}
+
+/// This build's `cabin` with `args` on the bus at `address`, once it has said READY on the
+/// notify socket (`socket`, bound at its path): the daemon and its time to READY.
+pub(super) fn start_daemon(
+    address: &str,
+    (socket, notify): (&UnixDatagram, &Path),
+    args: &[&str],
+) -> anyhow::Result<(Proc, Duration)> {
+    socket.set_nonblocking(true)?;
+    while socket.recv(&mut [0u8; 256]).is_ok() {}
+    socket.set_nonblocking(false)?;
+    let started = Instant::now();
+    let daemon = Proc(
+        cabin::runtime::worker::dies_with_parent(&mut Command::new(std::env::current_exe()?))
+            .args(args)
+            .args(["--bus", address])
+            .env("DBUS_SESSION_BUS_ADDRESS", address)
+            .env("NOTIFY_SOCKET", notify)
+            .env("CABIN_LOG", "warn")
+            // The workers' log, which they inherit.
+            .env("RUST_LOG", "warn")
+            .spawn()?,
+    );
+    // STATUS= lines may come first (and after the previous daemon's READY).
+    let mut buf = [0u8; 256];
+    loop {
+        let n = socket
+            .recv(&mut buf)
+            .context("the daemon never said READY")?;
+        if buf[..n].starts_with(b"READY=1") {
+            return Ok((daemon, started.elapsed()));
+        }
     }
 }
 

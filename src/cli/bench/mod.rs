@@ -10,14 +10,13 @@
 use cabin::runtime::bus::PrivateBus;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod daemon;
 mod procs;
+pub mod soak;
 mod stages;
 
 use daemon::*;
@@ -173,7 +172,6 @@ pub async fn run(
     fixtures: &Path,
     with_llm: bool,
 ) -> anyhow::Result<Report> {
-    use anyhow::Context;
     let exe = std::env::current_exe()?;
     let sim_exe = exe.with_file_name("cabin-vehicle-sim");
     anyhow::ensure!(
@@ -185,18 +183,7 @@ pub async fn run(
     let bus = PrivateBus::start(&dir)?;
     let address = bus.address.clone();
 
-    // Killed, bench takes its children with it.
-    let mut sim = cabin::runtime::worker::dies_with_parent(&mut Command::new(&sim_exe))
-        .args(["--bus", &address])
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(sim.stdout.take().expect("piped")).read_line(&mut line)?;
-    anyhow::ensure!(
-        line.starts_with("ready"),
-        "the simulator did not start: {line}"
-    );
-    let sim = Proc(sim);
+    let sim = start_sim(&sim_exe, &address)?;
 
     // Start-up to READY, as systemd sees it.
     let notify = dir.join("notify");
@@ -217,30 +204,12 @@ pub async fn run(
     .ok();
     let speaking = voice.is_some();
     let output = if speaking { "null" } else { "off" };
-    let start_daemon = |llm: &str| -> anyhow::Result<(Proc, Duration)> {
-        socket.set_nonblocking(true)?;
-        while socket.recv(&mut [0u8; 256]).is_ok() {}
-        socket.set_nonblocking(false)?;
-        let started = Instant::now();
-        let daemon = Proc(
-            cabin::runtime::worker::dies_with_parent(&mut Command::new(&exe))
-                .args(["run", "--llm", llm, "--input", input, "--output", output])
-                .args(["--bus", &address])
-                .env("DBUS_SESSION_BUS_ADDRESS", &address)
-                .env("NOTIFY_SOCKET", &notify)
-                .env("CABIN_LOG", "warn")
-                .spawn()?,
-        );
-        // STATUS= lines may come first (and after the previous daemon's READY).
-        let mut buf = [0u8; 256];
-        loop {
-            let n = socket
-                .recv(&mut buf)
-                .context("the daemon never said READY")?;
-            if buf[..n].starts_with(b"READY=1") {
-                return Ok((daemon, started.elapsed()));
-            }
-        }
+    let start_daemon = |llm: &str| {
+        start_daemon(
+            &address,
+            (&socket, &notify),
+            &["run", "--llm", llm, "--input", input, "--output", output],
+        )
     };
     let (daemon, startup) = start_daemon("off")?;
 

@@ -2,9 +2,10 @@
 //! never runs on a tokio worker. Requests queue on a channel; `Drop` joins the thread.
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
 
@@ -83,6 +84,41 @@ pub struct ModelInfo {
 pub struct Engine {
     tx: Option<mpsc::Sender<Request>>,
     thread: Option<JoinHandle<()>>,
+    busy: Arc<Busy>,
+}
+
+/// One utterance decoding longer than this means whisper is hung: thirty seconds of audio, the
+/// longest accepted, decode in a few seconds even on a slow core, retry included.
+const STUCK_AFTER: Duration = Duration::from_secs(120);
+
+/// Since when the engine thread has been decoding; shared with the server's `describe`.
+struct Busy {
+    /// ms since `epoch` when the running decode began; 0 while idle.
+    since_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Busy {
+    fn start(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.since_ms.store(ms.max(1), Ordering::Relaxed);
+    }
+
+    fn stop(&self) {
+        self.since_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// How long the running decode has taken; none while idle.
+    fn running(&self) -> Option<Duration> {
+        match self.since_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(
+                self.epoch
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(ms)),
+            ),
+        }
+    }
 }
 
 impl Engine {
@@ -111,11 +147,18 @@ impl Engine {
             .create_state()
             .map_err(|e| anyhow::anyhow!("cannot allocate whisper's state: {e}"))?;
         let (tx, rx) = mpsc::channel::<Request>();
+        let busy = Arc::new(Busy {
+            since_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        });
+        let decoding = busy.clone();
         let thread = std::thread::Builder::new()
             .name("whisper".into())
             .spawn(move || {
                 for req in rx {
+                    decoding.start();
                     let result = transcribe(&mut state, &settings, &req);
+                    decoding.stop();
                     let _ = req.reply.send(result);
                 }
                 drop(state);
@@ -125,9 +168,25 @@ impl Engine {
             Engine {
                 tx: Some(tx),
                 thread: Some(thread),
+                busy,
             },
             info,
         ))
+    }
+
+    /// Why the engine can no longer transcribe: its thread ended (a panic), or one decode has
+    /// run past [`STUCK_AFTER`].
+    pub fn health(&self) -> Result<(), String> {
+        if self.thread.as_ref().is_none_or(JoinHandle::is_finished) {
+            return Err("the whisper engine has stopped".into());
+        }
+        match self.busy.running() {
+            Some(d) if d > STUCK_AFTER => Err(format!(
+                "one decode has run for {} s; the whisper engine is hung",
+                d.as_secs()
+            )),
+            _ => Ok(()),
+        }
     }
 
     pub fn submit(&self, req: Request) -> Result<(), Request> {
@@ -262,6 +321,21 @@ pub fn clean(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_decode_past_the_limit_is_stuck_and_an_idle_engine_is_not() {
+        let busy = Busy {
+            since_ms: AtomicU64::new(0),
+            epoch: Instant::now() - Duration::from_secs(200),
+        };
+        assert_eq!(busy.running(), None);
+        busy.since_ms.store(1, Ordering::Relaxed);
+        assert!(busy.running().unwrap() > STUCK_AFTER);
+        busy.start();
+        assert!(busy.running().unwrap() < Duration::from_secs(1));
+        busy.stop();
+        assert_eq!(busy.running(), None);
+    }
 
     #[test]
     fn annotations_are_dropped() {

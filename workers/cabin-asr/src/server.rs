@@ -213,7 +213,12 @@ struct Turn {
 
 async fn handle(turn: &mut Turn, event: Event, service: &Service) -> Result<Option<Event>, Event> {
     match event.kind.as_str() {
-        "describe" => Ok(Some(Event::new("info", service.info.clone()))),
+        // The supervising daemon's health check: an engine that can no longer transcribe
+        // answers an error, and the worker is restarted.
+        "describe" => match service.engine.health() {
+            Ok(()) => Ok(Some(Event::new("info", service.info.clone()))),
+            Err(why) => Err(error("engine-down", &why)),
+        },
         "ping" => Ok(Some(Event::new("pong", json!({})))),
         "transcribe" => {
             let language = event.str("language").map(str::to_string);
