@@ -7,7 +7,7 @@
 
 use crate::hear::audio::AudioError;
 use crate::hear::mic::{MicError, Microphone};
-use crate::hear::reopen::{Opener, Reopening};
+use crate::hear::reopen::{Opener, Reopening, Report};
 use crate::hear::source::{AudioSource, Input, NullDevice, RawStream, Recording};
 use crate::hear::vad::{Endpoint, Endpointer, Silero, FRAME};
 use crate::hear::wake::{WakeModels, WakeWord, CHUNK};
@@ -230,7 +230,11 @@ fn open(input: &Input, heard: &mpsc::Sender<Heard>) -> Result<Box<dyn AudioSourc
             let name = name.clone();
             let open: Opener =
                 Box::new(move || Ok(Box::new(Microphone::open(&name)?) as Box<dyn AudioSource>));
-            Box::new(Reopening::new(device, open, heard.clone()))
+            let heard = heard.clone();
+            let report: Report = Box::new(move |available, detail| {
+                let _ = heard.blocking_send(Heard::Microphone { available, detail });
+            });
+            Box::new(Reopening::new(device, open, report))
         }
     })
 }

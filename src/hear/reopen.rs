@@ -3,18 +3,19 @@
 //! is told, reads real-time silence meanwhile, and the device is reopened with back-off until
 //! it returns.
 
-use crate::hear::front_end::OpenError;
+use crate::hear::mic::MicError;
 use crate::hear::source::{AudioSource, NullDevice};
-use crate::hear::Heard;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 /// First wait before reopening; it doubles up to [`MAX_BACKOFF`] while the device stays away.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Opens the device again.
-pub type Opener = Box<dyn FnMut() -> Result<Box<dyn AudioSource>, OpenError> + Send>;
+pub type Opener = Box<dyn FnMut() -> Result<Box<dyn AudioSource>, MicError> + Send>;
+
+/// Told when the device is lost (`false`, why) and when it is back (`true`).
+pub type Report = Box<dyn FnMut(bool, String) + Send>;
 
 pub struct Reopening {
     open: Opener,
@@ -24,32 +25,29 @@ pub struct Reopening {
     silence: NullDevice,
     retry_at: Instant,
     backoff: Duration,
-    heard: mpsc::Sender<Heard>,
+    report: Report,
 }
 
 impl Reopening {
-    /// `device`, opened; `open` opens it again after it is lost. Changes go to `heard` as
-    /// [`Heard::Microphone`].
-    pub fn new(device: Box<dyn AudioSource>, open: Opener, heard: mpsc::Sender<Heard>) -> Self {
+    /// `device`, opened; `open` opens it again after it is lost; `report` hears of both.
+    pub fn new(device: Box<dyn AudioSource>, open: Opener, report: Report) -> Self {
         Reopening {
             open,
             device: Some(device),
             silence: NullDevice::new(),
             retry_at: Instant::now(),
             backoff: FIRST_BACKOFF,
-            heard,
+            report,
         }
     }
 
-    fn tell(&self, available: bool, detail: String) {
+    fn tell(&mut self, available: bool, detail: String) {
         if available {
             tracing::info!("{detail}");
         } else {
             tracing::error!("{detail}");
         }
-        let _ = self
-            .heard
-            .blocking_send(Heard::Microphone { available, detail });
+        (self.report)(available, detail);
     }
 
     fn lost(&mut self, why: String) {
@@ -97,10 +95,9 @@ impl AudioSource for Reopening {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hear::mic::MicError;
     use crate::hear::source::Recording;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use std::sync::{mpsc, Arc};
 
     /// Gives `samples` of a tone, then fails as an unplugged device does.
     struct Unplugged(Recording);
@@ -120,20 +117,21 @@ mod tests {
 
     #[test]
     fn a_lost_device_is_reported_bridged_with_silence_and_reopened_when_it_returns() {
-        let (tx, mut heard) = mpsc::channel(8);
+        let (tx, heard) = mpsc::channel();
         let tries = Arc::new(AtomicUsize::new(0));
         let opener = {
             let tries = tries.clone();
             Box::new(move || {
                 // Away for the first two tries, then back.
                 if tries.fetch_add(1, Ordering::Relaxed) < 2 {
-                    Err(OpenError::Microphone(MicError::NoDevice))
+                    Err(MicError::NoDevice)
                 } else {
                     Ok(device(1_600))
                 }
             })
         };
-        let mut source = Reopening::new(device(1_600), opener, tx);
+        let report = Box::new(move |available, detail| tx.send((available, detail)).unwrap());
+        let mut source = Reopening::new(device(1_600), opener, report);
         let mut out = [0i16; 1_600];
         assert_eq!(source.read(&mut out).unwrap(), 1_600);
         assert!(out.iter().all(|s| *s == 1000));
@@ -152,18 +150,12 @@ mod tests {
                 "never reopened"
             );
         }
-        let lost = heard.try_recv().unwrap();
+        let (available, detail) = heard.try_recv().unwrap();
         assert!(
-            matches!(&lost, Heard::Microphone { available: false, detail } if detail.contains("device unplugged")),
-            "{lost:?}"
+            !available && detail.contains("device unplugged"),
+            "{detail}"
         );
-        assert!(matches!(
-            heard.try_recv().unwrap(),
-            Heard::Microphone {
-                available: true,
-                ..
-            }
-        ));
+        assert!(heard.try_recv().unwrap().0, "not told it is back");
         // Tried three times, 0.5 s then 0.5 s then 1 s apart: two seconds of silence, given at
         // the pace a microphone would have (so the front end neither spins nor falls behind).
         assert_eq!(tries.load(Ordering::Relaxed), 3);
