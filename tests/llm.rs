@@ -294,3 +294,43 @@ async fn a_local_answer_gives_out_its_sentences_as_they_are_generated() {
     assert_eq!(said, cabin::text::take_sentences(&mut text.clone(), false));
     assert!(text.starts_with(&said.join(" ")), "{said:?} / {text}");
 }
+
+/// Regression: a request whose client had left still had its whole prompt evaluated, seconds
+/// of both cores for nobody. The worker now stops between batches: the same prompt sent again
+/// finds in the KV cache only what was evaluated before the client was seen to be gone.
+#[test]
+fn a_prompt_whose_client_left_is_not_evaluated_to_the_end() {
+    use std::io::Write;
+    let _turn = turn();
+    let url = worker_or_skip!(true);
+    // About 3,000 tokens: seconds to evaluate on two cores.
+    let long = "The driver asked about the weather and the route once more. ".repeat(250);
+    let body = |stream: bool| {
+        json!({"messages": [{"role": "user", "content": long}], "max_tokens": 1,
+               "stream": stream})
+        .to_string()
+    };
+    let addr = url.trim_start_matches("http://").split('/').next().unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let sent = body(true);
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{sent}",
+        sent.len()
+    )
+    .unwrap();
+    // Gone before any answer.
+    std::thread::sleep(Duration::from_millis(200));
+    drop(s);
+    let (status, answer) = post(url, &body(false));
+    assert_eq!(status, 200, "{answer}");
+    let v: Value = serde_json::from_str(&answer).unwrap();
+    let prompt = v["usage"]["prompt_tokens"].as_u64().unwrap();
+    let cached = v["usage"]["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        cached < prompt / 2,
+        "{cached} of {prompt} prompt tokens were evaluated for a client that had left"
+    );
+}

@@ -8,7 +8,7 @@ use crate::engine::{Engine, EngineError, Event, Finish, Job, Stats};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -32,6 +32,10 @@ pub struct Shared {
     pub default_max_tokens: u32,
     pub requests: AtomicU64,
 }
+
+/// How often a streamed answer sends an SSE comment while the model is silent (evaluating the
+/// prompt): a client that has left makes the write fail, which stops the job.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Largest request body: a chat request with Cabin's persona and every tool is about 40 KiB,
 /// a batch of texts to embed less.
@@ -193,7 +197,13 @@ async fn chat(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         let mut text = String::new();
         let mut streamed = 0;
         loop {
-            match rx.recv().await {
+            // The client gone (the keep-alive comments no longer get through) stops the job,
+            // even while its prompt is still being evaluated.
+            let event = tokio::select! {
+                event = rx.recv() => event,
+                () = tx.closed() => return,
+            };
+            match event {
                 Some(Event::Text(t)) => {
                     text.push_str(&t);
                     if !Output::may_be_call(&text) {
@@ -229,7 +239,9 @@ async fn chat(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
             }
         }
     });
-    Sse::new(stream).into_response()
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .into_response()
 }
 
 /// Most inputs in one embeddings request (OpenAI's limit).
