@@ -24,9 +24,14 @@ pub struct Args {
     /// Print memory and open files every this many requests.
     #[arg(long, default_value_t = 500)]
     every: usize,
-    /// Kill one of the daemon's workers (SIGKILL) every this many requests; 0 never does.
+    /// Kill one of the daemon's workers (SIGKILL) every this many requests, once every worker
+    /// runs and the last kill is --settle-seconds ago; 0 never does.
     #[arg(long, default_value_t = 250)]
     kill_every: usize,
+    /// Seconds a killed worker gets to come back (the local model loads and warms up in about
+    /// 90 s) before the next kill.
+    #[arg(long, default_value_t = 120)]
+    settle_seconds: u64,
     /// The local model route: off (model requests are declined at once) or auto (cabin-llm
     /// answers them, seconds each).
     #[arg(long, default_value = "off")]
@@ -234,12 +239,19 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
     };
     let limit = Duration::from_secs(args.hang_seconds);
     let (mut failures, mut hung, mut kills) = (Vec::new(), 0, 0);
+    // A kill falls due every --kill-every requests and waits for the workers to have settled.
+    let (mut kill_due, mut last_kill) = (false, None::<Instant>);
+    let settle = Duration::from_secs(args.settle_seconds);
     let mut samples = vec![sample(0, pid)];
     report(&samples[0], 0);
     let started = Instant::now();
     for i in 0..args.utterances {
-        if args.kill_every > 0 && i > 0 && i % args.kill_every == 0 {
-            let workers = children(pid);
+        kill_due |= args.kill_every > 0 && i > 0 && i % args.kill_every == 0;
+        let settled = last_kill.is_none_or(|t| t.elapsed() >= settle);
+        let workers = children(pid);
+        if kill_due && settled && workers.len() >= workers_at_start {
+            kill_due = false;
+            last_kill = Some(Instant::now());
             if let Some(&worker) = workers.get(kills % workers.len().max(1)) {
                 tracing::info!("killing {} ({worker})", worker_name(worker));
                 // SAFETY: kill(2) on a pid we just read as the daemon's child.
