@@ -193,6 +193,16 @@ fn real_speech_is_transcribed_with_a_low_word_error_rate() {
     });
 }
 
+/// `seconds` of white noise at full scale divided by `divisor`, the same for the same `seed`.
+fn noise(seconds: usize, mut seed: u32, divisor: i16) -> Vec<i16> {
+    (0..seconds * 16_000)
+        .map(|_| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((seed >> 16) as i16) / divisor
+        })
+        .collect()
+}
+
 #[test]
 fn silence_and_noise_floor_give_an_empty_transcript() {
     let _whisper = WHISPER.blocking_lock();
@@ -203,13 +213,7 @@ fn silence_and_noise_floor_give_an_empty_transcript() {
         // Digital silence, and hiss at about -66 dBFS (a quiet cabin): whisper, given these,
         // answers "Thank you." or "you".
         let silence = vec![0i16; 3 * 16_000];
-        let mut seed = 1u32;
-        let hiss: Vec<i16> = (0..3 * 16_000)
-            .map(|_| {
-                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                ((seed >> 16) as i16) / 1024
-            })
-            .collect();
+        let hiss = noise(3, 1, 1024);
         for samples in [silence, hiss, Vec::new()] {
             let t = client.transcribe(&samples, LIMIT).await.unwrap();
             assert_eq!(t.text, "");
@@ -340,13 +344,7 @@ fn utterances_past_the_queue_are_busy() {
     rt().block_on(async {
         let client = asr.client(None);
         // Loud noise: transcribed (to something), taking the engine a while.
-        let mut seed = 7u32;
-        let noise: Vec<i16> = (0..4 * 16_000)
-            .map(|_| {
-                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                ((seed >> 16) as i16) / 4
-            })
-            .collect();
+        let noise = noise(4, 7, 4);
         let results = futures_util::future::join_all(
             (0..4).map(|_| client.transcribe(&noise, LIMIT)),
         )

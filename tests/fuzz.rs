@@ -88,70 +88,24 @@ fn utterance() -> impl Strategy<Value = String> {
     ]
 }
 
-const ONES: [&str; 20] = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-];
-const TENS: [&str; 10] = [
-    "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
-];
-
-/// `n` (below a thousand) in words, British style ("one hundred and four").
-fn below_thousand(n: u32, and: bool) -> String {
-    let (hundreds, rest) = (n / 100, n % 100);
-    let rest_words = match rest {
-        0 => String::new(),
-        1..=19 => ONES[rest as usize].to_string(),
-        _ if rest % 10 == 0 => TENS[(rest / 10) as usize].to_string(),
-        _ => format!(
-            "{} {}",
-            TENS[(rest / 10) as usize],
-            ONES[(rest % 10) as usize]
-        ),
-    };
-    match (hundreds, rest) {
-        (0, _) => rest_words,
-        (h, 0) => format!("{} hundred", ONES[h as usize]),
-        (h, _) if and => format!("{} hundred and {rest_words}", ONES[h as usize]),
-        (h, _) => format!("{} hundred {rest_words}", ONES[h as usize]),
-    }
-}
-
-/// `n` (below a million) in words.
+/// `n` in words as people say it: as Cabin's voice reads it ("one hundred four"), or British
+/// style with "and" ("one hundred and four", "two thousand and five").
 fn spoken(n: u32, and: bool) -> String {
-    match (n / 1000, n % 1000) {
-        (0, 0) => "zero".into(),
-        (0, r) => below_thousand(r, and),
-        (t, 0) => format!("{} thousand", below_thousand(t, and)),
-        (t, r) if r < 100 && and => format!(
-            "{} thousand and {}",
-            below_thousand(t, and),
-            below_thousand(r, and)
-        ),
-        (t, r) => format!(
-            "{} thousand {}",
-            below_thousand(t, and),
-            below_thousand(r, and)
-        ),
+    let words = cabin::speak::speakable::cardinal(u64::from(n));
+    if !and {
+        return words;
     }
+    let words: Vec<&str> = words.split(' ').collect();
+    let mut out = Vec::new();
+    for (i, word) in words.iter().enumerate() {
+        out.push(*word);
+        let rest = &words[i + 1..];
+        let before_tens = *word == "hundred" || (*word == "thousand" && !rest.contains(&"hundred"));
+        if before_tens && !rest.is_empty() {
+            out.push("and");
+        }
+    }
+    out.join(" ")
 }
 
 proptest! {

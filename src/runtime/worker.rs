@@ -607,21 +607,27 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_worker_that_is_ready_but_never_answers_is_killed_and_restarted() {
-        let (_port, url) = silent_port();
-        let (spec, starts) = fake_llm(&url, Arc::new(plain));
-        let worker = Worker::supervise(spec);
-        until(&worker, &starts, 1, |s| matches!(s, WorkerState::Ready(_))).await;
+    /// Why the worker next goes down.
+    async fn next_down(worker: &Worker<ChatClient>) -> String {
         let mut seen = worker.watch();
         let down = seen
             .wait_for(|s| matches!(s, WorkerState::Down(_)))
             .await
             .unwrap()
             .clone();
-        let WorkerState::Down(why) = down else {
-            unreachable!()
-        };
+        match down {
+            WorkerState::Down(why) => why,
+            _ => unreachable!("waited for Down"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_is_ready_but_never_answers_is_killed_and_restarted() {
+        let (_port, url) = silent_port();
+        let (spec, starts) = fake_llm(&url, Arc::new(plain));
+        let worker = Worker::supervise(spec);
+        until(&worker, &starts, 1, |s| matches!(s, WorkerState::Ready(_))).await;
+        let why = next_down(&worker).await;
         assert!(
             why.contains("hung: 2 health checks failed in a row"),
             "{why}"
@@ -635,15 +641,7 @@ mod tests {
         let connect = llm_connect("test".into(), "You are a test.".into(), json!([]));
         let (spec, starts) = fake_llm(&url, connect);
         let worker = Worker::supervise(spec);
-        let mut seen = worker.watch();
-        let down = seen
-            .wait_for(|s| matches!(s, WorkerState::Down(_)))
-            .await
-            .unwrap()
-            .clone();
-        let WorkerState::Down(why) = down else {
-            unreachable!()
-        };
+        let why = next_down(&worker).await;
         assert!(
             why.contains("hung: not warmed up within 1 s; killed"),
             "{why}"

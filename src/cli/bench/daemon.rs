@@ -1,10 +1,14 @@
-//! Talking to the daemon under measurement: the processes it runs as, requests and replies.
+//! Talking to the daemon under measurement: what it runs against, the processes it runs as,
+//! requests and replies.
 
+use super::procs::tempfile_dir;
 use anyhow::Context;
 use cabin::daemon::api::{OBJECT_PATH, SERVICE_NAME};
+use cabin::profile::Profile;
+use cabin::runtime::bus::PrivateBus;
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,53 +22,102 @@ impl Drop for Proc {
     }
 }
 
-/// The vehicle simulator `sim` on the bus at `address`, once it says it is ready; killed with
-/// this process.
-pub(super) fn start_sim(sim: &Path, address: &str) -> anyhow::Result<Proc> {
-    let mut child = cabin::runtime::worker::dies_with_parent(&mut Command::new(sim))
-        .args(["--bus", address])
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
-    anyhow::ensure!(
-        line.starts_with("ready"),
-        "the simulator did not start: {line}"
-    );
-    Ok(Proc(child))
+/// What a measured daemon runs against: a private bus with the simulator on it, and a notify
+/// socket that hears each daemon's READY as systemd would. Its directory goes when it does.
+pub(super) struct Stand {
+    // Dropped in this order: the simulator before its bus.
+    pub(super) sim: Proc,
+    pub(super) bus: PrivateBus,
+    socket: UnixDatagram,
+    notify: PathBuf,
+    dir: PathBuf,
+    /// Whether the front end's models are installed: daemons then listen on real-time silence.
+    pub(super) listening: bool,
 }
 
-/// This build's `cabin` with `args` on the bus at `address`, once it has said READY on the
-/// notify socket (`socket`, bound at its path): the daemon and its time to READY.
-pub(super) fn start_daemon(
-    address: &str,
-    (socket, notify): (&UnixDatagram, &Path),
-    args: &[&str],
-) -> anyhow::Result<(Proc, Duration)> {
-    socket.set_nonblocking(true)?;
-    while socket.recv(&mut [0u8; 256]).is_ok() {}
-    socket.set_nonblocking(false)?;
-    let started = Instant::now();
-    let daemon = Proc(
-        cabin::runtime::worker::dies_with_parent(&mut Command::new(std::env::current_exe()?))
-            .args(args)
-            .args(["--bus", address])
-            .env("DBUS_SESSION_BUS_ADDRESS", address)
-            .env("NOTIFY_SOCKET", notify)
-            .env("CABIN_LOG", "warn")
-            // The workers' log, which they inherit.
-            .env("RUST_LOG", "warn")
-            .spawn()?,
-    );
-    // STATUS= lines may come first (and after the previous daemon's READY).
-    let mut buf = [0u8; 256];
-    loop {
-        let n = socket
-            .recv(&mut buf)
-            .context("the daemon never said READY")?;
-        if buf[..n].starts_with(b"READY=1") {
-            return Ok((daemon, started.elapsed()));
+impl Stand {
+    /// The bus, the simulator (this build's, beside `cabin`) and the socket, for `profile`.
+    pub(super) fn start(profile: &Profile) -> anyhow::Result<Stand> {
+        let sim_exe = std::env::current_exe()?.with_file_name("cabin-vehicle-sim");
+        anyhow::ensure!(
+            sim_exe.exists(),
+            "{} not found next to cabin; build the whole workspace (cargo build --release --workspace)",
+            sim_exe.display()
+        );
+        let dir = tempfile_dir()?;
+        let bus = PrivateBus::start(&dir)?;
+        let mut child = cabin::runtime::worker::dies_with_parent(&mut Command::new(&sim_exe))
+            .args(["--bus", &bus.address])
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+        anyhow::ensure!(
+            line.starts_with("ready"),
+            "the simulator did not start: {line}"
+        );
+        let sim = Proc(child);
+        let notify = dir.join("notify");
+        let socket = UnixDatagram::bind(&notify)?;
+        // With the local model, READY waits for it to load (up to the worker's settle limit).
+        socket.set_read_timeout(Some(
+            cabin::runtime::worker::SETTLE_LIMIT + Duration::from_secs(30),
+        ))?;
+        Ok(Stand {
+            sim,
+            bus,
+            socket,
+            notify,
+            dir,
+            listening: cabin::hear::front_end::Engines::load(&profile.models).is_ok(),
+        })
+    }
+
+    /// The daemons' `--input`: the null device where they can listen, else none.
+    pub(super) fn input(&self) -> &'static str {
+        if self.listening {
+            "null"
+        } else {
+            "off"
         }
+    }
+
+    /// This build's `cabin` with `args` on the bus, once it has said READY: the daemon and its
+    /// time to READY.
+    pub(super) fn daemon(&self, args: &[&str]) -> anyhow::Result<(Proc, Duration)> {
+        let socket = &self.socket;
+        socket.set_nonblocking(true)?;
+        while socket.recv(&mut [0u8; 256]).is_ok() {}
+        socket.set_nonblocking(false)?;
+        let address = self.bus.address.as_str();
+        let started = Instant::now();
+        let daemon = Proc(
+            cabin::runtime::worker::dies_with_parent(&mut Command::new(std::env::current_exe()?))
+                .args(args)
+                .args(["--bus", address])
+                .env("DBUS_SESSION_BUS_ADDRESS", address)
+                .env("NOTIFY_SOCKET", &self.notify)
+                .env("CABIN_LOG", "warn")
+                // The workers' log, which they inherit.
+                .env("RUST_LOG", "warn")
+                .spawn()?,
+        );
+        // STATUS= lines may come first (and after the previous daemon's READY).
+        let mut buf = [0u8; 256];
+        loop {
+            let n = socket
+                .recv(&mut buf)
+                .context("the daemon never said READY")?;
+            if buf[..n].starts_with(b"READY=1") {
+                return Ok((daemon, started.elapsed()));
+            }
+        }
+    }
+}
+
+impl Drop for Stand {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -7,10 +7,8 @@
 //! daemon sends as the sentence starts to play. A second daemon with the local model measures
 //! the model route the same way, and the voice's synthesis speed is measured in this process.
 
-use cabin::runtime::bus::PrivateBus;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -172,30 +170,10 @@ pub async fn run(
     fixtures: &Path,
     with_llm: bool,
 ) -> anyhow::Result<Report> {
-    let exe = std::env::current_exe()?;
-    let sim_exe = exe.with_file_name("cabin-vehicle-sim");
-    anyhow::ensure!(
-        sim_exe.exists(),
-        "{} not found next to cabin; build the whole workspace (cargo build --release --workspace)",
-        sim_exe.display()
-    );
-    let dir = tempfile_dir()?;
-    let bus = PrivateBus::start(&dir)?;
-    let address = bus.address.clone();
-
-    let sim = start_sim(&sim_exe, &address)?;
-
-    // Start-up to READY, as systemd sees it.
-    let notify = dir.join("notify");
-    let socket = UnixDatagram::bind(&notify)?;
-    // With the local model, READY waits for it to load (up to the worker's settle limit).
-    socket.set_read_timeout(Some(
-        cabin::runtime::worker::SETTLE_LIMIT + Duration::from_secs(30),
-    ))?;
     // Always listening (on real-time silence) where the front end's models are installed.
     let profile = cabin::profile::Profile::embedded_default();
-    let idle_listening = cabin::hear::front_end::Engines::load(&profile.models).is_ok();
-    let input = if idle_listening { "null" } else { "off" };
+    let stand = Stand::start(&profile)?;
+    let input = stand.input();
     // Speaking (on the null device) where the voice loads.
     let voice = {
         let profile = profile.clone();
@@ -204,16 +182,12 @@ pub async fn run(
     .ok();
     let speaking = voice.is_some();
     let output = if speaking { "null" } else { "off" };
-    let start_daemon = |llm: &str| {
-        start_daemon(
-            &address,
-            (&socket, &notify),
-            &["run", "--llm", llm, "--input", input, "--output", output],
-        )
-    };
+    // Start-up to READY, as systemd sees it.
+    let start_daemon =
+        |llm: &str| stand.daemon(&["run", "--llm", llm, "--input", input, "--output", output]);
     let (daemon, startup) = start_daemon("off")?;
 
-    let conn = zbus::connection::Builder::address(address.as_str())
+    let conn = zbus::connection::Builder::address(stand.bus.address.as_str())
         .build()
         .await?;
     let mut replies = replies(&conn).await?;
@@ -280,8 +254,8 @@ pub async fn run(
     let mut rss_mib = BTreeMap::new();
     let mut processes = vec![
         ("cabin (daemon)".to_string(), daemon.0.id()),
-        ("cabin-vehicle-sim".to_string(), sim.0.id()),
-        ("dbus-daemon".to_string(), bus.pid()),
+        ("cabin-vehicle-sim".to_string(), stand.sim.0.id()),
+        ("dbus-daemon".to_string(), stand.bus.pid()),
     ];
     // The daemon's workers (cabin-asr while it listens).
     for child in children(daemon.0.id()) {
@@ -329,7 +303,6 @@ pub async fn run(
             (k, (at(0.5), at(0.95)))
         })
         .collect();
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(Report {
         machine: machine(),
         rounds,
@@ -339,7 +312,7 @@ pub async fn run(
         latency_ms,
         rss_mib,
         idle_cpu_percent,
-        idle_listening,
+        idle_listening: stand.listening,
         front_end_cpu_percent,
         speech_correct,
         speech_skipped,

@@ -7,12 +7,10 @@
 //! non-zero on a hung or lost request, a dead daemon, workers not restarted, or memory grown
 //! past the allowed share.
 
-use super::daemon::{start_daemon, start_sim};
-use super::procs::{children, rss_kib, tempfile_dir, worker_name};
+use super::daemon::Stand;
+use super::procs::{children, rss_kib, worker_name};
 use super::CORPUS;
 use cabin::daemon::api::{OBJECT_PATH, SERVICE_NAME};
-use cabin::runtime::bus::PrivateBus;
-use std::os::unix::net::UnixDatagram;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -189,32 +187,18 @@ fn sample(requests: usize, daemon: u32) -> Sample {
 pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.utterances > 0, "--utterances must be at least 1");
     anyhow::ensure!(args.every > 0, "--every must be at least 1");
-    let sim_exe = std::env::current_exe()?.with_file_name("cabin-vehicle-sim");
-    anyhow::ensure!(
-        sim_exe.exists(),
-        "{} not found next to cabin; build the whole workspace (cargo build --release --workspace)",
-        sim_exe.display()
-    );
-    let dir = tempfile_dir()?;
-    let bus = PrivateBus::start(&dir)?;
-    let _sim = start_sim(&sim_exe, &bus.address)?;
-    let notify = dir.join("notify");
-    let socket = UnixDatagram::bind(&notify)?;
-    socket.set_read_timeout(Some(
-        cabin::runtime::worker::SETTLE_LIMIT + Duration::from_secs(30),
-    ))?;
-    let profile = cabin::profile::Profile::embedded_default();
-    let listening = cabin::hear::front_end::Engines::load(&profile.models).is_ok();
-    let input = if listening { "null" } else { "off" };
-    let (mut daemon, _) = start_daemon(
-        &bus.address,
-        (&socket, &notify),
-        &[
-            "run", "--llm", &args.llm, "--input", input, "--output", "off",
-        ],
-    )?;
+    let stand = Stand::start(&cabin::profile::Profile::embedded_default())?;
+    let (mut daemon, _) = stand.daemon(&[
+        "run",
+        "--llm",
+        &args.llm,
+        "--input",
+        stand.input(),
+        "--output",
+        "off",
+    ])?;
     let pid = daemon.0.id();
-    let conn = zbus::connection::Builder::address(bus.address.as_str())
+    let conn = zbus::connection::Builder::address(stand.bus.address.as_str())
         .build()
         .await?;
     let workers_at_start = children(pid).len();
@@ -223,7 +207,7 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
         args.utterances,
         args.llm,
         workers_at_start,
-        if listening {
+        if stand.listening {
             ", listening on the null device"
         } else {
             ""
@@ -248,7 +232,12 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
     for i in 0..args.utterances {
         kill_due |= args.kill_every > 0 && i > 0 && i % args.kill_every == 0;
         let settled = last_kill.is_none_or(|t| t.elapsed() >= settle);
-        let workers = children(pid);
+        // Read only when a kill may happen: /proc on every request would be the soak's own load.
+        let workers = if kill_due && settled {
+            children(pid)
+        } else {
+            Vec::new()
+        };
         if kill_due && settled && workers.len() >= workers_at_start {
             kill_due = false;
             last_kill = Some(Instant::now());
@@ -320,7 +309,6 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
         println!("- {f}");
     }
     drop(daemon);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(if failures.is_empty() {
         ExitCode::SUCCESS
     } else {
