@@ -142,7 +142,7 @@ fn main() -> anyhow::Result<()> {
             idle: std::time::Duration::from_secs(idle_seconds.max(1)),
             queued: max_queued.max(1),
         },
-        pending: Default::default(),
+        queue: tokio::sync::Semaphore::new(max_queued.max(1)),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -6,7 +6,6 @@
 use crate::engine::{Engine, Request};
 use serde_json::{json, Value};
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
@@ -25,8 +24,8 @@ pub struct Service {
     /// Longest utterance accepted, in samples.
     pub max_samples: usize,
     pub limits: Limits,
-    /// Utterances handed to the engine and not yet answered.
-    pub pending: AtomicUsize,
+    /// Places for utterances handed to the engine and not yet answered (`limits.queued`).
+    pub queue: Semaphore,
 }
 
 /// Bounds on what clients may hold.
@@ -299,7 +298,7 @@ async fn handle(turn: &mut Turn, event: Event, service: &Service) -> Result<Opti
                 return Ok(Some(transcript("", language.as_deref())));
             }
             let seconds = samples.len() as f64 / 16_000.0;
-            let Some(_queued) = Queued::join(&service.pending, service.limits.queued) else {
+            let Ok(_queued) = service.queue.try_acquire() else {
                 return Err(error(
                     "busy",
                     &format!(
@@ -329,24 +328,6 @@ async fn handle(turn: &mut Turn, event: Event, service: &Service) -> Result<Opti
         }
         // Wyoming peers ignore events they do not know.
         _ => Ok(None),
-    }
-}
-
-/// A place in the engine's queue, given back when dropped.
-struct Queued<'a>(&'a AtomicUsize);
-
-impl<'a> Queued<'a> {
-    /// A place, unless `limit` are taken.
-    fn join(pending: &'a AtomicUsize, limit: usize) -> Option<Queued<'a>> {
-        let taken = pending.fetch_add(1, Ordering::Relaxed);
-        let place = Queued(pending);
-        (taken < limit).then_some(place)
-    }
-}
-
-impl Drop for Queued<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
