@@ -56,7 +56,7 @@ impl Brain {
         if c.probability < self.classifier_confident {
             return None;
         }
-        let intent = self.refined(text, intent);
+        let intent = self.refined(text, self.directions.of(text, intent));
         let slots = self.slot_types.get(intent)?;
         let mut args = Map::new();
         for (slot, type_name, ty) in slots {

@@ -39,15 +39,15 @@ fn a_tool_the_profile_does_not_offer_is_never_an_intent() {
     let p = default_profile();
     let brain = Brain::new(&p, LlmWorker::down("test"), None);
     assert!(matches!(
-        brain.intent(Route::LocalLlm, "org.freedesktop.login1.PowerOff", "{}"),
+        brain.intent(Route::LocalLlm, "org.freedesktop.login1.PowerOff", "{}", ""),
         Thought::Unavailable { .. }
     ));
     assert!(matches!(
-        brain.intent(Route::LocalLlm, "climate-set_temperature", "[1]"),
+        brain.intent(Route::LocalLlm, "climate-set_temperature", "[1]", ""),
         Thought::Unavailable { .. }
     ));
     assert_eq!(
-        brain.intent(Route::Cloud, "climate-on", "{}"),
+        brain.intent(Route::Cloud, "climate-on", "{}", ""),
         Thought::Intent {
             route: Route::Cloud,
             intent: "climate.on".into(),
@@ -303,6 +303,63 @@ fn a_question_may_get_a_read_a_route_or_words_but_no_other_action() {
         brain.for_a_question(choice, offered),
         closest(&["navigation-navigate_to"], "required")
     );
+}
+
+#[test]
+fn words_the_classifier_leans_to_take_for_talk_get_no_action_but_a_read_or_a_route() {
+    use crate::understand::shortlist::{Classified, Ranking};
+    let p = default_profile();
+    let brain = Brain::new(&p, LlmWorker::down("test"), None);
+    let leaning = |intent: Option<&str>| Ranking {
+        intents: vec![("climate.on".into(), 0.4)],
+        classified: Classified {
+            intent: intent.map(str::to_string),
+            probability: 0.3,
+        },
+    };
+    let text = "switch on the dishwasher at home";
+    let (_, offered) = brain.tool_choice(text, Some(&leaning(None)));
+    let offered = offered.unwrap();
+    assert!(!offered.contains(&"climate-on".to_string()), "{offered:?}");
+    assert!(offered.contains(&"info-range".to_string()), "{offered:?}");
+    assert!(offered.contains(&"navigation-navigate_to".to_string()));
+    // Leaning to a command, however unsure, keeps every action open.
+    assert_eq!(
+        brain.tool_choice(text, Some(&leaning(Some("climate.on")))),
+        (json!("auto"), None)
+    );
+}
+
+#[test]
+fn a_pick_of_one_of_two_opposites_follows_the_direction_the_words_say() {
+    let p = default_profile();
+    let d = direction::Directions::new(&p);
+    // Words of direction, not of one pair's topic or phrasing.
+    assert!(d.words_of("lights.cabin_off").contains(&"off"));
+    assert!(d.words_of("lights.cabin_on").contains(&"on"));
+    assert!(d.words_of("media.volume_down").contains(&"down"));
+    assert!(d.words_of("windows.close").contains(&"up"));
+    assert!(!d.words_of("climate.cooler").contains(&"warm"));
+    assert!(!d.words_of("lights.brighter").contains(&"please"));
+    for (text, picked, meant) in [
+        ("turn off my desk lamp", "lights.cabin_on", "lights.cabin_off"),
+        ("bring the volume down a notch", "media.volume_up", "media.volume_down"),
+        ("roll it up", "windows.open", "windows.close"),
+        // Nothing of the opposite's direction, or both directions said: the pick stands.
+        ("warm up the car", "climate.warmer", "climate.warmer"),
+        ("it's too warm", "climate.cooler", "climate.cooler"),
+        ("lights on, not off", "lights.cabin_on", "lights.cabin_on"),
+        ("open it up", "windows.open", "windows.open"),
+        ("turn off my desk lamp", "navigation.go_home", "navigation.go_home"),
+    ] {
+        assert_eq!(d.of(text, picked), meant, "{text}");
+    }
+    // The local model's call is turned the same way.
+    let brain = Brain::new(&p, LlmWorker::down("test"), None);
+    assert!(matches!(
+        brain.intent(Route::LocalLlm, "lights-cabin_on", "{}", "switch the reading light off"),
+        Thought::Intent { intent, .. } if intent == "lights.cabin_off"
+    ));
 }
 
 #[test]
