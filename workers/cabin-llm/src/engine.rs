@@ -276,7 +276,7 @@ pub fn load(
         .map_err(|e| EngineError::Backend(e.to_string()))
         .and_then(|mut backend| {
             backend.void_logs();
-            LlamaModel::load_from_file(&backend, &config.model, &LlamaModelParams::default())
+            LlamaModel::load_from_file(&backend, &config.model, &model_params())
                 .map(|model| (backend, model))
                 .map_err(|e| EngineError::Model {
                     path: config.model.clone(),
@@ -497,6 +497,14 @@ impl State<'_> {
     }
 }
 
+/// The model is read into memory rather than mapped: llama.cpp repacks the mapped weights
+/// for its CPU kernels into memory of its own and keeps the mapping too, so a mapped 1.5B
+/// model cost its file twice (RSS 1,949 MiB after the prompt against 1,340 MiB read, the
+/// same speed; 680 against 651 MiB for the 0.5B).
+fn model_params() -> LlamaModelParams {
+    LlamaModelParams::default().with_use_mmap(false)
+}
+
 /// Context length and threads from the configuration; `batch` tokens per decode call.
 fn context_params(config: &EngineConfig, batch: u32) -> LlamaContextParams {
     LlamaContextParams::default()
@@ -565,7 +573,7 @@ fn rand_seed() -> u32 {
 pub fn bench(config: &EngineConfig, prompt: usize, generate: usize) -> anyhow::Result<(f64, f64)> {
     let mut backend = LlamaBackend::init()?;
     backend.void_logs();
-    let model = LlamaModel::load_from_file(&backend, &config.model, &LlamaModelParams::default())?;
+    let model = LlamaModel::load_from_file(&backend, &config.model, &model_params())?;
     let batch = config.batch.max(prompt as u32);
     let mut ctx = model.new_context(&backend, context_params(config, batch))?;
     let n_vocab = model.n_vocab();

@@ -49,7 +49,10 @@ impl Directions {
         let own: HashMap<String, BTreeSet<String>> = opposites
             .iter()
             .map(|(intent, opposite)| {
-                let words = match (literals.get(intent.as_str()), literals.get(opposite.as_str())) {
+                let words = match (
+                    literals.get(intent.as_str()),
+                    literals.get(opposite.as_str()),
+                ) {
                     (Some(a), Some(b)) => a.difference(b).cloned().collect(),
                     _ => BTreeSet::new(),
                 };

@@ -7,7 +7,6 @@ use crate::profile::{placeholders, ActionKind, Profile, SlotType};
 use crate::runtime::llm::{ms, ChatClient, Completion, LlmError};
 use crate::runtime::worker::{LlmWorker, WorkerState};
 use crate::understand::brain::cloud::{cloud_client, probe, redact, Cloud};
-use direction::Directions;
 use crate::understand::brain::guards::{
     asks_a_question, echoes, recites_instructions, shows_prompt, spoken, within_words,
 };
@@ -15,6 +14,7 @@ use crate::understand::brain::prompt::{system_prompt, tool_name, tools};
 use crate::understand::grammar::Matcher;
 use crate::understand::shortlist::{Ranking, Shortlist};
 use crate::understand::turn::{Route, DECLINE_REPLY};
+use direction::Directions;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -342,15 +342,27 @@ fn a_pick_of_one_of_two_opposites_follows_the_direction_the_words_say() {
     assert!(!d.words_of("climate.cooler").contains(&"warm"));
     assert!(!d.words_of("lights.brighter").contains(&"please"));
     for (text, picked, meant) in [
-        ("turn off my desk lamp", "lights.cabin_on", "lights.cabin_off"),
-        ("bring the volume down a notch", "media.volume_up", "media.volume_down"),
+        (
+            "turn off my desk lamp",
+            "lights.cabin_on",
+            "lights.cabin_off",
+        ),
+        (
+            "bring the volume down a notch",
+            "media.volume_up",
+            "media.volume_down",
+        ),
         ("roll it up", "windows.open", "windows.close"),
         // Nothing of the opposite's direction, or both directions said: the pick stands.
         ("warm up the car", "climate.warmer", "climate.warmer"),
         ("it's too warm", "climate.cooler", "climate.cooler"),
         ("lights on, not off", "lights.cabin_on", "lights.cabin_on"),
         ("open it up", "windows.open", "windows.open"),
-        ("turn off my desk lamp", "navigation.go_home", "navigation.go_home"),
+        (
+            "turn off my desk lamp",
+            "navigation.go_home",
+            "navigation.go_home",
+        ),
     ] {
         assert_eq!(d.of(text, picked), meant, "{text}");
     }
