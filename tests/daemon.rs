@@ -41,6 +41,23 @@ async fn text_becomes_a_dbus_call_that_changes_the_vehicle() {
         submit(conn, "SubmitText", "what's my range").await.unwrap(),
         "You have about 412 kilometres of range left."
     );
+
+    // A programme by its name: the simulator plays it on the radio.
+    assert_eq!(
+        submit(conn, "SubmitText", "put on the morning mix show")
+            .await
+            .unwrap(),
+        "Looking for morning mix on the radio."
+    );
+    let state = snapshot(conn).await;
+    assert_eq!(
+        state["Vehicle.Cabin.Infotainment.Media.Radio.Programme"],
+        "morning mix"
+    );
+    assert_eq!(
+        state["Vehicle.Cabin.Infotainment.Media.Played.Source"],
+        "radio"
+    );
 }
 
 #[tokio::test]

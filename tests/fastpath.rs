@@ -295,6 +295,81 @@ fn chit_chat_and_questions_do_not_match() {
 }
 
 #[test]
+fn how_far_may_be_said_as_a_part() {
+    let (p, m) = setup();
+    for (text, percent) in [
+        ("open my window halfway", 50.0),
+        ("lower the rear left window a third", 33.0),
+        ("put the driver window three quarters down", 75.0),
+        ("open the passenger window to 40 percent", 40.0),
+    ] {
+        let (intent, slots) = slots_of(&m, &p, text);
+        assert_eq!(intent, "windows.set_position", "{text}");
+        assert!(
+            slots.contains(&("percent".into(), SlotValue::Number(percent))),
+            "{text}: {slots:?}"
+        );
+    }
+    // Parts are words of the percent type only: a fan level is no part.
+    assert!(m.match_text("set the fan speed to half").is_none());
+}
+
+#[test]
+fn a_programme_is_found_by_its_name() {
+    let (p, m) = setup();
+    for (text, name) in [
+        ("put on the morning mix show", "morning mix"),
+        (
+            "play the latest episode of the history hour",
+            "the history hour",
+        ),
+        ("listen to the podcast car talk", "car talk"),
+    ] {
+        let (intent, slots) = slots_of(&m, &p, text);
+        assert_eq!(intent, "media.play_programme", "{text}");
+        assert_eq!(
+            slots,
+            [("programme".into(), SlotValue::Text(name.into()))],
+            "{text}"
+        );
+    }
+    // A station by its name is the station's, not a programme's.
+    assert_eq!(
+        slots_of(&m, &p, "put on a talk show").0,
+        "media.play_station"
+    );
+}
+
+#[test]
+fn a_few_words_the_profile_does_not_know_do_not_defeat_the_grammar() {
+    let (p, m) = setup();
+    for (text, intent) in [
+        ("switch the porch light off", "lights.cabin_off"),
+        ("could you dim the bedroom lights", "lights.dimmer"),
+        ("turn my reading lamp on please", "lights.cabin_on"),
+        ("turn the tv volume up", "media.volume_up"),
+        ("roll down the tiny window", "windows.open"),
+    ] {
+        let hit = m
+            .match_text(text)
+            .map(|h| p.intents[h.intent].name.as_str());
+        assert_eq!(hit, Some(intent), "{text}");
+    }
+    // Too much the profile has no word for, or nothing it knows left to match.
+    for text in [
+        "turn on the robot vacuum cleaner",
+        "open the garage door",
+        "switch on the coffee machine",
+        "turn off the oven",
+        "turn on the lights in my house",
+        "lamp",
+        "turn the purple flashing disco lights on",
+    ] {
+        assert!(m.match_text(text).is_none(), "{text}");
+    }
+}
+
+#[test]
 fn free_text_does_not_swallow_whole_sentences() {
     let (_, m) = setup();
     // Longer than the slot's max_words.

@@ -17,6 +17,8 @@ pub enum SlotType {
         min: i64,
         max: i64,
         unit: String,
+        /// Words that say a value ("halfway", "a quarter"), each tokenized, with the value.
+        words: Vec<(i64, Vec<String>)>,
     },
     Decimal {
         min: f64,

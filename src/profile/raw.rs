@@ -189,6 +189,9 @@ pub enum RawSlotType {
         max: i64,
         #[serde(default)]
         unit: String,
+        /// Words that say a value ("halfway" for 50 percent), by the value.
+        #[serde(default)]
+        words: BTreeMap<String, Vec<String>>,
     },
     Decimal {
         min: f64,

@@ -94,6 +94,42 @@ fn bad_slot_type_kind() {
 }
 
 #[test]
+fn integer_words_must_say_a_value_in_range() {
+    let integer = |words: &str| {
+        BASE.replace(
+            "kind = \"decimal\"\nmin = 16.0\nmax = 28.0",
+            &format!("kind = \"integer\"\nmin = 16\nmax = 28\nwords = {{ {words} }}"),
+        )
+    };
+    let p = Profile::parse(&integer("20 = [\"cool\", \"quite cool\"]"), "w.toml").unwrap();
+    let Some(SlotType::Integer { words, .. }) = p.slot_types.get("temperature") else {
+        panic!("not an integer type");
+    };
+    assert_eq!(
+        words,
+        &[
+            (20, vec!["quite".to_string(), "cool".to_string()]),
+            (20, vec!["cool".to_string()])
+        ]
+    );
+    assert_one_error(
+        &integer("40 = [\"hot\"]"),
+        "slot_types.temperature.words.40",
+        "not a whole number within 16..=28",
+    );
+    assert_one_error(
+        &integer("warm = [\"warm\"]"),
+        "slot_types.temperature.words.warm",
+        "not a whole number",
+    );
+    assert_one_error(
+        &integer("20 = [\"!!\"]"),
+        "slot_types.temperature.words.20",
+        "has no words",
+    );
+}
+
+#[test]
 fn unknown_slot_in_template() {
     let text = BASE.replace("to {temperature} [degrees]", "to {temprature} [degrees]");
     assert_one_error(&text, "sentences[0]", "unknown type 'temprature'");

@@ -145,6 +145,38 @@ impl Media {
             .await
     }
 
+    /// Finds the programme, show or podcast called `name` on the radio and plays it (the
+    /// simulator plays it on the current frequency).
+    async fn play_programme(
+        &self,
+        name: &str,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<()> {
+        self.0.gate().await?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(VehicleError::InvalidArgument(
+                "the programme's name must be 1 to 200 characters".into(),
+            ));
+        }
+        let name = name.to_string();
+        self.0
+            .update(conn, |s| {
+                s.programme = name.clone();
+                s.source = "radio".into();
+                s.playing = true;
+                Ok(vec![
+                    change(
+                        "Vehicle.Cabin.Infotainment.Media.Radio.Programme",
+                        name.clone(),
+                    ),
+                    change("Vehicle.Cabin.Infotainment.Media.Played.Source", "radio"),
+                    change("Vehicle.Cabin.Infotainment.Media.IsPlaying", true),
+                ])
+            })
+            .await
+    }
+
     #[zbus(property)]
     fn volume(&self) -> u32 {
         self.0.read(|s| s.volume)

@@ -80,6 +80,8 @@ pub struct VehicleState {
     pub playing: bool,
     pub source: String,
     pub station_mhz: f64,
+    /// The radio programme last asked for by name ("the billy bob show"), or empty.
+    pub programme: String,
     pub track: i64,
     pub destination: String,
     pub active_call: String,
@@ -113,6 +115,7 @@ impl Default for VehicleState {
             playing: false,
             source: "radio".into(),
             station_mhz: 98.5,
+            programme: String::new(),
             track: 1,
             destination: String::new(),
             active_call: String::new(),
@@ -222,6 +225,10 @@ impl VehicleState {
         put(
             "Vehicle.Cabin.Infotainment.Media.Radio.Frequency".into(),
             json!(self.station_mhz),
+        );
+        put(
+            "Vehicle.Cabin.Infotainment.Media.Radio.Programme".into(),
+            json!(self.programme),
         );
         put(
             "Vehicle.Cabin.Infotainment.Navigation.DestinationSet.Name".into(),

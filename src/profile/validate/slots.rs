@@ -88,7 +88,12 @@ impl Validator<'_> {
                     zones: *zones,
                 })
             }
-            RawSlotType::Integer { min, max, unit } => {
+            RawSlotType::Integer {
+                min,
+                max,
+                unit,
+                words,
+            } => {
                 if min > max {
                     self.error(
                         Some(span),
@@ -98,10 +103,44 @@ impl Validator<'_> {
                     );
                     return None;
                 }
+                let mut said = Vec::new();
+                for (value, phrases) in words {
+                    let at = format!("{field}.words.{value}");
+                    let Some(n) = value
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|n| (*min..=*max).contains(n))
+                    else {
+                        self.error(
+                            Some(span.clone()),
+                            &at,
+                            format!("'{value}' is not a whole number within {min}..={max}"),
+                            "key each list of words by the value they say, e.g. 50 = [\"halfway\"]",
+                        );
+                        continue;
+                    };
+                    for phrase in phrases {
+                        let toks: Vec<String> =
+                            tokenize(phrase).into_iter().map(|t| t.norm).collect();
+                        if toks.is_empty() {
+                            self.error(
+                                Some(span.clone()),
+                                &at,
+                                format!("'{phrase}' has no words"),
+                                "write the words drivers say for the value",
+                            );
+                            continue;
+                        }
+                        said.push((n, toks));
+                    }
+                }
+                // Longest first, so "three quarters" wins over "quarters".
+                said.sort_by_key(|(_, t)| std::cmp::Reverse(t.len()));
                 Some(SlotType::Integer {
                     min: *min,
                     max: *max,
                     unit: unit.clone(),
+                    words: said,
                 })
             }
             RawSlotType::Decimal {

@@ -98,7 +98,7 @@ pub(super) fn out_of_range(name: &str, ty: &SlotType, value: &SlotValue) -> Opti
         return None;
     }
     let (min, max, unit) = match ty {
-        SlotType::Integer { min, max, unit } => (*min as f64, *max as f64, unit),
+        SlotType::Integer { min, max, unit, .. } => (*min as f64, *max as f64, unit),
         SlotType::Decimal { min, max, unit, .. } => (*min, *max, unit),
         _ => return None,
     };

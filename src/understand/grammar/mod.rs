@@ -1,11 +1,13 @@
 //! The grammar fast path: profile templates compiled once into plain sequences, matched
 //! against normalised speech in microseconds. A sentence matches only if every word is
-//! accounted for, so the fast path cannot "guess" at chit-chat or questions.
+//! accounted for, or every word the profile knows with at most two others said about what
+//! they name ("the bedroom lights"), so the fast path cannot "guess" at chit-chat or
+//! questions.
 
 use crate::profile::template::{Element, Template};
 use crate::profile::{Profile, SlotType, SlotValue, SPEAKER};
 use crate::text::{tokenize, Token};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// A confident parse of an utterance.
@@ -24,11 +26,13 @@ pub struct Match {
 enum SlotMatcher {
     Enum(Vec<(String, String, Vec<String>)>),
     /// `unit`: the type's unit word ("degrees"), or empty. `digits`: the range a value said
-    /// digit by digit or without its point is read into (see [`digit_readings`]).
+    /// digit by digit or without its point is read into (see [`digit_readings`]). `words`:
+    /// values said in words ("halfway"), longest first.
     Number {
         integer: bool,
         unit: String,
         digits: Option<(f64, f64)>,
+        words: Vec<(f64, Vec<String>)>,
     },
     Text {
         max_words: usize,
@@ -135,15 +139,63 @@ pub struct Matcher {
     leading: Vec<Vec<String>>,
     trailing: Vec<Vec<String>>,
     slot_matchers: HashMap<String, Arc<SlotMatcher>>,
+    /// Every word of the templates, the enum values and the polite words around them; None
+    /// where every word must be matched (small talk: its replies are for what was said).
+    known: Option<HashSet<String>>,
 }
+
+/// How many words the profile does not know a sentence may have and still be matched on the
+/// words it does know ([`Matcher::match_known_words`]).
+const MAX_UNKNOWN: usize = 2;
+
+/// Words dropped too when the known words alone do not match: "turn my reading lamp on" is
+/// "turn reading lamp on", and "my" was said of the lamp.
+const DETERMINERS: &[&str] = &[
+    "my", "our", "your", "the", "a", "an", "some", "this", "that",
+];
 
 impl Matcher {
     /// The matcher of the profile's intents; `Match::intent` indexes `Profile::intents`.
     pub fn new(profile: &Profile) -> Matcher {
-        Matcher::build(
+        let mut m = Self::build(
             profile,
             profile.intents.iter().map(|i| i.sentences.as_slice()),
-        )
+        );
+        m.known = Some(m.words());
+        m
+    }
+
+    /// Every word of the templates, the enum values, the values said in words and the polite
+    /// words around them.
+    fn words(&self) -> HashSet<String> {
+        let mut known: HashSet<String> = self
+            .leading
+            .iter()
+            .chain(&self.trailing)
+            .flatten()
+            .cloned()
+            .collect();
+        for s in &self.sequences {
+            for step in &s.steps {
+                if let Step::Literal(w) = step {
+                    known.insert(w.clone());
+                }
+            }
+        }
+        for m in self.slot_matchers.values() {
+            match m.as_ref() {
+                SlotMatcher::Enum(values) => known.extend(
+                    values
+                        .iter()
+                        .flat_map(|(_, _, words)| words.iter().cloned()),
+                ),
+                SlotMatcher::Number { words, .. } => {
+                    known.extend(words.iter().flat_map(|(_, w)| w.iter().cloned()))
+                }
+                SlotMatcher::Text { .. } => {}
+            }
+        }
+        known
     }
 
     /// The matcher of the profile's small talk; `Match::intent` indexes `Profile::small_talk`.
@@ -177,10 +229,11 @@ impl Matcher {
                         }
                         SlotMatcher::Enum(synonyms)
                     }
-                    SlotType::Integer { unit, .. } => SlotMatcher::Number {
+                    SlotType::Integer { unit, words, .. } => SlotMatcher::Number {
                         integer: true,
                         unit: unit.clone(),
                         digits: None,
+                        words: words.iter().map(|(v, w)| (*v as f64, w.clone())).collect(),
                     },
                     SlotType::Decimal {
                         unit,
@@ -191,6 +244,7 @@ impl Matcher {
                         integer: false,
                         unit: unit.clone(),
                         digits: digits.then_some((*min, *max)),
+                        words: Vec::new(),
                     },
                     SlotType::Text { max_words } => SlotMatcher::Text {
                         max_words: *max_words,
@@ -250,6 +304,7 @@ impl Matcher {
             leading,
             trailing: phrases(TRAILING_FILLERS),
             slot_matchers,
+            known: None,
         }
     }
 
@@ -258,13 +313,53 @@ impl Matcher {
         self.sequences.len()
     }
 
-    /// Matches an utterance; None when no template accounts for every word.
+    /// Matches an utterance; None when no template accounts for every word, or for every
+    /// word the profile knows ([`Matcher::match_known_words`]).
     pub fn match_text(&self, text: &str) -> Option<Match> {
         let tokens = tokenize(text);
         let tokens = self.strip_fillers(&tokens);
         if tokens.is_empty() {
             return None;
         }
+        self.match_tokens(tokens)
+            .or_else(|| self.match_known_words(tokens))
+    }
+
+    /// A match of the words the profile knows, where up to [`MAX_UNKNOWN`] others each come
+    /// before a known word, as words said about what it names do ("turn off my desk lamp", "dim
+    /// the bedroom lights"): people name things by where they are and what they look like, and
+    /// no profile can list every such word. A template still accounts for every known word, so
+    /// a request about something the profile has no word for ("turn on the robot vacuum", "open
+    /// the garage") leaves too little to match, and words after the command ("go home later
+    /// maybe", "the lights in my house") are not dropped. Never into a free-text slot: that
+    /// takes unknown words already.
+    fn match_known_words(&self, tokens: &[Token]) -> Option<Match> {
+        let known = self.known.as_ref()?;
+        let is_known = |t: &Token| t.number.is_some() || known.contains(&t.norm);
+        let unknown = tokens.iter().filter(|t| !is_known(t)).count();
+        let modifiers = tokens
+            .iter()
+            .zip(tokens.iter().skip(1).map(Some).chain([None]))
+            .all(|(t, next)| is_known(t) || next.is_some_and(is_known));
+        if unknown > MAX_UNKNOWN || !modifiers {
+            return None;
+        }
+        let said: Vec<Token> = tokens.iter().filter(|t| is_known(t)).cloned().collect();
+        let bare: Vec<Token> = said
+            .iter()
+            .filter(|t| !DETERMINERS.contains(&t.norm.as_str()))
+            .cloned()
+            .collect();
+        let tries = [(unknown > 0).then_some(said), Some(bare)];
+        tries
+            .iter()
+            .flatten()
+            .filter(|words| words.len() >= 2 && words.len() < tokens.len())
+            .find_map(|words| self.match_tokens(words).filter(|m| m.score >= 1.0))
+    }
+
+    /// The best template match of all of `tokens`.
+    fn match_tokens(&self, tokens: &[Token]) -> Option<Match> {
         let mut best: Option<Match> = None;
         let candidates = self
             .by_first_word
@@ -392,10 +487,19 @@ fn try_slot<R>(
         } => digit_readings(toks, *range)
             .into_iter()
             .find_map(|(v, used)| f(SlotValue::Number(v), used)),
-        SlotMatcher::Number { integer, .. } => match toks.first().and_then(|t| t.number) {
-            Some(v) if !(*integer && v.fract() != 0.0) => f(SlotValue::Number(v), 1),
-            _ => None,
-        },
+        SlotMatcher::Number { integer, words, .. } => toks
+            .first()
+            .and_then(|t| t.number)
+            .filter(|v| !(*integer && v.fract() != 0.0))
+            .and_then(|v| f(SlotValue::Number(v), 1))
+            .or_else(|| {
+                words
+                    .iter()
+                    .filter(|(_, w)| {
+                        toks.len() >= w.len() && toks.iter().zip(w).all(|(t, w)| t.norm == *w)
+                    })
+                    .find_map(|(v, w)| f(SlotValue::Number(*v), w.len()))
+            }),
         SlotMatcher::Text { max_words } => {
             if toks
                 .first()
