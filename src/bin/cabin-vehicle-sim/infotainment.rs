@@ -6,6 +6,18 @@ use crate::state::{one_of, CONTACTS, SOURCES, STATIONS, WHEELS};
 use std::sync::Arc;
 use zbus::Connection;
 
+/// `name` without the spaces around it, if it is 1 to 200 characters; `what` names it in
+/// the error.
+fn named(what: &str, name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(VehicleError::InvalidArgument(format!(
+            "{what} must be 1 to 200 characters"
+        )));
+    }
+    Ok(name.to_string())
+}
+
 pub struct Media(pub Arc<Sim>);
 
 #[zbus::interface(name = "org.cabin.VehicleSim.Media1")]
@@ -153,13 +165,7 @@ impl Media {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<()> {
         self.0.gate().await?;
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 200 {
-            return Err(VehicleError::InvalidArgument(
-                "the programme's name must be 1 to 200 characters".into(),
-            ));
-        }
-        let name = name.to_string();
+        let name = named("the programme's name", name)?;
         self.0
             .update(conn, |s| {
                 s.programme = name.clone();
@@ -284,13 +290,7 @@ impl Navigation {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String> {
         self.0.gate().await?;
-        let place = place.trim();
-        if place.is_empty() || place.chars().count() > 200 {
-            return Err(VehicleError::InvalidArgument(
-                "the destination must be 1 to 200 characters".into(),
-            ));
-        }
-        let name = place.to_string();
+        let name = named("the destination", place)?;
         self.0
             .update(conn, |s| {
                 s.destination = name.clone();

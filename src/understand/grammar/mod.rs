@@ -175,13 +175,7 @@ impl Matcher {
             .flatten()
             .cloned()
             .collect();
-        for s in &self.sequences {
-            for step in &s.steps {
-                if let Step::Literal(w) = step {
-                    known.insert(w.clone());
-                }
-            }
-        }
+        known.extend(self.literals().map(|(_, w)| w.to_string()));
         for m in self.slot_matchers.values() {
             match m.as_ref() {
                 SlotMatcher::Enum(values) => known.extend(
@@ -196,6 +190,16 @@ impl Matcher {
             }
         }
         known
+    }
+
+    /// The fixed words of every template expansion, each with the index of its intent.
+    pub fn literals(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.sequences.iter().flat_map(|s| {
+            s.steps.iter().filter_map(move |step| match step {
+                Step::Literal(w) => Some((s.intent, w.as_str())),
+                Step::Slot(..) => None,
+            })
+        })
     }
 
     /// The matcher of the profile's small talk; `Match::intent` indexes `Profile::small_talk`.
@@ -469,9 +473,7 @@ fn try_slot<R>(
     match m {
         SlotMatcher::Enum(values) => values
             .iter()
-            .filter(|(_, _, syn)| {
-                toks.len() >= syn.len() && toks.iter().zip(syn).all(|(t, w)| t.norm == *w)
-            })
+            .filter(|(_, _, syn)| starts_with(toks, syn))
             .find_map(|(key, spoken, syn)| {
                 f(
                     SlotValue::Enum {
@@ -495,9 +497,7 @@ fn try_slot<R>(
             .or_else(|| {
                 words
                     .iter()
-                    .filter(|(_, w)| {
-                        toks.len() >= w.len() && toks.iter().zip(w).all(|(t, w)| t.norm == *w)
-                    })
+                    .filter(|(_, w)| starts_with(toks, w))
                     .find_map(|(v, w)| f(SlotValue::Number(*v), w.len()))
             }),
         SlotMatcher::Text { max_words } => {
@@ -521,6 +521,11 @@ fn try_slot<R>(
             })
         }
     }
+}
+
+/// Whether `toks` open with `words` (normalised).
+fn starts_with(toks: &[Token], words: &[String]) -> bool {
+    toks.len() >= words.len() && toks.iter().zip(words).all(|(t, w)| t.norm == *w)
 }
 
 /// The ways a number in `range` may be said at `toks`, with the tokens each takes, in the

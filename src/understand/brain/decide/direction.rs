@@ -3,8 +3,8 @@
 //! switched the lights on; "make a room darker" brightened them), while the words that tell
 //! the pair apart ("off", "down", "quieter") are plain in the sentence.
 
-use crate::profile::template::Element;
 use crate::profile::Profile;
+use crate::understand::grammar::Matcher;
 use std::collections::{BTreeSet, HashMap};
 
 /// Each intent's own words (of its sentences, never of its opposite's) and, of those, its
@@ -12,10 +12,11 @@ use std::collections::{BTreeSet, HashMap};
 /// "on", "off", "up", "down", "lower", "stop" and leaves out the words of one pair's topic or
 /// phrasing: "warm" is the seat heating's (on) and the climate's (too warm: cooler), and "warm
 /// up the car" wants it warmer; "please" happened to be in one intent's sentences only.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Directions {
     own: HashMap<String, BTreeSet<String>>,
     direction: HashMap<String, BTreeSet<String>>,
+    /// Intent → the intent that does the reverse.
     opposites: HashMap<String, String>,
 }
 
@@ -23,24 +24,16 @@ pub(super) struct Directions {
 const PAIRS: usize = 3;
 
 impl Directions {
-    pub(super) fn new(profile: &Profile) -> Directions {
-        let literals: HashMap<&str, BTreeSet<String>> = profile
-            .intents
-            .iter()
-            .map(|i| {
-                let words = i
-                    .sentences
-                    .iter()
-                    .flat_map(|t| t.expand().unwrap_or_default())
-                    .flatten()
-                    .filter_map(|e| match e {
-                        Element::Literal(w) => Some(w),
-                        Element::Slot(_) => None,
-                    })
-                    .collect();
-                (i.name.as_str(), words)
-            })
-            .collect();
+    /// From `profile`'s opposites and the words of its sentences, as `commands` (the profile's
+    /// matcher) holds them.
+    pub(super) fn new(profile: &Profile, commands: &Matcher) -> Directions {
+        let mut literals: HashMap<&str, BTreeSet<String>> = HashMap::new();
+        for (intent, word) in commands.literals() {
+            literals
+                .entry(profile.intents[intent].name.as_str())
+                .or_default()
+                .insert(word.to_string());
+        }
         let opposites: HashMap<String, String> = profile
             .intents
             .iter()
@@ -81,6 +74,11 @@ impl Directions {
             direction,
             opposites,
         }
+    }
+
+    /// The intent that does the reverse of `intent`, if it has one.
+    pub(super) fn opposite(&self, intent: &str) -> Option<&String> {
+        self.opposites.get(intent)
     }
 
     /// `intent`'s opposite where the words say one of the opposite's direction words and none

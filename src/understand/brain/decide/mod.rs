@@ -49,8 +49,6 @@ pub struct Brain {
     tools: Value,
     /// Tool name → intent name.
     intents: HashMap<String, String>,
-    /// Intent → the intent that does the reverse.
-    opposites: HashMap<String, String>,
     system: String,
     max_tokens: u32,
     local_budget: Duration,
@@ -135,22 +133,19 @@ impl Brain {
                 answers.then_some(tool)
             })
             .collect();
+        let commands = Matcher::new(profile);
         Brain {
             local,
             cloud,
             tools,
             intents,
-            opposites: profile
-                .intents
-                .iter()
-                .filter_map(|i| Some((i.name.clone(), i.opposite.clone()?)))
-                .collect(),
             system: system_prompt(profile),
             max_tokens: profile.llm.max_tokens,
             local_budget: profile.llm.budget,
             shortlist,
             text_slots,
-            commands: Matcher::new(profile),
+            directions: Directions::new(profile, &commands),
+            commands,
             tools_by_index: profile.intents.iter().map(|i| tool_name(&i.name)).collect(),
             refinements: refinements(profile),
             slot_types: profile
@@ -173,7 +168,6 @@ impl Brain {
                 .collect(),
             classifier_confident: profile.classifier.confident,
             question_tools,
-            directions: Directions::new(profile),
         }
     }
 
@@ -263,7 +257,7 @@ impl Brain {
             .iter()
             .enumerate()
             .filter(|(i, (intent, _))| {
-                let opposite = self.opposites.get(intent);
+                let opposite = self.directions.opposite(intent);
                 !ranked[..*i].iter().any(|(o, _)| Some(o) == opposite)
             })
             .map(|(_, r)| r)

@@ -333,7 +333,7 @@ fn words_the_classifier_leans_to_take_for_talk_get_no_action_but_a_read_or_a_rou
 #[test]
 fn a_pick_of_one_of_two_opposites_follows_the_direction_the_words_say() {
     let p = default_profile();
-    let d = direction::Directions::new(&p);
+    let d = direction::Directions::new(&p, &Matcher::new(&p));
     // Words of direction, not of one pair's topic or phrasing.
     assert!(d.words_of("lights.cabin_off").contains(&"off"));
     assert!(d.words_of("lights.cabin_on").contains(&"on"));
