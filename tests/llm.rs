@@ -334,3 +334,83 @@ fn a_prompt_whose_client_left_is_not_evaluated_to_the_end() {
         "{cached} of {prompt} prompt tokens were evaluated for a client that had left"
     );
 }
+
+/// Issue 25: the evaluated prompt is saved, read back at the next start instead of evaluated
+/// again (and gives the same answer), and a corrupt state file is evaluated afresh and
+/// replaced, never loaded.
+#[test]
+fn a_saved_prompt_state_is_reused_at_the_next_start_and_a_corrupt_one_rebuilt() {
+    let _turn = turn();
+    let Some(_) = worker_url(true) else { return };
+    let model = cabin::runtime::models::default_dir()
+        .join(cabin::runtime::models::find(SMALL).unwrap().file);
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join(format!(
+        "{}.kv",
+        model.file_name().unwrap().to_string_lossy()
+    ));
+    // About 600 tokens: over the length that is worth saving.
+    let system =
+        "You are Cabin, the assistant of this car; answer in one short sentence. ".repeat(40);
+    let body = json!({"messages": [{"role": "system", "content": system},
+                                   {"role": "user", "content": "What are you?"}],
+                      "max_tokens": 12, "temperature": 0})
+    .to_string();
+    // One start: its answer, and how many prompt tokens came from the cache.
+    let start = |log: &str| {
+        let mut cmd = Command::new(common::cabin_llm());
+        cmd.args(["serve", "--context", "2048", "--model"])
+            .arg(&model)
+            .arg("--prompt-state")
+            .arg(dir.path())
+            .stderr(std::fs::File::create(dir.path().join(log)).unwrap());
+        let (mut child, url) = common::spawn_worker(&mut cmd);
+        let (status, out) = post(&url, &body);
+        assert_eq!(status, 200, "{out}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let answer = v["choices"][0]["message"]["content"].to_string();
+        let cached = v["usage"]["prompt_tokens_details"]["cached_tokens"]
+            .as_u64()
+            .unwrap();
+        let prompt = v["usage"]["prompt_tokens"].as_u64().unwrap();
+        // The state is written after the answer: wait for the log to say so.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while cached == 0
+            && !std::fs::read_to_string(dir.path().join(log))
+                .unwrap()
+                .contains("saved the evaluated prompt")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the prompt state was never saved"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        (answer, cached, prompt)
+    };
+
+    let (first, cached, prompt) = start("first.log");
+    assert_eq!(cached, 0, "nothing to reuse at the first start");
+    assert!(prompt >= 500, "{prompt} tokens");
+    assert!(saved.is_file());
+
+    let (again, cached, _) = start("second.log");
+    assert_eq!(cached, prompt - 1, "the saved prompt was not reused");
+    assert_eq!(again, first, "the restored cache answers differently");
+
+    let mut bytes = std::fs::read(&saved).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&saved, &bytes).unwrap();
+    let (rebuilt, cached, _) = start("corrupt.log");
+    assert_eq!(cached, 0, "a corrupt prompt state was loaded");
+    assert_eq!(rebuilt, first);
+    let log = std::fs::read_to_string(dir.path().join("corrupt.log")).unwrap();
+    assert!(log.contains("checksum does not match"), "{log}");
+    assert_ne!(std::fs::read(&saved).unwrap(), bytes, "not saved afresh");
+
+    let (_, cached, _) = start("fourth.log");
+    assert_eq!(cached, prompt - 1, "the rebuilt state was not reused");
+}

@@ -204,7 +204,7 @@ pub async fn run(
         async move {
             if let Some(brain) = &brain {
                 if let Some(n) = &systemd {
-                    n.notify(&format!("STATUS=Loading the language model; {status}"));
+                    n.notify(&format!("STATUS=Loading the language model (a first start evaluates its prompt, about a minute; later starts read it back); {status}"));
                 }
                 match brain.worker().settled(SETTLE_LIMIT).await {
                     WorkerState::Ready(_) => tracing::info!("local LLM ready"),

@@ -8,7 +8,7 @@ use cabin::profile::Profile;
 use cabin::runtime::bus::PrivateBus;
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -82,17 +82,44 @@ impl Stand {
         }
     }
 
+    /// A cache directory (for `XDG_CACHE_HOME`) with what this user's Cabin cache holds at its
+    /// top (the intent shortlist's index) but no evaluated prompt of the local model: a daemon
+    /// started on it pays the local model's first start.
+    pub(super) fn cache_without_prompts(&self) -> anyhow::Result<PathBuf> {
+        let home = self.dir.join("cache");
+        let cabin = home.join("cabin");
+        std::fs::create_dir_all(&cabin)?;
+        if let Some(from) = cabin::runtime::models::cache_dir() {
+            for entry in std::fs::read_dir(from).into_iter().flatten().flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_file()) {
+                    std::fs::copy(entry.path(), cabin.join(entry.file_name()))?;
+                }
+            }
+        }
+        Ok(home)
+    }
+
     /// This build's `cabin` with `args` on the bus, once it has said READY: the daemon and its
-    /// time to READY.
-    pub(super) fn daemon(&self, args: &[&str]) -> anyhow::Result<(Proc, Duration)> {
+    /// time to READY. With `cache`, the daemon's `XDG_CACHE_HOME`.
+    pub(super) fn daemon(
+        &self,
+        args: &[&str],
+        cache: Option<&Path>,
+    ) -> anyhow::Result<(Proc, Duration)> {
         let socket = &self.socket;
         socket.set_nonblocking(true)?;
         while socket.recv(&mut [0u8; 256]).is_ok() {}
         socket.set_nonblocking(false)?;
         let address = self.bus.address.as_str();
         let started = Instant::now();
+        let mut command = Command::new(std::env::current_exe()?);
+        if let Some(cache) = cache {
+            command
+                .env("XDG_CACHE_HOME", cache)
+                .env_remove("CACHE_DIRECTORY");
+        }
         let daemon = Proc(
-            cabin::runtime::worker::dies_with_parent(&mut Command::new(std::env::current_exe()?))
+            cabin::runtime::worker::dies_with_parent(&mut command)
                 .args(args)
                 .args(["--bus", address])
                 .env("DBUS_SESSION_BUS_ADDRESS", address)

@@ -188,15 +188,18 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.utterances > 0, "--utterances must be at least 1");
     anyhow::ensure!(args.every > 0, "--every must be at least 1");
     let stand = Stand::start(&cabin::profile::Profile::embedded_default())?;
-    let (mut daemon, _) = stand.daemon(&[
-        "run",
-        "--llm",
-        &args.llm,
-        "--input",
-        stand.input(),
-        "--output",
-        "off",
-    ])?;
+    let (mut daemon, _) = stand.daemon(
+        &[
+            "run",
+            "--llm",
+            &args.llm,
+            "--input",
+            stand.input(),
+            "--output",
+            "off",
+        ],
+        None,
+    )?;
     let pid = daemon.0.id();
     let conn = zbus::connection::Builder::address(stand.bus.address.as_str())
         .build()

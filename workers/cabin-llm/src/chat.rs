@@ -53,6 +53,9 @@ pub struct Function {
 pub struct Prepared {
     pub prompt: String,
     pub grammar: Option<String>,
+    /// What the output must start with ([`forced_start`]): evaluated with the prompt in one
+    /// batch instead of generated token by token.
+    pub forced: String,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -172,7 +175,16 @@ impl ChatRequest {
         }
         prompt.push_str("<|im_start|>assistant\n");
         let grammar = tools_offered.then(|| grammar(&self.tools, &choice));
-        Ok(Prepared { prompt, grammar })
+        let forced = if tools_offered {
+            forced_start(&self.tools, &choice)
+        } else {
+            String::new()
+        };
+        Ok(Prepared {
+            prompt,
+            grammar,
+            forced,
+        })
     }
 
     fn choice(&self) -> Result<Choice<'_>, RequestError> {
@@ -296,6 +308,42 @@ fn grammar(tools: &[Tool], choice: &Choice) -> String {
         );
     }
     g
+}
+
+/// The start of the output that [`grammar`] leaves no choice about: with a call required, its
+/// opening; with one tool allowed, its name and first argument's key too (to its colon); with one tool and no
+/// arguments, the whole call. Generating these tokens one at a time costs a decode each (60 ms
+/// for the 1.5B on two cores) to learn nothing.
+fn forced_start(tools: &[Tool], choice: &Choice) -> String {
+    let only: Vec<&Tool> = match choice {
+        Choice::Required => tools.iter().collect(),
+        Choice::Named(name) => tools.iter().filter(|t| t.function.name == *name).collect(),
+        Choice::Allowed {
+            names,
+            required: true,
+        } => tools
+            .iter()
+            .filter(|t| names.contains(&t.function.name.as_str()))
+            .collect(),
+        _ => return String::new(),
+    };
+    let mut forced = format!("{TOOL_OPEN}\n{{\"name\": \"");
+    let [tool] = only[..] else {
+        return forced;
+    };
+    let _ = write!(forced, "{}\", \"arguments\": {{", tool.function.name);
+    match tool.function.parameters["properties"]
+        .as_object()
+        .and_then(|p| p.keys().next())
+    {
+        Some(first) => {
+            // Not the space after the colon: alone, it is a token the model never sees there
+            // (it writes ` "` or ` 2`), and after it the model chose other values.
+            let _ = write!(forced, "{}:", Value::String(first.clone()));
+        }
+        None => forced.push_str("}}\n</tool_call>"),
+    }
+    forced
 }
 
 /// The GBNF for one JSON-schema value: enums, bounded integers and numbers (small ranges are

@@ -4,8 +4,10 @@
 //!
 //! The KV cache holds the tokens of the previous request; a new prompt reuses its longest common
 //! prefix (the persona and tool list the daemon sends with every request), so only the new turn
-//! is evaluated.
+//! is evaluated. With a prompt-state directory, a long prompt once evaluated is saved there
+//! and restored at the next start ([`PromptState`]).
 
+use crate::prompt_state::{PromptState, StateError, SAVE_AFTER_TOKENS};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -61,6 +63,9 @@ pub struct Job {
     pub prompt: String,
     /// GBNF the output must match (root rule `root`), or none.
     pub grammar: Option<String>,
+    /// The start of the output, which the grammar allows and nothing else: evaluated with the
+    /// prompt and given out as the first text, not generated.
+    pub forced: String,
     pub max_tokens: u32,
     /// 0 = greedy (deterministic decisions).
     pub temperature: f32,
@@ -117,6 +122,8 @@ pub const MAX_PENDING: usize = 4;
 /// A job that makes no progress (no batch evaluated, no token generated) for this long means
 /// the engine is hung: `/health` says so and the supervising daemon restarts the worker.
 const STUCK_AFTER: Duration = Duration::from_secs(60);
+/// How often a long prompt's evaluation is logged (Cabin's first start takes a minute).
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// What an engine thread is doing, shared with the server.
 pub struct Load {
@@ -259,10 +266,14 @@ impl<J> Drop for Actor<J> {
 /// The chat model's actor.
 pub type Engine = Actor<Job>;
 
-/// Loads the chat model on a new thread; returns once it is loaded (or failed to).
-pub fn start(config: EngineConfig) -> Result<(Engine, ModelInfo), EngineError> {
+/// Loads the chat model on a new thread; returns once it is loaded (or failed to). With
+/// `prompt_state`, a directory, the last long prompt is kept there between starts.
+pub fn start(
+    config: EngineConfig,
+    prompt_state: Option<PathBuf>,
+) -> Result<(Engine, ModelInfo), EngineError> {
     Actor::start("llama", move |inbox, loaded| {
-        engine_thread(config, inbox, loaded)
+        engine_thread(config, prompt_state, inbox, loaded)
     })
 }
 
@@ -322,6 +333,7 @@ pub fn context<'m>(
 
 fn engine_thread(
     config: EngineConfig,
+    prompt_state: Option<PathBuf>,
     mut inbox: Inbox<Job>,
     loaded: mpsc::Sender<Result<ModelInfo, EngineError>>,
 ) {
@@ -332,17 +344,28 @@ fn engine_thread(
     let Some(ctx) = context(&backend, &model, params, config.context, &loaded) else {
         return;
     };
+    let prompt_state = prompt_state.map(|dir| PromptState::new(&dir, &config.model, ctx.n_ctx()));
     let mut state = State {
         model: &model,
         ctx,
         batch: LlamaBatch::new(config.batch as usize, 1),
         cached: Vec::new(),
     };
+    // Before the first job, which waits for it: reading back is far quicker than evaluating.
+    if let Some(saved) = &prompt_state {
+        state.restore(saved);
+    }
     while let Some(job) = inbox.next() {
         let events = job.events.clone();
         match state.run(&job, inbox.load()) {
             Ok(stats) => {
                 let _ = events.send(Event::Done(stats));
+                let evaluated = stats.prompt_tokens - stats.cached_tokens;
+                if let Some(saved) = &prompt_state {
+                    if evaluated >= SAVE_AFTER_TOKENS && stats.finish != Finish::Cancelled {
+                        state.save(saved, stats.prompt_tokens);
+                    }
+                }
             }
             Err(e) => {
                 // The cache may hold half a batch now: start the next request from scratch.
@@ -367,6 +390,62 @@ impl State<'_> {
         self.cached.clear();
     }
 
+    /// The saved prompt into the cache; a state that cannot be used is named and removed, and
+    /// the next long prompt is evaluated and saved afresh.
+    fn restore(&mut self, saved: &PromptState) {
+        let started = Instant::now();
+        match saved.restore(&mut self.ctx) {
+            Ok(tokens) => {
+                tracing::info!(
+                    "restored the evaluated prompt ({} tokens) from {} in {:.2} s",
+                    tokens.len(),
+                    saved.file.display(),
+                    started.elapsed().as_secs_f64()
+                );
+                self.cached = tokens;
+            }
+            Err(StateError::Read(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::info!(
+                    "no evaluated prompt saved at {} yet: the first long prompt is evaluated (about a minute on two cores) and saved there for the next start",
+                    saved.file.display()
+                );
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "the saved prompt at {} is not used: {e}; it is evaluated again and saved afresh",
+                    saved.file.display()
+                );
+                saved.discard();
+                self.forget();
+            }
+        }
+    }
+
+    /// Saves the cache with the first `prompt` tokens (the prompt, without the reply).
+    fn save(&mut self, saved: &PromptState, prompt: usize) {
+        let started = Instant::now();
+        let trimmed = self
+            .ctx
+            .clear_kv_cache_seq(Some(0), Some(prompt as u32), None)
+            .unwrap_or(false);
+        if !trimmed {
+            return self.forget();
+        }
+        self.cached.truncate(prompt);
+        match saved.save(&self.ctx, &self.cached) {
+            Ok(bytes) => tracing::info!(
+                "saved the evaluated prompt ({prompt} tokens, {} MiB) to {} in {:.2} s",
+                bytes >> 20,
+                saved.file.display(),
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => tracing::warn!(
+                "cannot save the evaluated prompt to {}: {e}; the next start evaluates it again",
+                saved.file.display()
+            ),
+        }
+    }
+
     fn run(&mut self, job: &Job, load: &Load) -> Result<Stats, JobError> {
         let vocab = self.model.vocab();
         let started = Instant::now();
@@ -382,7 +461,9 @@ impl State<'_> {
         if job.cancel.load(Ordering::Relaxed) {
             return Ok(cancelled(0, 0));
         }
-        let tokens = vocab.tokenize(job.prompt.as_bytes(), vocab.should_add_bos(), true);
+        let mut tokens = vocab.tokenize(job.prompt.as_bytes(), vocab.should_add_bos(), true);
+        let forced = vocab.tokenize(job.forced.as_bytes(), false, true);
+        tokens.extend_from_slice(&forced);
         let context = self.ctx.n_ctx();
         if tokens.is_empty() || tokens.len() + job.max_tokens as usize > context as usize {
             return Err(JobError::TooLong {
@@ -418,6 +499,7 @@ impl State<'_> {
         }
         self.cached.truncate(reused);
         let capacity = self.ctx.n_batch() as usize;
+        let mut told = Instant::now();
         for (n, chunk) in tokens[reused..].chunks(capacity).enumerate() {
             // Checked between batches: a long prompt stops evaluating when its client leaves.
             if job.cancel.load(Ordering::Relaxed) {
@@ -436,8 +518,26 @@ impl State<'_> {
                 .map_err(|e| JobError::Decode(e.to_string()))?;
             self.cached.extend_from_slice(chunk);
             load.progressed();
+            if told.elapsed() >= PROGRESS_EVERY {
+                told = Instant::now();
+                tracing::info!(
+                    "evaluating the prompt: {} of {} tokens",
+                    self.cached.len(),
+                    tokens.len()
+                );
+            }
         }
         let prompt_ms = started.elapsed().as_secs_f64() * 1000.0;
+        // The grammar moves past the forced start as if the model had chosen it.
+        for &token in &forced {
+            if let Some(g) = grammar.as_mut() {
+                g.accept(token);
+            }
+            sampler.accept(token);
+        }
+        if !job.forced.is_empty() && job.events.send(Event::Text(job.forced.clone())).is_err() {
+            return Ok(cancelled(tokens.len(), reused));
+        }
 
         let decoding = Instant::now();
         let mut pending = Vec::new(); // bytes of a character split across tokens

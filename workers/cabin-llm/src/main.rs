@@ -7,6 +7,7 @@
 mod chat;
 mod embed;
 mod engine;
+mod prompt_state;
 mod server;
 
 use anyhow::{Context, Result};
@@ -77,6 +78,10 @@ enum Command {
         /// Tokens generated when a request does not say.
         #[arg(long, default_value_t = 128)]
         max_tokens: u32,
+        /// A directory where the last long prompt evaluated (Cabin's persona and tools) is
+        /// saved, to be restored at the next start instead of evaluated again.
+        #[arg(long)]
+        prompt_state: Option<PathBuf>,
     },
     /// Prompt-processing and generation speed (tokens/s), measured like llama.cpp's llama-bench.
     Bench {
@@ -132,7 +137,12 @@ fn run(cli: Cli) -> Result<()> {
             listen,
             name,
             max_tokens,
+            prompt_state,
         } => {
+            anyhow::ensure!(
+                !(embedding && prompt_state.is_some()),
+                "--prompt-state is for chat models; an embedding model keeps no prompt"
+            );
             anyhow::ensure!(
                 model.model.is_file(),
                 "no model file at {} (install it with `cabin models fetch`)",
@@ -150,7 +160,7 @@ fn run(cli: Cli) -> Result<()> {
                 let (embedder, info) = Embedder::start(config)?;
                 (server::Backend::Embeddings(embedder), info)
             } else {
-                let (engine, info) = engine::start(config)?;
+                let (engine, info) = engine::start(config, prompt_state)?;
                 (server::Backend::Chat(engine), info)
             };
             tracing::info!(

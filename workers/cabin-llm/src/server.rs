@@ -134,6 +134,7 @@ async fn chat(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     let job = Job {
         prompt: prepared.prompt,
         grammar: prepared.grammar,
+        forced: prepared.forced,
         max_tokens: request.max_tokens.unwrap_or(s.default_max_tokens).max(1),
         temperature: request.temperature.unwrap_or(0.0),
         events,

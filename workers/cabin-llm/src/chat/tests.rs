@@ -114,6 +114,53 @@ fn allowed_tools_keep_every_tool_in_the_prompt_and_only_the_allowed_in_the_gramm
     }
 }
 
+/// Issue 25: what the grammar leaves no choice about is not generated.
+#[test]
+fn a_required_call_starts_with_what_the_grammar_forces() {
+    let mut tools = climate_tools();
+    tools
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "function", "function": {
+        "name": "lights-off", "parameters": {"type": "object", "properties": {}}}}));
+    let forced = |choice: Value| {
+        request(
+            json!({"messages": [{"role": "user", "content": "hi"}], "tools": tools,
+                       "tool_choice": choice}),
+        )
+        .prepare()
+        .unwrap()
+        .forced
+    };
+    let allowed = |names: &[&str], mode: &str| {
+        json!({"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools":
+            names.iter().map(|n| json!({"type": "function", "function": {"name": n}})).collect::<Vec<_>>()}})
+    };
+    assert_eq!(forced(json!("auto")), "");
+    assert_eq!(forced(json!("none")), "");
+    assert_eq!(
+        forced(allowed(&["lights-off"], "auto")),
+        "",
+        "it may answer"
+    );
+    assert_eq!(forced(json!("required")), "<tool_call>\n{\"name\": \"");
+    assert_eq!(
+        forced(allowed(&["climate-set_temperature"], "required")),
+        "<tool_call>\n{\"name\": \"climate-set_temperature\", \"arguments\": {\"zone\":"
+    );
+    let whole = forced(json!({"type": "function", "function": {"name": "lights-off"}}));
+    assert_eq!(
+        Output::parse(&whole),
+        Output::ToolCall {
+            name: "lights-off".into(),
+            arguments: "{}".into()
+        }
+    );
+    // Without a grammar nothing is forced.
+    let r = request(json!({"messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(r.prepare().unwrap().forced, "");
+}
+
 #[test]
 fn bad_requests_are_named() {
     let r = request(json!({"messages": []}));
