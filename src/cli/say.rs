@@ -126,7 +126,7 @@ async fn speak_reply(
                 }) => {
                     first = first.or(first_audio);
                     audio += a.as_secs_f64();
-                    synthesis += s.as_secs_f64();
+                    synthesis += s.map_or(0.0, |s| s.as_secs_f64());
                     sentences += 1;
                 }
                 Some(Spoken::Done { end, .. }) => break end,

@@ -1,6 +1,7 @@
 //! Speech out: reply text made speakable, the voice that synthesises it, the speaker actor
-//! that plays it sentence by sentence, where the sound goes, and media ducking.
+//! that plays it sentence by sentence (the audio of sentences said before kept), where the sound goes, and media ducking.
 
+pub mod cache;
 pub mod ducking;
 pub mod playback;
 pub mod speakable;

@@ -7,6 +7,7 @@
 //! wake word and can keep the microphone's wake word deaf to it.
 
 use crate::hear::wake::{WakeWord, CHUNK};
+use crate::speak::cache::{Said, SpeechCache};
 use crate::speak::playback::{Output, PlaybackError, Sink};
 use crate::speak::voice::Voice;
 use crate::text::take_sentences;
@@ -27,8 +28,8 @@ pub enum Spoken {
         text: String,
         /// How long it plays.
         audio: Duration,
-        /// How long synthesising it took.
-        synthesis: Duration,
+        /// How long synthesising it took; none when its audio was kept from an earlier reply.
+        synthesis: Option<Duration>,
         /// Cabin's voice says the wake word in it.
         own_wake: bool,
         /// For the first sentence: from the utterance's first text to its first audio.
@@ -68,10 +69,9 @@ enum Msg {
 }
 
 struct Speech {
-    samples: Vec<f32>,
-    sample_rate: u32,
-    took: Duration,
-    own_wake: bool,
+    said: Said,
+    /// None: from the cache.
+    took: Option<Duration>,
 }
 
 /// Utterance ids start here; `NONE` means nothing is being said.
@@ -172,7 +172,8 @@ impl Drop for Speaker {
     }
 }
 
-/// The voice thread: sentences in, audio out, skipping any of an utterance no longer spoken.
+/// The voice thread: sentences in, audio out, skipping any of an utterance no longer spoken,
+/// and taking the audio of a sentence said before from its cache.
 fn synthesise(
     mut voice: Box<dyn Voice>,
     mut wake: Option<(WakeWord, f32)>,
@@ -180,26 +181,41 @@ fn synthesise(
     out: mpsc::Sender<Msg>,
     current: Arc<AtomicU64>,
 ) {
+    let mut cache = SpeechCache::new(crate::speak::cache::LIMIT_BYTES);
     while let Ok((utterance, sentence)) = sentences.recv() {
         if current.load(Ordering::Acquire) != utterance {
             continue;
         }
         let started = Instant::now();
         let text = crate::speak::speakable::speakable(&sentence);
-        let result = voice
-            .synthesize(&text)
-            .map_err(|e| e.to_string())
-            .map(|samples| {
-                let own_wake = wake.as_mut().is_some_and(|(w, threshold)| {
-                    says_wake_word(w, *threshold, &samples, voice.sample_rate())
-                });
-                Speech {
-                    samples,
-                    sample_rate: voice.sample_rate(),
-                    took: started.elapsed(),
-                    own_wake,
-                }
-            });
+        let result = match cache.get(&text) {
+            Some(said) => Ok(Speech { said, took: None }),
+            None => voice
+                .synthesize(&text)
+                .map_err(|e| e.to_string())
+                .map(|samples| {
+                    let own_wake = wake.as_mut().is_some_and(|(w, threshold)| {
+                        says_wake_word(w, *threshold, &samples, voice.sample_rate())
+                    });
+                    let said = Said {
+                        samples: samples.into(),
+                        sample_rate: voice.sample_rate(),
+                        own_wake,
+                    };
+                    cache.insert(&text, said.clone());
+                    let (sentences, bytes) = cache.size();
+                    tracing::debug!(
+                        sentences,
+                        kib = bytes >> 10,
+                        limit_kib = crate::speak::cache::LIMIT_BYTES >> 10,
+                        "audio of sentences said before"
+                    );
+                    Speech {
+                        said,
+                        took: Some(started.elapsed()),
+                    }
+                }),
+        };
         let sent = out.send(Msg::Synthesised {
             utterance,
             sentence,
@@ -339,7 +355,8 @@ fn play(
                         continue;
                     }
                 };
-                if let Err(e) = sink.append(&speech.samples, speech.sample_rate) {
+                let said = &speech.said;
+                if let Err(e) = sink.append(&said.samples, said.sample_rate) {
                     done(&mut sink, &mut now, SpeechEnd::Failed(e.to_string()));
                     continue;
                 }
@@ -349,10 +366,10 @@ fn play(
                     utterance,
                     text: sentence,
                     audio: Duration::from_secs_f64(
-                        speech.samples.len() as f64 / f64::from(speech.sample_rate.max(1)),
+                        said.samples.len() as f64 / f64::from(said.sample_rate.max(1)),
                     ),
                     synthesis: speech.took,
-                    own_wake: speech.own_wake,
+                    own_wake: said.own_wake,
                     first_audio,
                 });
             }
@@ -438,6 +455,21 @@ mod tests {
             }
         }
         assert_eq!(ends, [(2, SpeechEnd::Stopped), (3, SpeechEnd::Finished)]);
+    }
+
+    /// Issue 25: a reply heard before plays without a synthesis.
+    #[test]
+    fn a_sentence_said_before_plays_from_the_cache() {
+        let (s, mut rx) = speaker();
+        let mut synthesis = Vec::new();
+        for utterance in [1, 2] {
+            s.say(utterance, "Which window?");
+            s.end(utterance);
+            while let Spoken::Sentence { synthesis: t, .. } = rx.blocking_recv().unwrap() {
+                synthesis.push(t.is_some());
+            }
+        }
+        assert_eq!(synthesis, [true, false]);
     }
 
     #[test]

@@ -392,7 +392,8 @@ impl EventLoop {
                 }
                 tracing::debug!(
                     audio_s = audio.as_secs_f64(),
-                    synthesis_ms = synthesis.as_secs_f64() * 1000.0,
+                    synthesis_ms = synthesis.map(|s| s.as_secs_f64() * 1000.0),
+                    heard_before = synthesis.is_none(),
                     own_wake,
                     "sentence"
                 );

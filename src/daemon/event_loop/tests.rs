@@ -300,7 +300,7 @@ async fn cabins_own_voice_saying_the_wake_word_does_not_wake_it() {
             utterance: 0,
             text: "Hey Jarvis is my name.".into(),
             audio: Duration::from_millis(500),
-            synthesis: Duration::ZERO,
+            synthesis: None,
             own_wake: true,
             first_audio: None,
         }))
