@@ -58,6 +58,13 @@ impl Asr {
     }
 
     fn start_with(model: &Path, listen: &str, args: &[&str]) -> Asr {
+        let mut cmd = Asr::command(model, listen);
+        cmd.args(args);
+        Asr::spawn(cmd)
+    }
+
+    /// `cabin-asr serve` on `listen` with `model`, to be spawned.
+    fn command(model: &Path, listen: &str) -> Command {
         let program = cabin::runtime::worker::program("cabin-asr", "CABIN_ASR_WORKER");
         assert!(
             program.is_file(),
@@ -66,8 +73,11 @@ impl Asr {
         );
         let mut cmd = Command::new(program);
         cmd.args(["serve", "--threads", "2", "--listen", listen, "--model"])
-            .arg(model)
-            .args(args);
+            .arg(model);
+        cmd
+    }
+
+    fn spawn(mut cmd: Command) -> Asr {
         let (child, address) = common::spawn_worker(&mut cmd);
         Asr { child, address }
     }
@@ -191,6 +201,42 @@ fn real_speech_is_transcribed_with_a_low_word_error_rate() {
         // Issue #3's bar for tiny.en.
         assert!(wer <= 0.10, "word error rate {:.1} %", wer * 100.0);
     });
+}
+
+/// Issue 25: a decode that loops on the window fitted to the utterance ("Go forward 10 meters."
+/// over and over) is decoded again on a window twice as long, not on the full 30 s one, which
+/// cost a second more.
+#[test]
+fn a_looping_decode_is_recovered_without_the_full_window() {
+    let _whisper = WHISPER.blocking_lock();
+    let (Some(model), Some(speech)) = (model(), speech()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("cabin-asr.log");
+    let mut cmd = Asr::command(&model, "tcp://127.0.0.1:0");
+    cmd.env("CABIN_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::fs::File::create(&log).unwrap());
+    let asr = Asr::spawn(cmd);
+    let samples = cabin::hear::audio::read(&speech.join("goforward.raw")).unwrap();
+    let text = rt()
+        .block_on(asr.client(None).transcribe(&samples, LIMIT))
+        .unwrap()
+        .text;
+    drop(asr);
+    let log = std::fs::read_to_string(&log).unwrap();
+    let retries: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("decoder looped"))
+        .collect();
+    assert_eq!(
+        retries.len(),
+        1,
+        "this recording no longer loops once on the fitted window: {log}"
+    );
+    assert!(retries[0].contains("wider=512"), "{}", retries[0]);
+    assert_eq!(word_errors("go forward ten meters", &text).0, 0, "{text:?}");
 }
 
 /// `seconds` of white noise at full scale divided by `divisor`, the same for the same `seed`.

@@ -49,6 +49,15 @@ impl AudioCtx {
     }
 }
 
+/// The window a looping decode is tried again on: twice the fitted one, or the full window
+/// (0) when that is as long.
+fn wider(frames: i32) -> i32 {
+    match frames.saturating_mul(2) {
+        w if w >= FULL_WINDOW as i32 => 0,
+        w => w,
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub threads: usize,
@@ -216,11 +225,17 @@ fn transcribe(
     let language = req.language.as_deref().or(settings.language.as_deref());
     let fit = settings.audio_ctx.frames(req.samples.len());
     let mut text = decode(state, settings.threads, fit, language, req)?;
-    if fit != 0 && looped(&text) {
-        // A shortened window sometimes sends small models into a loop ("seven of clubs seven
-        // of clubs …"); the full window, as trained, does not.
-        tracing::info!(first = %text, "decoder looped on the short window; retrying on the full one");
-        text = decode(state, settings.threads, 0, language, req)?;
+    // A shortened window sometimes sends small models into a loop ("seven of clubs seven of
+    // clubs …"); a window twice as long mostly does not, at a fraction of the full window's
+    // cost, and the full one, as trained, is the last resort.
+    let mut window = fit;
+    for wider in [wider(fit), 0] {
+        if window == 0 || !looped(&text) {
+            break;
+        }
+        tracing::info!(first = %text, window, wider, "decoder looped; retrying on a wider window (0: the full one)");
+        window = wider;
+        text = decode(state, settings.threads, window, language, req)?;
     }
     Ok(Transcript {
         text,
