@@ -155,5 +155,28 @@ fn bench_reports_every_figure() {
             assert!(table.contains(row), "no {row:?} in:\n{table}");
         }
     }
+    // CI installs the speech models: the spoken fixtures' timeline (issue 25).
+    if std::env::var_os("CI").is_some() || report["speech_skipped"].is_null() {
+        assert!(
+            table.contains(
+                "| fixture | end-pointer fired | final transcript | action done | first audio |"
+            ),
+            "no timeline in:\n{table}"
+        );
+        let p95 = &report["timeline_ms"]["p95"];
+        let at = |stage: &str| {
+            p95[stage]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{stage}: {p95}"))
+        };
+        assert!(at("end_pointer") < at("transcript"), "{p95}");
+        assert!(at("transcript") < at("action"), "{p95}");
+        assert_eq!(
+            report["timeline_ms"].as_object().unwrap().len(),
+            5,
+            "four fixtures and p95: {}",
+            report["timeline_ms"]
+        );
+    }
     assert_eq!(report["utterances"], 16);
 }

@@ -90,6 +90,8 @@ pub struct Report {
     pub startup_to_ready_with_llm_again_ms: Option<f64>,
     /// Stage → (median, p95) in ms.
     pub latency_ms: BTreeMap<String, (f64, f64)>,
+    /// Spoken fixture → the median of each stage after its end of speech, and `p95` over all.
+    pub timeline_ms: BTreeMap<String, Timeline>,
     /// Process → resident memory in MiB.
     pub rss_mib: BTreeMap<String, f64>,
     /// The daemon's CPU use while idle, in percent of one core.
@@ -138,6 +140,7 @@ impl Report {
         for (process, mib) in &self.rss_mib {
             s += &format!("| RSS of {process} | {mib:.1} MiB |\n");
         }
+        let timeline = self.timeline_markdown();
         s += &format!(
             "| daemon CPU while idle{} | {:.2} % of one core |\n",
             if self.idle_listening {
@@ -169,6 +172,22 @@ impl Report {
         }
         if let Some(why) = &self.llm_skipped {
             s += &format!("\nLocal model stages skipped: {why}\n");
+        }
+        s + &timeline
+    }
+
+    /// The spoken fixtures' timeline as a table of its own, or nothing without them.
+    fn timeline_markdown(&self) -> String {
+        if self.timeline_ms.is_empty() {
+            return String::new();
+        }
+        let mut s = "\nSpoken fixtures, ms after the end of speech (median over the rounds; p95 over every run):\n\n| fixture | end-pointer fired | final transcript | action done | first audio |\n|---|---|---|---|---|\n".to_string();
+        for (fixture, t) in &self.timeline_ms {
+            let first = t.first_audio.map_or("-".into(), |ms| format!("{ms:.0}"));
+            s += &format!(
+                "| {fixture} | {:.0} | {:.0} | {:.0} | {first} |\n",
+                t.end_pointer, t.transcript, t.action
+            );
         }
         s
     }
@@ -246,9 +265,19 @@ pub async fn run(
         }
     }
     let (mut front_end_cpu_percent, mut speech_correct, mut speech_skipped) = (None, None, None);
+    let mut timeline_ms = BTreeMap::new();
     match speech(&conn, &mut replies, speaking, fixtures, rounds).await {
         Ok(sp) => {
             stages.extend(sp.stages);
+            let every: Vec<Timeline> = sp.timelines.values().flatten().copied().collect();
+            timeline_ms.extend(
+                sp.timelines.iter().filter_map(|(name, runs)| {
+                    Some((name.clone(), Timeline::quantile(runs, 0.5)?))
+                }),
+            );
+            if let Some(p95) = Timeline::quantile(&every, 0.95) {
+                timeline_ms.insert("p95".into(), p95);
+            }
             front_end_cpu_percent = Some(100.0 * sp.cpu_s / sp.audio_s);
             speech_correct = Some((sp.correct, sp.runs));
         }
@@ -337,6 +366,7 @@ pub async fn run(
         startup_to_ready_with_llm_ms,
         startup_to_ready_with_llm_again_ms,
         latency_ms,
+        timeline_ms,
         rss_mib,
         idle_cpu_percent,
         idle_listening: stand.listening,

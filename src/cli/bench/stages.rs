@@ -36,10 +36,42 @@ pub(super) const LLM_CORPUS: &[&str] = &[
 /// The speech front end's figures on the spoken fixtures (an error says why they can't run).
 pub(super) struct Speech {
     pub(super) stages: BTreeMap<String, Vec<f64>>,
+    /// Fixture → each run's [`Timeline`].
+    pub(super) timelines: BTreeMap<String, Vec<Timeline>>,
     pub(super) cpu_s: f64,
     pub(super) audio_s: f64,
     pub(super) correct: usize,
     pub(super) runs: usize,
+}
+
+/// One spoken command's stages, in ms after its end of speech (the VAD's last speech frame).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Timeline {
+    /// The end-pointer fires after the profile's trailing silence.
+    pub end_pointer: f64,
+    /// `cabin-asr` has given the final transcript.
+    pub transcript: f64,
+    /// The daemon has acted and answered the request (its D-Bus round trip).
+    pub action: f64,
+    /// The reply's first audio is queued to play; none when nothing is spoken.
+    pub first_audio: Option<f64>,
+}
+
+impl Timeline {
+    /// Each stage at quantile `q` over `runs` (stage by stage, as medians are reported).
+    pub(super) fn quantile(runs: &[Timeline], q: f64) -> Option<Timeline> {
+        let at = |stage: &dyn Fn(&Timeline) -> Option<f64>| {
+            let mut v: Vec<f64> = runs.iter().filter_map(stage).collect();
+            v.sort_by(f64::total_cmp);
+            (!v.is_empty()).then(|| v[((v.len() - 1) as f64 * q).round() as usize])
+        };
+        Some(Timeline {
+            end_pointer: at(&|t| Some(t.end_pointer))?,
+            transcript: at(&|t| Some(t.transcript))?,
+            action: at(&|t| Some(t.action))?,
+            first_audio: at(&|t| t.first_audio),
+        })
+    }
 }
 
 /// Runs each fixture through the front end and the speech worker, then its transcript through
@@ -78,6 +110,7 @@ pub(super) async fn speech(
         .map_err(|e| anyhow::anyhow!("no speech recognition: {e}"))?;
     let mut out = Speech {
         stages: BTreeMap::new(),
+        timelines: BTreeMap::new(),
         cpu_s: 0.0,
         audio_s: 0.0,
         correct: 0,
@@ -124,16 +157,29 @@ pub(super) async fn speech(
                 .entry("transcript to action and reply (daemon round trip)".into())
                 .or_default()
                 .push(asked.round_trip.as_secs_f64() * 1e3);
-            if let Some(first) = asked.first_audio {
-                // The end-pointer hears the command end after the trailing silence.
-                let silence = profile.listen.trailing_silence.as_secs_f64() * 1e3;
+            // The end-pointer hears the command end after the trailing silence.
+            let silence = profile.listen.trailing_silence.as_secs_f64() * 1e3;
+            let transcript = silence + heard.asr_ms;
+            let first_audio = asked
+                .first_audio
+                .map(|first| transcript + first.as_secs_f64() * 1e3);
+            if let Some(ms) = first_audio {
                 out.stages
                     .entry(END_OF_SPEECH_FAST.into())
                     .or_default()
-                    .push(silence + heard.asr_ms + first.as_secs_f64() * 1e3);
+                    .push(ms);
             }
             // "hey-jarvis-set-the-temperature…" names what the command asks for.
             let name = file.file_stem().unwrap_or_default().to_string_lossy();
+            out.timelines
+                .entry(name.to_string())
+                .or_default()
+                .push(Timeline {
+                    end_pointer: silence,
+                    transcript,
+                    action: transcript + asked.round_trip.as_secs_f64() * 1e3,
+                    first_audio,
+                });
             let expected = FIXTURES.iter().find(|(n, _)| *n == name).map(|(_, i)| *i);
             if expected.is_some() && outcome["intent"].as_str() == expected {
                 out.correct += 1;
