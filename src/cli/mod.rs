@@ -15,6 +15,15 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// The value at fraction `p` of `sorted` (nearest rank; 0 when empty), as `cabin eval` and
+/// `cabin bench` report medians and p95s.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
 #[derive(Parser)]
 #[command(
     name = "cabin",

@@ -7,6 +7,7 @@
 //! daemon sends as the sentence starts to play. A second daemon with the local model measures
 //! the model route the same way, and the voice's synthesis speed is measured in this process.
 
+use crate::cli::percentile;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -140,7 +141,6 @@ impl Report {
         for (process, mib) in &self.rss_mib {
             s += &format!("| RSS of {process} | {mib:.1} MiB |\n");
         }
-        let timeline = self.timeline_markdown();
         s += &format!(
             "| daemon CPU while idle{} | {:.2} % of one core |\n",
             if self.idle_listening {
@@ -173,7 +173,7 @@ impl Report {
         if let Some(why) = &self.llm_skipped {
             s += &format!("\nLocal model stages skipped: {why}\n");
         }
-        s + &timeline
+        s + &self.timeline_markdown()
     }
 
     /// The spoken fixtures' timeline as a table of its own, or nothing without them.
@@ -354,8 +354,7 @@ pub async fn run(
         .into_iter()
         .map(|(k, mut v)| {
             v.sort_by(f64::total_cmp);
-            let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-            (k, (at(0.5), at(0.95)))
+            (k, (percentile(&v, 0.5), percentile(&v, 0.95)))
         })
         .collect();
     Ok(Report {

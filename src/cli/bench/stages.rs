@@ -3,6 +3,7 @@
 
 use super::daemon::{ask, end_dialog};
 use super::procs::*;
+use crate::cli::percentile;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -63,7 +64,7 @@ impl Timeline {
         let at = |stage: &dyn Fn(&Timeline) -> Option<f64>| {
             let mut v: Vec<f64> = runs.iter().filter_map(stage).collect();
             v.sort_by(f64::total_cmp);
-            (!v.is_empty()).then(|| v[((v.len() - 1) as f64 * q).round() as usize])
+            (!v.is_empty()).then(|| percentile(&v, q))
         };
         Some(Timeline {
             end_pointer: at(&|t| Some(t.end_pointer))?,

@@ -4,6 +4,7 @@
 
 mod families;
 
+use super::percentile;
 use anyhow::{bail, Context, Result};
 use cabin::runtime::bus::BusAddress;
 use cabin::runtime::worker::WorkerState;
@@ -218,13 +219,6 @@ pub async fn run(
         progress(n + 1, cases.len());
     }
     results
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 pub fn report(results: &[CaseResult]) -> String {

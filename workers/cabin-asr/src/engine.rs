@@ -229,12 +229,12 @@ fn transcribe(
     // clubs …"); a window twice as long mostly does not, at a fraction of the full window's
     // cost, and the full one, as trained, is the last resort.
     let mut window = fit;
-    for wider in [wider(fit), 0] {
+    for next in [wider(fit), 0] {
         if window == 0 || !looped(&text) {
             break;
         }
-        tracing::info!(first = %text, window, wider, "decoder looped; retrying on a wider window (0: the full one)");
-        window = wider;
+        tracing::info!(first = %text, window, wider = next, "decoder looped; retrying on a wider window (0: the full one)");
+        window = next;
         text = decode(state, settings.threads, window, language, req)?;
     }
     Ok(Transcript {

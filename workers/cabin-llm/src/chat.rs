@@ -261,15 +261,7 @@ fn grammar(tools: &[Tool], choice: &Choice) -> String {
     // Spoken: one or two sentences, no markup. Not `<`, `{` or `[` first: a call must be a
     // real call, not JSON passed off as words.
     let _ = writeln!(g, "reply ::= [^<{{[\\n*#|.!? ] [^\\n*#|.!?]* [.!?] (\" \" [^\\n*#|.!? ] [^\\n*#|.!?]* [.!?])?");
-    let offered: Vec<(usize, &Tool)> = tools
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| match choice {
-            Choice::Named(n) => t.function.name == *n,
-            Choice::Allowed { names, .. } => names.contains(&t.function.name.as_str()),
-            _ => true,
-        })
-        .collect();
+    let offered = offered(tools, choice);
     let alternatives: Vec<String> = offered.iter().map(|(i, _)| format!("t{i}")).collect();
     let _ = writeln!(
         g,
@@ -310,25 +302,34 @@ fn grammar(tools: &[Tool], choice: &Choice) -> String {
     g
 }
 
+/// The tools `choice` lets the model call, with their index in `tools`.
+fn offered<'t>(tools: &'t [Tool], choice: &Choice) -> Vec<(usize, &'t Tool)> {
+    tools
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| match choice {
+            Choice::Named(n) => t.function.name == *n,
+            Choice::Allowed { names, .. } => names.contains(&t.function.name.as_str()),
+            _ => true,
+        })
+        .collect()
+}
+
 /// The start of the output that [`grammar`] leaves no choice about: with a call required, its
-/// opening; with one tool allowed, its name and first argument's key too (to its colon); with one tool and no
-/// arguments, the whole call. Generating these tokens one at a time costs a decode each (60 ms
-/// for the 1.5B on two cores) to learn nothing.
+/// opening; with one tool allowed, its name and first argument's key too (to its colon); with
+/// one tool and no arguments, the whole call. Generating these tokens one at a time costs a
+/// decode each (60 ms for the 1.5B on two cores) to learn nothing.
 fn forced_start(tools: &[Tool], choice: &Choice) -> String {
-    let only: Vec<&Tool> = match choice {
-        Choice::Required => tools.iter().collect(),
-        Choice::Named(name) => tools.iter().filter(|t| t.function.name == *name).collect(),
-        Choice::Allowed {
-            names,
-            required: true,
-        } => tools
-            .iter()
-            .filter(|t| names.contains(&t.function.name.as_str()))
-            .collect(),
-        _ => return String::new(),
-    };
+    match choice {
+        Choice::Required | Choice::Named(_) | Choice::Allowed { required: true, .. } => {}
+        Choice::Auto
+        | Choice::None
+        | Choice::Allowed {
+            required: false, ..
+        } => return String::new(),
+    }
     let mut forced = format!("{TOOL_OPEN}\n{{\"name\": \"");
-    let [tool] = only[..] else {
+    let [(_, tool)] = offered(tools, choice)[..] else {
         return forced;
     };
     let _ = write!(forced, "{}\", \"arguments\": {{", tool.function.name);
