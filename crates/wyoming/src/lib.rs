@@ -5,6 +5,9 @@
 //! Cabin speaks it between the daemon and its ASR worker, so that an external Wyoming service
 //! can stand in for the worker and Home Assistant can use Cabin's.
 
+mod listener;
+pub use listener::{next_event, serve, BindError, Halves, Listener};
+
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -111,6 +114,11 @@ pub fn audio_chunk(format: AudioFormat, pcm: Vec<u8>) -> Event {
 
 pub fn audio_stop() -> Event {
     Event::new("audio-stop", json!({}))
+}
+
+/// An `error` event: `code` for programs, `text` for people.
+pub fn error(code: &str, text: &str) -> Event {
+    Event::new("error", json!({"text": text, "code": code}))
 }
 
 /// Reads one event; `Ok(None)` at a clean end of stream (between events).

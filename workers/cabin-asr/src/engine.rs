@@ -225,6 +225,13 @@ fn transcribe(
     let language = req.language.as_deref().or(settings.language.as_deref());
     let fit = settings.audio_ctx.frames(req.samples.len());
     let mut text = decode(state, settings.threads, fit, language, req)?;
+    // The commonest loop on a command: the whole sentence, then the sentence again from its
+    // start (the decoder reached the end of the audio and began once more). Its first time
+    // is the transcript; no second decode is needed.
+    if let Some(first) = echoed_sentence(&text) {
+        tracing::info!(looped = %text, kept = %first, "decoder repeated the sentence; kept its first time");
+        text = first.to_string();
+    }
     // A shortened window sometimes sends small models into a loop ("seven of clubs seven of
     // clubs …"); a window twice as long mostly does not, at a fraction of the full window's
     // cost, and the full one, as trained, is the last resort.
@@ -313,6 +320,30 @@ pub fn looped(text: &str) -> bool {
     })
 }
 
+/// The first sentence of `text` when all that follows it is that sentence again, whole or
+/// cut short ("Switch the seat heating on. Switch the seat heating on. Switch the se").
+pub fn echoed_sentence(text: &str) -> Option<&str> {
+    let end = text.find(['.', '!', '?'])? + 1;
+    let (first, rest) = text.split_at(end);
+    let words = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let sentence = words(first);
+    let rest = words(rest);
+    // At least one whole repeat, and nothing that is not the sentence again (its last word
+    // may be cut short).
+    let echoed = !sentence.is_empty()
+        && rest.len() >= sentence.len()
+        && rest.iter().enumerate().all(|(i, w)| {
+            let said = &sentence[i % sentence.len()];
+            w == said || (i + 1 == rest.len() && said.starts_with(w.as_str()))
+        });
+    echoed.then_some(first.trim())
+}
+
 /// Drops whisper's non-speech annotations ("[BLANK_AUDIO]", "(engine revving)", "*music*")
 /// and squeezes spaces.
 pub fn clean(text: &str) -> String {
@@ -377,6 +408,32 @@ mod tests {
         assert!(!looped("Eight of spades. Four of clubs. Seven of hearts."));
         assert!(!looped("set it to twenty two, no, twenty two"));
         assert!(!looped(""));
+    }
+
+    #[test]
+    fn a_sentence_said_again_from_its_start_is_kept_once() {
+        assert_eq!(
+            echoed_sentence(
+                "Switch the seat heating on. Switch the seat heating on. Switch the se"
+            ),
+            Some("Switch the seat heating on.")
+        );
+        assert_eq!(
+            echoed_sentence("Set the temperature to. Set the temperature to."),
+            Some("Set the temperature to.")
+        );
+        // Something else after it, a repeat cut before it is whole, or no sentence end.
+        assert_eq!(
+            echoed_sentence("Seven of clubs. Seven of clubs seven of hearts."),
+            None
+        );
+        assert_eq!(echoed_sentence("Go forward. Go"), None);
+        assert_eq!(
+            echoed_sentence("seven of clubs seven of clubs seven of clubs"),
+            None
+        );
+        assert_eq!(echoed_sentence("Turn it on. Turn it off."), None);
+        assert_eq!(echoed_sentence(""), None);
     }
 
     #[test]

@@ -149,7 +149,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let listener = server::Listener::bind(&listen).await?;
+        let listener = wyoming::Listener::bind(&listen).await?;
         let uri = listener.uri();
         tracing::info!(%uri, "serving");
         // The supervisor reads this line to know where and when to connect.

@@ -1,5 +1,8 @@
 //! The Wyoming ASR service: `describe` → `info`; `transcribe`, `audio-start`, `audio-chunk`…,
-//! `audio-stop` → `transcript`. One task per connection; transcription queues on the engine.
+//! `audio-stop` → `transcript`. Cabin's extension: `transcribe-partial` between chunks →
+//! `transcript-partial`, the audio so far decoded while the driver is still speaking (other
+//! Wyoming clients never send it, other servers ignore it). One task per connection;
+//! transcription queues on the engine.
 //! Connections, their idle time and the engine's queue are bounded ([`Limits`]): past a bound a
 //! client gets an `error` event saying which, never a worker that grows until it is killed.
 
@@ -10,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use tokio::sync::{oneshot, Semaphore};
-use wyoming::{AudioFormat, Event};
+use wyoming::{error, AudioFormat, Event, Listener};
 
 pub struct Service {
     pub engine: Engine,
@@ -39,111 +42,13 @@ pub struct Limits {
     pub queued: usize,
 }
 
-/// Where the service listens: `tcp://HOST:PORT` or `unix://PATH` (Wyoming's URIs).
-pub enum Listener {
-    Tcp(tokio::net::TcpListener),
-    Unix(tokio::net::UnixListener, std::path::PathBuf),
-}
-
-impl Listener {
-    pub async fn bind(uri: &str) -> anyhow::Result<Listener> {
-        if let Some(addr) = uri.strip_prefix("tcp://") {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {uri}: {e}"))?;
-            Ok(Listener::Tcp(l))
-        } else if let Some(path) = uri.strip_prefix("unix://") {
-            // A socket left by a killed worker would make bind fail.
-            if std::fs::symlink_metadata(path).is_ok_and(|m| {
-                use std::os::unix::fs::FileTypeExt;
-                m.file_type().is_socket()
-            }) {
-                let _ = std::fs::remove_file(path);
-            }
-            let l = tokio::net::UnixListener::bind(path)
-                .map_err(|e| anyhow::anyhow!("cannot listen on {uri}: {e}"))?;
-            Ok(Listener::Unix(l, path.into()))
-        } else {
-            anyhow::bail!("'{uri}' is not a Wyoming address: use tcp://HOST:PORT or unix://PATH")
-        }
-    }
-
-    /// The address clients connect to (the real port when bound to port 0).
-    pub fn uri(&self) -> String {
-        match self {
-            Listener::Tcp(l) => match l.local_addr() {
-                Ok(a) => format!("tcp://{a}"),
-                Err(_) => "tcp://?".into(),
-            },
-            Listener::Unix(_, p) => format!("unix://{}", p.display()),
-        }
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        if let Listener::Unix(_, path) = self {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
 pub async fn run(listener: Listener, service: Arc<Service>, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    let open = Arc::new(Semaphore::new(service.limits.connections));
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => return,
-            conn = accept(&listener) => match conn {
-                Ok((r, mut w)) => {
-                    let service = service.clone();
-                    let Ok(permit) = open.clone().try_acquire_owned() else {
-                        let busy = error("busy", &format!(
-                            "{} connections are open already; close one, or try again",
-                            service.limits.connections
-                        ));
-                        tokio::spawn(async move {
-                            let _ = tokio::time::timeout(
-                                Duration::from_secs(1),
-                                wyoming::write(&mut w, &busy),
-                            )
-                            .await;
-                        });
-                        continue;
-                    };
-                    tokio::spawn(async move {
-                        serve(r, w, &service).await;
-                        drop(permit);
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-            },
-        }
-    }
-}
-
-type Halves = (
-    Box<dyn AsyncRead + Unpin + Send>,
-    Box<dyn AsyncWrite + Unpin + Send>,
-);
-
-async fn accept(listener: &Listener) -> std::io::Result<Halves> {
-    Ok(match listener {
-        Listener::Tcp(l) => {
-            let (s, _) = l.accept().await?;
-            let _ = s.set_nodelay(true);
-            let (r, w) = s.into_split();
-            (Box::new(r), Box::new(w))
-        }
-        Listener::Unix(l, _) => {
-            let (s, _) = l.accept().await?;
-            let (r, w) = s.into_split();
-            (Box::new(r), Box::new(w))
-        }
+    let connections = service.limits.connections;
+    wyoming::serve(&listener, connections, shutdown, |(r, w)| {
+        let service = service.clone();
+        async move { serve(r, w, &service).await }
     })
+    .await;
 }
 
 /// One client's events until it hangs up or breaks the framing.
@@ -154,32 +59,7 @@ where
 {
     let mut r = BufReader::new(r);
     let mut turn = Turn::default();
-    loop {
-        let Ok(event) = tokio::time::timeout(service.limits.idle, wyoming::read(&mut r)).await
-        else {
-            let idle = error(
-                "idle",
-                &format!(
-                    "no event for {} s; closing the connection",
-                    service.limits.idle.as_secs()
-                ),
-            );
-            let _ = wyoming::write(&mut w, &idle).await;
-            return;
-        };
-        let event = match event {
-            Ok(Some(e)) => e,
-            Ok(None) => return,
-            Err(wyoming::Error::Io(e)) => {
-                tracing::debug!(error = %e, "client gone");
-                return;
-            }
-            Err(wyoming::Error::Malformed(m)) => {
-                // The stream is out of step: say why and hang up.
-                let _ = wyoming::write(&mut w, &error("malformed-event", &m)).await;
-                return;
-            }
-        };
+    while let Some(event) = wyoming::next_event(&mut r, &mut w, service.limits.idle).await {
         let reply = match handle(&mut turn, event, service).await {
             Ok(reply) => reply,
             Err(e) => {
@@ -278,6 +158,24 @@ async fn handle(turn: &mut Turn, event: Event, service: &Service) -> Result<Opti
             }
             Ok(None)
         }
+        "transcribe-partial" => {
+            if turn.refused {
+                return Ok(None);
+            }
+            // Silence as the end of the utterance would have it (Cabin's front end asks at a
+            // pause shorter than the silence it keeps after speech), at most a second.
+            let pad = event.uint("pad_ms").unwrap_or(0).min(1000) as usize * 16;
+            let mut samples = Vec::with_capacity(turn.samples.len() + pad);
+            samples.extend_from_slice(&turn.samples);
+            samples.resize(turn.samples.len() + pad, 0.0);
+            let prompt = turn.prompt.clone().or_else(|| service.prompt.clone());
+            let text = decode(samples, prompt, turn.language.clone(), service, "partial").await?;
+            let seconds = turn.samples.len() as f64 / 16_000.0;
+            Ok(Some(Event::new(
+                "transcript-partial",
+                json!({"text": text.text, "seconds": seconds}),
+            )))
+        }
         "audio-stop" => {
             let samples = std::mem::take(&mut turn.samples);
             if std::mem::take(&mut turn.refused) {
@@ -288,46 +186,64 @@ async fn handle(turn: &mut Turn, event: Event, service: &Service) -> Result<Opti
             let language = turn.language.take();
             let prompt = turn.prompt.take().or_else(|| service.prompt.clone());
             turn.format = None;
-            let loudest = loudest_frame_dbfs(&samples);
-            if loudest < service.silence_dbfs {
-                tracing::info!(
-                    seconds = samples.len() as f64 / 16_000.0,
-                    loudest_dbfs = loudest,
-                    "silence: not transcribed"
-                );
-                return Ok(Some(transcript("", language.as_deref())));
-            }
-            let seconds = samples.len() as f64 / 16_000.0;
-            let Ok(_queued) = service.queue.try_acquire() else {
-                return Err(error(
-                    "busy",
-                    &format!(
-                        "{} utterances are being transcribed already; try again",
-                        service.limits.queued
-                    ),
-                ));
-            };
-            let (tx, rx) = oneshot::channel();
-            let req = Request {
-                samples,
-                prompt,
-                language,
-                reply: tx,
-            };
-            if service.engine.submit(req).is_err() {
-                return Err(error("engine-down", "the whisper engine has stopped"));
-            }
-            match rx.await {
-                Ok(Ok(t)) => {
-                    tracing::info!(seconds, decode_ms = t.decode_ms, "transcribed");
-                    Ok(Some(transcript(&t.text, t.language.as_deref())))
-                }
-                Ok(Err(e)) => Err(error("asr-failed", &e)),
-                Err(_) => Err(error("engine-down", "the whisper engine has stopped")),
-            }
+            let t = decode(samples, prompt, language, service, "final").await?;
+            Ok(Some(transcript(&t.text, t.language.as_deref())))
         }
         // Wyoming peers ignore events they do not know.
         _ => Ok(None),
+    }
+}
+
+/// Decodes an utterance on the engine (partial or final, as `what` says for the log); audio
+/// quieter than the service's floor is not decoded.
+async fn decode(
+    samples: Vec<f32>,
+    prompt: Option<String>,
+    language: Option<String>,
+    service: &Service,
+    what: &'static str,
+) -> Result<crate::engine::Transcript, Event> {
+    let seconds = samples.len() as f64 / 16_000.0;
+    let loudest = loudest_frame_dbfs(&samples);
+    if loudest < service.silence_dbfs {
+        tracing::info!(
+            seconds,
+            loudest_dbfs = loudest,
+            what,
+            "silence: not transcribed"
+        );
+        return Ok(crate::engine::Transcript {
+            text: String::new(),
+            language,
+            decode_ms: 0.0,
+        });
+    }
+    let Ok(_queued) = service.queue.try_acquire() else {
+        return Err(error(
+            "busy",
+            &format!(
+                "{} utterances are being transcribed already; try again",
+                service.limits.queued
+            ),
+        ));
+    };
+    let (tx, rx) = oneshot::channel();
+    let req = Request {
+        samples,
+        prompt,
+        language,
+        reply: tx,
+    };
+    if service.engine.submit(req).is_err() {
+        return Err(error("engine-down", "the whisper engine has stopped"));
+    }
+    match rx.await {
+        Ok(Ok(t)) => {
+            tracing::info!(seconds, decode_ms = t.decode_ms, what, "transcribed");
+            Ok(t)
+        }
+        Ok(Err(e)) => Err(error("asr-failed", &e)),
+        Err(_) => Err(error("engine-down", "the whisper engine has stopped")),
     }
 }
 
@@ -377,10 +293,6 @@ fn transcript(text: &str, language: Option<&str>) -> Event {
 /// A whisper language code: two or three lowercase ASCII letters ("en", "haw"), or "auto".
 fn is_language_code(l: &str) -> bool {
     l == "auto" || ((2..=3).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_lowercase()))
-}
-
-fn error(code: &str, text: &str) -> Event {
-    Event::new("error", json!({"text": text, "code": code}))
 }
 
 #[cfg(test)]
