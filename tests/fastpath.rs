@@ -487,3 +487,30 @@ fn the_classifiers_sentences_are_apart_from_the_eval_sets() {
     }
     assert!(near.is_empty(), "{}", near.join("\n"));
 }
+
+#[test]
+fn only_a_whole_command_ends_the_turn_early() {
+    let (_, m) = setup();
+    for whole in [
+        "Turn on the seat heating.",
+        "Set the temperature to 21 degrees.",
+        "could you open the windows please",
+        "Mute.",
+    ] {
+        assert!(m.is_whole_command(whole), "{whole}");
+    }
+    for part in [
+        // A pause before the value.
+        "Set the temperature to",
+        // More to come.
+        "Open the window and",
+        "Turn on the",
+        // A free-text slot may go on after a pause ("… central station").
+        "Navigate to Munich",
+        // Not commands.
+        "What's the weather like?",
+        "",
+    ] {
+        assert!(!m.is_whole_command(part), "{part}");
+    }
+}

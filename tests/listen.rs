@@ -52,8 +52,19 @@ fn silence(seconds: f64) -> Vec<i16> {
     vec![0; (seconds * 16_000.0) as usize]
 }
 
-/// Everything the front end hears in `audio` (a recording, so it waits for each command).
+/// Everything the front end hears in `audio` (a recording, so it waits for each command),
+/// every pause judged not a whole command.
 fn hear(audio: &[i16], settings: ListenSettings, push_to_talk: bool) -> Vec<Heard> {
+    hear_judged(audio, settings, push_to_talk, |_| false)
+}
+
+/// As [`hear`], each pause judged by `whole` (given the command's audio up to it).
+fn hear_judged(
+    audio: &[i16],
+    settings: ListenSettings,
+    push_to_talk: bool,
+    whole: impl Fn(&[i16]) -> bool,
+) -> Vec<Heard> {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("in.wav");
     cabin::hear::audio::write_wav(&wav, audio).unwrap();
@@ -61,10 +72,25 @@ fn hear(audio: &[i16], settings: ListenSettings, push_to_talk: bool) -> Vec<Hear
     let engines = Engines::load(&profile.models).unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
     let front_end = FrontEnd::start(Input::File(wav), engines, settings, push_to_talk, tx).unwrap();
+    let judge = front_end.judge();
     let mut heard = Vec::new();
+    let mut spoken = Vec::new();
     while let Some(h) = rx.blocking_recv() {
-        if matches!(h, Heard::Command { .. }) {
-            front_end.resume();
+        match &h {
+            Heard::Command { audio, .. } => {
+                // The pieces sent while it was spoken are the command's audio.
+                assert!(spoken == *audio, "{} pieces, {}", spoken.len(), audio.len());
+                front_end.resume();
+                spoken.clear();
+            }
+            Heard::Speech { audio, first } => {
+                if *first {
+                    spoken.clear();
+                }
+                spoken.extend_from_slice(audio);
+            }
+            Heard::Pause { speech_end, .. } => judge.judge(*speech_end, whole(&spoken)),
+            _ => {}
         }
         let end = matches!(h, Heard::Ended { .. });
         heard.push(h);
@@ -90,12 +116,21 @@ fn commands(heard: &[Heard]) -> Vec<(f64, f64, bool)> {
     heard
         .iter()
         .filter_map(|h| match h {
-            Heard::Command { audio, at, cut_off } => {
-                Some((*at, audio.len() as f64 / 16_000.0, *cut_off))
-            }
+            Heard::Command {
+                audio, at, cut_off, ..
+            } => Some((*at, audio.len() as f64 / 16_000.0, *cut_off)),
             _ => None,
         })
         .collect()
+}
+
+/// Without the near-silent 10 ms frames at either end.
+fn trimmed(s: &[i16]) -> &[i16] {
+    let loud = |f: &[i16]| f.iter().map(|x| (*x as i32).abs()).max().unwrap_or(0) > 300;
+    let frames: Vec<&[i16]> = s.chunks(160).collect();
+    let first = frames.iter().position(|f| loud(f)).unwrap_or(0);
+    let last = frames.iter().rposition(|f| loud(f)).unwrap_or(0);
+    &s[first * 160..((last + 1) * 160).min(s.len())]
 }
 
 fn secs(samples: &[i16]) -> f64 {
@@ -160,6 +195,48 @@ fn the_wake_word_opens_a_command_that_ends_at_the_silence() {
             100.0 * wake_cpu_s / audio_s,
             100.0 * vad_cpu_s / audio_s
         );
+    }
+}
+
+#[test]
+fn a_pause_judged_whole_ends_the_turn_early_unless_speech_goes_on() {
+    if !models() {
+        return;
+    }
+    let (Some(first), Some(more)) = (say("turn on the seat heating"), say("and the fan")) else {
+        return;
+    };
+    let (first, more) = (trimmed(&first), trimmed(&more));
+    let mut audio = silence(0.5);
+    audio.extend(first);
+    // Shorter than the short wait of a whole command (224 ms), longer than the 96 ms after
+    // which the front end asks.
+    audio.extend(silence(0.18));
+    audio.extend(more);
+    audio.extend(silence(1.5));
+    let spoken = secs(first) + 0.18 + secs(more);
+    for whole in [true, false] {
+        let heard = hear_judged(&audio, ListenSettings::default(), true, |_| whole);
+        let pauses = heard
+            .iter()
+            .filter(|h| matches!(h, Heard::Pause { .. }))
+            .count();
+        let ended: Vec<(f64, bool)> = heard
+            .iter()
+            .filter_map(|h| match h {
+                Heard::Command { audio, early, .. } => Some((secs(audio), *early)),
+                _ => None,
+            })
+            .collect();
+        eprintln!("whole {whole}: {pauses} pauses, commands {ended:?}");
+        assert!(pauses >= 2, "{pauses} pauses");
+        // One command, all of it: the pause inside was asked about, judged whole, and yet
+        // the driver went on before the short wait was over.
+        assert_eq!(ended.len(), 1, "{ended:?}");
+        let (len, early) = ended[0];
+        assert!(len > spoken, "{len} s of {spoken} s");
+        // Its end: after the short wait when judged whole, else after the trailing silence.
+        assert_eq!(early, whole);
     }
 }
 

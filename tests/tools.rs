@@ -169,12 +169,20 @@ fn bench_reports_every_figure() {
                 .as_f64()
                 .unwrap_or_else(|| panic!("{stage}: {p95}"))
         };
-        assert!(at("end_pointer") < at("transcript"), "{p95}");
+        // A transcript at the pause may be the final one: ready as the end-pointer fires.
+        assert!(at("end_pointer") <= at("transcript"), "{p95}");
         assert!(at("transcript") < at("action"), "{p95}");
+        let fixtures = std::fs::read_dir(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
+        )
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "wav"))
+        .count();
         assert_eq!(
             report["timeline_ms"].as_object().unwrap().len(),
-            5,
-            "four fixtures and p95: {}",
+            fixtures + 1,
+            "each fixture and p95: {}",
             report["timeline_ms"]
         );
     }

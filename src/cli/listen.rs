@@ -4,8 +4,8 @@
 use super::print_out;
 use anyhow::{bail, Context, Result};
 use cabin::asr::AsrChoice;
-use cabin::hear::{Heard, Input};
-use cabin::listening::{Listening, Transcriber};
+use cabin::hear::Input;
+use cabin::listening::{Listened, Listening, Transcriber};
 use cabin::runtime::bus::BusAddress;
 use cabin::runtime::worker::SETTLE_LIMIT;
 use cabin::Profile;
@@ -92,37 +92,54 @@ async fn listen(profile: Arc<Profile>, args: &Args) -> Result<serde_json::Value>
         Input::parse(&args.input),
         asr,
         args.push_to_talk,
+        SETTLE_LIMIT,
         heard_tx,
     )?;
-    let transcriber = listening.transcriber();
     let mut out = serde_json::json!({"wakes": [], "commands": [], "no_speech": []});
     let mut context = Default::default();
+    // The end of the turn being transcribed.
+    let mut ended = None;
+    // What the recogniser made of the command at its pauses.
+    let mut partials = Vec::new();
     while let Some(h) = heard.recv().await {
         match h {
-            Heard::Wake { at, score } => {
+            Listened::Wake { at, score } => {
                 out["wakes"]
                     .as_array_mut()
                     .expect("an array")
                     .push(serde_json::json!({"at": at, "score": score}));
             }
             // Logged by the front end; `cabin listen` goes on hearing silence meanwhile.
-            Heard::Microphone { .. } => {}
-            Heard::NoSpeech { at } => {
+            Listened::Microphone { .. } => {}
+            Listened::Partial { text, whole } => {
+                partials.push(serde_json::json!({"text": text, "whole": whole}));
+            }
+            Listened::NoSpeech { at } => {
                 out["no_speech"]
                     .as_array_mut()
                     .expect("an array")
                     .push(at.into());
             }
-            Heard::Command { audio, at, cut_off } => {
-                let command = transcriber.transcribe(&audio, SETTLE_LIMIT).await?;
-                let mut c = serde_json::json!({
+            Listened::EndOfTurn {
+                at,
+                speech_s,
+                early,
+                cut_off,
+            } => {
+                ended = Some(serde_json::json!({
                     "at": at,
-                    "speech_s": audio.len() as f64 / cabin::hear::audio::RATE as f64,
+                    "speech_s": speech_s,
+                    "early": early,
                     "cut_off": cut_off,
-                    "transcript": command.transcript,
-                    "asr_ms": command.asr_ms,
-                    "outcome": null,
-                });
+                    "partials": std::mem::take(&mut partials),
+                }));
+            }
+            Listened::Transcribed(command) => {
+                let command = command?;
+                let mut c = ended.take().unwrap_or_else(|| serde_json::json!({}));
+                c["transcript"] = command.transcript.clone().into();
+                c["asr_ms"] = command.asr_ms.into();
+                c["outcome"] = serde_json::Value::Null;
                 let mut follow_up = false;
                 if let Some(text) = &command.text {
                     let turn = assistant.turn(text, None, context, |_| {}).await;
@@ -137,7 +154,7 @@ async fn listen(profile: Arc<Profile>, args: &Args) -> Result<serde_json::Value>
                 listening.after_turn(follow_up);
                 out["commands"].as_array_mut().expect("an array").push(c);
             }
-            Heard::Ended {
+            Listened::Ended {
                 audio_s,
                 wake_cpu_s,
                 vad_cpu_s,

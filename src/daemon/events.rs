@@ -1,7 +1,7 @@
 //! What the daemon's event loop consumes and what it tells: the words shared by the loop, its
 //! D-Bus face and the signal forwarder.
 
-use crate::hear::Heard;
+use crate::listening::Listened;
 use crate::speak::Spoken;
 use crate::understand::{Outcome, Turn};
 use tokio::sync::oneshot;
@@ -78,14 +78,8 @@ pub enum Event {
         turn: u64,
         result: Box<Turn>,
     },
-    /// From the audio front end.
-    Heard(Heard),
-    /// A spoken command came back from speech recognition (None: nothing intelligible).
-    Transcribed {
-        text: Option<String>,
-    },
-    /// Speech recognition failed or is down.
-    CantHear(String),
+    /// From the listening pipeline: the front end and speech recognition.
+    Heard(Listened),
     /// From the speaker.
     Spoken(Spoken),
 }

@@ -29,6 +29,7 @@ use api::{AssistantApi, OBJECT_PATH, SERVICE_NAME};
 use event_loop::{run_loop, AudioIo, Voice};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +93,10 @@ pub struct DaemonConfig {
     pub output: Option<Output>,
 }
 
+/// How long a command waits for a speech worker that is still starting (loading its model)
+/// before Cabin says it can't hear.
+const ASR_START_WAIT: Duration = Duration::from_secs(15);
+
 /// Starts the listening pipeline on `input`; heard events become [`Event`]s.
 fn start_audio(
     profile: &Profile,
@@ -104,7 +109,7 @@ fn start_audio(
     }
     let asr = Arc::new(crate::asr::start(profile, asr).ok_or(NoAudio::NoAsr)?);
     let (heard_tx, mut heard) = mpsc::channel(16);
-    let listening = Listening::start(profile, input, asr, false, heard_tx)?;
+    let listening = Listening::start(profile, input, asr, false, ASR_START_WAIT, heard_tx)?;
     tokio::spawn(async move {
         while let Some(h) = heard.recv().await {
             if events.send(Event::Heard(h)).await.is_err() {

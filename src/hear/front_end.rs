@@ -1,15 +1,20 @@
 //! The always-on front end: audio in, wake word, end-pointing, commands out.
 //!
 //! It runs on its own thread (the models are blocking work) and owns the audio source; the
-//! daemon or `cabin listen` gets [`Heard`] events on a channel and steers it with
-//! [`FrontEnd::listen`] (push-to-talk, follow-ups). Dropping the [`FrontEnd`] stops and joins
-//! the thread.
+//! listening pipeline ([`crate::listening`]) gets [`Heard`] events on a channel and steers it
+//! with [`FrontEnd::listen`] (push-to-talk, follow-ups). Dropping the [`FrontEnd`] stops and
+//! joins the thread.
+//!
+//! A command's audio goes out while it is spoken ([`Heard::Speech`]), so that recognition can
+//! run during speech. At each pause the front end asks whether what was said so far is a whole
+//! command ([`Heard::Pause`]); told so ([`FrontEnd::judge`]), it ends the turn after
+//! `complete_silence` instead of the full `trailing_silence`.
 
 use crate::hear::audio::AudioError;
 use crate::hear::mic::{MicError, Microphone};
 use crate::hear::reopen::{Opener, Reopening, Report};
 use crate::hear::source::{AudioSource, Input, NullDevice, RawStream, Recording};
-use crate::hear::vad::{Endpoint, Endpointer, Silero, FRAME};
+use crate::hear::vad::{self, Endpoint, Endpointer, Silero, FRAME};
 use crate::hear::wake::{WakeModels, WakeWord, CHUNK};
 use crate::profile::{ListenSettings, Models};
 use crate::runtime::models::ModelError;
@@ -78,10 +83,32 @@ pub enum Heard {
         at: f64,
         score: f32,
     },
+    /// The next piece of the command being spoken, in order: from just before its speech
+    /// started up to just after its last speech so far. Together the pieces are the
+    /// command's audio.
+    Speech {
+        audio: Vec<i16>,
+        /// The command's first piece: a new command starts.
+        first: bool,
+    },
+    /// A pause in the command: its pieces so far end `speech_end` samples of speech (plus a
+    /// little silence) into the command. Answer with [`FrontEnd::judge`]; a recording waits
+    /// for the answer.
+    Pause {
+        speech_end: usize,
+        /// Samples of silence the command's audio would still have if it ended here: a
+        /// transcript of the pieces so far sees what the final one would when they are
+        /// decoded with this much silence after them.
+        pad: usize,
+    },
     /// A command, from just before its speech started to just after it ended.
     Command {
         audio: Vec<i16>,
         at: f64,
+        /// Samples of `audio` up to the end of its speech (as in [`Heard::Pause`]).
+        speech_end: usize,
+        /// Ended after the short pause of a whole command.
+        early: bool,
         /// Cut off at the maximum length.
         cut_off: bool,
     },
@@ -112,6 +139,19 @@ enum Control {
     Cancel,
     /// A recording goes on after a command (see [`FrontEnd::resume`]).
     Resume,
+    /// What was said up to the pause at `speech_end` is a whole command, or is not.
+    Verdict { speech_end: usize, whole: bool },
+}
+
+/// Steers the front end from another task: the answer to a [`Heard::Pause`].
+#[derive(Clone)]
+pub struct Judge(std_mpsc::Sender<Control>);
+
+impl Judge {
+    /// Whether what was said up to the pause at `speech_end` is a whole command.
+    pub fn judge(&self, speech_end: usize, whole: bool) {
+        let _ = self.0.send(Control::Verdict { speech_end, whole });
+    }
 }
 
 pub struct FrontEnd {
@@ -122,6 +162,10 @@ pub struct FrontEnd {
 
 /// Audio kept before the first speech frame and after the last (whisper wants the onsets).
 const PAD: usize = 3200;
+
+/// Silence (in VAD frames: 96 ms) after which the front end asks whether what was said is a
+/// whole command; the answer is then ready by the time `complete_silence` has passed.
+pub const PAUSE_FRAMES: usize = 3;
 
 impl FrontEnd {
     /// Opens `input` and starts listening, for a command right away if `push_to_talk`, else
@@ -208,6 +252,11 @@ impl FrontEnd {
     pub fn resume(&self) {
         let _ = self.control.send(Control::Resume);
     }
+
+    /// Where the answers to [`Heard::Pause`] go.
+    pub fn judge(&self) -> Judge {
+        Judge(self.control.clone())
+    }
 }
 
 impl Drop for FrontEnd {
@@ -258,6 +307,23 @@ struct Capture {
     endpointer: Endpointer,
     /// Samples of `audio` the VAD has seen.
     seen: usize,
+    /// Where the command's audio starts in `audio` (known once speech starts), and how far
+    /// it has gone out as [`Heard::Speech`].
+    sent: Option<(usize, usize)>,
+    pause: Pause,
+}
+
+/// The state of the pause after the last speech frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pause {
+    /// Speaking, or a pause too short to ask about.
+    None,
+    /// Asked whether speech up to this end (samples into the command) is a whole command.
+    Asked(usize),
+    /// It is: the turn ends after `complete_silence`.
+    Whole(usize),
+    /// It is not: the turn ends after `trailing_silence`.
+    Partial,
 }
 
 /// The front end thread's state.
@@ -330,6 +396,11 @@ impl Run {
                 Control::Listen => self.begin_capture(self.samples - audio.len() as u64),
                 Control::Cancel => self.capture = None,
                 Control::Resume => {}
+                Control::Verdict { speech_end, whole } => {
+                    if let Some(c) = &mut self.capture {
+                        c.verdict(speech_end, whole);
+                    }
+                }
             }
         }
         // The wake word always runs, so that its context is whole when it is needed.
@@ -368,9 +439,18 @@ impl Run {
                 .expect("a FRAME-long slice");
             c.seen += FRAME;
             end = c.endpointer.push(self.engines.vad.speech(frame)?);
+            if end == Endpoint::Listening {
+                match self.after_frame(&mut c) {
+                    Some(e) => end = e,
+                    None => return Ok(false),
+                }
+            }
         }
         self.vad_cpu += thread_cpu() - t;
         if end == Endpoint::Listening {
+            if !self.send_speech(&mut c) {
+                return Ok(false);
+            }
             self.capture = Some(c);
             return Ok(true);
         }
@@ -380,19 +460,99 @@ impl Run {
         }
         if command && self.lockstep {
             loop {
-                match self.controls.recv() {
-                    Ok(Control::Resume) => break,
-                    Ok(Control::Listen) => {
+                match self.wait_control() {
+                    Some(Control::Resume) => break,
+                    Some(Control::Listen) => {
                         self.begin_capture(self.samples);
                         break;
                     }
-                    Ok(Control::Cancel) => {}
+                    Some(Control::Cancel | Control::Verdict { .. }) => {}
                     // The consumer is gone.
-                    Err(_) => return Ok(false),
+                    None => return Ok(false),
                 }
             }
         }
         Ok(true)
+    }
+
+    /// The next control, for a recording that waits; None once the consumer is gone or the
+    /// front end is stopping.
+    fn wait_control(&self) -> Option<Control> {
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            match self.controls.recv_timeout(Duration::from_millis(50)) {
+                Ok(c) => return Some(c),
+                Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// After a frame that did not end the command: starts the command's audio when speech
+    /// starts, asks about a pause once it is long enough, and ends a whole command after its
+    /// short pause. None when nobody listens any more.
+    fn after_frame(&mut self, c: &mut Capture) -> Option<Endpoint> {
+        let (Some(start), Some(silence)) = (c.endpointer.start(), c.endpointer.silence()) else {
+            return Some(Endpoint::Listening);
+        };
+        let from = *c
+            .sent
+            .get_or_insert(((start * FRAME).saturating_sub(PAD), 0));
+        let from = from.0;
+        let speech_end = c.endpointer.speech_end() * FRAME - from;
+        if silence == 0 {
+            c.pause = Pause::None;
+        } else if silence == PAUSE_FRAMES && c.pause == Pause::None {
+            let pad = (c.endpointer.speech_end() * FRAME + PAD).saturating_sub(c.seen);
+            if !self.send_speech(c) || !self.tell(Heard::Pause { speech_end, pad }) {
+                return None;
+            }
+            c.pause = Pause::Asked(speech_end);
+            if self.lockstep {
+                // A recording waits for the answer, as if it had come in time.
+                while c.pause == Pause::Asked(speech_end) {
+                    match self.wait_control()? {
+                        Control::Verdict { speech_end, whole } => c.verdict(speech_end, whole),
+                        Control::Cancel => c.pause = Pause::Partial,
+                        Control::Listen | Control::Resume => {}
+                    }
+                }
+            }
+        }
+        let whole_after = vad::frames(
+            self.settings
+                .complete_silence
+                .min(self.settings.trailing_silence),
+        );
+        if c.pause == Pause::Whole(speech_end) && silence >= whole_after {
+            return Some(c.endpointer.finish());
+        }
+        Some(Endpoint::Listening)
+    }
+
+    /// Sends the command's audio not yet sent, up to `PAD` after its last speech so far;
+    /// false when nobody listens any more.
+    fn send_speech(&self, c: &mut Capture) -> bool {
+        let upto = (c.endpointer.speech_end() * FRAME + PAD).min(c.seen);
+        self.send_speech_to(c, upto)
+    }
+
+    /// Sends the command's audio not yet sent, up to `upto` in the capture.
+    fn send_speech_to(&self, c: &mut Capture, upto: usize) -> bool {
+        let Some((from, sent)) = c.sent else {
+            return true;
+        };
+        if upto <= from + sent {
+            return true;
+        }
+        let audio = c.audio[from + sent..upto].to_vec();
+        c.sent = Some((from, upto - from));
+        self.tell(Heard::Speech {
+            audio,
+            first: sent == 0,
+        })
     }
 
     fn begin_capture(&mut self, from: u64) {
@@ -402,11 +562,13 @@ impl Run {
             from,
             endpointer: Endpointer::new(&self.settings),
             seen: 0,
+            sent: None,
+            pause: Pause::None,
         });
     }
 
     /// Sends what a finished capture holds; false when nobody listens any more.
-    fn finish(&self, c: Capture, end: Endpoint) -> bool {
+    fn finish(&self, mut c: Capture, end: Endpoint) -> bool {
         let (start, stop, cut_off) = match end {
             Endpoint::Ended { start, end } => (start, end, false),
             Endpoint::TooLong { start, end } => (start, end, true),
@@ -416,11 +578,31 @@ impl Run {
         };
         let from = (start * FRAME).saturating_sub(PAD);
         let to = (stop * FRAME + PAD).min(c.audio.len());
+        // The last piece: the pieces and the command's audio are the same samples.
+        c.sent.get_or_insert((from, 0));
+        if !self.send_speech_to(&mut c, to) {
+            return false;
+        }
+        let early = matches!(c.pause, Pause::Whole(_)) && !cut_off;
         self.tell(Heard::Command {
             audio: c.audio[from..to].to_vec(),
             at: (c.from + from as u64) as f64 / 16_000.0,
+            speech_end: stop * FRAME - from,
+            early,
             cut_off,
         })
+    }
+}
+
+impl Capture {
+    fn verdict(&mut self, speech_end: usize, whole: bool) {
+        if self.pause == Pause::Asked(speech_end) {
+            self.pause = if whole {
+                Pause::Whole(speech_end)
+            } else {
+                Pause::Partial
+            };
+        }
     }
 }
 

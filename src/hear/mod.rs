@@ -9,6 +9,7 @@ pub mod reopen;
 pub mod source;
 pub mod vad;
 pub mod wake;
+pub mod wyoming;
 
-pub use front_end::{Engines, FrontEnd, FrontEndError, Heard};
+pub use front_end::{Engines, FrontEnd, FrontEndError, Heard, Judge};
 pub use source::{AudioSource, Input};

@@ -102,7 +102,8 @@ pub struct Endpointer {
     last_speech: usize,
 }
 
-fn frames(d: std::time::Duration) -> usize {
+/// VAD frames in `d`, rounded up.
+pub fn frames(d: std::time::Duration) -> usize {
     (d.as_secs_f64() * 16_000.0 / FRAME as f64).ceil() as usize
 }
 
@@ -123,6 +124,21 @@ impl Endpointer {
     /// Whether speech has started.
     pub fn in_speech(&self) -> bool {
         self.start.is_some()
+    }
+
+    /// Where speech started (a frame index), once it has.
+    pub fn start(&self) -> Option<usize> {
+        self.start
+    }
+
+    /// Frames since the last speech frame (0 while speaking); None before speech starts.
+    pub fn silence(&self) -> Option<usize> {
+        self.start.map(|_| self.frame - 1 - self.last_speech)
+    }
+
+    /// The frame after the last speech frame so far.
+    pub fn speech_end(&self) -> usize {
+        self.last_speech + 1
     }
 
     pub fn push(&mut self, p: f32) -> Endpoint {
@@ -242,6 +258,20 @@ mod tests {
         let mut e = Endpointer::new(&settings());
         let got = run(&mut e, std::iter::repeat_n(0.9, 200));
         assert_eq!(got[0], Endpoint::TooLong { start: 0, end: 94 });
+    }
+
+    #[test]
+    fn silence_is_counted_from_the_last_speech_frame() {
+        let mut e = Endpointer::new(&settings());
+        run(&mut e, std::iter::repeat_n(0.0, 3));
+        assert_eq!(e.silence(), None);
+        run(&mut e, std::iter::repeat_n(0.9, 4));
+        assert_eq!(
+            (e.start(), e.silence(), e.speech_end()),
+            (Some(3), Some(0), 7)
+        );
+        run(&mut e, std::iter::repeat_n(0.0, 5));
+        assert_eq!((e.silence(), e.speech_end()), (Some(5), 7));
     }
 
     #[test]

@@ -100,6 +100,7 @@ pub struct RawListen {
     pub refractory_ms: Option<Spanned<u64>>,
     pub vad_threshold: Option<Spanned<f32>>,
     pub trailing_silence_ms: Option<Spanned<u64>>,
+    pub complete_silence_ms: Option<Spanned<u64>>,
     pub no_speech_timeout_ms: Option<Spanned<u64>>,
     pub max_utterance_ms: Option<Spanned<u64>>,
     #[serde(default)]

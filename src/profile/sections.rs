@@ -122,6 +122,9 @@ pub struct ListenSettings {
     pub vad_threshold: f32,
     /// This much silence after speech ends the command.
     pub trailing_silence: Duration,
+    /// This much silence ends it when what was said so far is a whole command of the grammar
+    /// (at most `trailing_silence`).
+    pub complete_silence: Duration,
     /// Give up if no speech starts this soon after the wake word.
     pub no_speech_timeout: Duration,
     /// Cut a command off at this length.
@@ -137,6 +140,7 @@ impl Default for ListenSettings {
             refractory: Duration::from_secs(2),
             vad_threshold: 0.5,
             trailing_silence: Duration::from_millis(600),
+            complete_silence: Duration::from_millis(200),
             no_speech_timeout: Duration::from_secs(4),
             max_utterance: Duration::from_secs(10),
             vocabulary: Vec::new(),

@@ -389,7 +389,7 @@ fn enum_values_need_a_synonym_with_words() {
 fn listen_settings_are_read_and_checked() {
     let good = BASE.replacen(
         "[assistant]",
-        "[listen]\nwake_threshold = 0.7\ntrailing_silence_ms = 800\n\n[assistant]",
+        "[listen]\nwake_threshold = 0.7\ntrailing_silence_ms = 800\ncomplete_silence_ms = 300\n\n[assistant]",
         1,
     );
     let p = Profile::parse(&good, "x.toml").unwrap();
@@ -399,16 +399,25 @@ fn listen_settings_are_read_and_checked() {
         std::time::Duration::from_millis(800)
     );
     assert_eq!(
+        p.listen.complete_silence,
+        std::time::Duration::from_millis(300)
+    );
+    assert_eq!(
         p.listen.max_utterance,
         ListenSettings::default().max_utterance
     );
 
     let bad = BASE.replacen(
         "[assistant]",
-        "[listen]\nwake_threshold = 1.5\ntrailing_silence_ms = 50\n\n[assistant]",
+        "[listen]\nwake_threshold = 1.5\ntrailing_silence_ms = 50\ncomplete_silence_ms = 20\n\n[assistant]",
         1,
     );
     assert_one_error(&bad, "listen.wake_threshold", "outside 0.05..=0.99");
+    assert_one_error(
+        &bad,
+        "listen.complete_silence_ms",
+        "20 ms is outside 100..=3000",
+    );
     assert_one_error(
         &bad,
         "listen.trailing_silence_ms",

@@ -20,10 +20,18 @@ pub(super) const FIXTURES: &[(&str, &str)] = &[
         "climate.set_temperature",
     ),
     ("hey-jarvis-turn-on-the-seat-heating", "seats.heating_on"),
+    (
+        "piper-hey-jarvis-set-the-temperature-to--twenty-one-degrees",
+        "climate.set_temperature",
+    ),
+    (
+        "piper-hey-jarvis-switch-the-seat-heating-on",
+        "seats.heating_on",
+    ),
 ];
 
 pub(super) const END_OF_SPEECH_FAST: &str =
-    "end of speech to first audio, fast path (trailing silence + ASR + request)";
+    "end of speech to first audio, fast path (end of turn + ASR + request)";
 pub(super) const FIRST_AUDIO_FAST: &str = "request to first audio, fast path";
 pub(super) const FIRST_AUDIO_LLM: &str = "request to first audio, local model";
 
@@ -48,7 +56,8 @@ pub(super) struct Speech {
 /// One spoken command's stages, in ms after its end of speech (the VAD's last speech frame).
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Timeline {
-    /// The end-pointer fires after the profile's trailing silence.
+    /// The end-pointer fires: after the profile's short pause for a whole command (once its
+    /// transcript at the pause says so), else after the trailing silence.
     pub end_pointer: f64,
     /// `cabin-asr` has given the final transcript.
     pub transcript: f64,
@@ -84,8 +93,8 @@ pub(super) async fn speech(
     fixtures: &Path,
     rounds: usize,
 ) -> anyhow::Result<Speech> {
-    use cabin::hear::{Heard, Input};
-    use cabin::listening::{Listening, Transcriber};
+    use cabin::hear::Input;
+    use cabin::listening::{Listened, Listening, Transcriber};
     let profile = cabin::profile::Profile::embedded_default();
     let mut files: Vec<PathBuf> = std::fs::read_dir(fixtures)
         .map_err(|e| anyhow::anyhow!("no fixtures in {}: {e}", fixtures.display()))?
@@ -117,19 +126,34 @@ pub(super) async fn speech(
         correct: 0,
         runs: 0,
     };
+    // The recordings play faster than real time and wait for each pause's transcript; the
+    // timeline puts each stage where it falls in real time, counted from the end of speech.
+    let frame_ms = |frames: usize| (frames * cabin::hear::vad::FRAME) as f64 / 16.0;
+    let listen = &profile.listen;
+    let trailing = frame_ms(cabin::hear::vad::frames(listen.trailing_silence));
+    let whole = frame_ms(cabin::hear::vad::frames(
+        listen.complete_silence.min(listen.trailing_silence),
+    ));
+    let asked = frame_ms(cabin::hear::front_end::PAUSE_FRAMES);
     for _ in 0..rounds {
         for file in &files {
             let (tx, mut heard) = tokio::sync::mpsc::channel(16);
-            let listening =
-                Listening::start(&profile, Input::File(file.clone()), asr.clone(), false, tx)?;
+            let listening = Listening::start(
+                &profile,
+                Input::File(file.clone()),
+                asr.clone(),
+                false,
+                cabin::runtime::worker::SETTLE_LIMIT,
+                tx,
+            )?;
             let mut command = None;
             while let Some(h) = heard.recv().await {
                 match h {
-                    Heard::Command { audio, .. } => {
-                        command = Some(audio);
+                    Listened::Transcribed(c) => {
+                        command = Some(c?);
                         listening.after_turn(false);
                     }
-                    Heard::Ended {
+                    Listened::Ended {
                         audio_s,
                         wake_cpu_s,
                         vad_cpu_s,
@@ -143,14 +167,27 @@ pub(super) async fn speech(
                 }
             }
             out.runs += 1;
-            let Some(audio) = command else { continue };
-            let heard = transcriber
-                .transcribe(&audio, cabin::runtime::worker::SETTLE_LIMIT)
-                .await?;
+            let Some(heard) = command else { continue };
+            let end_pointer = if heard.early {
+                whole.max(asked + heard.partial_ms.unwrap_or(0.0))
+            } else {
+                trailing
+            };
+            let transcript = match heard.partial_ms {
+                // The transcript at the pause was the whole command's.
+                Some(ms) => end_pointer.max(asked + ms),
+                None => end_pointer + heard.asr_ms,
+            };
+            if let Some(ms) = heard.partial_ms {
+                out.stages
+                    .entry("transcript at a pause (cabin-asr, during the end-of-turn wait)".into())
+                    .or_default()
+                    .push(ms);
+            }
             out.stages
                 .entry("speech recognition (cabin-asr, after end-pointing)".into())
                 .or_default()
-                .push(heard.asr_ms);
+                .push(transcript - end_pointer);
             let text = heard.text.unwrap_or_default();
             let asked = ask(conn, replies, &text, speaking).await?;
             let outcome = asked.outcome;
@@ -158,9 +195,6 @@ pub(super) async fn speech(
                 .entry("transcript to action and reply (daemon round trip)".into())
                 .or_default()
                 .push(asked.round_trip.as_secs_f64() * 1e3);
-            // The end-pointer hears the command end after the trailing silence.
-            let silence = profile.listen.trailing_silence.as_secs_f64() * 1e3;
-            let transcript = silence + heard.asr_ms;
             let first_audio = asked
                 .first_audio
                 .map(|first| transcript + first.as_secs_f64() * 1e3);
@@ -176,7 +210,7 @@ pub(super) async fn speech(
                 .entry(name.to_string())
                 .or_default()
                 .push(Timeline {
-                    end_pointer: silence,
+                    end_pointer,
                     transcript,
                     action: transcript + asked.round_trip.as_secs_f64() * 1e3,
                     first_audio,
@@ -251,7 +285,7 @@ pub(super) fn synthesis(
     let cpu_before = cpu_ticks(std::process::id());
     for reply in replies {
         let mut text = reply.clone();
-        for (i, sentence) in cabin::text::take_sentences(&mut text, true)
+        for (i, sentence) in cabin::text::take_phrases(&mut text, true, true)
             .iter()
             .enumerate()
         {

@@ -4,8 +4,7 @@
 
 use crate::daemon::events::{Caller, Event, Notification, State, TurnError};
 use crate::daemon::NoAudio;
-use crate::hear::Heard;
-use crate::listening::Listening;
+use crate::listening::{Listened, Listening};
 use crate::speak::{Speaker, SpeechEnd, Spoken};
 use crate::understand::turn::Pending;
 use crate::understand::{Assistant, Context, Outcome, Turn};
@@ -53,10 +52,6 @@ struct Speaking {
 /// How long after Cabin's own voice said the wake word the microphone's wake word stays deaf
 /// (the room's echo, the detector's window).
 const OWN_WAKE_MARGIN: Duration = Duration::from_millis(700);
-
-/// How long a command waits for a speech worker that is still starting (loading its model)
-/// before Cabin says it can't hear.
-const ASR_START_WAIT: Duration = Duration::from_secs(15);
 
 /// The single owner of conversation state.
 struct EventLoop {
@@ -122,8 +117,6 @@ impl EventLoop {
             Event::Cancel { respond } => self.cancel(respond).await,
             Event::Activate { respond } => self.activate(respond).await,
             Event::Heard(heard) => self.heard(heard).await,
-            Event::Transcribed { text } => self.transcribed(text).await,
-            Event::CantHear(why) => self.cant_hear(why).await,
         }
     }
 
@@ -301,9 +294,9 @@ impl EventLoop {
         }
     }
 
-    async fn heard(&mut self, heard: Heard) {
+    async fn heard(&mut self, heard: Listened) {
         match heard {
-            Heard::Wake { score, .. } => {
+            Listened::Wake { score, .. } => {
                 if self
                     .deaf_until
                     .is_some_and(|until| std::time::Instant::now() < until)
@@ -322,30 +315,26 @@ impl EventLoop {
                 self.follow_up_until = None;
                 self.set_state(State::Listening).await;
             }
-            Heard::NoSpeech { .. } => {
+            Listened::NoSpeech { .. } => {
                 if matches!(self.state, State::Listening | State::FollowUp) {
                     self.end_session().await;
                 }
             }
-            Heard::Command { audio, .. } => {
-                let Ok(listening) = &self.audio else { return };
-                let transcriber = listening.transcriber();
+            Listened::Partial { text, whole } => {
+                tracing::debug!(%text, whole, "heard so far");
+            }
+            Listened::EndOfTurn { early, .. } => {
+                tracing::debug!(early, "end of turn");
                 self.follow_up_until = None;
                 self.set_state(State::Transcribing).await;
-                let events = self.events_tx.clone();
-                tokio::spawn(async move {
-                    let event = match transcriber.transcribe(&audio, ASR_START_WAIT).await {
-                        Ok(command) => Event::Transcribed { text: command.text },
-                        Err(e) => Event::CantHear(e.to_string()),
-                    };
-                    let _ = events.send(event).await;
-                });
             }
-            Heard::Microphone { available, detail } => {
+            Listened::Transcribed(Ok(command)) => self.transcribed(command.text).await,
+            Listened::Transcribed(Err(e)) => self.cant_hear(e.to_string()).await,
+            Listened::Microphone { available, detail } => {
                 self.tell(Notification::Microphone { available, detail })
                     .await;
             }
-            Heard::Ended { error, .. } => match error {
+            Listened::Ended { error, .. } => match error {
                 Some(e) => tracing::error!("the audio front end stopped: {e}"),
                 None => tracing::info!("the audio input ended"),
             },

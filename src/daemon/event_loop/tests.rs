@@ -266,7 +266,7 @@ async fn a_spoken_reply_ducks_the_media_and_ends_when_it_has_played() {
 }
 
 fn wake() -> Event {
-    Event::Heard(Heard::Wake {
+    Event::Heard(Listened::Wake {
         at: 0.0,
         score: 0.9,
     })
@@ -339,7 +339,7 @@ async fn a_lost_microphone_and_its_return_reach_the_hmi() {
     for available in [false, true] {
         let detail = format!("available: {available}");
         h.events
-            .send(Event::Heard(Heard::Microphone {
+            .send(Event::Heard(Listened::Microphone {
                 available,
                 detail: detail.clone(),
             }))

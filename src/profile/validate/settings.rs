@@ -422,6 +422,15 @@ impl Validator<'_> {
             s.trailing_silence = d;
         }
         if let Some(d) = millis(
+            &raw.complete_silence_ms,
+            "listen.complete_silence_ms",
+            100..=3000,
+            "use 200: a whole command needs no longer pause; set it to trailing_silence_ms to \
+             always wait that long",
+        ) {
+            s.complete_silence = d;
+        }
+        if let Some(d) = millis(
             &raw.no_speech_timeout_ms,
             "listen.no_speech_timeout_ms",
             1000..=30_000,

@@ -362,6 +362,15 @@ impl Matcher {
             .find_map(|words| self.match_tokens(words).filter(|m| m.score >= 1.0))
     }
 
+    /// Whether `text` is a whole command: every word matched by one template, none of them
+    /// taken by a free-text slot (a destination or a name may go on after a pause) and none
+    /// left over ("open the window and" is not whole). The end of a turn waits less for one.
+    pub fn is_whole_command(&self, text: &str) -> bool {
+        let tokens = tokenize(text);
+        let tokens = self.strip_fillers(&tokens);
+        !tokens.is_empty() && self.match_tokens(tokens).is_some_and(|m| m.score >= 1.0)
+    }
+
     /// The best template match of all of `tokens`.
     fn match_tokens(&self, tokens: &[Token]) -> Option<Match> {
         let mut best: Option<Match> = None;

@@ -1,0 +1,220 @@
+//! A client of a Wyoming ASR service: `describe`, one-shot `transcribe`, and the typed errors
+//! of both.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader};
+use wyoming::{AudioFormat, Event};
+
+/// Audio per `audio-chunk`: 100 ms.
+pub(super) const CHUNK_SAMPLES: usize = 1_600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AsrError {
+    #[error("'{0}' is not a Wyoming address: use tcp://HOST:PORT or unix://PATH")]
+    BadAddress(String),
+    #[error("cannot reach the speech recogniser at {address}: {source}")]
+    Unreachable {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("the speech recogniser at {0} did not answer within {1:.1} s")]
+    Timeout(String, f64),
+    #[error("the speech recogniser refused the audio: {0}")]
+    Refused(String),
+    #[error("the speech recogniser at {address} broke the protocol: {problem}")]
+    Protocol { address: String, problem: String },
+}
+
+/// A Wyoming ASR service's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+impl std::str::FromStr for Address {
+    type Err = AsrError;
+    fn from_str(s: &str) -> Result<Address, AsrError> {
+        if let Some(a) = s.strip_prefix("tcp://").filter(|a| a.contains(':')) {
+            Ok(Address::Tcp(a.into()))
+        } else if let Some(p) = s.strip_prefix("unix://").filter(|p| !p.is_empty()) {
+            Ok(Address::Unix(p.into()))
+        } else {
+            Err(AsrError::BadAddress(s.into()))
+        }
+    }
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Address::Tcp(a) => write!(f, "tcp://{a}"),
+            Address::Unix(p) => write!(f, "unix://{}", p.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AsrClient {
+    pub(super) address: Address,
+    /// Decoder prompt sent with each request (vocabulary biasing; `cabin-asr` reads it, other
+    /// services ignore it).
+    pub(super) prompt: Option<String>,
+    /// The service decodes partial transcripts (`cabin-asr` does; other Wyoming services
+    /// don't know the request).
+    pub(super) partials: bool,
+}
+
+/// A transcript and how long the service took from the end of the audio.
+#[derive(Debug, Clone)]
+pub struct Transcript {
+    pub text: String,
+    pub ms: f64,
+}
+
+type Halves = (
+    Box<dyn AsyncRead + Unpin + Send>,
+    Box<dyn AsyncWrite + Unpin + Send>,
+);
+
+impl AsrClient {
+    pub fn new(address: Address, prompt: Option<String>) -> AsrClient {
+        AsrClient {
+            address,
+            prompt,
+            partials: false,
+        }
+    }
+
+    /// The service is `cabin-asr`, which decodes partial transcripts ([`Stream::partial`]).
+    pub fn with_partials(mut self) -> AsrClient {
+        self.partials = true;
+        self
+    }
+
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    pub(super) async fn connect(&self) -> Result<Halves, AsrError> {
+        let unreachable = |source| AsrError::Unreachable {
+            address: self.address.to_string(),
+            source,
+        };
+        Ok(match &self.address {
+            Address::Tcp(a) => {
+                let s = tokio::net::TcpStream::connect(a)
+                    .await
+                    .map_err(unreachable)?;
+                let _ = s.set_nodelay(true);
+                let (r, w) = s.into_split();
+                (Box::new(r), Box::new(w))
+            }
+            Address::Unix(p) => {
+                let s = tokio::net::UnixStream::connect(p)
+                    .await
+                    .map_err(unreachable)?;
+                let (r, w) = s.into_split();
+                (Box::new(r), Box::new(w))
+            }
+        })
+    }
+
+    pub(super) fn protocol(&self, problem: impl std::fmt::Display) -> AsrError {
+        AsrError::Protocol {
+            address: self.address.to_string(),
+            problem: problem.to_string(),
+        }
+    }
+
+    /// Asks the service what it offers (`describe` → `info`).
+    pub async fn describe(&self, limit: Duration) -> Result<Event, AsrError> {
+        let exchange = async {
+            let (r, mut w) = self.connect().await?;
+            let mut r = BufReader::new(r);
+            wyoming::write(&mut w, &Event::new("describe", serde_json::json!({})))
+                .await
+                .map_err(|e| self.protocol(e))?;
+            loop {
+                match wyoming::read(&mut r).await.map_err(|e| self.protocol(e))? {
+                    Some(e) if e.kind == "info" => return Ok(e),
+                    Some(e) if e.kind == "error" => {
+                        return Err(AsrError::Refused(
+                            e.str("text").unwrap_or("no reason given").into(),
+                        ))
+                    }
+                    Some(_) => continue,
+                    None => return Err(self.protocol("closed without an info event")),
+                }
+            }
+        };
+        tokio::time::timeout(limit, exchange)
+            .await
+            .map_err(|_| AsrError::Timeout(self.address.to_string(), limit.as_secs_f64()))?
+    }
+
+    /// Transcribes 16 kHz mono samples. `limit` bounds the whole exchange.
+    pub async fn transcribe(
+        &self,
+        samples: &[i16],
+        limit: Duration,
+    ) -> Result<Transcript, AsrError> {
+        let exchange = async {
+            let (r, mut w) = self.connect().await?;
+            let mut r = BufReader::new(r);
+            let mut request = serde_json::json!({});
+            if let Some(p) = &self.prompt {
+                request["prompt"] = p.as_str().into();
+            }
+            let send = |e: wyoming::Error| self.protocol(e);
+            wyoming::write(&mut w, &Event::new("transcribe", request))
+                .await
+                .map_err(send)?;
+            wyoming::write(&mut w, &wyoming::audio_start(AudioFormat::SPEECH))
+                .await
+                .map_err(send)?;
+            for chunk in samples.chunks(CHUNK_SAMPLES) {
+                let pcm = chunk.iter().flat_map(|s| s.to_le_bytes()).collect();
+                wyoming::write(&mut w, &wyoming::audio_chunk(AudioFormat::SPEECH, pcm))
+                    .await
+                    .map_err(send)?;
+            }
+            wyoming::write(&mut w, &wyoming::audio_stop())
+                .await
+                .map_err(send)?;
+            let stopped = Instant::now();
+            loop {
+                match wyoming::read(&mut r).await.map_err(|e| self.protocol(e))? {
+                    Some(e) if e.kind == "transcript" => {
+                        let text = e
+                            .str("text")
+                            .ok_or_else(|| self.protocol("transcript without text"))?;
+                        return Ok(Transcript {
+                            text: text.trim().to_string(),
+                            ms: stopped.elapsed().as_secs_f64() * 1000.0,
+                        });
+                    }
+                    Some(e) if e.kind == "error" => {
+                        return Err(AsrError::Refused(
+                            e.str("text").unwrap_or("no reason given").into(),
+                        ))
+                    }
+                    Some(_) => continue,
+                    None => return Err(self.protocol("closed without a transcript")),
+                }
+            }
+        };
+        tokio::time::timeout(limit, exchange)
+            .await
+            .map_err(|_| AsrError::Timeout(self.address.to_string(), limit.as_secs_f64()))?
+    }
+}
+
+impl crate::runtime::worker::Health for AsrClient {
+    type Error = AsrError;
+    /// A Wyoming `describe` answered with `info`.
+    async fn check(&self, limit: Duration) -> Result<(), AsrError> {
+        self.describe(limit).await.map(|_| ())
+    }
+}
