@@ -10,7 +10,7 @@ use crate::hear::wake::{WakeWord, CHUNK};
 use crate::speak::cache::{Said, SpeechCache};
 use crate::speak::playback::{Output, PlaybackError, Sink};
 use crate::speak::voice::Voice;
-use crate::text::take_sentences;
+use crate::text::take_phrases;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -260,6 +260,8 @@ struct Utterance {
     synthesising: usize,
     since: Instant,
     spoke: bool,
+    /// Its first phrase has gone to the voice.
+    phrased: bool,
 }
 
 /// The speaker thread: owns the sink; never blocks on synthesis.
@@ -319,20 +321,23 @@ fn play(
                         synthesising: 0,
                         since: Instant::now(),
                         spoke: false,
+                        phrased: false,
                     }
                 });
                 if u.ended {
                     continue;
                 }
                 u.pending.push_str(&text);
-                for sentence in take_sentences(&mut u.pending, false) {
+                for sentence in take_phrases(&mut u.pending, false, !u.phrased) {
+                    u.phrased = true;
                     u.synthesising += 1;
                     let _ = voice.send((u.id, sentence));
                 }
             }
             Some(Msg::End { utterance }) => {
                 if let Some(u) = now.as_mut().filter(|u| u.id == utterance) {
-                    for sentence in take_sentences(&mut u.pending, true) {
+                    for sentence in take_phrases(&mut u.pending, true, !u.phrased) {
+                        u.phrased = true;
                         u.synthesising += 1;
                         let _ = voice.send((u.id, sentence));
                     }

@@ -11,11 +11,22 @@ const ABBREVIATIONS: &[&str] = &[
 /// second of speech), and a comma is a pause anyway.
 const LONG_CLAUSE: usize = 60;
 
+/// The first phrase of a reply ends at a clause boundary this far in: what is heard first is
+/// synthesised first ("The nearest charger is 3 km away, …" plays while the rest is made).
+const FIRST_CLAUSE: usize = 24;
+
 /// Takes the whole sentences off the front of `text` (all of it when `flush`); a long one is
 /// cut at a clause boundary.
 pub fn take_sentences(text: &mut String, flush: bool) -> Vec<String> {
+    take_phrases(text, flush, false)
+}
+
+/// As [`take_sentences`]; when `first`, the first phrase taken ends at the first clause
+/// boundary [`FIRST_CLAUSE`] characters in, however long its sentence.
+pub fn take_phrases(text: &mut String, flush: bool, mut first: bool) -> Vec<String> {
     let mut out = Vec::new();
     loop {
+        let clause = if first { FIRST_CLAUSE } else { LONG_CLAUSE };
         let chars: Vec<(usize, char)> = text.char_indices().collect();
         let mut cut = None;
         for (k, &(i, c)) in chars.iter().enumerate() {
@@ -30,7 +41,7 @@ pub fn take_sentences(text: &mut String, flush: bool) -> Vec<String> {
                         .to_lowercase();
                     (c != '.' || !ABBREVIATIONS.contains(&word.as_str())).then_some(i + 1)
                 }
-                ',' | ';' | ':' if i >= LONG_CLAUSE && next.is_some_and(char::is_whitespace) => {
+                ',' | ';' | ':' if i >= clause && next.is_some_and(char::is_whitespace) => {
                     Some(i + 1)
                 }
                 _ => None,
@@ -45,6 +56,7 @@ pub fn take_sentences(text: &mut String, flush: bool) -> Vec<String> {
                 let sentence: String = text.drain(..end).collect();
                 if !sentence.trim().is_empty() {
                     out.push(sentence.trim().to_string());
+                    first = false;
                 }
             }
             None => break,
@@ -74,6 +86,30 @@ mod tests {
             ]
         );
         assert_eq!(t, " Yes, it is.");
+    }
+
+    #[test]
+    fn a_replys_first_clause_is_its_first_phrase() {
+        let reply = "The nearest charger is 3.2 km away, on Main Street near the park. Shall I?";
+        let mut t = reply.to_string();
+        assert_eq!(
+            take_phrases(&mut t, true, true),
+            [
+                "The nearest charger is 3.2 km away,",
+                "on Main Street near the park.",
+                "Shall I?"
+            ]
+        );
+        // Later sentences keep their commas unless they are long; a short first clause too.
+        let mut t =
+            "Sure, I can. Yes, the nearest charger is 3.2 km away, on Main Street.".to_string();
+        assert_eq!(
+            take_phrases(&mut t, true, true),
+            [
+                "Sure, I can.",
+                "Yes, the nearest charger is 3.2 km away, on Main Street."
+            ]
+        );
     }
 
     #[test]
