@@ -10,6 +10,7 @@ mod profile;
 mod run;
 mod say;
 mod transcribe;
+mod wyoming;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -51,6 +52,9 @@ enum Command {
     /// Run the speech front end on a recording: find the speech in it, transcribe it, check for
     /// the wake word, then understand and act as `say` does (in this process).
     Listen(listen::Args),
+    /// Serve the profile's voice (Wyoming TTS) and wake word (Wyoming wake) to Home Assistant
+    /// and other Wyoming clients, until SIGTERM or Ctrl-C.
+    Wyoming(wyoming::Args),
     /// Install and list model files.
     Models {
         #[command(subcommand)]
@@ -81,6 +85,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Eval(args) => eval::exec(args).await,
         Command::Transcribe(args) => transcribe::exec(args).await,
         Command::Listen(args) => listen::exec(args).await,
+        Command::Wyoming(args) => wyoming::exec(args).await,
         Command::Models { command } => models::exec(command).await,
         Command::Doctor(args) => doctor::exec(args).await,
         Command::Bench(args) => bench::exec(args).await,

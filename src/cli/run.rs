@@ -69,7 +69,7 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
 
 /// Installs SIGTERM (systemd stop) and SIGINT (Ctrl-C) handlers now; the returned future
 /// completes when either arrives.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+pub(super) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;

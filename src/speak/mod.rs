@@ -7,6 +7,7 @@ pub mod playback;
 pub mod speakable;
 pub mod speaker;
 pub mod voice;
+pub mod wyoming;
 
 pub use playback::Output;
 pub use speaker::{Speaker, SpeechEnd, Spoken};

@@ -1,0 +1,162 @@
+//! Cabin's Wyoming services — the recogniser (`cabin-asr serve`), the voice and the wake word
+//! (`cabin wyoming`) — driven by the `wyoming` Python package Home Assistant uses
+//! (`tests/wyoming/client.py`), not only by Cabin's own client.
+//!
+//! The package comes from PyPI into a virtual environment that scripts/test makes
+//! (`CABIN_WYOMING_PYTHON` names its interpreter). Without it, or without the models, the test
+//! skips with a message, except under CI, where that is a failure.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A Python with the `wyoming` package.
+fn python() -> Option<PathBuf> {
+    let python = std::env::var_os("CABIN_WYOMING_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "python3".into());
+    let has = Command::new(&python)
+        .args(["-c", "import wyoming"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if has {
+        Some(python)
+    } else {
+        common::missing(format!(
+            "the wyoming Python package for {} (scripts/test installs it and sets CABIN_WYOMING_PYTHON)",
+            python.display()
+        ));
+        None
+    }
+}
+
+fn installed(name: &str) -> bool {
+    match cabin::runtime::models::installed(name, "model") {
+        Ok(_) => true,
+        Err(e) => common::missing(format!("{e}")),
+    }
+}
+
+/// A child killed with the test.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+#[test]
+fn home_assistants_wyoming_client_uses_cabins_recogniser_voice_and_wake_word() {
+    let Some(python) = python() else { return };
+    let profile = cabin::Profile::embedded_default();
+    let (Some(asr), Some(tts), Some(wake)) = (
+        profile.models.asr.clone(),
+        profile.models.tts.clone(),
+        profile.models.wake.clone(),
+    ) else {
+        panic!("the default profile names a recogniser, a voice and a wake word");
+    };
+    if ![asr.as_str(), tts.as_str(), wake.as_str()]
+        .into_iter()
+        .all(installed)
+    {
+        return;
+    }
+    let model = cabin::runtime::models::installed(&asr, "model").unwrap();
+    let (asr, asr_uri) = common::spawn_worker(
+        Command::new(cabin::runtime::worker::program(
+            "cabin-asr",
+            "CABIN_ASR_WORKER",
+        ))
+        .args([
+            "serve",
+            "--threads",
+            "2",
+            "--listen",
+            "tcp://127.0.0.1:0",
+            "--model",
+        ])
+        .arg(model),
+    );
+    let _asr = Child(asr);
+    let (services, uris) = common::spawn_worker(Command::new(common::CABIN).args([
+        "wyoming",
+        "--tts",
+        "tcp://127.0.0.1:0",
+        "--wake",
+        "tcp://127.0.0.1:0",
+    ]));
+    let _services = Child(services);
+    let uri = |what: &str| {
+        uris.split_whitespace()
+            .find_map(|u| u.strip_prefix(what))
+            .unwrap_or_else(|| panic!("no {what} in {uris}"))
+            .to_string()
+    };
+    // Speech without the wake word: eSpeak NG, at 16 kHz.
+    let dir = tempfile::tempdir().unwrap();
+    let spoken = dir.path().join("spoken.wav");
+    let status = Command::new("espeak-ng")
+        .args(["-v", "en-gb", "-w"])
+        .arg(&spoken)
+        .arg("turn on the seat heating and open the window please")
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        common::missing("espeak-ng (scripts/setup installs it)".into());
+        return;
+    }
+    let no_wake = dir.path().join("no-wake.wav");
+    cabin::hear::audio::write_wav(&no_wake, &cabin::hear::audio::read(&spoken).unwrap()).unwrap();
+    let out = common::output_within(
+        {
+            let mut c = Command::new(python);
+            c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/wyoming/client.py"))
+                .args([
+                    "--asr",
+                    &asr_uri,
+                    "--tts",
+                    &uri("tts="),
+                    "--wake",
+                    &uri("wake="),
+                ])
+                .arg("--command")
+                .arg(fixture(
+                    "hey-jarvis-set-the-temperature-to-twenty-degrees.wav",
+                ))
+                .arg("--no-wake")
+                .arg(&no_wake);
+            c
+        },
+        std::time::Duration::from_secs(180),
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the Python client failed");
+    for service in ["asr:", "tts:", "wake:"] {
+        assert!(said.contains(service), "{said}");
+    }
+}
+
+#[test]
+fn wyoming_without_a_service_or_with_a_bad_address_says_what_to_do() {
+    let out = Command::new(common::CABIN).arg("wyoming").output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--tts URI"), "{err}");
+    let out = Command::new(common::CABIN)
+        .args(["wyoming", "--tts", "http://localhost:1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tcp://HOST:PORT"), "{err}");
+}
