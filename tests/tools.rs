@@ -188,3 +188,50 @@ fn bench_reports_every_figure() {
     }
     assert_eq!(report["utterances"], 16);
 }
+
+#[test]
+fn wake_eval_prints_the_false_reject_rate_and_false_accepts_per_hour() {
+    if !default_models_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("wake.json");
+    let out = std::process::Command::new(CABIN)
+        .args(["wake", "eval", "--noise-minutes", "0.5", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{table}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        table.contains(
+            "| threshold | false rejects | false-reject rate | false accepts | per hour |"
+        ),
+        "{table}"
+    );
+    assert!(table.contains("0.5 (profile)"), "{table}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    // A higher threshold misses at least as often and wakes falsely at most as often.
+    for pair in rows.windows(2) {
+        assert!(
+            pair[0]["false_rejects"].as_u64() <= pair[1]["false_rejects"].as_u64(),
+            "{report}"
+        );
+        assert!(
+            pair[0]["false_accepts"].as_u64() >= pair[1]["false_accepts"].as_u64(),
+            "{report}"
+        );
+    }
+    // "hey jarvis" in clear eSpeak NG and Piper voices is mostly heard at the profile's 0.5.
+    let at_profile = rows.iter().find(|r| r["threshold"] == 0.5).unwrap();
+    assert!(
+        at_profile["false_reject_rate"].as_f64().unwrap() < 0.5,
+        "{report}"
+    );
+}

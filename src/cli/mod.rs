@@ -10,6 +10,7 @@ mod profile;
 mod run;
 mod say;
 mod transcribe;
+mod wake;
 mod wyoming;
 
 use anyhow::Result;
@@ -55,6 +56,11 @@ enum Command {
     /// Serve the profile's voice (Wyoming TTS) and wake word (Wyoming wake) to Home Assistant
     /// and other Wyoming clients, until SIGTERM or Ctrl-C.
     Wyoming(wyoming::Args),
+    /// Wake word tools: `cabin wake eval` measures a model's misses and false wakes.
+    Wake {
+        #[command(subcommand)]
+        command: wake::Command,
+    },
     /// Install and list model files.
     Models {
         #[command(subcommand)]
@@ -86,6 +92,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Transcribe(args) => transcribe::exec(args).await,
         Command::Listen(args) => listen::exec(args).await,
         Command::Wyoming(args) => wyoming::exec(args).await,
+        Command::Wake { command } => wake::exec(command).await,
         Command::Models { command } => models::exec(command).await,
         Command::Doctor(args) => doctor::exec(args).await,
         Command::Bench(args) => bench::exec(args).await,
