@@ -160,3 +160,99 @@ fn wyoming_without_a_service_or_with_a_bad_address_says_what_to_do() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tcp://HOST:PORT"), "{err}");
 }
+
+/// Sends `events` to the service at `uri`; the first event it answers.
+async fn answer(uri: &str, events: &[wyoming::Event]) -> Option<wyoming::Event> {
+    let addr = uri.strip_prefix("tcp://").unwrap();
+    let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (r, mut w) = s.into_split();
+    let mut r = tokio::io::BufReader::new(r);
+    for e in events {
+        wyoming::write(&mut w, e).await.unwrap();
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(30), wyoming::read(&mut r))
+        .await
+        .expect("an answer within 30 s")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn bad_requests_to_the_voice_and_the_wake_word_get_wyoming_errors() {
+    let profile = cabin::Profile::embedded_default();
+    let (Some(tts), Some(wake)) = (profile.models.tts.clone(), profile.models.wake.clone()) else {
+        panic!("the default profile names a voice and a wake word");
+    };
+    if !installed(&tts) || !installed(&wake) {
+        return;
+    }
+    let (services, uris) = common::spawn_worker(Command::new(common::CABIN).args([
+        "wyoming",
+        "--tts",
+        "tcp://127.0.0.1:0",
+        "--wake",
+        "tcp://127.0.0.1:0",
+    ]));
+    let _services = Child(services);
+    let uri = |what: &str| {
+        uris.split_whitespace()
+            .find_map(|u| u.strip_prefix(what))
+            .unwrap()
+            .to_string()
+    };
+    let code = |e: Option<wyoming::Event>| {
+        let e = e.expect("an event");
+        assert_eq!(e.kind, "error", "{e:?}");
+        e.str("code").unwrap_or_default().to_string()
+    };
+    use serde_json::json;
+    use wyoming::{AudioFormat, Event};
+    let (tts, wake) = (uri("tts="), uri("wake="));
+    assert_eq!(
+        code(answer(&tts, &[Event::new("synthesize", json!({}))]).await),
+        "bad-request"
+    );
+    let long = "word ".repeat(1_000);
+    assert_eq!(
+        code(answer(&tts, &[Event::new("synthesize", json!({"text": long}))]).await),
+        "too-long"
+    );
+    // 44.1 kHz audio: the wake word takes 16 kHz only, and says so.
+    let cd = AudioFormat {
+        rate: 44_100,
+        width: 2,
+        channels: 1,
+    };
+    let e = answer(&wake, &[wyoming::audio_start(cd)]).await;
+    let text = e
+        .as_ref()
+        .and_then(|e| e.str("text"))
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(code(e), "bad-audio");
+    assert!(text.contains("16 kHz"), "{text}");
+    assert_eq!(
+        code(
+            answer(
+                &wake,
+                &[Event::new("detect", json!({"names": ["okay_nabu"]}))]
+            )
+            .await
+        ),
+        "unknown-wake-word"
+    );
+    // Not Wyoming at all: told so, and the service goes on.
+    let addr = wake.strip_prefix("tcp://").unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut s, b"GET / HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    let (r, _w) = s.into_split();
+    let e = wyoming::read(&mut tokio::io::BufReader::new(r))
+        .await
+        .unwrap();
+    assert_eq!(code(e), "malformed-event");
+    let info = answer(&wake, &[Event::new("describe", json!({}))])
+        .await
+        .unwrap();
+    assert_eq!(info.kind, "info");
+}
