@@ -167,7 +167,6 @@ impl Transcriber {
 /// The front end and the recogniser it feeds.
 pub struct Listening {
     front_end: FrontEnd,
-    transcriber: Transcriber,
     relay: tokio::task::JoinHandle<()>,
 }
 
@@ -187,9 +186,8 @@ impl Listening {
         let (raw_tx, raw) = mpsc::channel(64);
         let front_end =
             FrontEnd::start(input, engines, profile.listen.clone(), push_to_talk, raw_tx)?;
-        let transcriber = Transcriber::new(profile, asr);
         let relay = Relay {
-            transcriber: transcriber.clone(),
+            transcriber: Transcriber::new(profile, asr),
             grammar: Matcher::new(profile),
             judge: front_end.judge(),
             out: heard,
@@ -197,13 +195,8 @@ impl Listening {
         };
         Ok(Listening {
             front_end,
-            transcriber,
             relay: tokio::spawn(relay.run(raw)),
         })
-    }
-
-    pub fn transcriber(&self) -> Transcriber {
-        self.transcriber.clone()
     }
 
     /// After a turn: a question or a confirmation waits for its answer without the wake word;

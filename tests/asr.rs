@@ -978,19 +978,13 @@ async fn the_shipped_recording_changes_the_simulator() {
     );
 }
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
 #[test]
 fn partial_transcripts_arrive_before_the_final_one() {
     let _whisper = WHISPER.blocking_lock();
     let Some(model) = model() else { return };
     let asr = Asr::start(&model, "tcp://127.0.0.1:0");
     // "Hey Jarvis, set the temperature to … twenty one degrees": the pause is 0.4 s long.
-    let audio = cabin::hear::audio::read(&fixture(
+    let audio = cabin::hear::audio::read(&common::fixture(
         "piper-hey-jarvis-set-the-temperature-to--twenty-one-degrees.wav",
     ))
     .unwrap();
@@ -1040,7 +1034,7 @@ fn listened(bus: &common::TestBus, name: &str) -> serde_json::Value {
         "--llm",
         "off",
         "--input",
-        fixture(name).to_str().unwrap(),
+        common::fixture(name).to_str().unwrap(),
     ]);
     assert!(
         out.status.success(),

@@ -48,10 +48,23 @@ impl Drop for Child {
     }
 }
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+/// `cabin wyoming` serving the voice and the wake word on free ports: the process and the
+/// voice's and the wake word's addresses.
+fn services() -> (Child, String, String) {
+    let (services, uris) = common::spawn_worker(Command::new(common::CABIN).args([
+        "wyoming",
+        "--tts",
+        "tcp://127.0.0.1:0",
+        "--wake",
+        "tcp://127.0.0.1:0",
+    ]));
+    let uri = |what: &str| {
+        uris.split_whitespace()
+            .find_map(|u| u.strip_prefix(what))
+            .unwrap_or_else(|| panic!("no {what} in {uris}"))
+            .to_string()
+    };
+    (Child(services), uri("tts="), uri("wake="))
 }
 
 #[test]
@@ -88,20 +101,7 @@ fn home_assistants_wyoming_client_uses_cabins_recogniser_voice_and_wake_word() {
         .arg(model),
     );
     let _asr = Child(asr);
-    let (services, uris) = common::spawn_worker(Command::new(common::CABIN).args([
-        "wyoming",
-        "--tts",
-        "tcp://127.0.0.1:0",
-        "--wake",
-        "tcp://127.0.0.1:0",
-    ]));
-    let _services = Child(services);
-    let uri = |what: &str| {
-        uris.split_whitespace()
-            .find_map(|u| u.strip_prefix(what))
-            .unwrap_or_else(|| panic!("no {what} in {uris}"))
-            .to_string()
-    };
+    let (_services, tts, wake) = services();
     // Speech without the wake word: eSpeak NG, at 16 kHz.
     let dir = tempfile::tempdir().unwrap();
     let spoken = dir.path().join("spoken.wav");
@@ -120,16 +120,9 @@ fn home_assistants_wyoming_client_uses_cabins_recogniser_voice_and_wake_word() {
         {
             let mut c = Command::new(python);
             c.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/wyoming/client.py"))
-                .args([
-                    "--asr",
-                    &asr_uri,
-                    "--tts",
-                    &uri("tts="),
-                    "--wake",
-                    &uri("wake="),
-                ])
+                .args(["--asr", &asr_uri, "--tts", &tts, "--wake", &wake])
                 .arg("--command")
-                .arg(fixture(
+                .arg(common::fixture(
                     "hey-jarvis-set-the-temperature-to-twenty-degrees.wav",
                 ))
                 .arg("--no-wake")
@@ -185,20 +178,7 @@ async fn bad_requests_to_the_voice_and_the_wake_word_get_wyoming_errors() {
     if !installed(&tts) || !installed(&wake) {
         return;
     }
-    let (services, uris) = common::spawn_worker(Command::new(common::CABIN).args([
-        "wyoming",
-        "--tts",
-        "tcp://127.0.0.1:0",
-        "--wake",
-        "tcp://127.0.0.1:0",
-    ]));
-    let _services = Child(services);
-    let uri = |what: &str| {
-        uris.split_whitespace()
-            .find_map(|u| u.strip_prefix(what))
-            .unwrap()
-            .to_string()
-    };
+    let (_services, tts, wake) = services();
     let code = |e: Option<wyoming::Event>| {
         let e = e.expect("an event");
         assert_eq!(e.kind, "error", "{e:?}");
@@ -206,7 +186,6 @@ async fn bad_requests_to_the_voice_and_the_wake_word_get_wyoming_errors() {
     };
     use serde_json::json;
     use wyoming::{AudioFormat, Event};
-    let (tts, wake) = (uri("tts="), uri("wake="));
     assert_eq!(
         code(answer(&tts, &[Event::new("synthesize", json!({}))]).await),
         "bad-request"

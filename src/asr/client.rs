@@ -2,12 +2,9 @@
 //! of both.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
-use wyoming::{AudioFormat, Event};
-
-/// Audio per `audio-chunk`: 100 ms.
-pub(super) const CHUNK_SAMPLES: usize = 1_600;
+use wyoming::Event;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AsrError {
@@ -139,11 +136,7 @@ impl AsrClient {
             loop {
                 match wyoming::read(&mut r).await.map_err(|e| self.protocol(e))? {
                     Some(e) if e.kind == "info" => return Ok(e),
-                    Some(e) if e.kind == "error" => {
-                        return Err(AsrError::Refused(
-                            e.str("text").unwrap_or("no reason given").into(),
-                        ))
-                    }
+                    Some(e) if e.kind == "error" => return Err(refused(&e)),
                     Some(_) => continue,
                     None => return Err(self.protocol("closed without an info event")),
                 }
@@ -154,61 +147,27 @@ impl AsrClient {
             .map_err(|_| AsrError::Timeout(self.address.to_string(), limit.as_secs_f64()))?
     }
 
-    /// Transcribes 16 kHz mono samples. `limit` bounds the whole exchange.
+    /// Transcribes 16 kHz mono samples in one request: an utterance streamed all at once.
+    /// `limit` bounds the whole exchange.
     pub async fn transcribe(
         &self,
         samples: &[i16],
         limit: Duration,
     ) -> Result<Transcript, AsrError> {
         let exchange = async {
-            let (r, mut w) = self.connect().await?;
-            let mut r = BufReader::new(r);
-            let mut request = serde_json::json!({});
-            if let Some(p) = &self.prompt {
-                request["prompt"] = p.as_str().into();
-            }
-            let send = |e: wyoming::Error| self.protocol(e);
-            wyoming::write(&mut w, &Event::new("transcribe", request))
-                .await
-                .map_err(send)?;
-            wyoming::write(&mut w, &wyoming::audio_start(AudioFormat::SPEECH))
-                .await
-                .map_err(send)?;
-            for chunk in samples.chunks(CHUNK_SAMPLES) {
-                let pcm = chunk.iter().flat_map(|s| s.to_le_bytes()).collect();
-                wyoming::write(&mut w, &wyoming::audio_chunk(AudioFormat::SPEECH, pcm))
-                    .await
-                    .map_err(send)?;
-            }
-            wyoming::write(&mut w, &wyoming::audio_stop())
-                .await
-                .map_err(send)?;
-            let stopped = Instant::now();
-            loop {
-                match wyoming::read(&mut r).await.map_err(|e| self.protocol(e))? {
-                    Some(e) if e.kind == "transcript" => {
-                        let text = e
-                            .str("text")
-                            .ok_or_else(|| self.protocol("transcript without text"))?;
-                        return Ok(Transcript {
-                            text: text.trim().to_string(),
-                            ms: stopped.elapsed().as_secs_f64() * 1000.0,
-                        });
-                    }
-                    Some(e) if e.kind == "error" => {
-                        return Err(AsrError::Refused(
-                            e.str("text").unwrap_or("no reason given").into(),
-                        ))
-                    }
-                    Some(_) => continue,
-                    None => return Err(self.protocol("closed without a transcript")),
-                }
-            }
+            let mut stream = self.stream().await?;
+            stream.audio(samples).await?;
+            stream.finish(limit).await
         };
         tokio::time::timeout(limit, exchange)
             .await
             .map_err(|_| AsrError::Timeout(self.address.to_string(), limit.as_secs_f64()))?
     }
+}
+
+/// An `error` event as the refusal it is.
+pub(super) fn refused(event: &Event) -> AsrError {
+    AsrError::Refused(event.str("text").unwrap_or("no reason given").into())
 }
 
 impl crate::runtime::worker::Health for AsrClient {

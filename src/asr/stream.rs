@@ -3,12 +3,15 @@
 //! at pauses (answered by `transcript-partial`: the audio so far, decoded), and `audio-stop` →
 //! `transcript` at the end.
 
-use crate::asr::client::{AsrClient, AsrError, Transcript, CHUNK_SAMPLES};
+use crate::asr::client::{refused, AsrClient, AsrError, Transcript};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncWrite, BufReader};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use wyoming::{AudioFormat, Event};
+
+/// Audio per `audio-chunk`: 100 ms.
+const CHUNK_SAMPLES: usize = 1_600;
 
 /// An utterance being streamed. Dropping it hangs up: the service drops the audio.
 pub struct Stream {
@@ -157,8 +160,4 @@ impl Stream {
             .await
             .map_err(|_| AsrError::Timeout(address, limit.as_secs_f64()))?
     }
-}
-
-fn refused(event: &Event) -> AsrError {
-    AsrError::Refused(event.str("text").unwrap_or("no reason given").into())
 }

@@ -42,13 +42,9 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
         let voice = cabin::speak::voice::load(&profile).context("loading the voice")?;
         let service = Arc::new(TtsService::new(voice, &profile.language));
         ready.push(format!("tts={}", listener.uri()));
-        let stop = stopped(stop.clone());
-        served.spawn(async move {
-            wyoming::serve(&listener, CONNECTIONS, stop, |(r, w)| {
-                let service = service.clone();
-                async move { service.serve(r, w).await }
-            })
-            .await;
+        serve(&mut served, listener, stop.clone(), move |(r, w)| {
+            let service = service.clone();
+            async move { service.serve(r, w).await }
         });
     }
     if let Some(uri) = &args.wake {
@@ -74,13 +70,9 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
             profile.listen.refractory,
         ));
         ready.push(format!("wake={}", listener.uri()));
-        let stop = stopped(stop.clone());
-        served.spawn(async move {
-            wyoming::serve(&listener, CONNECTIONS, stop, |(r, w)| {
-                let service = service.clone();
-                async move { service.serve(r, w).await }
-            })
-            .await;
+        serve(&mut served, listener, stop.clone(), move |(r, w)| {
+            let service = service.clone();
+            async move { service.serve(r, w).await }
         });
     }
     tracing::info!(services = %ready.join(" "), "serving");
@@ -93,7 +85,21 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Completes once `stop` says so.
-async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
+/// Serves each connection to `listener` with `handle`, in a task of `served`, until `stop`
+/// says so.
+fn serve<H, F>(
+    served: &mut tokio::task::JoinSet<()>,
+    listener: wyoming::Listener,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    handle: H,
+) where
+    H: Fn(wyoming::Halves) -> F + Send + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    served.spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        wyoming::serve(&listener, CONNECTIONS, stopped, handle).await;
+    });
 }

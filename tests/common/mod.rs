@@ -138,6 +138,13 @@ impl TestBus {
     }
 }
 
+/// A spoken command recording of `tests/fixtures`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
 /// A model or tool a test needs is not installed: the test skips with a message, except
 /// under CI, where that is a failure. Returns false, for `if !installed() { return }`.
 pub fn missing(what: String) -> bool {
