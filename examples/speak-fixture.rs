@@ -3,18 +3,31 @@
 //! silence; any other part is spoken, its own leading and trailing silence cut, so that a
 //! pause in the fixture is exactly as long as written.
 //!
-//! cargo run --release --example speak-fixture -- OUT.wav "Hey Jarvis," @0.2 "set the …"
+//! cargo run --release --example speak-fixture -- OUT.wav "Hey Cabin," @0.2 "set the …"
+//!
+//! With `--espeak VOICE` first (e.g. `--espeak en-gb`), eSpeak NG speaks instead, at 150
+//! words a minute.
 
 use cabin::hear::audio::{resample, write_wav};
 use cabin::speak::speakable::speakable;
 
 fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let out = args
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("usage: speak-fixture OUT.wav PART..."))?;
+    let mut args = std::env::args().skip(1).peekable();
+    let usage = || anyhow::anyhow!("usage: speak-fixture [--espeak VOICE] OUT.wav PART...");
     let profile = cabin::Profile::embedded_default();
-    let mut voice = cabin::speak::voice::load(&profile)?;
+    let mut voice: Box<dyn cabin::speak::voice::Voice> =
+        if args.peek().is_some_and(|a| a == "--espeak") {
+            args.next();
+            let name = args.next().ok_or_else(usage)?;
+            let settings = cabin::profile::SpeechSettings {
+                rate: 150.0 / 175.0,
+                ..Default::default()
+            };
+            Box::new(cabin::speak::voice::Espeak::new(&name, &settings)?)
+        } else {
+            cabin::speak::voice::load(&profile)?
+        };
+    let out = args.next().ok_or_else(usage)?;
     let mut samples = silence(0.5);
     for part in args {
         if let Some(seconds) = part.strip_prefix('@') {

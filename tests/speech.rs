@@ -134,7 +134,7 @@ fn cabins_voice_saying_the_wake_word_is_flagged() {
     .unwrap();
     let mut flagged = Vec::new();
     for (utterance, text) in [
-        "You can call me by saying hey Jarvis.",
+        "You can call me by saying hey Cabin.",
         "You have about four hundred kilometres of range left.",
     ]
     .into_iter()

@@ -47,6 +47,10 @@ async fn doctor_is_green_when_everything_runs() {
     );
     assert!(report.contains("driving state readable"), "{report}");
     assert!(
+        report.contains("wake word cabin-hey-cabin: loads"),
+        "{report}"
+    );
+    assert!(
         report.contains("speech model whisper-tiny.en: installed, sha256 OK"),
         "{report}"
     );
@@ -197,7 +201,15 @@ fn wake_eval_prints_the_false_reject_rate_and_false_accepts_per_hour() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("wake.json");
     let out = std::process::Command::new(CABIN)
-        .args(["wake", "eval", "--noise-minutes", "0.5", "--json"])
+        .args([
+            "wake",
+            "eval",
+            "--noise-minutes",
+            "0.5",
+            "--command-hours",
+            "0.05",
+        ])
+        .arg("--json")
         .arg(&json)
         .output()
         .unwrap();
@@ -213,7 +225,7 @@ fn wake_eval_prints_the_false_reject_rate_and_false_accepts_per_hour() {
         ),
         "{table}"
     );
-    assert!(table.contains("0.5 (profile)"), "{table}");
+    assert!(table.contains("0.7 (profile)"), "{table}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let rows = report["rows"].as_array().unwrap();
@@ -228,10 +240,100 @@ fn wake_eval_prints_the_false_reject_rate_and_false_accepts_per_hour() {
             "{report}"
         );
     }
-    // "hey jarvis" in clear eSpeak NG and Piper voices is mostly heard at the profile's 0.5.
-    let at_profile = rows.iter().find(|r| r["threshold"] == 0.5).unwrap();
+    // The default word, in voices its training did not use, is heard at the profile's 0.7 as
+    // often as issue 24 asks (it missed none of the 159 when trained).
+    let at_profile = rows
+        .iter()
+        .find(|r| (r["threshold"].as_f64().unwrap() - 0.7).abs() < 1e-3)
+        .unwrap();
     assert!(
-        at_profile["false_reject_rate"].as_f64().unwrap() < 0.5,
+        at_profile["false_reject_rate"].as_f64().unwrap() <= 0.05,
+        "{report}"
+    );
+}
+
+/// A quick model for a phrase no model knows: it is written, wakes on the phrase in voices it
+/// was not trained on, loads in `cabin doctor`, and a file that is not a keyword model fails
+/// there with the fix.
+#[test]
+fn wake_train_builds_a_model_for_a_new_phrase_that_wakes_on_it() {
+    if !default_models_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("hey-aurora.onnx");
+    let mut cmd = std::process::Command::new(CABIN);
+    cmd.args(["wake", "train", "hey aurora", "--quick", "--out"])
+        .arg(&model);
+    let out = output_within(cmd, std::time::Duration::from_secs(600));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("training: pass 10/10"), "{log}");
+
+    let json = dir.path().join("wake.json");
+    let mut cmd = std::process::Command::new(CABIN);
+    cmd.args(["wake", "eval"])
+        .arg(&model)
+        .args(["--phrase", "hey aurora", "--noise-minutes", "0.5"])
+        .args(["--command-hours", "0.1", "--json"])
+        .arg(&json);
+    let out = output_within(cmd, std::time::Duration::from_secs(600));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let at_profile = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["threshold"] == 0.5)
+        .unwrap()
+        .clone();
+    // Even the quick model hears most of 159 held-apart trials and rarely wakes on the rest.
+    assert!(
+        at_profile["false_reject_rate"].as_f64().unwrap() <= 0.10,
+        "{table}"
+    );
+    assert!(
+        at_profile["false_accepts"].as_u64().unwrap() <= 3,
+        "{table}"
+    );
+
+    let profile = |wake: &std::path::Path| {
+        let path = dir.path().join("profile.toml");
+        let text = std::fs::read_to_string("profiles/default.toml")
+            .unwrap()
+            .replace(
+                "wake = \"cabin-hey-cabin\"",
+                &format!("wake = \"{}\"", wake.display()),
+            );
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let doctor = |wake: &std::path::Path| {
+        let mut cmd = std::process::Command::new(CABIN);
+        cmd.args(["doctor", "--bus", "unix:path=/nonexistent", "--profile"])
+            .arg(profile(wake));
+        let out = output_within(cmd, std::time::Duration::from_secs(120));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let report = doctor(&model);
+    assert!(
+        report.contains(&format!("wake word {}: loads", model.display())),
+        "{report}"
+    );
+    // The mel spectrogram model is ONNX, but not a keyword model.
+    let mel = cabin::runtime::models::installed("openwakeword-melspectrogram", "test").unwrap();
+    let report = doctor(&mel);
+    assert!(
+        report.contains(&format!(
+            "FAIL  the wake word {} does not load",
+            mel.display()
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains("fix: run `cabin models fetch`, or point [models] wake"),
         "{report}"
     );
 }

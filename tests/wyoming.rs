@@ -123,7 +123,7 @@ fn home_assistants_wyoming_client_uses_cabins_recogniser_voice_and_wake_word() {
                 .args(["--asr", &asr_uri, "--tts", &tts, "--wake", &wake])
                 .arg("--command")
                 .arg(common::fixture(
-                    "hey-jarvis-set-the-temperature-to-twenty-degrees.wav",
+                    "hey-cabin-set-the-temperature-to-twenty-degrees.wav",
                 ))
                 .arg("--no-wake")
                 .arg(&no_wake);

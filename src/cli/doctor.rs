@@ -45,7 +45,7 @@ fn problem(status: Status, what: impl Into<String>, fix: impl Into<String>) -> C
 fn models(profile: &Profile, dir: &std::path::Path) -> Vec<Check> {
     let fetch =
         "run `cabin models fetch` (as the service user, or with --dir set to its models directory)";
-    let mut checks: Vec<Check> = profile
+    let checks: Vec<Check> = profile
         .models
         .needed()
         .into_iter()
@@ -79,6 +79,10 @@ fn models(profile: &Profile, dir: &std::path::Path) -> Vec<Check> {
                     ),
                     fetch,
                 ),
+                // Its own check loads it and scores audio (`wake_word`).
+                cabin::runtime::models::Installed::Ok if m.trained_phrase().is_some() => {
+                    ok(format!("{kind} model {name}: installed (trained here)"))
+                }
                 cabin::runtime::models::Installed::Ok => {
                     match cabin::runtime::models::sha256_file(&path) {
                         Ok(sum) if sum == m.sha256 => {
@@ -102,23 +106,50 @@ fn models(profile: &Profile, dir: &std::path::Path) -> Vec<Check> {
             }
         })
         .collect();
-    if let Some(own) = profile
-        .models
-        .wake
-        .as_deref()
-        .filter(|w| cabin::runtime::models::is_path(w))
-    {
-        checks.push(if std::path::Path::new(own).is_file() {
-            ok(format!("wake word model {own}: present"))
-        } else {
-            problem(
-                Status::Fail,
-                format!("the profile's wake word model {own} does not exist"),
-                "install the OEM's keyword model there, or name a catalogue model in [models] wake",
-            )
-        });
-    }
     checks
+}
+
+/// Whether the wake word loads and scores audio: a keyword model that is not one (a wrong
+/// file, a broken `cabin wake train` output) fails here, not when the daemon starts.
+fn wake_word(keyword: &str) -> Check {
+    use cabin::hear::wake::{WakeWord, CHUNK};
+    let fix = "run `cabin models fetch`, or point [models] wake at a keyword model (openWakeWord's, or one `cabin wake train` wrote)";
+    let mut wake = match WakeWord::for_keyword(keyword) {
+        Ok(w) => w,
+        Err(e) => {
+            return problem(
+                Status::Fail,
+                format!("the wake word {keyword} does not load: {e}"),
+                fix,
+            )
+        }
+    };
+    // Two seconds of silence: each score must be a probability, and low.
+    let mut highest = 0.0f32;
+    for _ in 0..25 {
+        match wake.push(&[0; CHUNK]) {
+            Ok(s) if (0.0..0.5).contains(&s) => highest = highest.max(s),
+            Ok(s) => {
+                return problem(
+                    Status::Fail,
+                    format!(
+                        "the wake word {keyword} scores silence {s:.3}: it would wake on nothing"
+                    ),
+                    fix,
+                )
+            }
+            Err(e) => {
+                return problem(
+                    Status::Fail,
+                    format!("the wake word {keyword} fails on audio: {e}"),
+                    fix,
+                )
+            }
+        }
+    }
+    ok(format!(
+        "wake word {keyword}: loads, silence scores {highest:.3} at most"
+    ))
 }
 
 /// Whether the profile's workers start: each loads its model and listens, then is stopped.
@@ -216,6 +247,13 @@ pub async fn run(profile: &Profile, api_bus: &BusAddress) -> Vec<Check> {
     checks.push(speaker(&profile.audio.output));
     checks.push(espeak());
     checks.extend(workers(profile).await);
+    if let Some(keyword) = profile.models.wake.clone() {
+        checks.push(
+            tokio::task::spawn_blocking(move || wake_word(&keyword))
+                .await
+                .unwrap_or_else(|e| problem(Status::Fail, e.to_string(), "report this")),
+        );
+    }
 
     let timeout = profile.vehicle.timeout;
     match connect(api_bus, timeout).await {

@@ -56,7 +56,8 @@ enum Command {
     /// Serve the profile's voice (Wyoming TTS) and wake word (Wyoming wake) to Home Assistant
     /// and other Wyoming clients, until SIGTERM or Ctrl-C.
     Wyoming(wyoming::Args),
-    /// Wake word tools: `cabin wake eval` measures a model's misses and false wakes.
+    /// Wake word tools: `cabin wake train` builds a model for a phrase, `cabin wake eval`
+    /// measures its misses and false wakes.
     Wake {
         #[command(subcommand)]
         command: wake::Command,

@@ -102,8 +102,17 @@ async fn fetch(profile: Option<PathBuf>, model: Vec<String>, dir: Option<PathBuf
     } else {
         model
     };
-    for name in names {
-        let model = models::find(&name)?;
+    // A model trained here needs the others (its voices and feature models) first.
+    let mut found = names
+        .iter()
+        .map(|n| models::find(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    found.sort_by_key(|m| m.trained_phrase().is_some());
+    for model in found {
+        if let Some(phrase) = model.trained_phrase() {
+            train(model, phrase, &dir).await?;
+            continue;
+        }
         let target = dir.clone();
         tokio::task::spawn_blocking(move || {
             models::fetch(&target, model, &mut |line| eprintln!("{line}"))
@@ -116,6 +125,34 @@ async fn fetch(profile: Option<PathBuf>, model: Vec<String>, dir: Option<PathBuf
         ))?;
     }
     Ok(())
+}
+
+/// Trains a catalogue wake word unless it is there (a few minutes on two cores).
+async fn train(
+    model: &'static models::Model,
+    phrase: &'static str,
+    dir: &std::path::Path,
+) -> Result<()> {
+    let path = dir.join(model.file);
+    if matches!(models::status(dir, model), Installed::Ok) {
+        eprintln!("{}: installed (trained here)", model.name);
+    } else {
+        if dir != models::default_dir() {
+            anyhow::bail!(
+                "{} is trained with the voices and feature models in the models directory: set CABIN_MODELS_DIR={} instead of --dir",
+                model.name,
+                dir.display()
+            );
+        }
+        eprintln!(
+            "{}: training \"{phrase}\" on this machine (`cabin wake train`, a few minutes)…",
+            model.name
+        );
+        let out = path.clone();
+        tokio::task::spawn_blocking(move || super::wake::train_catalogue_word(phrase, &out))
+            .await??;
+    }
+    print_out(&format!("{}: {}\n", model.name, path.display()))
 }
 
 /// Converts a CTranslate2 model (blocking: reads and writes hundreds of MB).
@@ -147,6 +184,9 @@ fn list(dir: Option<PathBuf>, verify: bool) -> String {
         let state = match models::status(&dir, m) {
             Installed::Missing => "not installed (run `cabin models fetch`)".to_string(),
             Installed::WrongSize(n) => format!("WRONG SIZE {n} bytes (run `cabin models fetch`)"),
+            Installed::Ok if m.trained_phrase().is_some() => {
+                "installed (trained here; `cabin doctor` checks it loads)".into()
+            }
             Installed::Ok if verify => match models::sha256_file(&dir.join(m.file)) {
                 Ok(h) if h == m.sha256 => "installed, sha256 OK".into(),
                 Ok(h) => format!("CORRUPT: sha256 {h} (run `cabin models fetch`)"),
@@ -154,13 +194,13 @@ fn list(dir: Option<PathBuf>, verify: bool) -> String {
             },
             Installed::Ok => "installed".into(),
         };
+        let made = match m.trained_phrase() {
+            Some(phrase) => format!("trained here for \"{phrase}\""),
+            None => format!("{} MB, sha256 {}", m.size / 1_000_000, &m.sha256[..16]),
+        };
         out.push_str(&format!(
-            "  {} [{}] {} MB, sha256 {}: {state}\n    licence: {}\n",
-            m.name,
-            m.kind,
-            m.size / 1_000_000,
-            &m.sha256[..16],
-            m.licence
+            "  {} [{}] {made}: {state}\n    licence: {}\n",
+            m.name, m.kind, m.licence
         ));
     }
     out

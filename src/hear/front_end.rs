@@ -412,19 +412,17 @@ impl Run {
             let rested = self
                 .last_wake
                 .is_none_or(|w| self.samples - w >= refractory);
-            if let Some(score) = score.filter(|s| *s >= self.settings.wake_threshold) {
-                if self.capture.is_none() && rested {
-                    self.last_wake = Some(self.samples);
-                    if !self.tell(Heard::Wake {
-                        at: self.secs(),
-                        score,
-                    }) {
-                        return Ok(false);
-                    }
-                    // The command starts after this chunk.
-                    self.begin_capture(self.samples);
-                    return Ok(true);
+            if score >= self.settings.wake_threshold && self.capture.is_none() && rested {
+                self.last_wake = Some(self.samples);
+                if !self.tell(Heard::Wake {
+                    at: self.secs(),
+                    score,
+                }) {
+                    return Ok(false);
                 }
+                // The command starts after this chunk.
+                self.begin_capture(self.samples);
+                return Ok(true);
             }
         }
         let Some(mut c) = self.capture.take() else {

@@ -191,7 +191,7 @@ impl WakeService {
             return Err(error("engine-down", "the wake word detector has stopped"));
         };
         let scored = tokio::task::spawn_blocking(move || {
-            let scores: Result<Vec<Option<f32>>, _> = audio
+            let scores: Result<Vec<f32>, _> = audio
                 .chunks_exact(CHUNK)
                 .map(|c| wake.push(c.try_into().expect("a CHUNK-long slice")))
                 .collect();
@@ -211,7 +211,7 @@ impl WakeService {
         for score in scores {
             s.heard += CHUNK as u64;
             let rested = s.last_detection.is_none_or(|at| s.heard - at >= refractory);
-            if score.is_some_and(|p| p >= self.threshold) && rested {
+            if score >= self.threshold && rested {
                 s.last_detection = Some(s.heard);
                 s.detected = true;
                 out.push(Event::new(

@@ -241,7 +241,7 @@ fn says_wake_word(wake: &mut WakeWord, threshold: f32, samples: &[f32], rate: u3
         for (c, s) in chunk.iter_mut().zip(block) {
             *c = (s * 32767.0).clamp(-32768.0, 32767.0) as i16;
         }
-        if let Ok(Some(score)) = wake.push(&chunk) {
+        if let Ok(score) = wake.push(&chunk) {
             if score >= threshold {
                 return true;
             }

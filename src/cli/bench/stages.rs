@@ -10,22 +10,22 @@ use std::time::{Duration, Instant};
 
 /// The spoken fixtures and the intent each asks for.
 pub(super) const FIXTURES: &[(&str, &str)] = &[
-    ("hey-jarvis-call-jordan", "phone.call"),
+    ("hey-cabin-call-jordan", "phone.call"),
     (
-        "hey-jarvis-navigate-to-munich-central-station",
+        "hey-cabin-navigate-to-munich-central-station",
         "navigation.navigate_to",
     ),
     (
-        "hey-jarvis-set-the-temperature-to-twenty-degrees",
+        "hey-cabin-set-the-temperature-to-twenty-degrees",
         "climate.set_temperature",
     ),
-    ("hey-jarvis-turn-on-the-seat-heating", "seats.heating_on"),
+    ("hey-cabin-turn-on-the-seat-heating", "seats.heating_on"),
     (
-        "piper-hey-jarvis-set-the-temperature-to--twenty-one-degrees",
+        "piper-hey-cabin-set-the-temperature-to--twenty-one-degrees",
         "climate.set_temperature",
     ),
     (
-        "piper-hey-jarvis-switch-the-seat-heating-on",
+        "piper-hey-cabin-switch-the-seat-heating-on",
         "seats.heating_on",
     ),
 ];
@@ -204,7 +204,7 @@ pub(super) async fn speech(
                     .or_default()
                     .push(ms);
             }
-            // "hey-jarvis-set-the-temperature…" names what the command asks for.
+            // "hey-cabin-set-the-temperature…" names what the command asks for.
             let name = file.file_stem().unwrap_or_default().to_string_lossy();
             out.timelines
                 .entry(name.to_string())

