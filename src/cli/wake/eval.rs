@@ -109,7 +109,9 @@ fn eval_in(
         }
     }
     for rate in PIPER_RATES {
-        spoken.push(("Piper", say(&mut piper_voice(profile, *rate)?, phrase)?));
+        if let Some(mut voice) = piper_voice(profile, *rate)? {
+            spoken.push(("Piper", say(&mut voice, phrase)?));
+        }
     }
     // (what the trial is, its audio)
     let mut positives = Vec::new();

@@ -136,16 +136,22 @@ fn espeak(voice: &str, rate: u32, pitch: u32, text: &str, dir: &Path) -> Result<
     Ok(cabin::hear::audio::read(&wav)?)
 }
 
-/// The profile's Piper voice, loaded at speaking `rate`.
-fn piper_voice(profile: &Profile, rate: f32) -> Result<cabin::speak::voice::Piper> {
-    let Some(tts) = profile.models.tts.as_deref() else {
-        bail!("the profile names no voice ([models] tts)");
+/// The profile's Piper voice, loaded at speaking `rate`; None when its voice is not Piper
+/// (eSpeak NG then speaks everything, as for an OEM that wants no other voice in its model).
+fn piper_voice(profile: &Profile, rate: f32) -> Result<Option<cabin::speak::voice::Piper>> {
+    let Some(tts) = profile
+        .models
+        .tts
+        .as_deref()
+        .filter(|t| cabin::profile::is_piper(t))
+    else {
+        return Ok(None);
     };
     let settings = cabin::profile::SpeechSettings {
         rate,
         ..profile.speech.clone()
     };
-    Ok(cabin::speak::voice::Piper::load(tts, &settings)?)
+    Ok(Some(cabin::speak::voice::Piper::load(tts, &settings)?))
 }
 
 /// `text` in `voice`, at 16 kHz.

@@ -34,9 +34,10 @@ pub struct TrainArgs {
     profile: Option<PathBuf>,
     #[command(flatten)]
     recordings: Recordings,
-    /// A quick model on a quarter of the clips and a third of the passes (for tests).
+    /// A quick model on a quarter of the clips and half the passes (for tests).
     #[arg(long)]
     quick: bool,
+    /// The seed of every random choice: the same seed, the same model.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Trained for the catalogue (`cabin models fetch`): the same on every machine.
@@ -181,9 +182,8 @@ fn build_in(
         }
         eprintln!("synthesising \"{phrase}\": {} clips", clips.len());
     }
-    if profile.models.tts.is_some() {
-        for rate in PIPER_RATES {
-            let mut voice = piper_voice(profile, *rate)?;
+    for rate in PIPER_RATES {
+        if let Some(mut voice) = piper_voice(profile, *rate)? {
             // Piper samples its prosody: each reading differs.
             for (i, text) in texts.iter().enumerate() {
                 n += 1;
@@ -192,11 +192,8 @@ fn build_in(
                 }
             }
         }
-        eprintln!(
-            "synthesising \"{phrase}\": {} clips with Piper",
-            clips.len()
-        );
     }
+    eprintln!("synthesising \"{phrase}\": {} clips in all", clips.len());
     if let Some(d) = &args.recordings.positives {
         clips.extend(recordings(d)?.iter().map(|c| trim(c)));
     }
@@ -268,8 +265,7 @@ fn build_in(
             negatives.extend(clip);
         }
     }
-    if profile.models.tts.is_some() {
-        let mut voice = piper_voice(profile, 1.0)?;
+    if let Some(mut voice) = piper_voice(profile, 1.0)? {
         for (i, r) in replies.iter().enumerate() {
             if keep(i) {
                 let mut clip = say(&mut voice, r)?;
