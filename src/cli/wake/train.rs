@@ -212,6 +212,7 @@ fn build_in(
     // Negative audio, one long stream.
     let mut negatives: Vec<i16> = Vec::new();
     let mut sentences = near_misses(phrase);
+    let misses = sentences.len();
     sentences.extend(EVERYDAY.iter().map(|s| s.to_string()));
     sentences.extend(profile.classifier.negatives.iter().cloned());
     for intent in &profile.intents {
@@ -243,7 +244,6 @@ fn build_in(
             .map(|(_, s)| s.clone())
             .filter(|s| !contains_phrase(s, phrase)),
     );
-    let misses = near_misses(phrase).len();
     eprintln!("synthesising {} negative sentences…", sentences.len());
     for (i, s) in sentences.iter().enumerate() {
         if !keep(i) {

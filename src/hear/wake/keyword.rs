@@ -48,12 +48,8 @@ impl Default for Training {
 pub struct KeywordModel {
     /// Embeddings per input window.
     pub window: usize,
-    hidden: usize,
-    /// `hidden × inputs`, row by row; applies to raw (not standardised) embeddings.
-    w1: Vec<f32>,
-    b1: Vec<f32>,
-    w2: Vec<f32>,
-    b2: f32,
+    /// The weights, applying to raw (not standardised) embeddings.
+    params: Params,
 }
 
 /// Why a model can't be trained.
@@ -174,41 +170,27 @@ impl KeywordModel {
         }
 
         // Fold the standardisation into the first layer: w·((x − m)·s) = (w·s)·x − w·s·m.
-        let mut w1 = params.w1;
-        let mut b1 = params.b1;
         for j in 0..h {
-            let row = &mut w1[j * inputs..(j + 1) * inputs];
+            let row = &mut params.w1[j * inputs..(j + 1) * inputs];
             for (i, w) in row.iter_mut().enumerate() {
                 *w *= scale[i % EMBEDDING];
-                b1[j] -= *w * mean[i % EMBEDDING];
+                params.b1[j] -= *w * mean[i % EMBEDDING];
             }
         }
-        Ok(KeywordModel {
-            window,
-            hidden: h,
-            w1,
-            b1,
-            w2: params.w2,
-            b2: params.b2[0],
-        })
+        Ok(KeywordModel { window, params })
     }
 
     /// The score (0..1) for one window of raw embeddings, as the ONNX file computes it.
     pub fn score(&self, features: &[f32]) -> f32 {
-        let params = Params {
-            w1: self.w1.clone(),
-            b1: self.b1.clone(),
-            w2: self.w2.clone(),
-            b2: vec![self.b2],
-        };
-        sigmoid(forward(&params, features, &mut vec![0.0; self.hidden]))
+        let hidden = &mut vec![0.0; self.params.b1.len()];
+        sigmoid(forward(&self.params, features, hidden))
     }
 
     /// The model as an ONNX file (IR 8, opset 13): input `x` `[1, window, 96]`, output `score`
     /// `[1, 1]`.
     pub fn to_onnx(&self, name: &str, doc: &str) -> Vec<u8> {
         let inputs = (self.window * EMBEDDING) as i64;
-        let h = self.hidden as i64;
+        let h = self.params.b1.len() as i64;
         let mut graph = Vec::new();
         let node = |op: &str, ins: &[&str], out: &str, trans_b: bool| {
             let mut n = Vec::new();
@@ -238,10 +220,10 @@ impl KeywordModel {
         }
         pb::string(&mut graph, 2, name);
         for (tensor_name, dims, values) in [
-            ("w1", vec![h, inputs], &self.w1[..]),
-            ("b1", vec![h], &self.b1[..]),
-            ("w2", vec![1, h], &self.w2[..]),
-            ("b2", vec![1], std::slice::from_ref(&self.b2)),
+            ("w1", vec![h, inputs], &self.params.w1[..]),
+            ("b1", vec![h], &self.params.b1[..]),
+            ("w2", vec![1, h], &self.params.w2[..]),
+            ("b2", vec![1], &self.params.b2[..]),
         ] {
             let mut t = Vec::new();
             for d in dims {
@@ -342,6 +324,8 @@ fn standardisation(examples: &[Example]) -> ([f32; EMBEDDING], [f32; EMBEDDING])
     (mean, scale)
 }
 
+/// The network's weights: `w1` is `hidden × inputs`, row by row; `b2` has one value.
+#[derive(Debug, Clone)]
 struct Params {
     w1: Vec<f32>,
     b1: Vec<f32>,
