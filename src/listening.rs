@@ -18,9 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// How long one transcription may take once the worker has it.
-const TRANSCRIBE_LIMIT: Duration = Duration::from_secs(30);
-
 /// A spoken command, transcribed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Command {
@@ -103,6 +100,8 @@ pub enum HearingError {
 pub struct Transcriber {
     asr: Arc<AsrWorker>,
     wake_words: Arc<[String]>,
+    /// How long one transcription may take once the worker has it.
+    limit: Duration,
 }
 
 impl Transcriber {
@@ -110,6 +109,7 @@ impl Transcriber {
         Transcriber {
             asr,
             wake_words: profile.persona.wake_words.clone().into(),
+            limit: profile.listen.asr_timeout,
         }
     }
 
@@ -129,7 +129,7 @@ impl Transcriber {
             WorkerState::Starting => return Err(HearingError::Starting),
             WorkerState::Down(why) => return Err(HearingError::Down(why)),
         };
-        let t = client.transcribe(audio, TRANSCRIBE_LIMIT).await?;
+        let t = client.transcribe(audio, self.limit).await?;
         Ok(self.command(t.text, t.ms))
     }
 
@@ -352,7 +352,7 @@ impl Relay {
                 let wait = self.wait;
                 tokio::spawn(async move {
                     let streamed = match spoken.stream {
-                        Some(s) => match s.finish(TRANSCRIBE_LIMIT).await {
+                        Some(s) => match s.finish(transcriber.limit).await {
                             Ok(t) => Some(transcriber.command(t.text, t.ms)),
                             Err(e) => {
                                 tracing::warn!("the streamed command: {e}; sending it whole");

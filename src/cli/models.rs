@@ -3,7 +3,7 @@
 use super::print_out;
 use anyhow::{Context, Result};
 use cabin::runtime::ct2;
-use cabin::runtime::models::{self, Installed};
+use cabin::runtime::models::{self, Arch, Installed};
 use cabin::Profile;
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -22,6 +22,11 @@ pub enum Command {
         /// Models directory (default: $CABIN_MODELS_DIR, else ~/.local/share/cabin/models).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Install for a head unit of this architecture (aarch64 or arm64, x86_64 or amd64)
+        /// rather than this machine: its build of the native libraries (ONNX Runtime). Use
+        /// with --dir, a directory to copy into the head unit's image.
+        #[arg(long, value_name = "ARCH")]
+        arch: Option<Arch>,
     },
     /// Print where the profile's language model is (installed or not).
     Path {
@@ -50,6 +55,9 @@ pub enum Command {
         /// Hash installed files and compare with the expected sha256 (slow on big models).
         #[arg(long)]
         verify: bool,
+        /// The models of a head unit of this architecture (as for `fetch --arch`).
+        #[arg(long, value_name = "ARCH")]
+        arch: Option<Arch>,
     },
 }
 
@@ -59,7 +67,8 @@ pub async fn exec(command: Command) -> Result<ExitCode> {
             profile,
             model,
             dir,
-        } => fetch(profile, model, dir).await?,
+            arch,
+        } => fetch(profile, model, dir, arch.or_else(Arch::host)).await?,
         Command::Path { profile, dir } => {
             let profile = Profile::load_or_default(profile.as_deref())?;
             let name = profile
@@ -83,12 +92,19 @@ pub async fn exec(command: Command) -> Result<ExitCode> {
                 tokio::task::spawn_blocking(move || import_ct2(bin, assets, out)).await??;
             print_out(&summary)?;
         }
-        Command::List { dir, verify } => print_out(&list(dir, verify))?,
+        Command::List { dir, verify, arch } => {
+            print_out(&list(dir, verify, arch.or_else(Arch::host)))?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn fetch(profile: Option<PathBuf>, model: Vec<String>, dir: Option<PathBuf>) -> Result<()> {
+async fn fetch(
+    profile: Option<PathBuf>,
+    model: Vec<String>,
+    dir: Option<PathBuf>,
+    arch: Option<Arch>,
+) -> Result<()> {
     let dir = dir.unwrap_or_else(models::default_dir);
     let names = if model.is_empty() {
         let profile = Profile::load_or_default(profile.as_deref())?;
@@ -105,7 +121,7 @@ async fn fetch(profile: Option<PathBuf>, model: Vec<String>, dir: Option<PathBuf
     // A model trained here needs the others (its voices and feature models) first.
     let mut found = names
         .iter()
-        .map(|n| models::find(n))
+        .map(|n| models::find_for(n, arch))
         .collect::<Result<Vec<_>, _>>()?;
     found.sort_by_key(|m| m.trained_phrase().is_some());
     for model in found {
@@ -127,30 +143,46 @@ async fn fetch(profile: Option<PathBuf>, model: Vec<String>, dir: Option<PathBuf
     Ok(())
 }
 
-/// Trains a catalogue wake word unless it is there (a few minutes on two cores).
+/// Trains a catalogue wake word unless it is there (a few minutes on two cores). It is trained
+/// in this machine's models directory, with the voices and feature models there, and copied
+/// to another `dir` (a head unit's models: the ONNX file is the same on every architecture).
 async fn train(
     model: &'static models::Model,
     phrase: &'static str,
     dir: &std::path::Path,
 ) -> Result<()> {
     let path = dir.join(model.file);
-    if matches!(models::status(dir, model), Installed::Ok) {
+    let home = models::default_dir();
+    let trained = home.join(model.file);
+    let present = matches!(models::status(dir, model), Installed::Ok);
+    if present {
         eprintln!("{}: installed (trained here)", model.name);
+    } else if matches!(models::status(&home, model), Installed::Ok) {
+        eprintln!(
+            "{}: copying the model trained in {}",
+            model.name,
+            home.display()
+        );
     } else {
-        if dir != models::default_dir() {
-            anyhow::bail!(
-                "{} is trained with the voices and feature models in the models directory: set CABIN_MODELS_DIR={} instead of --dir",
-                model.name,
-                dir.display()
-            );
-        }
         eprintln!(
             "{}: training \"{phrase}\" on this machine (`cabin wake train`, a few minutes)…",
             model.name
         );
-        let out = path.clone();
+        let out = trained.clone();
         tokio::task::spawn_blocking(move || super::wake::train_catalogue_word(phrase, &out))
-            .await??;
+            .await?
+            .with_context(|| {
+                format!(
+                    "{} is trained with this machine's models in {}: run `cabin models fetch` there first",
+                    model.name,
+                    home.display()
+                )
+            })?;
+    }
+    if !present && path != trained {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::copy(&trained, &path)
+            .with_context(|| format!("cannot copy {} to {}", trained.display(), path.display()))?;
     }
     print_out(&format!("{}: {}\n", model.name, path.display()))
 }
@@ -177,10 +209,14 @@ fn import_ct2(bin: PathBuf, assets: PathBuf, out: PathBuf) -> Result<String> {
     ))
 }
 
-fn list(dir: Option<PathBuf>, verify: bool) -> String {
+fn list(dir: Option<PathBuf>, verify: bool, arch: Option<Arch>) -> String {
     let dir = dir.unwrap_or_else(models::default_dir);
     let mut out = format!("models in {}\n", dir.display());
-    for m in models::MODELS {
+    if arch != Arch::host() {
+        let arch = arch.map_or("this machine's", Arch::name);
+        out.push_str(&format!("(for {arch} head units)\n"));
+    }
+    for m in models::catalogue(arch) {
         let state = match models::status(&dir, m) {
             Installed::Missing => "not installed (run `cabin models fetch`)".to_string(),
             Installed::WrongSize(n) => format!("WRONG SIZE {n} bytes (run `cabin models fetch`)"),

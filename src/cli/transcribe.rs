@@ -7,7 +7,6 @@ use cabin::runtime::worker::{WorkerState, SETTLE_LIMIT};
 use cabin::Profile;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -47,7 +46,9 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
         client
     };
     let audio_s = samples.len() as f64 / cabin::hear::audio::RATE as f64;
-    let t = client.transcribe(&samples, Duration::from_secs(60)).await?;
+    let t = client
+        .transcribe(&samples, profile.listen.asr_timeout)
+        .await?;
     let out = if args.json {
         serde_json::json!({"text": t.text, "audio_s": audio_s, "asr_ms": t.ms}).to_string() + "\n"
     } else {

@@ -103,6 +103,7 @@ pub struct RawListen {
     pub complete_silence_ms: Option<Spanned<u64>>,
     pub no_speech_timeout_ms: Option<Spanned<u64>>,
     pub max_utterance_ms: Option<Spanned<u64>>,
+    pub asr_timeout_ms: Option<Spanned<u64>>,
     #[serde(default)]
     pub vocabulary: Vec<String>,
 }

@@ -129,6 +129,9 @@ pub struct ListenSettings {
     pub no_speech_timeout: Duration,
     /// Cut a command off at this length.
     pub max_utterance: Duration,
+    /// Give up on a transcript after this long (a slow head unit, or one under emulation,
+    /// with a big model needs more).
+    pub asr_timeout: Duration,
     /// Names speech recognition should expect (contacts, favourite places, brand words).
     pub vocabulary: Vec<String>,
 }
@@ -143,6 +146,7 @@ impl Default for ListenSettings {
             complete_silence: Duration::from_millis(200),
             no_speech_timeout: Duration::from_secs(4),
             max_utterance: Duration::from_secs(10),
+            asr_timeout: Duration::from_secs(30),
             vocabulary: Vec::new(),
         }
     }

@@ -389,7 +389,7 @@ fn enum_values_need_a_synonym_with_words() {
 fn listen_settings_are_read_and_checked() {
     let good = BASE.replacen(
         "[assistant]",
-        "[listen]\nwake_threshold = 0.7\ntrailing_silence_ms = 800\ncomplete_silence_ms = 300\n\n[assistant]",
+        "[listen]\nwake_threshold = 0.7\ntrailing_silence_ms = 800\ncomplete_silence_ms = 300\nasr_timeout_ms = 300000\n\n[assistant]",
         1,
     );
     let p = Profile::parse(&good, "x.toml").unwrap();
@@ -402,6 +402,7 @@ fn listen_settings_are_read_and_checked() {
         p.listen.complete_silence,
         std::time::Duration::from_millis(300)
     );
+    assert_eq!(p.listen.asr_timeout, std::time::Duration::from_secs(300));
     assert_eq!(
         p.listen.max_utterance,
         ListenSettings::default().max_utterance
@@ -409,7 +410,7 @@ fn listen_settings_are_read_and_checked() {
 
     let bad = BASE.replacen(
         "[assistant]",
-        "[listen]\nwake_threshold = 1.5\ntrailing_silence_ms = 50\ncomplete_silence_ms = 20\n\n[assistant]",
+        "[listen]\nwake_threshold = 1.5\ntrailing_silence_ms = 50\ncomplete_silence_ms = 20\nasr_timeout_ms = 0\n\n[assistant]",
         1,
     );
     assert_one_error(&bad, "listen.wake_threshold", "outside 0.05..=0.99");
@@ -422,6 +423,11 @@ fn listen_settings_are_read_and_checked() {
         &bad,
         "listen.trailing_silence_ms",
         "50 ms is outside 200..=3000",
+    );
+    assert_one_error(
+        &bad,
+        "listen.asr_timeout_ms",
+        "0 ms is outside 1000..=600000",
     );
 }
 

@@ -32,14 +32,11 @@ impl Validator<'_> {
             let name = v.get_ref();
             let known = |m: &crate::runtime::models::Model| kinds.contains(&m.kind);
             if (besides.takes)(name)
-                || crate::runtime::models::MODELS
-                    .iter()
-                    .any(|m| known(m) && m.name == name)
+                || crate::runtime::models::all().any(|m| known(m) && m.name == name)
             {
                 return Some(name.clone());
             }
-            let names: Vec<&str> = crate::runtime::models::MODELS
-                .iter()
+            let names: Vec<&str> = crate::runtime::models::all()
                 .filter(|m| known(m))
                 .map(|m| m.name)
                 .collect();
@@ -445,6 +442,14 @@ impl Validator<'_> {
             "use 10000 (the speech recogniser takes at most 30 s)",
         ) {
             s.max_utterance = d;
+        }
+        if let Some(d) = millis(
+            &raw.asr_timeout_ms,
+            "listen.asr_timeout_ms",
+            1000..=600_000,
+            "use 30000; raise it where a slow head unit takes longer to transcribe",
+        ) {
+            s.asr_timeout = d;
         }
         s.vocabulary = raw
             .vocabulary

