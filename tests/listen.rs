@@ -126,11 +126,16 @@ fn commands(heard: &[Heard]) -> Vec<(f64, f64, bool)> {
 
 /// Without the near-silent 10 ms frames at either end.
 fn trimmed(s: &[i16]) -> &[i16] {
+    &s[loud_span(s)]
+}
+
+/// The samples from the first to the last 10 ms frame that isn't near-silent.
+fn loud_span(s: &[i16]) -> std::ops::Range<usize> {
     let loud = |f: &[i16]| f.iter().map(|x| (*x as i32).abs()).max().unwrap_or(0) > 300;
     let frames: Vec<&[i16]> = s.chunks(160).collect();
     let first = frames.iter().position(|f| loud(f)).unwrap_or(0);
     let last = frames.iter().rposition(|f| loud(f)).unwrap_or(0);
-    &s[first * 160..((last + 1) * 160).min(s.len())]
+    first * 160..((last + 1) * 160).min(s.len())
 }
 
 fn secs(samples: &[i16]) -> f64 {
@@ -163,13 +168,18 @@ fn the_wake_word_opens_a_command_that_ends_at_the_silence() {
     assert_eq!(wakes.len(), 2, "{heard:?}");
     assert_eq!(commands.len(), 2, "{heard:?}");
     let turn = secs(&wake) + 0.3 + secs(&command) + 2.0;
+    // eSpeak NG ends its recording with about 0.4 s of silence: the phrase ends before it.
+    let phrase = loud_span(&wake).end as f64 / 16_000.0;
     for (i, (at, len, cut_off)) in commands.into_iter().enumerate() {
-        let wake_end = 1.0 + i as f64 * turn + secs(&wake);
-        let command_start = wake_end + 0.3;
-        // The wake word is heard within half a second of its end...
+        let clip_start = 1.0 + i as f64 * turn;
+        let command_start = clip_start + secs(&wake) + 0.3;
+        // The wake word is heard within half a second of the phrase's last sound (regression:
+        // timed from the end of the recording, a model that woke 70 ms after the phrase
+        // failed as "early")...
+        let wake_end = clip_start + phrase;
         assert!(
             wakes[i] > wake_end - 0.3 && wakes[i] < wake_end + 0.5,
-            "{wakes:?}"
+            "wakes {wakes:?}, phrase {i} ends at {wake_end:.2} s"
         );
         // ...and the command is kept whole: its onset, and its end within the padding and the
         // 600 ms of silence that ends it.
