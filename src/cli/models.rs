@@ -212,9 +212,8 @@ fn import_ct2(bin: PathBuf, assets: PathBuf, out: PathBuf) -> Result<String> {
 fn list(dir: Option<PathBuf>, verify: bool, arch: Option<Arch>) -> String {
     let dir = dir.unwrap_or_else(models::default_dir);
     let mut out = format!("models in {}\n", dir.display());
-    if arch != Arch::host() {
-        let arch = arch.map_or("this machine's", Arch::name);
-        out.push_str(&format!("(for {arch} head units)\n"));
+    if let Some(target) = arch.filter(|a| Some(*a) != Arch::host()) {
+        out.push_str(&format!("(for {} head units)\n", target.name()));
     }
     for m in models::catalogue(arch) {
         let state = match models::status(&dir, m) {
