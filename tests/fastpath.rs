@@ -154,7 +154,13 @@ fn what_people_say_in_a_car_reaches_its_intent() {
     );
 
     // Said to Cabin itself: it goes quiet, and says nothing back.
-    for text in ["be quiet", "stop talking", "please don't speak"] {
+    for text in [
+        "be quiet",
+        "stop talking",
+        "please don't speak",
+        "go away cabin",
+        "never mind",
+    ] {
         let hit = small_talk
             .match_text(text)
             .unwrap_or_else(|| panic!("{text}"));
@@ -179,6 +185,10 @@ fn radio_frequencies_are_read_in_every_spoken_form() {
         ("tune into eighty eight point two fm", 88.2),
         ("put on 105.4 fm", 105.4),
         ("play station one oh two point two", 102.2),
+        // Said with the station, the channel or the dial around it.
+        ("switch to the station at ninety seven point one", 97.1),
+        ("find one oh four point three on the dial", 104.3),
+        ("radio channel eighty nine point five please", 89.5),
     ] {
         let (intent, slots) = slots_of(&m, &p, text);
         assert_eq!(intent, "media.tune_radio", "{text}");

@@ -33,7 +33,7 @@ async fn say(conn: &zbus::Connection, text: &str) -> Value {
     serde_json::from_str(&submit(conn, "SubmitTextJson", text).await.unwrap()).unwrap()
 }
 
-/// The 1.5B evaluates the 3,300-token persona, tool and example prefix at start: about 80 s
+/// The local model evaluates the 3,300-token persona, tool and example prefix at start: about 20 s
 /// on an idle 2-core machine, several times that while the other tests run beside it.
 const WARM_UP_LIMIT: Duration = Duration::from_secs(900);
 

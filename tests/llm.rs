@@ -48,8 +48,11 @@ fn worker_url(raw: bool) -> Option<&'static str> {
                 );
                 return None;
             }
+            // The default profile's context: its prompt (persona, tools, examples) fills most
+            // of 4,096 tokens.
+            let context = Profile::embedded_default().llm.context.to_string();
             let mut cmd = Command::new(common::cabin_llm());
-            cmd.args(["serve", "--context", "4096", "--model"])
+            cmd.args(["serve", "--context", &context, "--model"])
                 .arg(&model);
             Some(common::worker_for_the_process(cmd))
         })

@@ -1,10 +1,10 @@
-//! The semantic shortlist with the real embedding models: nomic-embed-text (the default, in a
-//! `cabin-llm serve --embedding` worker, over OpenAI's `/v1/embeddings`) and MiniLM (in the
-//! daemon, on ONNX Runtime); and what the brain then allows the local model to call (against a
-//! stand-in model that records its requests).
+//! The semantic shortlist with the real embedding models: MiniLM (the default, in the daemon,
+//! on ONNX Runtime) and nomic-embed-text (in a `cabin-llm serve --embedding` worker, over
+//! OpenAI's `/v1/embeddings`); and what the brain then allows the local model to call (against
+//! a stand-in model that records its requests).
 //!
-//! Needs both models (`cabin models fetch`, and `--model minilm-l6-v2 --model
-//! minilm-l6-v2-tokenizer`); skips without them, except under CI.
+//! Needs both models (`cabin models fetch`, and `--model nomic-embed-text-v1.5`); skips without
+//! them, except under CI.
 
 mod common;
 

@@ -80,7 +80,7 @@ fn doctor_names_missing_and_corrupt_models_with_the_fix() {
         "{report}"
     );
     assert!(
-        report.contains("the language model qwen2.5-coder-1.5b-instruct-q4_k_m is not installed"),
+        report.contains("the language model qwen2.5-coder-0.5b-instruct-q4_k_m is not installed"),
         "{report}"
     );
     assert!(report.contains("fix: run `cabin models fetch`"), "{report}");

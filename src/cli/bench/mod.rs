@@ -141,6 +141,14 @@ impl Report {
         for (process, mib) in &self.rss_mib {
             s += &format!("| RSS of {process} | {mib:.1} MiB |\n");
         }
+        // What a head unit gives Cabin: the daemon and its workers, not the test's bus or car.
+        let cabin: f64 = self
+            .rss_mib
+            .iter()
+            .filter(|(p, _)| p.starts_with("cabin") && !p.starts_with("cabin-vehicle-sim"))
+            .map(|(_, mib)| mib)
+            .sum();
+        s += &format!("| RSS of every Cabin process together | {cabin:.1} MiB |\n");
         s += &format!(
             "| daemon CPU while idle{} | {:.2} % of one core |\n",
             if self.idle_listening {

@@ -95,11 +95,15 @@ impl Target {
     }
 }
 
-/// Whether the outcome acted on the car: an intent other than a read of a vehicle value.
+/// Whether the outcome acted on the car: an intent other than a read of a vehicle value, not
+/// held back by a question to the driver ("Which source?", "Call Mum?"), which runs nothing.
 pub fn acted(outcome: &Outcome, profile: &Profile) -> bool {
     let Some(name) = outcome.intent.as_deref() else {
         return false;
     };
+    if outcome.awaiting.is_some() {
+        return false;
+    }
     profile.intents.iter().any(|i| {
         i.name == name
             && !matches!(
@@ -126,6 +130,24 @@ mod tests {
         ] {
             assert!(f.knows(family), "{family}");
         }
+        // A question back runs nothing; the same intent without one acts.
+        let mut asked = Outcome {
+            text: "mobile".into(),
+            route: cabin::understand::Route::LocalLlm,
+            intent: Some("media.source".into()),
+            slots: Default::default(),
+            reply: "Which source?".into(),
+            action: None,
+            awaiting: Some("slot:source".into()),
+            refused: None,
+            classifier: None,
+            timings_ms: Default::default(),
+        };
+        assert!(!acted(&asked, &p));
+        asked.awaiting = None;
+        assert!(acted(&asked, &p));
+        asked.intent = Some("info.fuel".into());
+        assert!(!acted(&asked, &p));
         let mut other = p.clone();
         other.intents.retain(|i| i.name != "lights.cabin_off");
         let e = Families::load(None, &other).err().unwrap().to_string();

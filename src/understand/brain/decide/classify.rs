@@ -3,7 +3,7 @@
 //! model; what it is sure is no car command may only be answered.
 
 use super::Brain;
-use crate::profile::{SlotType, SlotValue, SPEAKER};
+use crate::profile::SlotType;
 use crate::runtime::llm::ms;
 use crate::understand::brain::Thought;
 use crate::understand::shortlist::Ranking;
@@ -57,22 +57,14 @@ impl Brain {
             return None;
         }
         let intent = self.refined(text, self.directions.of(text, intent));
-        let slots = self.slot_types.get(intent)?;
         let mut args = Map::new();
-        for (slot, type_name, ty) in slots {
-            if matches!(ty, SlotType::Text { .. }) {
+        for slot in self.slots.get(intent)? {
+            if matches!(slot.ty, SlotType::Text { .. }) {
                 return None;
             }
             // A value in range, else one out of it, for the reply to say the range.
-            let said: Vec<SlotValue> = self
-                .commands
-                .values_in(type_name, text)
-                .into_iter()
-                .filter(|v| !matches!(v, SlotValue::Enum { key, .. } if key == SPEAKER))
-                .collect();
-            let value = said.iter().find(|v| ty.admits(v)).or(said.first());
-            if let Some(v) = value {
-                args.insert(slot.clone(), v.to_json());
+            if let Some(value) = self.said_value(text, slot) {
+                args.insert(slot.name.clone(), value);
             }
         }
         Some(Thought::Intent {

@@ -8,7 +8,8 @@ use crate::understand::grammar::Matcher;
 use std::collections::{BTreeSet, HashMap};
 
 /// Each intent's own words (of its sentences, never of its opposite's) and, of those, its
-/// direction words: the ones that tell apart at least [`PAIRS`] pairs of opposites. That keeps
+/// direction words: the comparatives ("darker", "louder": a direction whatever the topic) and
+/// the ones that tell apart at least [`PAIRS`] pairs of opposites. That keeps
 /// "on", "off", "up", "down", "lower", "stop" and leaves out the words of one pair's topic or
 /// phrasing: "warm" is the seat heating's (on) and the climate's (too warm: cooler), and "warm
 /// up the car" wants it warmer; "please" happened to be in one intent's sentences only.
@@ -63,7 +64,9 @@ impl Directions {
             .map(|(intent, words)| {
                 let kept = words
                     .iter()
-                    .filter(|w| pairs.values().filter(|p| p.contains(w)).count() >= PAIRS)
+                    .filter(|w| {
+                        pairs.values().filter(|p| p.contains(w)).count() >= PAIRS || comparative(w)
+                    })
                     .cloned()
                     .collect();
                 (intent.clone(), kept)
@@ -82,15 +85,40 @@ impl Directions {
     }
 
     /// `intent`'s opposite where the words say one of the opposite's direction words and none
-    /// of `intent`'s own words ("open it up" stays open), else `intent`.
+    /// of `intent`'s own words ("open it up" stays open), say "too" before a word whose
+    /// comparative is `intent`'s own ("too loud" picked louder, "too bright" brighter), or say
+    /// "no more" where the opposite switches off; else `intent`.
     pub(super) fn of<'a>(&'a self, text: &str, intent: &'a str) -> &'a str {
         let Some(opposite) = self.opposites.get(intent) else {
             return intent;
         };
-        let said: BTreeSet<String> = crate::text::tokenize(text)
+        let tokens: Vec<String> = crate::text::tokenize(text)
             .into_iter()
             .map(|t| t.norm)
             .collect();
+        // "no more seat heat": switching off, whatever words of the pick's follow.
+        let no_more = tokens.windows(2).any(|w| w[0] == "no" && w[1] == "more");
+        if no_more
+            && self
+                .direction
+                .get(opposite)
+                .is_some_and(|d| d.contains("off"))
+        {
+            tracing::debug!("direction: no more of what {intent} gives");
+            return opposite;
+        }
+        if let Some(own) = self.own.get(intent) {
+            let too_much = tokens.windows(2).any(|w| {
+                w[0] == "too"
+                    && !own.contains(&w[1])
+                    && comparatives(&w[1]).any(|c| own.contains(&c))
+            });
+            if too_much {
+                tracing::debug!("direction: too much of what {intent} gives");
+                return opposite;
+            }
+        }
+        let said: BTreeSet<String> = tokens.into_iter().collect();
         let says = |words: &HashMap<String, BTreeSet<String>>, name: &str| {
             words
                 .get(name)
@@ -103,6 +131,38 @@ impl Directions {
         intent
     }
 
+    /// The classifier's side of a pair where the local model picked the other and the words
+    /// say neither the model's own words nor any direction: the small model, trained on the
+    /// profile's sentences, has the direction right more often than a model that follows
+    /// surface words ("the front glass is misty" → defrost off, "I can barely hear" → quieter).
+    pub(super) fn sided<'a>(
+        &'a self,
+        text: &str,
+        picked: &'a str,
+        classified: Option<&'a str>,
+    ) -> &'a str {
+        let Some(classified) = classified else {
+            return picked;
+        };
+        if self.opposites.get(classified).map(String::as_str) != Some(picked) {
+            return picked;
+        }
+        // Its own words, or a direction whichever the pair ("lower the heat", "bring it down").
+        let words: Vec<String> = crate::text::tokenize(text)
+            .into_iter()
+            .map(|t| t.norm)
+            .collect();
+        let own = self.own.get(picked);
+        let says = words.iter().any(|w| {
+            own.is_some_and(|own| own.contains(w)) || self.direction.values().any(|d| d.contains(w))
+        });
+        if says {
+            return picked;
+        }
+        tracing::debug!("direction: the classifier's {classified}, not {picked}");
+        classified
+    }
+
     #[cfg(test)]
     pub(super) fn words_of(&self, intent: &str) -> Vec<&str> {
         self.direction
@@ -110,4 +170,23 @@ impl Directions {
             .map(|w| w.iter().map(String::as_str).collect())
             .unwrap_or_default()
     }
+}
+
+/// Whether an own word reads as a comparative: "darker", "quieter", "colder" (not "up").
+fn comparative(word: &str) -> bool {
+    word.len() >= 5 && word.ends_with("er")
+}
+
+/// The comparative forms English makes of `adjective`: loud → louder, loose → looser, hot →
+/// hotter, noisy → noisier.
+fn comparatives(adjective: &str) -> impl Iterator<Item = String> + '_ {
+    let last = adjective.chars().last();
+    [
+        Some(format!("{adjective}er")),
+        (last == Some('e')).then(|| format!("{adjective}r")),
+        last.map(|c| format!("{adjective}{c}er")),
+        adjective.strip_suffix('y').map(|stem| format!("{stem}ier")),
+    ]
+    .into_iter()
+    .flatten()
 }

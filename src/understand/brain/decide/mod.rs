@@ -3,7 +3,7 @@
 //! guarded and turned into a [`Thought`].
 
 use crate::profile::MAX_SPOKEN_WORDS;
-use crate::profile::{placeholders, ActionKind, Profile, SlotType};
+use crate::profile::{placeholders, ActionKind, Profile, SlotType, SlotValue, SPEAKER};
 use crate::runtime::llm::{ms, ChatClient, Completion, LlmError};
 use crate::runtime::worker::{LlmWorker, WorkerState};
 use crate::understand::brain::cloud::{cloud_client, probe, redact, Cloud};
@@ -62,8 +62,10 @@ pub struct Brain {
     tools_by_index: Vec<String>,
     /// Intent → its refinements, with the slot types only they take.
     refinements: HashMap<String, Refinements>,
-    /// Intent → its slots: name, type name and type (for the classifier's route).
-    slot_types: HashMap<String, Vec<(String, String, SlotType)>>,
+    /// Refinement → the intents it refines, each with the slot types only the refinement takes.
+    plains: HashMap<String, Refinements>,
+    /// Intent → its slots, as the model routes fill them.
+    slots: HashMap<String, Vec<Slot>>,
     /// The probability at which the classifier decides.
     classifier_confident: f32,
     /// The tools the local model may call for words that ask a question: the reads and the
@@ -75,6 +77,17 @@ pub struct Brain {
 
 /// An intent's refinements, each with the slot types (name and type) only it takes.
 type Refinements = Vec<(String, Vec<(String, SlotType)>)>;
+
+/// A slot of an intent, as the model routes fill it.
+#[derive(Debug)]
+struct Slot {
+    name: String,
+    type_name: String,
+    ty: SlotType,
+    /// Whether the intent fills it without the words: a default, or a question to the driver.
+    default: bool,
+    asks: bool,
+}
 
 /// What one local completion gave.
 pub(super) struct Generated {
@@ -134,6 +147,7 @@ impl Brain {
             })
             .collect();
         let commands = Matcher::new(profile);
+        let refinements = refinements(profile);
         Brain {
             local,
             cloud,
@@ -147,8 +161,9 @@ impl Brain {
             directions: Directions::new(profile, &commands),
             commands,
             tools_by_index: profile.intents.iter().map(|i| tool_name(&i.name)).collect(),
-            refinements: refinements(profile),
-            slot_types: profile
+            plains: plains(&refinements),
+            refinements,
+            slots: profile
                 .intents
                 .iter()
                 .map(|i| {
@@ -156,11 +171,13 @@ impl Brain {
                         .slots
                         .iter()
                         .filter_map(|(slot, ty)| {
-                            Some((
-                                slot.clone(),
-                                ty.clone(),
-                                profile.slot_types.get(ty)?.clone(),
-                            ))
+                            Some(Slot {
+                                name: slot.clone(),
+                                type_name: ty.clone(),
+                                ty: profile.slot_types.get(ty)?.clone(),
+                                default: i.defaults.contains_key(slot),
+                                asks: i.ask.contains_key(slot),
+                            })
                         })
                         .collect();
                     (i.name.clone(), slots)
@@ -417,7 +434,9 @@ impl Brain {
         }
         if let Some(call) = call {
             match self.invented(text, &call.name, &call.arguments) {
-                None => return self.intent(Route::LocalLlm, &call.name, &call.arguments, text),
+                None => {
+                    return self.intent(Route::LocalLlm, &call.name, &call.arguments, text, ranking)
+                }
                 // "drive the car for me" became a route to Alex (a name the prompt's examples
                 // once showed). An answer is better than an action nobody asked for.
                 Some(slot) => {
@@ -475,7 +494,7 @@ impl Brain {
         let command = command.or_else(|| self.spoken_command(rest, offered.as_deref()));
         if let Some((tool, arguments)) = command {
             if self.invented(text, &tool, &arguments).is_none() {
-                return self.intent(Route::LocalLlm, &tool, &arguments, text);
+                return self.intent(Route::LocalLlm, &tool, &arguments, text, ranking);
             }
         }
         // Words about a tool it may not call ("Call the navigation-navigate_to function"), its
@@ -591,25 +610,42 @@ impl Brain {
     }
 
     /// The slot of `tool`'s call whose text value has no word of the driver's `text`.
+    /// Or the enum or number slot the words say no value of, where the intent has neither a
+    /// default nor a question for it ("mobile" became switching the source to Bluetooth). A
+    /// refinement's own values are not counted: unsaid, the call is the plainer intent's.
     fn invented(&self, text: &str, tool: &str, arguments: &str) -> Option<String> {
-        let slots = self.text_slots.get(tool)?;
         let args: Map<String, Value> = serde_json::from_str(arguments).ok()?;
         let said: Vec<String> = crate::text::tokenize(text)
             .into_iter()
             .map(|t| t.norm)
             .collect();
-        slots
+        let text_slot = self.text_slots.get(tool)?.iter().find(|slot| {
+            args.get(slot.as_str())
+                .and_then(Value::as_str)
+                .is_some_and(|value| {
+                    !crate::text::tokenize(value)
+                        .iter()
+                        .any(|word| said.contains(&word.norm))
+                })
+        });
+        if let Some(slot) = text_slot {
+            return Some(slot.clone());
+        }
+        let intent = self.intents.get(tool)?;
+        let refines: Vec<&String> = self
+            .plains
+            .get(intent)
+            .into_iter()
+            .flatten()
+            .flat_map(|(_, only_it_takes)| only_it_takes.iter().map(|(t, _)| t))
+            .collect();
+        self.slots
+            .get(intent)?
             .iter()
-            .find(|slot| {
-                args.get(slot.as_str())
-                    .and_then(Value::as_str)
-                    .is_some_and(|value| {
-                        !crate::text::tokenize(value)
-                            .iter()
-                            .any(|word| said.contains(&word.norm))
-                    })
-            })
-            .cloned()
+            .filter(|s| !matches!(s.ty, SlotType::Text { .. }) && !s.default && !s.asks)
+            .filter(|s| !refines.contains(&&s.type_name))
+            .find(|s| args.contains_key(&s.name) && self.said_value(text, s).is_none())
+            .map(|s| s.name.clone())
     }
 
     /// `words` as an offered intent's command, read by the fast path's grammar: the tool and
@@ -684,24 +720,108 @@ impl Brain {
         }
     }
 
-    /// The call of `tool`, turned to its opposite where the words say the opposite's
-    /// direction ([`Directions`]).
-    fn intent(&self, route: Route, tool: &str, arguments: &str, text: &str) -> Thought {
+    /// The call of `tool`, on the classifier's side of a pair of opposites unless the words
+    /// say the model's, turned to its opposite where the words say the opposite's direction
+    /// ([`Directions`]), and as the words say it ([`Brain::as_said`]).
+    fn intent(
+        &self,
+        route: Route,
+        tool: &str,
+        arguments: &str,
+        text: &str,
+        ranking: Option<&Ranking>,
+    ) -> Thought {
         let Some(intent) = self.intents.get(tool) else {
             return Thought::Unavailable {
                 why: format!("the model called '{tool}', which no profile intent offers"),
             };
         };
         match serde_json::from_str::<Value>(arguments) {
-            Ok(Value::Object(args)) => Thought::Intent {
-                route,
-                intent: self.directions.of(text, intent).to_string(),
-                args,
-            },
+            Ok(Value::Object(args)) => {
+                let classified = ranking.and_then(|r| r.classified.intent.as_deref());
+                let intent = self.directions.sided(text, intent, classified);
+                let (intent, args) =
+                    self.as_said(text, self.directions.of(text, intent), args, ranking);
+                Thought::Intent {
+                    route,
+                    intent: intent.to_string(),
+                    args,
+                }
+            }
             _ => Thought::Unavailable {
                 why: format!("the model's arguments for '{tool}' are not a JSON object"),
             },
         }
+    }
+
+    /// The model's call as the words say it. An intent whose refinement's values the words say
+    /// is that refinement ("passenger seat heat to medium"), and a refinement whose own values
+    /// the words do not say is the intent it refines, the closest one if several, turned the way
+    /// the words say ("wind down the window" opens it; the model had it at 50 %). Every enum or
+    /// number slot whose value the words say holds that value ("twenty degrees for the
+    /// passenger" is 20 whatever the model wrote), and one the words say nothing of, with a
+    /// default or a question, is left to it (the model picks a window, or the rear left zone
+    /// for "it's freezing in here", that nobody named).
+    fn as_said<'a>(
+        &'a self,
+        text: &str,
+        intent: &'a str,
+        mut args: Map<String, Value>,
+        ranking: Option<&Ranking>,
+    ) -> (&'a str, Map<String, Value>) {
+        let mut intent = self.refined(text, intent);
+        if let Some(plains) = self.plains.get(intent) {
+            let rank = |name: &str| {
+                ranking
+                    .and_then(|r| r.intents.iter().position(|(i, _)| i == name))
+                    .unwrap_or(usize::MAX)
+            };
+            let unsaid = plains
+                .iter()
+                .filter(|(_, only_it_takes)| !self.says_a_value_of(text, only_it_takes))
+                .min_by_key(|(plain, _)| rank(plain));
+            if let Some((plain, only_it_takes)) = unsaid {
+                tracing::debug!("the words say nothing only {intent} takes: {plain}");
+                if let Some(slots) = self.slots.get(intent) {
+                    for slot in slots {
+                        if only_it_takes.iter().any(|(t, _)| *t == slot.type_name) {
+                            args.remove(&slot.name);
+                        }
+                    }
+                }
+                intent = self.directions.of(text, plain);
+            }
+        }
+        for slot in self.slots.get(intent).into_iter().flatten() {
+            if matches!(slot.ty, SlotType::Text { .. }) {
+                continue;
+            }
+            match self.said_value(text, slot) {
+                Some(value) => {
+                    args.insert(slot.name.clone(), value);
+                }
+                None if slot.asks || slot.default => {
+                    args.remove(&slot.name);
+                }
+                None => {}
+            }
+        }
+        (intent, args)
+    }
+
+    /// The value of `slot`'s type the words say, in range if one is: read by the grammar
+    /// anywhere in them. The speaker's zone is no value said.
+    fn said_value(&self, text: &str, slot: &Slot) -> Option<Value> {
+        let said: Vec<SlotValue> = self
+            .commands
+            .values_in(&slot.type_name, text)
+            .into_iter()
+            .filter(|v| !matches!(v, SlotValue::Enum { key, .. } if key == SPEAKER))
+            .collect();
+        said.iter()
+            .find(|v| slot.ty.admits(v))
+            .or(said.first())
+            .map(SlotValue::to_json)
     }
 }
 
@@ -757,6 +877,23 @@ pub(super) fn refinements(profile: &Profile) -> HashMap<String, Refinements> {
             }
         }
     }
+    out
+}
+
+/// `refinements` turned round: each refinement with the intents it refines and the slot types
+/// only it takes of each.
+fn plains(refinements: &HashMap<String, Refinements>) -> HashMap<String, Refinements> {
+    let mut out: HashMap<String, Refinements> = HashMap::new();
+    for (plain, refined) in refinements {
+        for (refinement, only_it_takes) in refined {
+            out.entry(refinement.clone())
+                .or_default()
+                .push((plain.clone(), only_it_takes.clone()));
+        }
+    }
+    // The same order on every start, whatever the map's.
+    out.values_mut()
+        .for_each(|p| p.sort_by(|a, b| a.0.cmp(&b.0)));
     out
 }
 
