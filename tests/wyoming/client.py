@@ -2,7 +2,7 @@
 
     python client.py --asr URI --tts URI --wake URI --command WAV --no-wake WAV
 
-Each check prints a line; any failure raises (non-zero exit). Run by tests/wyoming.rs.
+Each check prints a line; any failure raises (non-zero exit). Run by tests/it/wyoming.rs.
 """
 
 import argparse

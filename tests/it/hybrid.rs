@@ -4,7 +4,7 @@
 //!
 //! Needs the default profile's model (`cabin models fetch`); skips without it, except in CI.
 
-mod common;
+use crate::common;
 
 use common::{snapshot, submit, TestBus};
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! An integrator adds an intent for a new D-Bus service by editing a profile only.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! Scripted multi-turn dialogs: text in through the daemon's D-Bus API, state checked in the
 //! simulator.
 
-mod common;
+use crate::common;
 
 use cabin::act::vehicle::VehicleBus;
 use cabin::profile::Profile;

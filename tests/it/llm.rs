@@ -4,7 +4,7 @@
 //! These tests need the real 0.5B model (`cabin models fetch --profile tests/fixtures/small-llm.toml`).
 //! Without it they skip with a message, except under CI, where a missing model is a failure.
 
-mod common;
+use crate::common;
 
 use cabin::profile::Profile;
 use cabin::runtime::llm::ChatClient;

@@ -1,7 +1,7 @@
 //! The field tools: `cabin doctor` against a private bus (all green with the vehicle up, a
 //! named problem and its fix without it) and `cabin bench`.
 
-mod common;
+use crate::common;
 
 use common::*;
 

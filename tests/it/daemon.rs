@@ -1,7 +1,7 @@
 //! The daemon end to end: a private bus, the simulator and `cabin run` as real processes, and
 //! assertions on the simulator's state and the daemon's signals.
 
-mod common;
+use crate::common;
 
 use common::*;
 use futures_util::StreamExt;

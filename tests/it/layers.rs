@@ -1,6 +1,6 @@
 //! The house's rules, checked on the source: the library's folders are layers, and a module
 //! imports only from its own folder or from a folder below it; and no two modules (files)
-//! import each other, directly or round a circle. `cargo test --test layers` prints the
+//! import each other, directly or round a circle. `cargo test --test it layers::` prints the
 //! module graph's edges that break either rule.
 //!
 //! An import is any `crate::a::b` path in code (comments and test modules left out), and
@@ -226,7 +226,7 @@ fn every_folder_is_a_layer() {
     let unlisted: Vec<&&str> = tops.iter().filter(|t| !LAYERS.contains(t)).collect();
     assert!(
         unlisted.is_empty(),
-        "folders missing from LAYERS in tests/layers.rs: {unlisted:?}"
+        "folders missing from LAYERS in tests/it/layers.rs: {unlisted:?}"
     );
 }
 

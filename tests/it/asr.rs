@@ -4,7 +4,7 @@
 //! Without the model or the recordings these tests skip with a message, except under CI, where
 //! either missing is a failure.
 
-mod common;
+use crate::common;
 
 use cabin::asr::{Address, AsrClient};
 use serde_json::json;

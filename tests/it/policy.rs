@@ -6,7 +6,7 @@
 //! policy's user and group are mapped to accounts every Debian system has: the Cabin user to
 //! root, the HMI group to `daemon`; `nobody` is the unprivileged caller.
 
-mod common;
+use crate::common;
 
 use cabin::profile::Profile;
 use common::*;

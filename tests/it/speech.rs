@@ -4,7 +4,7 @@
 //!
 //! Without the models these tests skip with a message, except under CI, where that fails.
 
-mod common;
+use crate::common;
 
 use common::missing;
 

@@ -1,5 +1,5 @@
 //! Fuzzing what reads outside input in the main crate (`PROPTEST_CASES=100000 cargo test
-//! --release --test fuzz` for a long run): the grammar matcher and slot parser on any text,
+//! --release --test it fuzz::` for a long run): the grammar matcher and slot parser on any text,
 //! the number normaliser on every spoken number below a million (exhaustively), and profile loading on
 //! mangled profiles. Each is refused with a reason or read, never a panic.
 

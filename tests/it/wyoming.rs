@@ -6,7 +6,7 @@
 //! (`CABIN_WYOMING_PYTHON` names its interpreter). Without it, or without the models, the test
 //! skips with a message, except under CI, where that is a failure.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

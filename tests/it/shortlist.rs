@@ -6,7 +6,7 @@
 //! Needs both models (`cabin models fetch`, and `--model nomic-embed-text-v1.5`); skips without
 //! them, except under CI.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use cabin::profile::Profile;

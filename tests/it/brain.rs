@@ -2,7 +2,7 @@
 //! with a made-up name or place, a command said in words, and answers not to speak (words
 //! naming a tool it may not call, the instructions recited, the request said back).
 
-mod common;
+use crate::common;
 
 use cabin::profile::Profile;
 use cabin::runtime::llm::ChatClient;
