@@ -6,7 +6,7 @@
 //! first two into one pipeline; [`daemon`] wires every stage into the service on D-Bus.
 //! Underneath: [`profile`] (the validated vehicle profile), [`runtime`] (buses, workers,
 //! models) and [`text`] (words and sentences). Imports only run down this list's layers:
-//! `tests/layers.rs` checks it.
+//! `tests/it/layers.rs` checks it.
 
 pub mod act;
 pub mod asr;
