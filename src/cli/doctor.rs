@@ -111,7 +111,8 @@ fn models(profile: &Profile, dir: &std::path::Path) -> Vec<Check> {
 
 /// Whether the wake word loads and scores audio: a keyword model that is not one (a wrong
 /// file, a broken `cabin wake train` output) fails here, not when the daemon starts.
-fn wake_word(keyword: &str) -> Check {
+/// With the model's figures from training, when Cabin trained it.
+fn wake_word(keyword: &str, setting: Option<f32>) -> Check {
     use cabin::hear::wake::{WakeWord, CHUNK};
     let fix = "run `cabin models fetch`, or point [models] wake at a keyword model (openWakeWord's, or one `cabin wake train` wrote)";
     let mut wake = match WakeWord::for_keyword(keyword) {
@@ -147,8 +148,28 @@ fn wake_word(keyword: &str) -> Check {
             }
         }
     }
+    let threshold = wake.threshold(setting);
+    let figures = match (wake.calibration(), setting) {
+        (Some(c), None) => format!(
+            "wakes at {threshold:.2}, calibrated by `cabin wake train` (seed {}, {} round(s)): on held-apart audio {:.1} % of {} trials missed, {:.2} false accepts an hour on {:.1} h; sha256 {}",
+            c.seed,
+            c.rounds,
+            c.false_reject_rate * 100.0,
+            c.positives,
+            c.false_accepts_per_hour,
+            c.negative_hours,
+            &c.sha256[..12.min(c.sha256.len())]
+        ),
+        (Some(c), Some(_)) => format!(
+            "wakes at {threshold:.2}, the profile's [listen] wake_threshold (training calibrated it at {:.2}); `cabin wake eval` measures it there",
+            c.threshold
+        ),
+        (None, _) => format!(
+            "wakes at {threshold:.2}; no figures from training beside it (`cabin wake eval` measures it)"
+        ),
+    };
     ok(format!(
-        "wake word {keyword}: loads, silence scores {highest:.3} at most"
+        "wake word {keyword}: loads, silence scores {highest:.3} at most; {figures}"
     ))
 }
 
@@ -248,8 +269,9 @@ pub async fn run(profile: &Profile, api_bus: &BusAddress) -> Vec<Check> {
     checks.push(espeak());
     checks.extend(workers(profile).await);
     if let Some(keyword) = profile.models.wake.clone() {
+        let setting = profile.listen.wake_threshold;
         checks.push(
-            tokio::task::spawn_blocking(move || wake_word(&keyword))
+            tokio::task::spawn_blocking(move || wake_word(&keyword, setting))
                 .await
                 .unwrap_or_else(|e| problem(Status::Fail, e.to_string(), "report this")),
         );

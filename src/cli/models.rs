@@ -2,6 +2,7 @@
 
 use super::print_out;
 use anyhow::{Context, Result};
+use cabin::hear::wake::Calibration;
 use cabin::runtime::ct2;
 use cabin::runtime::models::{self, Arch, Installed};
 use cabin::Profile;
@@ -181,8 +182,17 @@ async fn train(
     }
     if !present && path != trained {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        std::fs::copy(&trained, &path)
-            .with_context(|| format!("cannot copy {} to {}", trained.display(), path.display()))?;
+        // The calibration beside it too: the threshold the head unit wakes at.
+        for (from, to) in [
+            (
+                Calibration::path_for(&trained),
+                Calibration::path_for(&path),
+            ),
+            (trained.clone(), path.clone()),
+        ] {
+            std::fs::copy(&from, &to)
+                .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+        }
     }
     print_out(&format!("{}: {}\n", model.name, path.display()))
 }

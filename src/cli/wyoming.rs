@@ -61,12 +61,14 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
             .first()
             .cloned()
             .unwrap_or_else(|| keyword.replace('_', " "));
+        let threshold =
+            cabin::hear::wake::threshold_for(profile.listen.wake_threshold, &models.keyword);
         let service = Arc::new(WakeService::new(
             models,
             keyword,
             &phrase,
             &profile.language,
-            profile.listen.wake_threshold,
+            threshold,
             profile.listen.refractory,
         ));
         ready.push(format!("wake={}", listener.uri()));

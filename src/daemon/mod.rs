@@ -135,7 +135,10 @@ fn start_voice(
                 tracing::warn!("Cabin's own voice can't be checked for the wake word: {e}")
             })
             .ok()
-            .map(|w| (w, profile.listen.wake_threshold))
+            .map(|w| {
+                let threshold = w.threshold(profile.listen.wake_threshold);
+                (w, threshold)
+            })
     });
     let (tx, mut spoken) = mpsc::unbounded_channel();
     let speaker = Speaker::start(voice, output, wake, tx)?;

@@ -76,8 +76,9 @@ impl Engines {
     }
 }
 
-/// What the front end heard. Times are seconds of audio since the source opened.
-#[derive(Debug, Clone, PartialEq)]
+/// What the front end heard. Times are seconds of audio since the source opened. Its `Debug`
+/// gives the length of the audio it carries, never the samples (a failing test's message).
+#[derive(Clone, PartialEq)]
 pub enum Heard {
     Wake {
         at: f64,
@@ -130,6 +131,61 @@ pub enum Heard {
         vad_cpu_s: f64,
         error: Option<String>,
     },
+}
+
+impl std::fmt::Debug for Heard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let samples = |a: &[i16]| format!("{} samples", a.len());
+        match self {
+            Heard::Wake { at, score } => f
+                .debug_struct("Wake")
+                .field("at", at)
+                .field("score", score)
+                .finish(),
+            Heard::Speech { audio, first } => f
+                .debug_struct("Speech")
+                .field("audio", &format_args!("{}", samples(audio)))
+                .field("first", first)
+                .finish(),
+            Heard::Pause { speech_end, pad } => f
+                .debug_struct("Pause")
+                .field("speech_end", speech_end)
+                .field("pad", pad)
+                .finish(),
+            Heard::Command {
+                audio,
+                at,
+                speech_end,
+                early,
+                cut_off,
+            } => f
+                .debug_struct("Command")
+                .field("audio", &format_args!("{}", samples(audio)))
+                .field("at", at)
+                .field("speech_end", speech_end)
+                .field("early", early)
+                .field("cut_off", cut_off)
+                .finish(),
+            Heard::NoSpeech { at } => f.debug_struct("NoSpeech").field("at", at).finish(),
+            Heard::Microphone { available, detail } => f
+                .debug_struct("Microphone")
+                .field("available", available)
+                .field("detail", detail)
+                .finish(),
+            Heard::Ended {
+                audio_s,
+                wake_cpu_s,
+                vad_cpu_s,
+                error,
+            } => f
+                .debug_struct("Ended")
+                .field("audio_s", audio_s)
+                .field("wake_cpu_s", wake_cpu_s)
+                .field("vad_cpu_s", vad_cpu_s)
+                .field("error", error)
+                .finish(),
+        }
+    }
 }
 
 enum Control {
@@ -405,6 +461,7 @@ impl Run {
         }
         // The wake word always runs, so that its context is whole when it is needed.
         if let Some(wake) = &mut self.engines.wake {
+            let threshold = wake.threshold(self.settings.wake_threshold);
             let t = thread_cpu();
             let score = wake.push(chunk)?;
             self.wake_cpu += thread_cpu() - t;
@@ -412,7 +469,7 @@ impl Run {
             let rested = self
                 .last_wake
                 .is_none_or(|w| self.samples - w >= refractory);
-            if score >= self.settings.wake_threshold && self.capture.is_none() && rested {
+            if score >= threshold && self.capture.is_none() && rested {
                 self.last_wake = Some(self.samples);
                 if !self.tell(Heard::Wake {
                     at: self.secs(),

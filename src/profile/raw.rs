@@ -90,6 +90,16 @@ pub struct RawModels {
     pub wake: Option<Spanned<String>>,
     pub vad: Option<Spanned<String>>,
     pub shortlist: Option<Spanned<String>>,
+    #[serde(default)]
+    pub wake_targets: RawWakeTargets,
+}
+
+/// What `cabin wake train` holds a wake word to before accepting it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWakeTargets {
+    pub max_false_reject: Option<Spanned<f64>>,
+    pub max_false_accepts_per_hour: Option<Spanned<f64>>,
 }
 
 /// The always-on front end: wake word and end-pointing.

@@ -54,6 +54,27 @@ pub struct Models {
     pub vad: Option<String>,
     /// The sentence-embedding model that shortlists the intents the local model may call.
     pub shortlist: Option<String>,
+    /// What `cabin wake train` holds the wake word to on held-apart audio.
+    pub wake_targets: WakeTargets,
+}
+
+/// A wake word's targets: at most this share of the phrase missed, and at most this many
+/// false wakes an hour, at the threshold the model ships with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WakeTargets {
+    pub max_false_reject: f64,
+    pub max_false_accepts_per_hour: f64,
+}
+
+impl Default for WakeTargets {
+    /// What the best wake word engines publish: about 5 % misses at under one false wake in
+    /// ten hours.
+    fn default() -> Self {
+        WakeTargets {
+            max_false_reject: 0.05,
+            max_false_accepts_per_hour: 0.1,
+        }
+    }
 }
 
 /// The voice names `tts = "espeak"` takes; anything else is a Piper voice.
@@ -116,8 +137,9 @@ impl Models {
 /// How the always-on front end decides that the driver spoke to Cabin, and when they stopped.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListenSettings {
-    /// Wake word score (0..1) that counts as a detection; higher: fewer false wakes.
-    pub wake_threshold: f32,
+    /// Wake word score (0..1) that counts as a detection; higher: fewer false wakes. None:
+    /// the threshold `cabin wake train` calibrated for the model (written beside it).
+    pub wake_threshold: Option<f32>,
     /// No second detection this soon after one.
     pub refractory: Duration,
     /// Speech probability (0..1) that counts as speech.
@@ -141,7 +163,7 @@ pub struct ListenSettings {
 impl Default for ListenSettings {
     fn default() -> Self {
         ListenSettings {
-            wake_threshold: 0.5,
+            wake_threshold: None,
             refractory: Duration::from_secs(2),
             vad_threshold: 0.5,
             trailing_silence: Duration::from_millis(600),

@@ -393,7 +393,7 @@ fn listen_settings_are_read_and_checked() {
         1,
     );
     let p = Profile::parse(&good, "x.toml").unwrap();
-    assert_eq!(p.listen.wake_threshold, 0.7);
+    assert_eq!(p.listen.wake_threshold, Some(0.7));
     assert_eq!(
         p.listen.trailing_silence,
         std::time::Duration::from_millis(800)

@@ -102,6 +102,20 @@ struct PiperInference {
 impl Piper {
     /// `tts`: a catalogue name or the path of a Piper `.onnx` (its `.onnx.json` beside it).
     pub fn load(tts: &str, settings: &SpeechSettings) -> Result<Piper, TtsError> {
+        Piper::load_with(tts, settings, None)
+    }
+
+    /// The voice with its prosody sampled from `seed`: the same sentences in the same order
+    /// sound the same on every run (`cabin wake train`'s readings).
+    pub fn load_seeded(tts: &str, settings: &SpeechSettings, seed: u64) -> Result<Piper, TtsError> {
+        Piper::load_with(tts, settings, Some(seed))
+    }
+
+    fn load_with(
+        tts: &str,
+        settings: &SpeechSettings,
+        seed: Option<u64>,
+    ) -> Result<Piper, TtsError> {
         let (model, config) = if crate::runtime::models::is_path(tts) {
             let model = PathBuf::from(tts);
             let config = PathBuf::from(format!("{tts}.json"));
@@ -133,8 +147,12 @@ impl Piper {
                 )));
             }
         }
-        let session =
-            crate::runtime::onnx::session_with_threads(&model, "voice", settings.threads)?;
+        let session = match seed {
+            Some(seed) => {
+                crate::runtime::onnx::seeded_session(&model, "voice", settings.threads, seed)?
+            }
+            None => crate::runtime::onnx::session_with_threads(&model, "voice", settings.threads)?,
+        };
         Ok(Piper {
             name: format!(
                 "Piper {}",

@@ -22,4 +22,5 @@ mod policy;
 mod shortlist;
 mod speech;
 mod tools;
+mod wake;
 mod wyoming;

@@ -123,12 +123,13 @@ fn cabins_voice_saying_the_wake_word_is_flagged() {
         &cabin::hear::wake::WakeModels::resolve(keyword).unwrap(),
     )
     .unwrap();
+    let threshold = wake.threshold(profile.listen.wake_threshold);
     let dir = tempfile::tempdir().unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let speaker = Speaker::start(
         voice,
         Output::Wav(dir.path().join("out.wav")),
-        Some((wake, profile.listen.wake_threshold)),
+        Some((wake, threshold)),
         tx,
     )
     .unwrap();

@@ -3,11 +3,16 @@
 //! profile's Piper voice) and mix it with car noise; they use different voices, rates and
 //! conditions, so an evaluation's positives are never a model's training clips.
 
+mod corpus;
 mod eval;
+mod held;
+mod measure;
+mod negatives;
+mod plot;
 mod train;
 
 use anyhow::{bail, Context, Result};
-use cabin::hear::wake::{WakeWord, CHUNK};
+use cabin::hear::wake::CHUNK;
 use cabin::Profile;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -30,6 +35,8 @@ pub async fn exec(command: Command) -> Result<ExitCode> {
 }
 
 const RATE: f64 = 16_000.0;
+/// Seconds per wake word chunk (and speech embedding).
+const CHUNK_SECONDS: f64 = CHUNK as f64 / RATE;
 
 /// Recordings beside the synthesised audio.
 #[derive(clap::Args, Default)]
@@ -94,12 +101,6 @@ fn car_noise(n: usize, mut seed: u32, rms: f64) -> Vec<i16> {
         .collect()
 }
 
-/// Each chunk's score.
-fn scores(wake: &mut WakeWord, audio: &[i16]) -> Result<Vec<f32>> {
-    wake.reset();
-    each_chunk(audio, |c| Ok(wake.push(c)?))
-}
-
 /// `f` of each 80 ms chunk of `audio` (the last one padded with silence).
 fn each_chunk<T>(audio: &[i16], mut f: impl FnMut(&[i16; CHUNK]) -> Result<T>) -> Result<Vec<T>> {
     let mut chunk = [0i16; CHUNK];
@@ -127,7 +128,8 @@ fn espeak(voice: &str, rate: u32, pitch: u32, text: &str, dir: &Path) -> Result<
         ])
         .arg("-w")
         .arg(&wav)
-        .arg(text)
+        // Text that starts with a dash would be read as an option.
+        .arg(format!(" {}", text.trim_start()))
         .status()
         .context("running espeak-ng (scripts/setup installs it)")?;
     if !status.success() {
@@ -136,9 +138,14 @@ fn espeak(voice: &str, rate: u32, pitch: u32, text: &str, dir: &Path) -> Result<
     Ok(cabin::hear::audio::read(&wav)?)
 }
 
-/// The profile's Piper voice, loaded at speaking `rate`; None when its voice is not Piper
-/// (eSpeak NG then speaks everything, as for an OEM that wants no other voice in its model).
-fn piper_voice(profile: &Profile, rate: f32) -> Result<Option<cabin::speak::voice::Piper>> {
+/// The profile's Piper voice, loaded at speaking `rate`, its prosody sampled from `seed`; None
+/// when its voice is not Piper (eSpeak NG then speaks everything, as for an OEM that wants no
+/// other voice in its model).
+fn piper_voice(
+    profile: &Profile,
+    rate: f32,
+    seed: u64,
+) -> Result<Option<cabin::speak::voice::Piper>> {
     let Some(tts) = profile
         .models
         .tts
@@ -151,7 +158,66 @@ fn piper_voice(profile: &Profile, rate: f32) -> Result<Option<cabin::speak::voic
         rate,
         ..profile.speech.clone()
     };
-    Ok(Some(cabin::speak::voice::Piper::load(tts, &settings)?))
+    Ok(Some(cabin::speak::voice::Piper::load_seeded(
+        tts, &settings, seed,
+    )?))
+}
+
+/// eSpeak NG's phoneme mnemonics for each of `words` (English), one line each.
+fn espeak_phonemes(words: &[String]) -> Result<Vec<String>> {
+    if words.is_empty() {
+        return Ok(Vec::new());
+    }
+    use std::io::Write;
+    let mut child = std::process::Command::new("espeak-ng")
+        .args(["-q", "-x", "-v", "en-us", "--stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running espeak-ng (scripts/setup installs it)")?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let text: String = words.iter().map(|w| format!("{w}.\n")).collect();
+    let writer = std::thread::spawn(move || stdin.write_all(text.as_bytes()));
+    let out = child.wait_with_output()?;
+    writer.join().expect("the writer panicked")?;
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.len() != words.len() {
+        bail!(
+            "espeak-ng gave {} phoneme lines for {} words",
+            lines.len(),
+            words.len()
+        );
+    }
+    Ok(lines)
+}
+
+/// Music-like sound: chords of harmonic notes changing every quarter to half second.
+fn tones(n: usize, rng: &mut cabin::hear::wake::keyword::SplitMix) -> Vec<i16> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let len = ((0.25 + rng.unit() * 0.25) * RATE as f32) as usize;
+        let notes: Vec<f32> = (0..3)
+            .map(|_| 110.0 * 2f32.powf(rng.below(36) as f32 / 12.0))
+            .collect();
+        let start = out.len();
+        for i in 0..len {
+            let t = (start + i) as f32 / RATE as f32;
+            let env = (-(i as f32) / len as f32 * 3.0).exp();
+            let v: f32 = notes
+                .iter()
+                .flat_map(|f| {
+                    (1..4).map(move |h| (t * f * h as f32 * std::f32::consts::TAU).sin() / h as f32)
+                })
+                .sum();
+            out.push((v * env * 2500.0) as i16);
+        }
+    }
+    out.truncate(n);
+    out
 }
 
 /// `text` in `voice`, at 16 kHz.
@@ -171,16 +237,16 @@ fn to_i16(samples: &[f32]) -> Vec<i16> {
 }
 
 /// The real recordings `scripts/fetch-speech` installs (in `dir`, else its default folder when
-/// there), split in two by file: every other one trains (`for_training`), the rest evaluate,
-/// so no recording is in both.
-fn real_speech(dir: Option<&Path>, for_training: bool) -> Result<Vec<Vec<i16>>> {
+/// there), split in two by file: every other one trains (`for_training`), the rest are held
+/// apart, so no recording is in both.
+fn real_speech(dir: Option<&Path>, for_training: bool) -> Result<Vec<PathBuf>> {
     let dir = dir
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/cabin/speech")));
     let Some(dir) = dir.filter(|d| d.is_dir()) else {
         return Ok(Vec::new());
     };
-    Ok(recordings(&dir)?
+    Ok(recording_files(&dir)?
         .into_iter()
         .enumerate()
         .filter(|(i, _)| (i % 2 == 0) == for_training)
@@ -188,8 +254,8 @@ fn real_speech(dir: Option<&Path>, for_training: bool) -> Result<Vec<Vec<i16>>> 
         .collect())
 }
 
-/// The WAV and raw recordings under `dir`, each at 16 kHz.
-fn recordings(dir: &Path) -> Result<Vec<Vec<i16>>> {
+/// The WAV and raw recordings under `dir`, sorted.
+fn recording_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -203,7 +269,12 @@ fn recordings(dir: &Path) -> Result<Vec<Vec<i16>>> {
         }
     }
     files.sort();
-    files
+    Ok(files)
+}
+
+/// The recordings under `dir`, each at 16 kHz.
+fn recordings(dir: &Path) -> Result<Vec<Vec<i16>>> {
+    recording_files(dir)?
         .iter()
         .map(|f| cabin::hear::audio::read(f).with_context(|| format!("reading {}", f.display())))
         .collect()

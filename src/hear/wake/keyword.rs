@@ -43,6 +43,9 @@ impl Default for Training {
     }
 }
 
+/// Parts each training batch is split into (one thread each).
+const SHARES: usize = 4;
+
 /// A trained keyword model.
 #[derive(Debug, Clone)]
 pub struct KeywordModel {
@@ -109,7 +112,9 @@ impl KeywordModel {
             b2: vec![0.0],
         };
         let mut adam = Adam::new(&params, t.learning_rate);
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        // Always the same shares of each batch, each with its own noise, summed in the same
+        // order: the model is the same whatever the machine's core count.
+        let threads = SHARES;
         let mut grads: Vec<Params> = (0..threads).map(|_| params.zeros()).collect();
         let mut order: Vec<usize> = (0..examples.len()).collect();
         const BATCH: usize = 128;

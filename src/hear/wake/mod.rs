@@ -19,7 +19,7 @@ use crate::runtime::onnx::{run_error, session, OnnxError};
 use ort::session::Session;
 use ort::value::TensorRef;
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Samples per step (80 ms at 16 kHz).
 pub const CHUNK: usize = 1280;
@@ -150,9 +150,93 @@ impl Features {
     }
 }
 
+/// A keyword model on its own: a window of speech embeddings in, a score out. [`WakeWord`]
+/// streams audio through it; `cabin wake eval` scores stored embeddings with it.
+pub struct Keyword {
+    session: Session,
+    /// Embeddings per window.
+    window: usize,
+}
+
+impl Keyword {
+    pub fn load(path: &Path) -> Result<Keyword, OnnxError> {
+        let session = session(path, "wake word model")?;
+        let window = keyword_window(&session).ok_or_else(|| OnnxError::Model {
+            what: "wake word model".into(),
+            path: path.to_path_buf(),
+            message: format!(
+                "its input is not [1, N, {EMBEDDING}] embeddings; is it an openWakeWord keyword model?"
+            ),
+        })?;
+        Ok(Keyword { session, window })
+    }
+
+    /// Embeddings per window.
+    pub fn window(&self) -> usize {
+        self.window
+    }
+
+    /// The score (0..1) of one window of `window × 96` embeddings, oldest first.
+    pub fn score(&mut self, flat: &[f32]) -> Result<f32, OnnxError> {
+        let outputs = self
+            .session
+            .run(ort::inputs![TensorRef::from_array_view((
+                [1usize, self.window, EMBEDDING],
+                flat
+            ))
+            .map_err(run_error("wake word model"))?])
+            .map_err(run_error("wake word model"))?;
+        let (_, score) = outputs[0]
+            .try_extract_tensor::<f32>()
+            .map_err(run_error("wake word model"))?;
+        score.first().copied().ok_or(OnnxError::Run {
+            what: "wake word model",
+            message: "no score".into(),
+        })
+    }
+}
+
+/// What `cabin wake train` measured of a model it accepted, written beside it
+/// (`MODEL.onnx` → `MODEL.json`): the threshold it chose and the figures at that threshold.
+/// A profile without `[listen] wake_threshold` wakes at this threshold.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Calibration {
+    pub phrase: String,
+    pub threshold: f32,
+    pub false_reject_rate: f64,
+    pub positives: usize,
+    pub false_accepts_per_hour: f64,
+    pub negative_hours: f64,
+    /// sha256 of the `.onnx`, so that figures never describe another model.
+    pub sha256: String,
+    pub seed: u64,
+    /// Training rounds it took (each round after the first mines its own false accepts).
+    pub rounds: usize,
+}
+
+/// The threshold of a model without a calibration (openWakeWord's own default).
+pub const UNCALIBRATED_THRESHOLD: f32 = 0.5;
+
+impl Calibration {
+    /// Where the calibration of `model` lives.
+    pub fn path_for(model: &Path) -> PathBuf {
+        model.with_extension("json")
+    }
+
+    /// The calibration beside `model`, if there is one that describes this very file.
+    pub fn of(model: &Path) -> Option<Calibration> {
+        let text = std::fs::read_to_string(Calibration::path_for(model)).ok()?;
+        let c: Calibration = serde_json::from_str(&text).ok()?;
+        let sha256 = crate::runtime::models::sha256_file(model).ok()?;
+        (c.sha256 == sha256).then_some(c)
+    }
+}
+
 pub struct WakeWord {
     features: Features,
-    keyword: Session,
+    keyword: Keyword,
+    /// What training measured, when the model has it.
+    calibration: Option<Calibration>,
     /// Embeddings the keyword model looks at.
     window: usize,
     embeddings: VecDeque<[f32; EMBEDDING]>,
@@ -179,19 +263,14 @@ impl WakeWord {
     }
 
     pub fn load(models: &WakeModels) -> Result<WakeWord, OnnxError> {
-        let keyword = session(&models.keyword, "wake word model")?;
-        let window = keyword_window(&keyword).ok_or_else(|| OnnxError::Model {
-            what: "wake word model".into(),
-            path: models.keyword.clone(),
-            message: format!(
-                "its input is not [1, N, {EMBEDDING}] embeddings; is it an openWakeWord keyword model?"
-            ),
-        })?;
+        let keyword = Keyword::load(&models.keyword)?;
+        let window = keyword.window;
         let mut features = Features::load(&models.features)?;
         let silence = features.push(&[0; CHUNK])?;
         let mut w = WakeWord {
             features,
             keyword,
+            calibration: Calibration::of(&models.keyword),
             window,
             embeddings: VecDeque::with_capacity(window + 1),
             silence,
@@ -219,22 +298,28 @@ impl WakeWord {
 
         self.flat.clear();
         self.flat.extend(self.embeddings.iter().flatten());
-        let outputs = self
-            .keyword
-            .run(ort::inputs![TensorRef::from_array_view((
-                [1usize, self.window, EMBEDDING],
-                &self.flat[..]
-            ))
-            .map_err(run_error("wake word model"))?])
-            .map_err(run_error("wake word model"))?;
-        let (_, score) = outputs[0]
-            .try_extract_tensor::<f32>()
-            .map_err(run_error("wake word model"))?;
-        score.first().copied().ok_or(OnnxError::Run {
-            what: "wake word model",
-            message: "no score".into(),
-        })
+        self.keyword.score(&self.flat)
     }
+
+    /// What training measured of this model, if it was trained by Cabin and is unchanged.
+    pub fn calibration(&self) -> Option<&Calibration> {
+        self.calibration.as_ref()
+    }
+
+    /// The threshold to wake at: the profile's `setting` when it has one, else the one
+    /// training calibrated, else openWakeWord's default.
+    pub fn threshold(&self, setting: Option<f32>) -> f32 {
+        setting
+            .or(self.calibration.as_ref().map(|c| c.threshold))
+            .unwrap_or(UNCALIBRATED_THRESHOLD)
+    }
+}
+
+/// [`WakeWord::threshold`] for the keyword model at `keyword`, without loading it.
+pub fn threshold_for(setting: Option<f32>, keyword: &Path) -> f32 {
+    setting
+        .or_else(|| Calibration::of(keyword).map(|c| c.threshold))
+        .unwrap_or(UNCALIBRATED_THRESHOLD)
 }
 
 /// N of a keyword model's `[1, N, 96]` input.

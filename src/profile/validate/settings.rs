@@ -14,6 +14,7 @@ impl Validator<'_> {
     /// The model names, each a catalogue model of its kind (or, where a file may stand in, a
     /// path or "espeak"): a typo is reported here, not when the daemon starts that engine.
     pub(super) fn models(&mut self, raw: &raw::RawModels) -> Models {
+        let wake_targets = self.wake_targets(&raw.wake_targets);
         /// Names a field takes besides its catalogue models, and how the fix says so.
         struct Besides {
             takes: fn(&str) -> bool,
@@ -52,6 +53,7 @@ impl Validator<'_> {
             None
         };
         Models {
+            wake_targets,
             asr: model(
                 &raw.asr,
                 "asr",
@@ -89,6 +91,42 @@ impl Validator<'_> {
                 NOTHING,
             ),
         }
+    }
+
+    /// `[models.wake_targets]`: shares and rates in their ranges.
+    fn wake_targets(&mut self, raw: &raw::RawWakeTargets) -> WakeTargets {
+        let mut t = WakeTargets::default();
+        let mut field = |v: &Option<Spanned<f64>>, name: &str, max: f64, fix: &str| {
+            let v = v.as_ref()?;
+            if (0.0..=max).contains(v.get_ref()) {
+                Some(*v.get_ref())
+            } else {
+                self.error(
+                    Some(v.span()),
+                    &format!("models.wake_targets.{name}"),
+                    format!("{} is outside 0..={max}", v.get_ref()),
+                    fix,
+                );
+                None
+            }
+        };
+        if let Some(v) = field(
+            &raw.max_false_reject,
+            "max_false_reject",
+            0.5,
+            "a share of the phrase's trials, e.g. 0.05 for 5 % missed",
+        ) {
+            t.max_false_reject = v;
+        }
+        if let Some(v) = field(
+            &raw.max_false_accepts_per_hour,
+            "max_false_accepts_per_hour",
+            10.0,
+            "false wakes an hour, e.g. 0.1 for one in ten hours",
+        ) {
+            t.max_false_accepts_per_hour = v;
+        }
+        t
     }
 
     pub(super) fn check_spoken(
@@ -379,9 +417,9 @@ impl Validator<'_> {
         if let Some(t) = share(
             &raw.wake_threshold,
             "listen.wake_threshold",
-            "use 0.5; raise it for fewer false wakes, lower it if the wake word is missed",
+            "leave it out for the threshold `cabin wake train` calibrated; raise it for fewer false wakes, lower it if the wake word is missed",
         ) {
-            s.wake_threshold = t;
+            s.wake_threshold = Some(t);
         }
         if let Some(t) = share(&raw.vad_threshold, "listen.vad_threshold", "use 0.5") {
             s.vad_threshold = t;

@@ -7,6 +7,8 @@ use ort::session::Session;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+mod seed;
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum OnnxError {
     #[error("ONNX Runtime is unavailable: {0}")]
@@ -62,6 +64,31 @@ pub fn session_with_threads(path: &Path, what: &str, threads: usize) -> Result<S
         .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
         .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
         .and_then(|mut b| b.commit_from_file(path))
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// Loads a model whose random operators (a Piper voice samples its prosody with
+/// `RandomNormalLike`) draw from fixed seeds: the same inputs in the same order give the same
+/// output on every run, where ONNX Runtime would otherwise seed them from the clock. Used where
+/// audio must be reproducible (`cabin wake train`), never for the car's own voice.
+pub fn seeded_session(
+    path: &Path,
+    what: &str,
+    threads: usize,
+    seed: u64,
+) -> Result<Session, OnnxError> {
+    let env = environment()?;
+    let fail = |message: String| OnnxError::Model {
+        what: what.into(),
+        path: path.into(),
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let seeded = seed::seed_random_operators(&bytes, seed).map_err(fail)?;
+    Session::builder(env)
+        .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
+        .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+        .and_then(|mut b| b.commit_from_memory(&seeded))
         .map_err(|e| fail(e.to_string()))
 }
 
