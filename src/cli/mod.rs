@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand, each with its arguments and its work.
 
 mod bench;
+mod chat;
 mod doctor;
 mod eval;
 mod in_process;
@@ -44,6 +45,9 @@ enum Command {
     /// Send text to the running daemon (or, with --profile, handle it in-process) and print
     /// the reply.
     Say(say::Args),
+    /// A typed conversation with the running daemon: each line of standard input is sent on
+    /// one connection, so a question or a zone carries to the next line; prints each reply.
+    Chat(chat::Args),
     /// Run a labelled JSONL set of utterances through the router (in this process) and print
     /// accuracy per route and intent, confusions and latency percentiles.
     Eval(eval::Args),
@@ -89,6 +93,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::exec(args).await,
         Command::Say(args) => say::exec(args).await,
+        Command::Chat(args) => chat::exec(args).await,
         Command::Eval(args) => eval::exec(args).await,
         Command::Transcribe(args) => transcribe::exec(args).await,
         Command::Listen(args) => listen::exec(args).await,

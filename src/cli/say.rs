@@ -1,7 +1,7 @@
 //! `cabin say`: one utterance, through the running daemon or in this process.
 
 use super::print_out;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use cabin::daemon::api;
 use cabin::runtime::bus::BusAddress;
 use cabin::runtime::worker::SETTLE_LIMIT;
@@ -12,8 +12,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long `cabin say` waits for the daemon.
-const SAY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `cabin say` and `cabin chat` wait for the daemon's answer: longer than the longest
+/// turn a valid profile allows (the local model's budget is at most 120 s, the cloud's 30 s, a
+/// vehicle call's 60 s), so a slow turn is waited for and only a stuck daemon given up on.
+const SAY_TIMEOUT: Duration = Duration::from_secs(240);
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -148,13 +150,68 @@ async fn speak_reply(
     .await?
 }
 
-/// Asks the running daemon; returns the outcome JSON it sends.
-async fn ask_daemon(bus: &BusAddress, text: &str, from: Option<&str>) -> Result<serde_json::Value> {
-    let conn = bus.connect().await.with_context(|| {
-        format!(
-            "cannot connect to the {bus} (is a D-Bus daemon running? pass --bus with its address)"
+/// Why the daemon gave no outcome for a text.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum AskError {
+    #[error(
+        "cannot connect to the {0} (is a D-Bus daemon running? pass --bus with its address): {1}"
+    )]
+    NoBus(BusAddress, zbus::Error),
+    #[error("no Cabin daemon is running on the {0} ({name}); start one with `cabin run`", name = api::SERVICE_NAME)]
+    NoDaemon(BusAddress),
+    /// The daemon went away in the middle of the call (it crashed or was stopped).
+    #[error("the Cabin daemon on the {0} stopped before it answered (see its log); start it again with `cabin run`")]
+    DaemonStopped(BusAddress),
+    #[error("the connection to the {0} was lost: {1}")]
+    BusLost(BusAddress, zbus::Error),
+    #[error("the Cabin daemon did not answer within {} s", SAY_TIMEOUT.as_secs())]
+    Timeout,
+    #[error("the Cabin daemon refused the request: {0}")]
+    Refused(zbus::Error),
+    #[error("the daemon sent an outcome this cabin cannot read (are both the same version?): {0}")]
+    Unreadable(String),
+}
+
+impl AskError {
+    /// Whether nothing more can be asked on this connection: the daemon or the bus is gone.
+    pub(super) fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            AskError::NoBus(..)
+                | AskError::NoDaemon(_)
+                | AskError::DaemonStopped(_)
+                | AskError::BusLost(..)
         )
-    })?;
+    }
+}
+
+/// Connects to `bus`, where the daemon serves.
+pub(super) async fn connect(bus: &BusAddress) -> Result<zbus::Connection, AskError> {
+    bus.connect()
+        .await
+        .map_err(|e| AskError::NoBus(bus.clone(), e))
+}
+
+/// Asks the running daemon once on a connection of its own: one turn, no dialog before it.
+async fn ask_daemon(bus: &BusAddress, text: &str, from: Option<&str>) -> Result<serde_json::Value> {
+    let conn = connect(bus).await?;
+    match ask(&conn, bus, text, from).await {
+        Err(e @ AskError::NoDaemon(_)) => {
+            bail!("{e}, or handle the text in-process with `cabin say --profile FILE`")
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Sends `text` (from the profile input `from`) to the daemon on `conn`; returns the outcome
+/// JSON it sends. The daemon binds a dialog (a question, the last zone) to the connection, so
+/// asking again on the same `conn` continues it.
+pub(super) async fn ask(
+    conn: &zbus::Connection,
+    bus: &BusAddress,
+    text: &str,
+    from: Option<&str>,
+) -> Result<serde_json::Value, AskError> {
     let call = async {
         match from {
             None => {
@@ -180,21 +237,26 @@ async fn ask_daemon(bus: &BusAddress, text: &str, from: Option<&str>) -> Result<
         }
     };
     let reply = match tokio::time::timeout(SAY_TIMEOUT, call).await {
-        Err(_) => bail!(
-            "the Cabin daemon did not answer within {} s",
-            SAY_TIMEOUT.as_secs()
-        ),
-        Ok(Err(zbus::Error::FDO(e)))
-            if matches!(
-                *e,
-                zbus::fdo::Error::ServiceUnknown(_) | zbus::fdo::Error::NameHasNoOwner(_)
-            ) =>
-        {
-            bail!("no Cabin daemon is running on the {bus} ({}); start one with `cabin run`, or handle the text in-process with `cabin say --profile FILE`", api::SERVICE_NAME)
+        Err(_) => return Err(AskError::Timeout),
+        Ok(Ok(reply)) => reply,
+        Ok(Err(zbus::Error::FDO(e))) => {
+            return Err(match *e {
+                zbus::fdo::Error::ServiceUnknown(_) | zbus::fdo::Error::NameHasNoOwner(_) => {
+                    AskError::NoDaemon(bus.clone())
+                }
+                // The bus answers a call whose callee left without a reply with NoReply.
+                zbus::fdo::Error::NoReply(_) => AskError::DaemonStopped(bus.clone()),
+                e => AskError::Refused(zbus::Error::FDO(Box::new(e))),
+            });
         }
-        Ok(r) => r.context("the Cabin daemon refused the request")?,
+        Ok(Err(e @ (zbus::Error::InputOutput(_) | zbus::Error::Handshake(_)))) => {
+            return Err(AskError::BusLost(bus.clone(), e))
+        }
+        Ok(Err(e)) => return Err(AskError::Refused(e)),
     };
-    let json: String = reply.body().deserialize()?;
-    serde_json::from_str(&json)
-        .context("the daemon sent an outcome this cabin cannot read (are both the same version?)")
+    let json: String = reply
+        .body()
+        .deserialize()
+        .map_err(|e| AskError::Unreadable(e.to_string()))?;
+    serde_json::from_str(&json).map_err(|e| AskError::Unreadable(e.to_string()))
 }

@@ -423,3 +423,46 @@ pub fn with_cloud(base_url: Option<&str>, budget_ms: u64) -> cabin::profile::Pro
     }
     cabin::profile::Profile::parse(&text, "test.toml").unwrap()
 }
+
+/// Whether the default profile's local model and the shortlist's embedding model are
+/// installed (`cabin models fetch`); a missing one skips the test, or fails it under CI.
+pub fn text_models_installed() -> bool {
+    let p = cabin::profile::Profile::embedded_default();
+    let needed = [
+        (p.models.llm.clone(), "local model"),
+        (p.models.shortlist.clone(), "shortlist model"),
+    ];
+    needed.into_iter().all(|(name, what)| {
+        let name = name.expect("the default profile names it");
+        match cabin::runtime::models::installed(&name, what) {
+            Ok(_) => true,
+            Err(e) => missing(format!("{e} (run `cabin models fetch`)")),
+        }
+    })
+}
+
+/// `SubmitTextJson(text)`'s outcome.
+pub async fn say(conn: &zbus::Connection, text: &str) -> Value {
+    serde_json::from_str(&submit(conn, "SubmitTextJson", text).await.unwrap()).unwrap()
+}
+
+/// The local model evaluates the 3,300-token persona, tool and example prefix at start: about 20 s
+/// on an idle 2-core machine, several times that while the other tests run beside it.
+pub const WARM_UP_LIMIT: Duration = Duration::from_secs(900);
+
+/// Waits until the model route answers (the worker loads and warms its prompt cache first;
+/// until then the daemon declines what the fast path does not understand).
+pub async fn until_the_model_answers(conn: &zbus::Connection, limit: Duration) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let out = say(conn, "tell me a joke").await;
+        if out["route"] != "decline" {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the model route never came up: {out}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}

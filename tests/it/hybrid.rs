@@ -6,52 +6,11 @@
 
 use crate::common;
 
-use common::{snapshot, submit, TestBus};
+use common::{
+    say, snapshot, text_models_installed, until_the_model_answers, TestBus, WARM_UP_LIMIT,
+};
 use serde_json::Value;
 use std::time::{Duration, Instant};
-
-fn model_installed() -> bool {
-    let p = cabin::profile::Profile::embedded_default();
-    let m = cabin::runtime::models::find(p.models.llm.as_deref().unwrap()).unwrap();
-    let path = cabin::runtime::models::default_dir().join(m.file);
-    if path.is_file() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} is missing in CI: .ci/run must install it",
-        path.display()
-    );
-    eprintln!(
-        "SKIPPED: no model at {} (run `cabin models fetch`)",
-        path.display()
-    );
-    false
-}
-
-async fn say(conn: &zbus::Connection, text: &str) -> Value {
-    serde_json::from_str(&submit(conn, "SubmitTextJson", text).await.unwrap()).unwrap()
-}
-
-/// The local model evaluates the 3,300-token persona, tool and example prefix at start: about 20 s
-/// on an idle 2-core machine, several times that while the other tests run beside it.
-const WARM_UP_LIMIT: Duration = Duration::from_secs(900);
-
-/// Waits until the model route answers (the worker loads and warms its prompt cache first).
-async fn until_the_model_answers(conn: &zbus::Connection, limit: Duration) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let out = say(conn, "tell me a joke").await;
-        if out["route"] != "decline" {
-            return out;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the model route never came up: {out}"
-        );
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-}
 
 fn driver_temperature(snap: &Value) -> f64 {
     snap["Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"]
@@ -80,7 +39,7 @@ fn nice(pid: u32) -> i32 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn free_speech_acts_through_the_local_model_and_survives_a_worker_crash() {
-    if !model_installed() {
+    if !text_models_installed() {
         return;
     }
     let bus = TestBus::start();

@@ -11,6 +11,7 @@ mod asr;
 mod brain;
 mod conversation;
 mod daemon;
+mod demo;
 mod fastpath;
 mod fuzz;
 mod hybrid;
