@@ -129,10 +129,28 @@ fn push_sentence(out: &mut Vec<String>, s: &str) {
     }
 }
 
+/// A phrase near the wake phrase, and how many sounds (eSpeak NG phonemes) apart the closest
+/// stretch of it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NearMiss {
+    pub text: String,
+    pub sounds_apart: usize,
+}
+
+impl NearMiss {
+    /// Whether a false accept on it counts against a model. Two sounds apart ("hey kevin",
+    /// "hey canon") is trained on as a negative, but the speech embedding a keyword model
+    /// listens to hears such pairs nearly alike, and no driver says them often: a wake on one
+    /// is not a false wake an hour of real speech would give.
+    pub fn measured(&self) -> bool {
+        self.sounds_apart >= 3
+    }
+}
+
 /// Phrases that share a word or a sound with `phrase` and must not wake: each word alone, the
 /// first word before other names, the last word after other words, the words reversed, and
 /// each word swapped for words of `vocabulary` that sound like it.
-pub fn near_misses(phrase: &str, vocabulary: &[String]) -> Result<Vec<String>> {
+pub fn near_misses(phrase: &str, vocabulary: &[String]) -> Result<Vec<NearMiss>> {
     let words: Vec<&str> = phrase.split_whitespace().collect();
     let mut out: Vec<String> = words.iter().map(|w| w.to_string()).collect();
     let first = words[0];
@@ -217,8 +235,11 @@ pub fn near_misses(phrase: &str, vocabulary: &[String]) -> Result<Vec<String>> {
     Ok(out
         .into_iter()
         .zip(phonemes)
-        .filter(|(_, p)| closest_stretch(&target, &plain_phonemes(p)) >= 2)
-        .map(|(s, _)| s)
+        .map(|(text, p)| NearMiss {
+            text,
+            sounds_apart: closest_stretch(&target, &plain_phonemes(&p)),
+        })
+        .filter(|m| m.sounds_apart >= 2)
         .collect())
 }
 
@@ -408,7 +429,8 @@ mod tests {
 
     #[test]
     fn near_misses_share_words_with_the_phrase_but_are_not_it() {
-        let misses = near_misses("hey aurora", &[]).unwrap();
+        let texts = |m: Vec<NearMiss>| m.into_iter().map(|m| m.text).collect::<Vec<_>>();
+        let misses = texts(near_misses("hey aurora", &[]).unwrap());
         assert!(misses.contains(&"hey".to_string()));
         assert!(misses.contains(&"the aurora".to_string()));
         assert!(misses.contains(&"aurora hey".to_string()));
@@ -422,7 +444,18 @@ mod tests {
             .iter()
             .map(|w| w.to_string())
             .collect();
-        let misses = near_misses("hey cabin", &vocabulary).unwrap();
+        let near = near_misses("hey cabin", &vocabulary).unwrap();
+        assert!(!near
+            .iter()
+            .find(|m| m.text == "hey kevin")
+            .unwrap()
+            .measured());
+        assert!(near
+            .iter()
+            .find(|m| m.text == "the cabin")
+            .unwrap()
+            .measured());
+        let misses = texts(near);
         for close in ["hi cabin", "okay cabin", "hay cabin", "hey cabinet"] {
             assert!(!misses.contains(&close.to_string()), "{close}: {misses:?}");
         }

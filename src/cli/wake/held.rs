@@ -111,8 +111,13 @@ pub fn negatives(
         }
     }
     let vocabulary = corpus::vocabulary(everyday);
-    // The near misses, in the held-apart positives' voices (training reads them in others).
-    let misses = corpus::near_misses(phrase, &vocabulary)?;
+    // The near misses, in the held-apart positives' voices (training reads them in others),
+    // but those two sounds from the phrase (see `NearMiss::measured`).
+    let misses: Vec<String> = corpus::near_misses(phrase, &vocabulary)?
+        .into_iter()
+        .filter(corpus::NearMiss::measured)
+        .map(|m| m.text)
+        .collect();
     for (i, text) in misses.iter().enumerate() {
         let voice = format!(
             "{}{}",

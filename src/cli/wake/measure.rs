@@ -38,7 +38,8 @@ pub struct Trial {
     pub embeddings: Vec<[f32; EMBEDDING]>,
 }
 
-/// Each chunk's score over `embeddings`, the window before the first chunk filled with
+/// Each chunk's score over `embeddings` as the detector judges it (the lower of two chunks' in
+/// a row, [`cabin::hear::wake::sustained`]), the window before the first chunk filled with
 /// `silence` (as the detector starts).
 pub fn stream_scores(
     model: &mut dyn Scorer,
@@ -48,6 +49,7 @@ pub fn stream_scores(
     let w = model.window();
     let mut flat: Vec<f32> = Vec::with_capacity(w * EMBEDDING);
     let mut out = Vec::with_capacity(embeddings.len());
+    let mut last = 0.0f32;
     for i in 0..embeddings.len() {
         flat.clear();
         let have = (i + 1).min(w);
@@ -57,7 +59,9 @@ pub fn stream_scores(
         for e in &embeddings[i + 1 - have..=i] {
             flat.extend_from_slice(e);
         }
-        out.push(model.score(&flat)?);
+        let score = model.score(&flat)?;
+        out.push(cabin::hear::wake::sustained(last, score));
+        last = score;
     }
     Ok(out)
 }
@@ -238,13 +242,14 @@ mod tests {
             }
         }
         let emb = [e(0.1), e(0.2), e(0.3), e(0.4)];
+        // Each judged on the lower of its score and the one before (0 before the first).
         assert_eq!(
             stream_scores(&mut Last, &emb, &silence).unwrap(),
-            vec![0.1, 0.2, 0.3, 0.4]
+            vec![0.0, 0.1, 0.2, 0.3]
         );
         assert_eq!(
             stream_scores(&mut First, &emb, &silence).unwrap(),
-            vec![-1.0, -1.0, 0.1, 0.2]
+            vec![-1.0, -1.0, -1.0, 0.1]
         );
     }
 

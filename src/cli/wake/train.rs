@@ -285,7 +285,10 @@ fn build_in(
     // Every near miss is trained on (the held-apart audio says them in other voices): the
     // hardest negatives are few, and a model never shown "hey karen" can't know it from the
     // phrase.
-    let misses = corpus::near_misses(phrase, &vocabulary)?;
+    let misses: Vec<String> = corpus::near_misses(phrase, &vocabulary)?
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
     let mut sentences = misses.clone();
     sentences.extend(EVERYDAY.iter().map(|s| s.to_string()));
     sentences.extend(profile.classifier.negatives.iter().cloned());
@@ -313,7 +316,7 @@ fn build_in(
             .filter(|s| !corpus::contains_phrase(s, phrase)),
     );
     // Everyday text from the training pool.
-    let everyday_count = if args.quick { 150 } else { 900 };
+    let everyday_count = if args.quick { 300 } else { 2000 };
     sentences.extend(
         everyday
             .iter()
@@ -387,7 +390,7 @@ fn build_in(
 
     // The mining pool: the near misses again and everyday text training never reads, in its
     // voices, three in four in noise.
-    let mine_count = if args.quick { 100 } else { 500 };
+    let mine_count = if args.quick { 200 } else { 1500 };
     let mut mine_pieces: Vec<Piece> = misses
         .iter()
         .cloned()
@@ -416,7 +419,7 @@ fn build_in(
             )
         })
         .collect();
-    mine_pieces.truncate(if args.quick { 150 } else { 900 });
+    mine_pieces.truncate(if args.quick { 300 } else { 1800 });
     let mine = maker.embed("mining pool", &mine_pieces)?;
 
     // The held-apart audio of the gate.
@@ -459,7 +462,7 @@ fn build_in(
     let mut best: Option<(f64, String)> = None;
     for round in 1..=rounds {
         let training = Training {
-            epochs: first_passes + 10 * (round - 1),
+            epochs: first_passes + 5 * (round - 1),
             seed: args.seed.wrapping_add(round as u64 - 1),
             ..Training::default()
         };
@@ -528,7 +531,7 @@ fn build_in(
                     best = Some((frr, line));
                 }
                 if round < rounds {
-                    let hard = mine_windows(&mut model, &mine, &silence, &mut examples)?;
+                    let hard = mine_windows(&model, &mine, &mut examples);
                     eprintln!(
                         "round {}: {hard} hard negatives mined from its own false accepts",
                         round + 1
@@ -559,18 +562,12 @@ fn add_windows(examples: &mut Vec<Example>, audio: &Embedded, step: usize) {
 
 /// The windows of the mining pool that `model` scores at least [`HARD`], added three times
 /// each as negatives; how many.
-fn mine_windows(
-    model: &mut KeywordModel,
-    mine: &Embedded,
-    silence: &[f32; EMBEDDING],
-    examples: &mut Vec<Example>,
-) -> Result<usize> {
+fn mine_windows(model: &KeywordModel, mine: &Embedded, examples: &mut Vec<Example>) -> usize {
     let mut n = 0;
     for g in &mine.groups {
-        let scores = measure::stream_scores(model, &g.embeddings, silence)?;
-        for (i, features) in windows(&g.embeddings).enumerate() {
-            // Window i ends at chunk i + WINDOW - 1.
-            if scores[i + WINDOW - 1] >= HARD {
+        for features in windows(&g.embeddings) {
+            // Each window on its own: a spike of one chunk teaches as much as a run.
+            if model.score(&features) >= HARD {
                 for _ in 0..3 {
                     examples.push(Example {
                         features: features.clone(),
@@ -581,7 +578,7 @@ fn mine_windows(
             }
         }
     }
-    Ok(n)
+    n
 }
 
 /// `n` sentences of random words from `sentences` and made-up words of English syllables:

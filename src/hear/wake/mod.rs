@@ -240,6 +240,8 @@ pub struct WakeWord {
     /// Embeddings the keyword model looks at.
     window: usize,
     embeddings: VecDeque<[f32; EMBEDDING]>,
+    /// The keyword model's score of the chunk before.
+    last: f32,
     /// The embedding of silence: a reset fills the window with it, so that the detector
     /// scores from the first chunk, as openWakeWord's does (a command right after a start
     /// would otherwise lose its first 1.28 s).
@@ -273,6 +275,7 @@ impl WakeWord {
             calibration: Calibration::of(&models.keyword),
             window,
             embeddings: VecDeque::with_capacity(window + 1),
+            last: 0.0,
             silence,
             flat: Vec::with_capacity(window * EMBEDDING),
         };
@@ -286,9 +289,10 @@ impl WakeWord {
         self.embeddings.clear();
         self.embeddings
             .extend(std::iter::repeat_n(self.silence, self.window - 1));
+        self.last = 0.0;
     }
 
-    /// Feeds one chunk; returns its keyword score (0..1).
+    /// Feeds one chunk; returns the score (0..1) a detection is judged on ([`sustained`]).
     pub fn push(&mut self, chunk: &[i16; CHUNK]) -> Result<f32, OnnxError> {
         let embedding = self.features.push(chunk)?;
         if self.embeddings.len() == self.window {
@@ -298,7 +302,8 @@ impl WakeWord {
 
         self.flat.clear();
         self.flat.extend(self.embeddings.iter().flatten());
-        self.keyword.score(&self.flat)
+        let score = self.keyword.score(&self.flat)?;
+        Ok(sustained(std::mem::replace(&mut self.last, score), score))
     }
 
     /// What training measured of this model, if it was trained by Cabin and is unchanged.
@@ -313,6 +318,13 @@ impl WakeWord {
             .or(self.calibration.as_ref().map(|c| c.threshold))
             .unwrap_or(UNCALIBRATED_THRESHOLD)
     }
+}
+
+/// The score a detection is judged on: the lower of two chunks' in a row. The phrase keeps a
+/// keyword model's score up for several chunks after its end, where a spike of one 80 ms chunk
+/// on other speech is a false wake (openWakeWord's "patience"); it costs 80 ms of latency.
+pub fn sustained(before: f32, now: f32) -> f32 {
+    before.min(now)
 }
 
 /// [`WakeWord::threshold`] for the keyword model at `keyword`, without loading it.
