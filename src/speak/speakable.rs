@@ -64,12 +64,16 @@ fn number(chars: &[char], start: usize, out: &mut String) -> usize {
             .collect::<String>()
     };
     let whole = digits(&mut i);
-    let Ok(n) = whole.parse::<u64>() else {
-        // Too long to be a quantity (a phone number, a code): digit by digit.
-        out.push_str(&digit_by_digit(&whole));
-        return i;
-    };
     let sign = if negative { "minus " } else { "" };
+    let n = match whole.parse::<u64>() {
+        Ok(n) if whole.len() <= QUANTITY_DIGITS => n,
+        // Too long to be a quantity (a phone number, a code): digit by digit.
+        _ => {
+            out.push_str(sign);
+            out.push_str(&digit_by_digit(&whole));
+            return i;
+        }
+    };
     // A time: "14:30", "8:05".
     if chars.get(i) == Some(&':')
         && chars.get(i + 1).is_some_and(char::is_ascii_digit)
@@ -242,7 +246,8 @@ const TENS: [&str; 10] = [
     "", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
 ];
 
-/// 21 → "twenty one", 1200 → "one thousand two hundred".
+/// 21 → "twenty one", 1200 → "one thousand two hundred"; from a thousand trillion up, digit
+/// by digit (there are no words for it here).
 pub fn cardinal(n: u64) -> String {
     fn under_thousand(n: u64, words: &mut Vec<&'static str>) {
         if n >= 100 {
@@ -261,6 +266,9 @@ pub fn cardinal(n: u64) -> String {
     }
     if n == 0 {
         return "zero".into();
+    }
+    if n >= 1_000_000_000_000_000 {
+        return digit_by_digit(&n.to_string());
     }
     let mut words = Vec::new();
     let mut rest = n;
@@ -324,13 +332,36 @@ fn time(hours: u64, minutes: u64) -> String {
     format!("{} {minutes}{half}", cardinal(h12))
 }
 
+/// The most digits a number may have to be read as a quantity ("nine hundred ninety nine
+/// billion …"); a longer one is a code or a phone number, read digit by digit.
+const QUANTITY_DIGITS: usize = 12;
+
+/// Digits read one by one go in groups of this many, a pause (a comma) between groups: "zero
+/// zero four, nine eight nine" is heard as a number, and the voice gets clause breaks.
+const DIGIT_GROUP: usize = 3;
+
+/// The most digits read one by one; the rest are counted, not read ("…, and three thousand
+/// nine hundred seventy five more digits"). A driver cannot take in more, and every digit read
+/// is a word the voice must say.
+const DIGITS_READ: usize = 24;
+
+/// "0049891" → "zero zero four, nine eight nine, one"; past [`DIGITS_READ`], how many more.
 fn digit_by_digit(digits: &str) -> String {
-    digits
+    let digits: Vec<&str> = digits
         .chars()
         .filter_map(|d| d.to_digit(10))
         .map(|d| ONES[d as usize])
+        .collect();
+    let read = digits[..digits.len().min(DIGITS_READ)]
+        .chunks(DIGIT_GROUP)
+        .map(|group| group.join(" "))
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(", ");
+    match digits.len().saturating_sub(DIGITS_READ) {
+        0 => read,
+        1 => format!("{read}, and one more digit"),
+        more => format!("{read}, and {} more digits", cardinal(more as u64)),
+    }
 }
 
 #[cfg(test)]
@@ -387,7 +418,43 @@ mod tests {
         );
         assert_eq!(speakable("A2 and B4"), "A2 and B4");
         assert_eq!(speakable("rock & roll"), "rock and roll");
-        assert_eq!(speakable("call 0049891234567890123456"), "call zero zero four nine eight nine one two three four five six seven eight nine zero one two three four five six");
+        assert_eq!(speakable("call 0049891234567890123456"), "call zero zero four, nine eight nine, one two three, four five six, seven eight nine, zero one two, three four five, six");
+    }
+
+    /// Issue 37: a long number was read whole, digit by digit (a 3,999-digit one made one
+    /// phrase of 4,000 words, and the voice's memory grew to 22 GB); one from 2,000 trillion up
+    /// (16 digits) panicked in `cardinal`.
+    #[test]
+    fn long_numbers_are_read_in_groups_and_only_so_far() {
+        assert_eq!(
+            speakable(&format!("call {}", "9".repeat(3999))),
+            "call nine nine nine, nine nine nine, nine nine nine, nine nine nine, nine nine nine, \
+             nine nine nine, nine nine nine, nine nine nine, and three thousand nine hundred \
+             seventy five more digits"
+        );
+        assert_eq!(
+            speakable("code 1234567890123456789"),
+            "code one two three, four five six, seven eight nine, zero one two, three four five, six seven eight, nine"
+        );
+        assert_eq!(
+            speakable("-1000000000000000000 at 0.12345678901234567890123456"),
+            "minus one zero zero, zero zero zero, zero zero zero, zero zero zero, zero zero zero, \
+             zero zero zero, zero at zero point one two three, four five six, seven eight nine, \
+             zero one two, three four five, six seven eight, nine zero one, two three four, \
+             and two more digits"
+        );
+        assert_eq!(
+            speakable("999999999999 km"),
+            "nine hundred ninety nine billion nine hundred ninety nine million nine hundred \
+             ninety nine thousand nine hundred ninety nine kilometres"
+        );
+        // Whatever the digits, what is read stays short.
+        for digits in ["9", "99999", &"1".repeat(25), &"7".repeat(100_000)] {
+            assert!(
+                speakable(digits).split_whitespace().count() <= 40,
+                "{digits}"
+            );
+        }
     }
 
     #[test]
@@ -398,5 +465,12 @@ mod tests {
         assert_eq!(cardinal(101), "one hundred one");
         assert_eq!(cardinal(2_000_005), "two million five");
         assert_eq!(ordinal(40), "fortieth");
+        // Issue 37: past a thousand trillion, `under_thousand` indexed past its words.
+        assert_eq!(
+            cardinal(999_999_999_999_999),
+            "nine hundred ninety nine trillion nine hundred ninety nine billion nine hundred \
+             ninety nine million nine hundred ninety nine thousand nine hundred ninety nine"
+        );
+        assert!(cardinal(u64::MAX).starts_with("one eight four, four six seven,"));
     }
 }

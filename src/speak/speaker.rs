@@ -9,7 +9,7 @@
 use crate::hear::wake::{WakeWord, CHUNK};
 use crate::speak::cache::{Said, SpeechCache};
 use crate::speak::playback::{Output, PlaybackError, Sink};
-use crate::speak::voice::Voice;
+use crate::speak::voice::{self, Voice};
 use crate::text::take_phrases;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -60,10 +60,12 @@ enum Msg {
         utterance: u64,
     },
     Stop,
+    /// One piece of a sentence ([`crate::speak::voice::pieces`]); `last`: its sentence's last.
     Synthesised {
         utterance: u64,
         sentence: String,
         result: Result<Speech, String>,
+        last: bool,
     },
     Shutdown,
 }
@@ -172,8 +174,9 @@ impl Drop for Speaker {
     }
 }
 
-/// The voice thread: sentences in, audio out, skipping any of an utterance no longer spoken,
-/// and taking the audio of a sentence said before from its cache.
+/// The voice thread: sentences in, audio out a piece at a time ([`voice::pieces`]: what one
+/// synthesis takes is bounded whatever the sentence), skipping any of an utterance no longer
+/// spoken, and taking the audio of a piece said before from its cache.
 fn synthesise(
     mut voice: Box<dyn Voice>,
     mut wake: Option<(WakeWord, f32)>,
@@ -183,46 +186,69 @@ fn synthesise(
 ) {
     let mut cache = SpeechCache::new(crate::speak::cache::LIMIT_BYTES);
     while let Ok((utterance, sentence)) = sentences.recv() {
-        if current.load(Ordering::Acquire) != utterance {
-            continue;
+        let mut pieces = voice::pieces(&sentence);
+        if pieces.is_empty() {
+            // Nothing to say (markup only): the sentence still ends.
+            pieces.push(String::new());
         }
-        let started = Instant::now();
-        let text = crate::speak::speakable::speakable(&sentence);
-        let result = match cache.get(&text) {
-            Some(said) => Ok(Speech { said, took: None }),
-            None => voice
-                .synthesize(&text)
-                .map_err(|e| e.to_string())
-                .map(|samples| {
-                    let own_wake = wake.as_mut().is_some_and(|(w, threshold)| {
-                        says_wake_word(w, *threshold, &samples, voice.sample_rate())
-                    });
-                    let said = Said {
-                        samples: samples.into(),
-                        sample_rate: voice.sample_rate(),
-                        own_wake,
-                    };
-                    cache.insert(&text, said.clone());
-                    let (sentences, bytes) = cache.size();
-                    tracing::debug!(
-                        sentences,
-                        kib = bytes >> 10,
-                        limit_kib = crate::speak::cache::LIMIT_BYTES >> 10,
-                        "audio of sentences said before"
-                    );
-                    Speech {
-                        said,
-                        took: Some(started.elapsed()),
-                    }
-                }),
-        };
-        let sent = out.send(Msg::Synthesised {
-            utterance,
-            sentence,
-            result,
-        });
-        if sent.is_err() {
-            break;
+        let count = pieces.len();
+        for (i, text) in pieces.into_iter().enumerate() {
+            if current.load(Ordering::Acquire) != utterance {
+                break;
+            }
+            let cached = if text.is_empty() {
+                Some(Said {
+                    samples: Arc::new([]),
+                    sample_rate: voice.sample_rate(),
+                    own_wake: false,
+                })
+            } else {
+                cache.get(&text)
+            };
+            let result = match cached {
+                Some(said) => Ok(Speech { said, took: None }),
+                None => {
+                    let started = Instant::now();
+                    voice
+                        .synthesize(&text)
+                        .map_err(|e| e.to_string())
+                        .map(|samples| {
+                            let own_wake = wake.as_mut().is_some_and(|(w, threshold)| {
+                                says_wake_word(w, *threshold, &samples, voice.sample_rate())
+                            });
+                            let said = Said {
+                                samples: samples.into(),
+                                sample_rate: voice.sample_rate(),
+                                own_wake,
+                            };
+                            cache.insert(&text, said.clone());
+                            let (sentences, bytes) = cache.size();
+                            tracing::debug!(
+                                sentences,
+                                kib = bytes >> 10,
+                                limit_kib = crate::speak::cache::LIMIT_BYTES >> 10,
+                                "audio of sentences said before"
+                            );
+                            Speech {
+                                said,
+                                took: Some(started.elapsed()),
+                            }
+                        })
+                }
+            };
+            let failed = result.is_err();
+            let sent = out.send(Msg::Synthesised {
+                utterance,
+                sentence: sentence.clone(),
+                result,
+                last: i + 1 == count,
+            });
+            if sent.is_err() {
+                return;
+            }
+            if failed {
+                break;
+            }
         }
     }
 }
@@ -270,6 +296,18 @@ struct Utterance {
     spoke: bool,
     /// Its first phrase has gone to the voice.
     phrased: bool,
+    /// The sentence whose pieces are arriving: what has played of it so far.
+    heard: Heard,
+}
+
+/// The pieces of a sentence heard so far, reported as one [`Spoken::Sentence`] after its last.
+#[derive(Default)]
+struct Heard {
+    audio: Duration,
+    /// None while every piece came from the cache.
+    synthesis: Option<Duration>,
+    own_wake: bool,
+    first_audio: Option<Duration>,
 }
 
 /// The speaker thread: owns the sink; never blocks on synthesis.
@@ -330,6 +368,7 @@ fn play(
                         since: Instant::now(),
                         spoke: false,
                         phrased: false,
+                        heard: Heard::default(),
                     }
                 });
                 if u.ended {
@@ -356,11 +395,11 @@ fn play(
                 utterance,
                 sentence,
                 result,
+                last,
             }) => {
                 let Some(u) = now.as_mut().filter(|u| u.id == utterance) else {
                     continue;
                 };
-                u.synthesising -= 1;
                 let speech = match result {
                     Ok(s) => s,
                     Err(e) => {
@@ -369,22 +408,36 @@ fn play(
                     }
                 };
                 let said = &speech.said;
-                if let Err(e) = sink.append(&said.samples, said.sample_rate) {
-                    done(&mut sink, &mut now, SpeechEnd::Failed(e.to_string()));
-                    continue;
+                if !said.samples.is_empty() {
+                    if let Err(e) = sink.append(&said.samples, said.sample_rate) {
+                        done(&mut sink, &mut now, SpeechEnd::Failed(e.to_string()));
+                        continue;
+                    }
+                    if !u.spoke {
+                        u.heard.first_audio = Some(u.since.elapsed());
+                        u.spoke = true;
+                    }
                 }
-                let first_audio = (!u.spoke).then(|| u.since.elapsed());
-                u.spoke = true;
-                let _ = events.send(Spoken::Sentence {
-                    utterance,
-                    text: sentence,
-                    audio: Duration::from_secs_f64(
-                        said.samples.len() as f64 / f64::from(said.sample_rate.max(1)),
-                    ),
-                    synthesis: speech.took,
-                    own_wake: said.own_wake,
-                    first_audio,
-                });
+                let heard = &mut u.heard;
+                heard.audio += Duration::from_secs_f64(
+                    said.samples.len() as f64 / f64::from(said.sample_rate.max(1)),
+                );
+                if let Some(took) = speech.took {
+                    heard.synthesis = Some(heard.synthesis.unwrap_or_default() + took);
+                }
+                heard.own_wake |= said.own_wake;
+                if last {
+                    u.synthesising -= 1;
+                    let heard = std::mem::take(&mut u.heard);
+                    let _ = events.send(Spoken::Sentence {
+                        utterance,
+                        text: sentence,
+                        audio: heard.audio,
+                        synthesis: heard.synthesis,
+                        own_wake: heard.own_wake,
+                        first_audio: heard.first_audio,
+                    });
+                }
             }
         }
         if now.as_ref().is_some_and(|u| u.ended && u.synthesising == 0) && !sink.playing() {
@@ -483,6 +536,51 @@ mod tests {
             }
         }
         assert_eq!(synthesis, [true, false]);
+    }
+
+    /// Records the length of every text it is given; a tenth of a second of audio each.
+    struct Counting(Arc<std::sync::Mutex<Vec<usize>>>);
+
+    impl Voice for Counting {
+        fn sample_rate(&self) -> u32 {
+            1000
+        }
+
+        fn synthesize(&mut self, text: &str) -> Result<Vec<f32>, crate::speak::voice::TtsError> {
+            self.0.lock().unwrap().push(text.chars().count());
+            Ok(vec![0.1; 100])
+        }
+
+        fn name(&self) -> String {
+            "counting".into()
+        }
+    }
+
+    /// Issue 37: a sentence was given to the voice whole, however long (a voice's memory grows
+    /// faster than the length of what it is given at once). It goes a piece at a time, and is
+    /// reported once, with all its audio.
+    #[test]
+    fn a_long_sentence_goes_to_the_voice_a_piece_at_a_time() {
+        let given = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let s = Speaker::start(Box::new(Counting(given.clone())), Output::Null, None, tx).unwrap();
+        let text = format!(
+            "{}and call {}",
+            "the driver wants to open the window ".repeat(28),
+            "9".repeat(600)
+        );
+        s.say(1, &text);
+        s.end(1);
+        let Spoken::Sentence { audio, .. } = rx.blocking_recv().unwrap() else {
+            panic!("not a sentence");
+        };
+        // Pieces said before come from the cache: the voice hears each only once.
+        let given = given.lock().unwrap().clone();
+        assert!(given.len() >= 8, "{given:?}");
+        assert!(given.iter().all(|n| *n <= voice::MAX_PIECE), "{given:?}");
+        let pieces = voice::pieces(&text).len();
+        assert_eq!(pieces, 16);
+        assert_eq!(audio, Duration::from_millis(100) * pieces as u32);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use crate::profile::{Profile, SpeechSettings};
 use crate::runtime::onnx::{run_error, OnnxError};
+use crate::speak::speakable::speakable;
 use ort::session::Session;
 use ort::value::TensorRef;
 use std::collections::HashMap;
@@ -25,11 +26,39 @@ pub enum TtsError {
     Espeak(String),
 }
 
+/// The most phonemes one run of a Piper voice is given (at its own pace; fewer when the
+/// profile slows it down). A VITS voice's memory grows with the length of what it synthesises
+/// at once (its decoder holds every frame) and ONNX Runtime's arena keeps the largest run's
+/// memory: measured with the default voice (`cargo run --release --example voice-memory`,
+/// docs/speech.md), one run takes 78 MiB over the loaded voice at 100 phonemes, 136 MiB at
+/// 150, 345 MiB at 400 and 2.7 GiB at 2,400; 9,600 phonemes in runs of at most 100 peak at
+/// 304 MiB for the whole process (380 in runs of 120, 425 in runs of 150). 100 phonemes are
+/// about 5 s of speech: longer text is synthesised in runs, cut at a clause or a word.
+pub const MAX_PHONEMES: usize = 100;
+
+/// The most characters of speakable text a voice is given at once by [`pieces`]: about 90
+/// phonemes of English (eSpeak NG makes 1.1 a character), so the cut falls at a clause or a
+/// word of the text before [`MAX_PHONEMES`] has to cut the phonemes.
+pub const MAX_PIECE: usize = 80;
+
+/// What a voice is given for `text` (reply text as written): its speakable words
+/// ([`speakable`]) in pieces of at most [`MAX_PIECE`] characters, cut at clauses or words.
+/// Everything Cabin says goes through here, so what one synthesis takes (its memory and its
+/// audio) does not grow with the length of the text.
+pub fn pieces(text: &str) -> Vec<String> {
+    crate::text::pieces(&speakable(text), MAX_PIECE)
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+}
+
 /// A voice: text in, mono samples in -1..1 at [`Voice::sample_rate`] out. Synthesis blocks
 /// (tens to hundreds of milliseconds a sentence): call it from a thread of its own.
 pub trait Voice: Send {
     fn sample_rate(&self) -> u32;
-    /// Speaks one sentence (already [`crate::speak::speakable::speakable`]).
+    /// Speaks one piece of text (one of [`pieces`]). Longer text is spoken too, with the
+    /// model's memory still bounded ([`MAX_PHONEMES`] a run), but its audio is returned whole:
+    /// give it [`pieces`].
     fn synthesize(&mut self, sentence: &str) -> Result<Vec<f32>, TtsError>;
     /// What it is, for logs and `cabin say --json`.
     fn name(&self) -> String;
@@ -70,6 +99,9 @@ pub struct Piper {
     espeak_voice: String,
     /// noise_scale, length_scale (over the speaking rate), noise_w.
     scales: [f32; 3],
+    /// The most phonemes a run: [`MAX_PHONEMES`], fewer for a slower voice (more audio a
+    /// phoneme).
+    run_phonemes: usize,
     sample_rate: u32,
     volume: f32,
 }
@@ -153,7 +185,9 @@ impl Piper {
             }
             None => crate::runtime::onnx::session_with_threads(&model, "voice", settings.threads)?,
         };
+        let length_scale = c.inference.length_scale / settings.rate;
         Ok(Piper {
+            run_phonemes: (MAX_PHONEMES as f32 / length_scale.max(1.0)) as usize,
             name: format!(
                 "Piper {}",
                 model.file_stem().unwrap_or_default().to_string_lossy()
@@ -161,11 +195,7 @@ impl Piper {
             session,
             ids,
             espeak_voice: c.espeak.voice,
-            scales: [
-                c.inference.noise_scale,
-                c.inference.length_scale / settings.rate,
-                c.inference.noise_w,
-            ],
+            scales: [c.inference.noise_scale, length_scale, c.inference.noise_w],
             sample_rate: c.audio.sample_rate,
             volume: settings.volume,
         })
@@ -198,25 +228,32 @@ impl Voice for Piper {
     }
 
     fn synthesize(&mut self, sentence: &str) -> Result<Vec<f32>, TtsError> {
-        let phonemes = phonemes(sentence, &self.espeak_voice)?;
-        if phonemes.trim().is_empty() {
-            return Ok(Vec::new());
+        let mut audio = Vec::new();
+        // Phonemised a piece at a time, so that runs end where the text was cut.
+        let phonemes = crate::text::pieces(sentence, MAX_PIECE)
+            .into_iter()
+            .map(|piece| phonemes(piece, &self.espeak_voice))
+            .collect::<Result<Vec<_>, _>>()?;
+        for run in phonemes
+            .iter()
+            .flat_map(|p| crate::text::pieces(p, self.run_phonemes))
+        {
+            let ids = self.ids(run);
+            let lengths = [ids.len() as i64];
+            let outputs = self
+                .session
+                .run(ort::inputs![
+                    "input" => TensorRef::from_array_view(([1usize, ids.len()], &ids[..])).map_err(run_error("voice"))?,
+                    "input_lengths" => TensorRef::from_array_view(([1usize], &lengths[..])).map_err(run_error("voice"))?,
+                    "scales" => TensorRef::from_array_view(([3usize], &self.scales[..])).map_err(run_error("voice"))?,
+                ])
+                .map_err(run_error("voice"))?;
+            let (_, samples) = outputs["output"]
+                .try_extract_tensor::<f32>()
+                .map_err(run_error("voice"))?;
+            audio.extend_from_slice(samples);
         }
-        let ids = self.ids(&phonemes);
-        let fail = run_error("voice");
-        let lengths = [ids.len() as i64];
-        let outputs = self
-            .session
-            .run(ort::inputs![
-                "input" => TensorRef::from_array_view(([1usize, ids.len()], &ids[..])).map_err(run_error("voice"))?,
-                "input_lengths" => TensorRef::from_array_view(([1usize], &lengths[..])).map_err(run_error("voice"))?,
-                "scales" => TensorRef::from_array_view(([3usize], &self.scales[..])).map_err(run_error("voice"))?,
-            ])
-            .map_err(fail)?;
-        let (_, audio) = outputs["output"]
-            .try_extract_tensor::<f32>()
-            .map_err(run_error("voice"))?;
-        Ok(normalise(audio, self.volume))
+        Ok(normalise(&audio, self.volume))
     }
 }
 
@@ -317,13 +354,20 @@ impl Voice for Espeak {
 
     fn synthesize(&mut self, sentence: &str) -> Result<Vec<f32>, TtsError> {
         let wpm = self.words_per_minute.to_string();
-        let wav = run_espeak(
-            &["--stdout", "-v", &self.voice, "-s", &wpm, "--stdin"],
-            sentence,
-        )?;
-        let samples = streamed_wav_samples(&wav)
-            .map_err(|e| TtsError::Espeak(format!("its WAV output: {e}")))?;
-        Ok(normalise(&samples, self.volume))
+        let mut audio = Vec::new();
+        // eSpeak NG itself streams, but its WAV is read whole: a piece at a time (about 2 KiB
+        // of WAV a character).
+        for piece in crate::text::pieces(sentence, MAX_PIECE) {
+            let wav = run_espeak(
+                &["--stdout", "-v", &self.voice, "-s", &wpm, "--stdin"],
+                piece,
+            )?;
+            audio.extend(
+                streamed_wav_samples(&wav)
+                    .map_err(|e| TtsError::Espeak(format!("its WAV output: {e}")))?,
+            );
+        }
+        Ok(normalise(&audio, self.volume))
     }
 }
 

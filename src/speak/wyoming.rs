@@ -1,11 +1,10 @@
 //! Cabin's voice as a Wyoming TTS service (`cabin wyoming --tts URI`), for Home Assistant and
 //! any other Wyoming client: `describe` → `info`; `synthesize` `{"text"}` → `audio-start`,
-//! `audio-chunk`…, `audio-stop`. The audio streams phrase by phrase: the first phrase's chunks
-//! go out while the next is synthesised. Synthesis runs on tokio's blocking pool, one phrase
-//! at a time for all clients (one voice).
+//! `audio-chunk`…, `audio-stop`. The audio streams piece by piece ([`pieces`]): the first
+//! piece's chunks go out while the next is synthesised. Synthesis runs on tokio's blocking
+//! pool, one piece at a time for all clients (one voice).
 
-use crate::speak::speakable::speakable;
-use crate::speak::voice::Voice;
+use crate::speak::voice::{pieces, Voice};
 use crate::text::take_phrases;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
@@ -13,8 +12,12 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
 use wyoming::{error, AudioFormat, Event};
 
-/// Longest text one `synthesize` may bring (a minute or so of speech).
-const MAX_TEXT: usize = 4_000;
+/// Longest text one `synthesize` may bring, in characters: as long as a request to the
+/// daemon (`SubmitText`), about 50 s of speech. Memory does not grow with it (the text is
+/// spoken a piece at a time, [`pieces`]), but every client shares the one voice: 4,000
+/// characters were 3.5 minutes of speech and 15 s of synthesis on a 2-core machine, 1,000 are
+/// 52 s and 5 s (docs/speech.md).
+pub const MAX_TEXT: usize = 1_000;
 /// Samples per `audio-chunk`.
 const CHUNK_SAMPLES: usize = 2_048;
 
@@ -91,7 +94,7 @@ impl TtsService {
         }
     }
 
-    /// Speaks `synthesize`'s text to `w`, phrase by phrase.
+    /// Speaks `synthesize`'s text to `w`, piece by piece.
     async fn synthesize<W: AsyncWrite + Unpin>(
         &self,
         event: &Event,
@@ -103,20 +106,22 @@ impl TtsService {
                 "synthesize without a text",
             )));
         };
-        if text.len() > MAX_TEXT {
+        let length = text.chars().count();
+        if length > MAX_TEXT {
             return Err(Refusal::Said(error(
                 "too-long",
                 &format!(
-                    "{} characters of text; at most {MAX_TEXT} a request",
-                    text.len()
+                    "{length} characters of text; at most {MAX_TEXT} a request (send a long text in parts)"
                 ),
             )));
         }
         let mut text = text.to_string();
         let mut started = false;
-        for phrase in take_phrases(&mut text, true, true) {
+        let said = take_phrases(&mut text, true, true)
+            .into_iter()
+            .flat_map(|phrase| pieces(&phrase));
+        for spoken in said {
             let voice = self.voice.clone();
-            let spoken = speakable(&phrase);
             let samples = tokio::task::spawn_blocking(move || {
                 let mut voice = voice.lock().unwrap_or_else(|p| p.into_inner());
                 voice.synthesize(&spoken)

@@ -5,5 +5,5 @@
 mod sentences;
 mod tokens;
 
-pub use sentences::{take_phrases, take_sentences};
+pub use sentences::{pieces, take_phrases, take_sentences};
 pub use tokens::{format_number, tokenize, Token};

@@ -69,9 +69,88 @@ pub fn take_phrases(text: &mut String, flush: bool, mut first: bool) -> Vec<Stri
     out
 }
 
+/// `text` in pieces of at most `max` characters each, cut at the safest point in reach: after
+/// the last clause or sentence mark followed by a space, else at the last space, else (one
+/// word longer than `max`) at `max` characters. A voice's memory grows faster than the length
+/// of what it is given at once, so text from outside is never given to it whole.
+pub fn pieces(text: &str, max: usize) -> Vec<&str> {
+    let max = max.max(1);
+    let mut out = Vec::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        // The byte index of the character just past `max`, if the rest is longer.
+        let Some((limit, _)) = rest.char_indices().nth(max) else {
+            out.push(rest);
+            break;
+        };
+        let window = &rest[..limit];
+        let clause_end = |&(i, c): &(usize, char)| {
+            matches!(c, ',' | ';' | ':' | '.' | '!' | '?')
+                && window[i + c.len_utf8()..].starts_with(char::is_whitespace)
+        };
+        // A space right at the limit makes the whole window a piece of whole words.
+        let cut = if rest[limit..].starts_with(char::is_whitespace) {
+            limit
+        } else if let Some((i, c)) = window.char_indices().rev().find(clause_end) {
+            i + c.len_utf8()
+        } else if let Some((i, _)) = window
+            .char_indices()
+            .rev()
+            .find(|&(i, c)| c.is_whitespace() && i > 0)
+        {
+            i
+        } else {
+            limit
+        };
+        let piece = rest[..cut].trim();
+        if !piece.is_empty() {
+            out.push(piece);
+        }
+        rest = rest[cut..].trim_start();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_text_is_cut_into_pieces_at_clauses_then_words_then_anywhere() {
+        assert_eq!(pieces("  Short enough.  ", 20), ["Short enough."]);
+        assert!(pieces("   ", 20).is_empty());
+        // A clause mark in reach wins over a later space.
+        assert_eq!(
+            pieces("one two, three four five six", 20),
+            ["one two,", "three four five six"]
+        );
+        // No clause mark: the last space in reach.
+        assert_eq!(
+            pieces("nine nine nine nine nine nine", 12),
+            ["nine nine", "nine nine", "nine nine"]
+        );
+        // A space right at the limit keeps the whole window.
+        assert_eq!(pieces("abcd efgh", 4), ["abcd", "efgh"]);
+        // One word longer than the limit: cut where it must be, on a character boundary.
+        assert_eq!(pieces("ééééééé", 3), ["ééé", "ééé", "é"]);
+        // A decimal point is not a clause mark.
+        assert_eq!(pieces("it is 21.5 degrees", 12), ["it is 21.5", "degrees"]);
+    }
+
+    #[test]
+    fn no_piece_is_longer_than_the_limit_and_no_word_is_lost() {
+        let text = "the car is driving along the road, and the driver wants to open the window while the music plays ".repeat(40)
+            + &"9".repeat(300);
+        for max in [1, 7, 60, 250] {
+            let cut = pieces(&text, max);
+            assert!(cut.iter().all(|p| p.chars().count() <= max), "{max}");
+            assert_eq!(
+                cut.concat().replace(' ', ""),
+                text.replace(' ', ""),
+                "{max}"
+            );
+        }
+    }
 
     #[test]
     fn a_long_sentence_is_cut_at_a_clause() {

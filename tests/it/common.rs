@@ -466,3 +466,100 @@ pub async fn until_the_model_answers(conn: &zbus::Connection, limit: Duration) -
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
+
+/// A process's memory, watched: [`MemoryWatch::peak_mib`] is its peak resident size (VmHWM);
+/// past `limit_mib` resident it is killed, so that a test of a memory bound fails without
+/// taking the machine with it (a voice given 4,000 digits at once grew to 22 GB).
+pub struct MemoryWatch {
+    pid: u32,
+    seen: Arc<std::sync::atomic::AtomicU64>,
+    killed: Arc<std::sync::atomic::AtomicBool>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// A `/proc/PID/status` field in MiB (`VmHWM`, `VmRSS`); None once the process is gone.
+pub fn status_mib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024)
+}
+
+impl MemoryWatch {
+    pub fn start(pid: u32, limit_mib: u64) -> MemoryWatch {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let seen = Arc::new(AtomicU64::new(0));
+        let killed = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        std::thread::spawn({
+            let (seen, killed, stop) = (seen.clone(), killed.clone(), stop.clone());
+            move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(peak) = status_mib(pid, "VmHWM") else {
+                        return;
+                    };
+                    seen.fetch_max(peak, Ordering::Relaxed);
+                    if status_mib(pid, "VmRSS").is_some_and(|rss| rss > limit_mib) {
+                        killed.store(true, Ordering::Relaxed);
+                        let _ = Command::new("kill")
+                            .args(["-KILL", &pid.to_string()])
+                            .status();
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        });
+        MemoryWatch {
+            pid,
+            seen,
+            killed,
+            stop,
+        }
+    }
+
+    /// The process's peak resident size so far, MiB.
+    pub fn peak_mib(&self) -> u64 {
+        let seen = self.seen.load(std::sync::atomic::Ordering::Relaxed);
+        status_mib(self.pid, "VmHWM").unwrap_or(0).max(seen)
+    }
+
+    /// Whether it passed its limit and was killed.
+    pub fn killed(&self) -> bool {
+        self.killed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for MemoryWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Unpunctuated English of exactly `chars` characters: a car's words in a fixed shuffle, with
+/// no comma or full stop for a voice to pause at.
+pub fn unpunctuated(chars: usize) -> String {
+    const WORDS: &[&str] = &[
+        "the", "car", "is", "driving", "along", "road", "and", "driver", "wants", "to", "open",
+        "window", "while", "music", "plays", "seat", "heating", "warm",
+    ];
+    let mut text = String::new();
+    let mut i = 7usize;
+    while text.len() <= chars {
+        i = (i * 31 + 11) % 97;
+        text.push_str(WORDS[i % WORDS.len()]);
+        text.push(' ');
+    }
+    text.truncate(chars);
+    if text.ends_with(' ') {
+        text.pop();
+        text.push('s');
+    }
+    text
+}

@@ -360,3 +360,105 @@ async fn a_model_answer_is_spoken_while_it_is_still_being_generated() {
     );
     until_state(&conn, "FollowUp").await;
 }
+
+/// Issue 37: "call" and 600 digits took the daemon past 3 GB in 7 s, saying its confirmation
+/// ("Call 9999…?"): the voice was given the whole sentence at once, and the digits were read
+/// one by one. Texts over the API's limit are refused; the longest it takes have their echo
+/// spoken a piece at a time, long numbers read in groups and only so far. Each reply's Reply
+/// signal comes once its sentence is synthesised; the speech is then cancelled.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemons_memory_is_bounded_whatever_it_is_asked_to_say() {
+    use futures_util::StreamExt;
+    const BOUND_MIB: u64 = 400;
+    if !models() {
+        return;
+    }
+    let bus = TestBus::start();
+    let _sim = bus.start_sim();
+    let daemon = bus
+        .start_daemon_args(
+            None::<&Path>,
+            &["--llm", "off", "--input", "off", "--output", "null"],
+        )
+        .await;
+    let memory = common::MemoryWatch::start(daemon.0.id(), BOUND_MIB);
+    let conn = bus.connect().await;
+    let mut replies = zbus::MessageStream::for_match_rule(
+        "type='signal',interface='org.cabin.Assistant1',member='Reply'",
+        &conn,
+        None,
+    )
+    .await
+    .unwrap();
+    let limit = cabin::daemon::api::MAX_TEXT_CHARS;
+    let long_words = vec!["abcdefghij".repeat(24); 4].join(" ");
+    let texts = [
+        ("a short request", "what's my range".to_string(), true),
+        (
+            "10,000 unpunctuated characters",
+            common::unpunctuated(10_000),
+            false,
+        ),
+        (
+            "call and 3,999 digits",
+            format!("call {}", "9".repeat(3_999)),
+            false,
+        ),
+        (
+            "call and digits to the limit",
+            format!("call {}", "9".repeat(limit - 5)),
+            true,
+        ),
+        (
+            "call and four long words",
+            format!("call {long_words}"),
+            true,
+        ),
+    ];
+    let mut loaded = 0;
+    for (what, text, spoken) in texts {
+        let answer = common::submit(&conn, "SubmitText", &text).await;
+        if spoken {
+            let reply = answer
+                .unwrap_or_else(|e| panic!("{what}: {e} (killed for memory: {})", memory.killed()));
+            eprintln!("{what}: the reply has {} characters", reply.chars().count());
+            // The Reply signal of the reply's last sentence: all of it synthesised.
+            let waited = Instant::now();
+            loop {
+                assert!(
+                    !memory.killed(),
+                    "the daemon passed {BOUND_MIB} MiB on {what} and was killed"
+                );
+                assert!(
+                    waited.elapsed() < Duration::from_secs(600),
+                    "{what}: no Reply within 10 minutes"
+                );
+                let Ok(signal) = tokio::time::timeout(Duration::from_secs(1), replies.next()).await
+                else {
+                    continue;
+                };
+                let said: String = signal.unwrap().unwrap().body().deserialize().unwrap();
+                if !said.is_empty() && reply.trim_end().ends_with(said.trim_end()) {
+                    break;
+                }
+            }
+            call(&conn, "Cancel").await;
+        } else {
+            let error = answer.unwrap_err().to_string();
+            assert!(error.contains("InvalidInput"), "{what}: {error}");
+        }
+        let peak = memory.peak_mib();
+        if loaded == 0 {
+            loaded = peak;
+        }
+        eprintln!(
+            "cabin run, {what} ({} characters): peak {peak} MiB (after a short reply: {loaded} MiB)",
+            text.chars().count()
+        );
+        assert!(
+            !memory.killed() && peak <= BOUND_MIB,
+            "the daemon passed {BOUND_MIB} MiB on {what} (killed: {})",
+            memory.killed()
+        );
+    }
+}

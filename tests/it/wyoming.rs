@@ -235,3 +235,96 @@ async fn bad_requests_to_the_voice_and_the_wake_word_get_wyoming_errors() {
         .unwrap();
     assert_eq!(info.kind, "info");
 }
+
+/// Asks the voice at `uri` to say `text`: the seconds of audio it streamed, or the code of its
+/// error; None when the connection ended first.
+async fn synthesize(uri: &str, text: &str) -> Option<Result<f64, String>> {
+    use wyoming::Event;
+    let addr = uri.strip_prefix("tcp://").unwrap();
+    let s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let (r, mut w) = s.into_split();
+    let mut r = tokio::io::BufReader::new(r);
+    wyoming::write(
+        &mut w,
+        &Event::new("synthesize", serde_json::json!({ "text": text })),
+    )
+    .await
+    .ok()?;
+    let (mut bytes, mut rate) = (0usize, 1u64);
+    loop {
+        let event =
+            tokio::time::timeout(std::time::Duration::from_secs(600), wyoming::read(&mut r))
+                .await
+                .expect("the voice answers within 10 minutes")
+                .ok()??;
+        match event.kind.as_str() {
+            "audio-start" => {
+                rate = event.uint("rate").unwrap_or(1) * event.uint("width").unwrap_or(1)
+            }
+            "audio-chunk" => bytes += event.payload.len(),
+            "audio-stop" => return Some(Ok(bytes as f64 / rate as f64)),
+            "error" => return Some(Err(event.str("code").unwrap_or_default().to_string())),
+            _ => {}
+        }
+    }
+}
+
+/// Issue 37: over Wyoming TTS a 3,999-digit text grew `cabin wyoming` to 22 GB (the voice was
+/// given all of it at once). Texts over the limit are refused; the longest it takes, however
+/// unpunctuated, are spoken a piece at a time. The bound: the loaded voice (about 130 MiB)
+/// plus the voice's runs of at most 100 phonemes (about 175 MiB more, measured with
+/// `examples/voice-memory`), with room to spare: 400 MiB, as for the daemon.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_voices_memory_is_bounded_whatever_the_length_of_the_text() {
+    const BOUND_MIB: u64 = 400;
+    let profile = cabin::Profile::embedded_default();
+    if !installed(profile.models.tts.as_deref().unwrap()) {
+        return;
+    }
+    let (voice, uris) = common::spawn_worker(Command::new(common::CABIN).args([
+        "wyoming",
+        "--tts",
+        "tcp://127.0.0.1:0",
+    ]));
+    let voice = Child(voice);
+    let uri = uris.strip_prefix("tts=").unwrap().to_string();
+    let memory = common::MemoryWatch::start(voice.0.id(), BOUND_MIB);
+    let said = synthesize(&uri, "Hello.").await;
+    assert!(matches!(said, Some(Ok(s)) if s > 0.2), "{said:?}");
+    let loaded = memory.peak_mib();
+    let limit = cabin::speak::wyoming::MAX_TEXT;
+    let texts = [
+        (
+            "10,000 unpunctuated characters",
+            common::unpunctuated(10_000),
+            false,
+        ),
+        ("3,999 digits", "9".repeat(3_999), false),
+        (
+            "unpunctuated words at the limit",
+            common::unpunctuated(limit),
+            true,
+        ),
+        ("digits at the limit", "9".repeat(limit), true),
+        (
+            "one word at the limit",
+            "abcdefghij".repeat(limit / 10),
+            true,
+        ),
+    ];
+    for (what, text, spoken) in texts {
+        let said = synthesize(&uri, &text).await;
+        let peak = memory.peak_mib();
+        eprintln!("cabin wyoming, {what}: {said:?}, peak {peak} MiB (loaded: {loaded} MiB)");
+        assert!(
+            !memory.killed() && peak <= BOUND_MIB,
+            "cabin wyoming passed {BOUND_MIB} MiB on {what} (killed: {})",
+            memory.killed()
+        );
+        match said {
+            Some(Ok(seconds)) if spoken => assert!(seconds > 10.0, "{what}: {seconds} s"),
+            Some(Err(code)) if !spoken => assert_eq!(code, "too-long", "{what}"),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}

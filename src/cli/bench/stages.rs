@@ -276,7 +276,7 @@ pub(super) async fn llm_stages(
 }
 
 /// Synthesises every reply: the real-time factor, the CPU per second of speech (percent of
-/// one core), and each reply's first-sentence synthesis time in ms.
+/// one core), and the synthesis time of each reply's first piece (what plays first) in ms.
 pub(super) fn synthesis(
     voice: &mut dyn cabin::speak::voice::Voice,
     replies: &[String],
@@ -285,12 +285,14 @@ pub(super) fn synthesis(
     let cpu_before = cpu_ticks(std::process::id());
     for reply in replies {
         let mut text = reply.clone();
-        for (i, sentence) in cabin::text::take_phrases(&mut text, true, true)
+        // As the speaker does: phrase by phrase, each a piece at a time.
+        for (i, piece) in cabin::text::take_phrases(&mut text, true, true)
             .iter()
+            .flat_map(|phrase| cabin::speak::voice::pieces(phrase))
             .enumerate()
         {
             let started = Instant::now();
-            let samples = voice.synthesize(&cabin::speak::speakable::speakable(sentence))?;
+            let samples = voice.synthesize(&piece)?;
             let t = started.elapsed().as_secs_f64();
             if i == 0 {
                 firsts.push(t * 1e3);
