@@ -1,6 +1,7 @@
 //! The driving-safety policy: an intent's `when` constraint against the vehicle's driving
 //! state. Applied in one place, before any action runs, whatever route proposed the intent.
 
+use crate::profile::dbus_value::ArgValue;
 use crate::profile::{Constraint, Gear};
 
 /// What Cabin knows of the driving state; `None` where the vehicle did not say.
@@ -18,9 +19,17 @@ impl DrivingState {
     }
 }
 
-/// Checks a constraint. Unknown state counts as a violation: without a speed, Cabin assumes
-/// the car may be moving. Returns why it refused, for logs and `--json`.
-pub fn check(constraint: &Constraint, state: &DrivingState) -> Result<(), Refusal> {
+/// Checks a constraint on a call with `args`, as it would go on the bus. Unknown state counts
+/// as a violation: without a speed, Cabin assumes the car may be moving. Returns why it
+/// refused, for logs and `--json`.
+pub fn check(
+    constraint: &Constraint,
+    state: &DrivingState,
+    args: &[ArgValue],
+) -> Result<(), Refusal> {
+    if constraint.argument.as_ref().is_some_and(|b| !b.holds(args)) {
+        return Ok(());
+    }
     if let Some(gears) = &constraint.gear {
         match state.gear {
             None => return Err(Refusal::GearUnknown),
@@ -91,8 +100,45 @@ mod tests {
             gear,
             max_speed_kmh,
             parking_brake: None,
+            argument: None,
             refusal: "no".into(),
         }
+    }
+
+    fn check(constraint: &Constraint, state: &DrivingState) -> Result<(), Refusal> {
+        super::check(constraint, state, &[])
+    }
+
+    /// Regression (#37): the window's speed limit held for "open the window" but not for the
+    /// same call with a value; a bound on the argument says which calls it holds for.
+    #[test]
+    fn a_constraint_may_hold_only_beyond_a_value() {
+        let open_far = Constraint {
+            argument: Some(crate::profile::ArgumentBound {
+                index: 1,
+                above: Some(30.0),
+                below: None,
+            }),
+            ..constraint(None, Some(80.0))
+        };
+        let fast = DrivingState {
+            speed_kmh: Some(130.0),
+            gear: Some(Gear::Drive),
+            parking_brake: Some(false),
+        };
+        let window = |percent| [ArgValue::String("driver".into()), ArgValue::Uint32(percent)];
+        assert!(super::check(&open_far, &fast, &window(30)).is_ok());
+        assert_eq!(
+            super::check(&open_far, &fast, &window(100)),
+            Err(Refusal::Speed {
+                speed: 130.0,
+                max: 80.0
+            })
+        );
+        assert!(super::check(&open_far, &DrivingState::default(), &window(0)).is_ok());
+        assert!(super::check(&open_far, &DrivingState::default(), &window(31)).is_err());
+        // An argument that is not there: the constraint holds.
+        assert!(super::check(&open_far, &fast, &[]).is_err());
     }
 
     #[test]

@@ -35,13 +35,16 @@ pub enum Failure {
     Timeout(Duration),
     /// The service answered with a D-Bus error.
     Refused { name: String, message: String },
+    /// The driving-state service's name is owned by a process of user `uid`, not of `user`,
+    /// whose process owned it at the first read: its answers are not believed.
+    Impostor { user: u32, uid: u32 },
 }
 
 impl Failure {
     /// A short spoken reply naming the device ("I couldn't reach the climate control.").
     pub fn reply(&self, target: &str) -> String {
         match self {
-            Failure::BusDown(_) | Failure::Unreachable(_) => {
+            Failure::BusDown(_) | Failure::Unreachable(_) | Failure::Impostor { .. } => {
                 format!("Sorry, I couldn't reach {target}.")
             }
             Failure::Timeout(_) => format!("Sorry, {target} didn't answer in time."),
@@ -67,6 +70,9 @@ impl Failure {
             Failure::Unreachable(e) => format!("service not reachable: {e}"),
             Failure::Timeout(t) => format!("no answer within {} ms", t.as_millis()),
             Failure::Refused { name, message } => format!("{name}: {message}"),
+            Failure::Impostor { user, uid } => format!(
+                "the service is owned by a process of uid {uid}, not of uid {user} as at the first read"
+            ),
         }
     }
 }
@@ -140,11 +146,23 @@ pub struct VehicleBus {
     bus: BusAddress,
     timeout: Duration,
     conn: Mutex<Option<zbus::Connection>>,
-    /// Proxy on the driving-state interface. It caches nothing: zbus answers a cached read
-    /// without a call and keeps the cache after the service is gone, so the safety policy
-    /// would judge on the last state it saw. Every read asks the service (three calls on a
-    /// local bus, well under a millisecond each).
-    state_proxy: Mutex<Option<zbus::Proxy<'static>>>,
+    /// Proxy on the driving-state interface of the service's owner, by its unique name. It
+    /// caches nothing: zbus answers a cached read without a call and keeps the cache after the
+    /// service is gone, so the safety policy would judge on the last state it saw. Every read
+    /// asks the service (four calls on a local bus, well under a millisecond each).
+    state_proxy: Mutex<Option<StateProxy>>,
+    /// The user whose process owned the driving-state service when Cabin first read it: on a
+    /// bus that lets anyone own any name, another user's process could take the name after
+    /// the service dies and say "park". Only the pinned user's answers are believed.
+    state_user: Mutex<Option<u32>>,
+}
+
+/// The driving-state interface at one owner of the service's name.
+#[derive(Clone)]
+struct StateProxy {
+    owner: String,
+    uid: u32,
+    proxy: zbus::Proxy<'static>,
 }
 
 impl VehicleBus {
@@ -154,6 +172,7 @@ impl VehicleBus {
             timeout,
             conn: Mutex::new(None),
             state_proxy: Mutex::new(None),
+            state_user: Mutex::new(None),
         }
     }
 
@@ -168,6 +187,7 @@ impl VehicleBus {
             timeout,
             conn: Mutex::new(Some(conn)),
             state_proxy: Mutex::new(None),
+            state_user: Mutex::new(None),
         }
     }
 
@@ -257,17 +277,31 @@ impl VehicleBus {
         }
     }
 
-    /// The driving state as the vehicle reports it; unknown fields where it can't be read.
+    /// The driving state as the vehicle reports it; unknown fields where it can't be read, or
+    /// where the service's name is owned by a process of another user than the one that
+    /// owned it at the first read.
     pub async fn driving_state(&self, source: &StateSource) -> DrivingState {
         let read = async {
-            let proxy = self.state_proxy(source).await?;
+            let StateProxy { uid, proxy, .. } = self.state_proxy(source).await?;
+            let mut pinned = self.state_user.lock().await;
+            match *pinned {
+                None => {
+                    tracing::info!(
+                        uid,
+                        "driving state: {} is trusted as this user's",
+                        source.service
+                    );
+                    *pinned = Some(uid);
+                }
+                Some(user) if user != uid => {
+                    return Err(Failure::Impostor { user, uid });
+                }
+                Some(_) => {}
+            }
+            drop(pinned);
             let speed = proxy.get_property::<f64>(&source.speed).await;
             let gear = proxy.get_property::<String>(&source.gear).await;
             let brake = proxy.get_property::<bool>(&source.parking_brake).await;
-            if speed.is_err() && gear.is_err() && brake.is_err() {
-                // The service is gone or never came: build the proxy afresh next time.
-                *self.state_proxy.lock().await = None;
-            }
             Ok::<_, Failure>(DrivingState {
                 speed_kmh: speed.ok(),
                 gear: gear.ok().and_then(|g| parse_gear(&g)),
@@ -291,21 +325,44 @@ impl VehicleBus {
         }
     }
 
-    async fn state_proxy(&self, source: &StateSource) -> Result<zbus::Proxy<'static>, Failure> {
-        if let Some(p) = self.state_proxy.lock().await.as_ref() {
+    /// The state interface at the service's owner now, and that owner's user. The reads go to
+    /// the owner's unique name, so the answers come from the process whose user was checked,
+    /// even if the name changes hands between the check and the reads.
+    async fn state_proxy(&self, source: &StateSource) -> Result<StateProxy, Failure> {
+        let conn = self.connection().await?;
+        let bus = zbus::fdo::DBusProxy::builder(&conn)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .map_err(|e| Failure::BusDown(e.to_string()))?;
+        let name = zbus::names::BusName::try_from(source.service.as_str())
+            .map_err(|e| Failure::Unreachable(e.to_string()))?;
+        let owner = bus
+            .get_name_owner(name)
+            .await
+            .map_err(|e| Failure::Unreachable(e.to_string()))?
+            .to_string();
+        let mut cached = self.state_proxy.lock().await;
+        if let Some(p) = cached.as_ref().filter(|p| p.owner == owner) {
             return Ok(p.clone());
         }
-        let conn = self.connection().await?;
+        let unique = zbus::names::BusName::try_from(owner.as_str())
+            .map_err(|e| Failure::Unreachable(e.to_string()))?;
+        let uid = bus
+            .get_connection_unix_user(unique)
+            .await
+            .map_err(|e| Failure::Unreachable(e.to_string()))?;
         let proxy = zbus::proxy::Builder::<zbus::Proxy<'static>>::new(&conn)
-            .destination(source.service.clone())
+            .destination(owner.clone())
             .path(source.path.clone())
             .interface(source.interface.clone())
             .cache_properties(zbus::proxy::CacheProperties::No)
             .build()
             .await
             .map_err(|e| Failure::Unreachable(e.to_string()))?;
-        *self.state_proxy.lock().await = Some(proxy.clone());
-        Ok(proxy)
+        let found = StateProxy { owner, uid, proxy };
+        *cached = Some(found.clone());
+        Ok(found)
     }
 
     async fn classify(&self, e: zbus::Error) -> Failure {

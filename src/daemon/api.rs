@@ -7,11 +7,20 @@ use tokio::sync::{mpsc, oneshot, watch};
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 
-pub const SERVICE_NAME: &str = "org.cabin.Assistant1";
+pub const SERVICE_NAME: &str = crate::profile::ASSISTANT_SERVICE;
 pub const OBJECT_PATH: &str = "/org/cabin/Assistant1";
 
 /// Longest text `SubmitText` accepts; a spoken command is far shorter.
 pub const MAX_TEXT_CHARS: usize = 1000;
+
+/// Longest input name `SubmitTextFrom` accepts; a profile's are a word or two ("mic-driver").
+pub const MAX_INPUT_CHARS: usize = 64;
+
+/// The caller of a method: the bus daemon always stamps the sender; a peer-to-peer
+/// connection has none.
+fn caller(header: &Header<'_>) -> Caller {
+    Caller::Bus(header.sender().map(|s| s.to_string()).unwrap_or_default())
+}
 
 /// Typed errors of `org.cabin.Assistant1`.
 #[derive(Debug, zbus::DBusError)]
@@ -25,6 +34,8 @@ pub enum ApiError {
     Cancelled(String),
     /// The feature needs something this set-up does not have.
     Unavailable(String),
+    /// The caller sent more requests than it may (a burst of 20, then 10 a second).
+    RateLimited(String),
 }
 
 pub struct AssistantApi {
@@ -43,8 +54,16 @@ impl AssistantApi {
         text: String,
         source: Option<String>,
     ) -> Result<Outcome, ApiError> {
-        // The bus daemon always stamps the sender; a peer-to-peer connection has none.
-        let caller = Caller::Bus(header.sender().map(|s| s.to_string()).unwrap_or_default());
+        let caller = caller(header);
+        // Never said back: an error that quoted it would echo whatever a caller sent.
+        if source
+            .as_ref()
+            .is_some_and(|s| s.chars().count() > MAX_INPUT_CHARS)
+        {
+            return Err(ApiError::InvalidInput(format!(
+                "the input name is longer than {MAX_INPUT_CHARS} characters; name one of the profile's [[inputs]]"
+            )));
+        }
         let text = text.trim().to_string();
         if text.is_empty() {
             return Err(ApiError::InvalidInput("the text is empty; send what the driver said, e.g. \"turn on the air conditioning\"".into()));
@@ -66,6 +85,10 @@ impl AssistantApi {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(TurnError::Cancelled(why))) => Err(ApiError::Cancelled(why.into())),
             Ok(Err(TurnError::InvalidInput(why))) => Err(ApiError::InvalidInput(why)),
+            Ok(Err(TurnError::RateLimited(wait))) => Err(ApiError::RateLimited(format!(
+                "too many requests from this connection; try again in {} ms",
+                wait.as_millis().max(1)
+            ))),
             Err(_) => Err(ApiError::Cancelled("the daemon is shutting down".into())),
         }
     }
@@ -124,10 +147,17 @@ impl AssistantApi {
             .map_err(|why| ApiError::Unavailable(why.into()))
     }
 
-    /// Cancels the request in progress; returns whether there was one.
-    async fn cancel(&self) -> Result<bool, ApiError> {
+    /// Cancels the caller's own request in progress (or the driver's spoken one), the speech
+    /// of its reply and the question put to it, unless the request is acting on the vehicle
+    /// already: that one finishes, and its caller gets what it did. Returns whether anything
+    /// was stopped.
+    async fn cancel(&self, #[zbus(header)] header: Header<'_>) -> Result<bool, ApiError> {
         let (respond, answer) = oneshot::channel();
-        self.send(Event::Cancel { respond }).await?;
+        self.send(Event::Cancel {
+            caller: caller(&header),
+            respond,
+        })
+        .await?;
         answer
             .await
             .map_err(|_| ApiError::Unavailable("the daemon is shutting down".into()))

@@ -38,6 +38,9 @@ impl State {
 pub enum TurnError {
     Cancelled(&'static str),
     InvalidInput(String),
+    /// The caller used up its allowance of requests ([`crate::daemon::limit`]); one is left
+    /// again after this long.
+    RateLimited(std::time::Duration),
 }
 
 /// Who asked: a question Cabin puts (a confirmation, a missing value) is answered only by the
@@ -62,7 +65,9 @@ pub enum Event {
     Activate {
         respond: oneshot::Sender<Result<(), &'static str>>,
     },
+    /// `Cancel()` from `caller`: its own turn, speech and question, or the driver's.
     Cancel {
+        caller: Caller,
         respond: oneshot::Sender<bool>,
     },
     /// A turn is about to touch the vehicle.

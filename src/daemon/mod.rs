@@ -6,6 +6,7 @@
 pub mod api;
 mod event_loop;
 pub mod events;
+pub mod limit;
 pub mod policy;
 mod signals;
 
@@ -192,6 +193,11 @@ pub async fn run(
     } else {
         VehicleBus::new(profile.vehicle.bus.clone(), profile.vehicle.timeout)
     };
+    // The driving state is believed only from the user whose process serves it now (or, if
+    // none does yet, at the first read).
+    if let Some(source) = &profile.vehicle.state {
+        vehicle.driving_state(source).await;
+    }
     tracing::info!(profile = %profile.file, intents = profile.intents.len(), bus = %config.bus, "serving {SERVICE_NAME}");
     let systemd = Notifier::from_env().map(Arc::new);
     let heartbeat = systemd

@@ -162,6 +162,21 @@ pub enum ArgValue {
 }
 
 impl ArgValue {
+    /// The value as a number, for the numeric types.
+    pub fn as_number(&self) -> Option<f64> {
+        Some(match self {
+            ArgValue::Byte(v) => f64::from(*v),
+            ArgValue::Int16(v) => f64::from(*v),
+            ArgValue::Uint16(v) => f64::from(*v),
+            ArgValue::Int32(v) => f64::from(*v),
+            ArgValue::Uint32(v) => f64::from(*v),
+            ArgValue::Int64(v) => *v as f64,
+            ArgValue::Uint64(v) => *v as f64,
+            ArgValue::Double(v) => *v,
+            ArgValue::Bool(_) | ArgValue::String(_) => return None,
+        })
+    }
+
     pub fn to_variant(&self) -> zbus::Variant<'static> {
         match self {
             ArgValue::Bool(v) => zbus::Variant::from(*v),

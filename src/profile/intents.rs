@@ -9,10 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Debug, Clone, PartialEq)]
 pub enum SlotType {
     /// `zones`: the values are seat zones ("my" means the speaker's).
-    Enum {
-        values: Vec<EnumValue>,
-        zones: bool,
-    },
+    Enum { values: Vec<EnumValue>, zones: bool },
     Integer {
         min: i64,
         max: i64,
@@ -30,18 +27,24 @@ pub enum SlotType {
     },
     Text {
         max_words: usize,
+        /// A value longer than this is refused before any reply or question says it back: a
+        /// reply echoes at most this much of the request ("call" and 160 digits).
+        max_chars: usize,
     },
 }
 
 impl SlotType {
-    /// Whether `value` is within the type's range (numbers); every other value is.
+    /// Whether `value` is within the type's range (numbers) or length (text); every other
+    /// value is.
     pub fn admits(&self, value: &SlotValue) -> bool {
-        let SlotValue::Number(v) = value else {
-            return true;
-        };
-        match self {
-            SlotType::Integer { min, max, .. } => (*min as f64..=*max as f64).contains(v),
-            SlotType::Decimal { min, max, .. } => (*min..=*max).contains(v),
+        match (self, value) {
+            (SlotType::Integer { min, max, .. }, SlotValue::Number(v)) => {
+                (*min as f64..=*max as f64).contains(v)
+            }
+            (SlotType::Decimal { min, max, .. }, SlotValue::Number(v)) => (*min..=*max).contains(v),
+            (SlotType::Text { max_chars, .. }, SlotValue::Text(t)) => {
+                t.chars().count() <= *max_chars
+            }
             _ => true,
         }
     }
@@ -110,6 +113,8 @@ pub struct Intent {
     pub slots: BTreeMap<String, String>,
     pub defaults: BTreeMap<String, SlotValue>,
     pub reply: String,
+    /// Enum slot → value key → the reply when the slot holds that value.
+    pub replies: BTreeMap<String, BTreeMap<String, String>>,
     /// Replies for specific D-Bus errors of the action, by error name.
     pub error_replies: BTreeMap<String, String>,
     /// Questions for missing slots ("Which window?").
@@ -129,6 +134,19 @@ pub struct Intent {
     /// The intent that does the reverse, declared on either of the two. Words that embed alike
     /// ("too loud", "too quiet") rank both; the shortlist offers the local model only the closer.
     pub opposite: Option<String>,
+}
+
+impl Intent {
+    /// The reply template for `slots`: the one for a value they hold, else the intent's own.
+    pub fn reply_for(&self, slots: &BTreeMap<String, SlotValue>) -> &str {
+        self.replies
+            .iter()
+            .find_map(|(slot, by_value)| match slots.get(slot) {
+                Some(SlotValue::Enum { key, .. }) => by_value.get(key),
+                _ => None,
+            })
+            .map_or(&self.reply, |r| r)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -162,13 +180,54 @@ pub enum ArgSource {
     Literal(ArgValue),
 }
 
-/// Vehicle-state conditions an intent needs (enforced by the conversation issue).
+/// Vehicle-state conditions an intent needs, checked by the safety policy before each call.
 #[derive(Debug, Clone)]
 pub struct Constraint {
     pub gear: Option<Vec<Gear>>,
     pub max_speed_kmh: Option<f64>,
     pub parking_brake: Option<bool>,
+    /// Where the conditions hold only for some calls: those whose argument is beyond a bound
+    /// ("a window more than 30 percent open"). None: every call.
+    pub argument: Option<ArgumentBound>,
     pub refusal: String,
+}
+
+impl Constraint {
+    /// Whether the two hold under the same conditions (their refusals may be worded apart):
+    /// intents that can make the same call must, or one phrasing would bypass the other's.
+    pub fn same_conditions(&self, other: &Constraint) -> bool {
+        let gears = |c: &Constraint| {
+            c.gear
+                .as_ref()
+                .map(|g| g.iter().map(|g| *g as u8).collect::<BTreeSet<u8>>())
+        };
+        gears(self) == gears(other)
+            && self.max_speed_kmh == other.max_speed_kmh
+            && self.parking_brake == other.parking_brake
+            && self.argument == other.argument
+    }
+}
+
+/// A bound on one argument of a call, beyond which a constraint holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArgumentBound {
+    /// The argument's position, from 0 (a property's value is its only argument).
+    pub index: usize,
+    /// The constraint holds where the argument is above this...
+    pub above: Option<f64>,
+    /// ...or below this.
+    pub below: Option<f64>,
+}
+
+impl ArgumentBound {
+    /// Whether a call with `args` is beyond the bound. An argument that is missing or no
+    /// number counts as beyond it: the constraint holds (validation allows only numbers).
+    pub fn holds(&self, args: &[ArgValue]) -> bool {
+        let Some(v) = args.get(self.index).and_then(ArgValue::as_number) else {
+            return true;
+        };
+        self.above.is_some_and(|a| v > a) || self.below.is_some_and(|b| v < b)
+    }
 }
 
 /// The `{name}` placeholders of a reply or argument template.

@@ -22,6 +22,12 @@ use std::collections::BTreeMap;
 pub const DEFAULT_PROFILE_TOML: &str = include_str!("../../profiles/default.toml");
 pub const DEFAULT_PROFILE_NAME: &str = "profiles/default.toml (embedded)";
 
+/// Cabin's own bus name (and interface): no profile may name it as a vehicle service.
+pub const ASSISTANT_SERVICE: &str = "org.cabin.Assistant1";
+
+/// The bus's own name, whose interfaces (`org.freedesktop.DBus.*`) no profile may call.
+pub const BUS_NAME: &str = "org.freedesktop.DBus";
+
 /// A validated profile.
 #[derive(Debug, Clone)]
 pub struct Profile {
@@ -43,6 +49,7 @@ pub struct Profile {
     pub intents: Vec<Intent>,
     pub small_talk: Vec<SmallTalk>,
     pub classifier: ClassifierSettings,
+    pub lacks: Vec<Lack>,
 }
 
 #[cfg(test)]

@@ -38,6 +38,18 @@ pub struct RawProfile {
     pub small_talk: Vec<Spanned<RawSmallTalk>>,
     #[serde(default)]
     pub classifier: RawClassifier,
+    #[serde(default)]
+    pub lacks: Vec<Spanned<RawLack>>,
+}
+
+/// Something people ask a car for that this one can't do, the words that name it, and how
+/// Cabin says so.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLack {
+    pub name: String,
+    pub words: Vec<String>,
+    pub reply: String,
 }
 
 /// Greetings, thanks and the like: sentences and a short reply in the persona's voice.
@@ -217,6 +229,8 @@ pub enum RawSlotType {
     Text {
         #[serde(default = "default_max_words")]
         max_words: usize,
+        /// The most characters a value may have; default 12 a word.
+        max_chars: Option<usize>,
     },
 }
 
@@ -238,6 +252,10 @@ pub struct RawIntent {
     #[serde(default)]
     pub defaults: BTreeMap<String, toml::Value>,
     pub reply: String,
+    /// Enum slot → value → the reply when the slot holds that value, where `reply` would not
+    /// read ("Opening all the windows.", not "Opening the all window.").
+    #[serde(default)]
+    pub replies: BTreeMap<String, BTreeMap<String, String>>,
     /// D-Bus error name → reply, for failures worth explaining ("I couldn't find {contact}").
     #[serde(default)]
     pub errors: BTreeMap<String, String>,
@@ -293,5 +311,17 @@ pub struct RawWhen {
     pub gear: Option<Vec<Gear>>,
     pub max_speed_kmh: Option<f64>,
     pub parking_brake: Option<bool>,
+    /// The conditions hold only for calls whose argument is beyond a bound.
+    pub argument: Option<RawArgumentBound>,
     pub refusal: String,
+}
+
+/// `argument = { index = 2, above = 30 }`: the call's second argument above 30.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawArgumentBound {
+    /// From 1, in the order of the action's `args` (a property's value is 1).
+    pub index: usize,
+    pub above: Option<f64>,
+    pub below: Option<f64>,
 }

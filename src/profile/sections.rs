@@ -16,6 +16,17 @@ pub struct SmallTalk {
     pub reply: String,
 }
 
+/// Something people ask a car for that this one can't do ("unlock the doors"): a request that
+/// names it, and nothing an intent acts on, is answered with `reply`, never acted on with the
+/// nearest intent.
+#[derive(Debug, Clone)]
+pub struct Lack {
+    pub name: String,
+    /// The words that name it, each tokenized ("door", "central locking").
+    pub words: Vec<Vec<String>>,
+    pub reply: String,
+}
+
 /// The small intent model ([`crate::understand::shortlist`]): trained on the intents'
 /// sentences and examples against these negatives, it decides an intent without the local
 /// model when its probability is at least `confident`.

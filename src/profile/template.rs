@@ -88,6 +88,21 @@ impl Template {
         out
     }
 
+    /// Every fixed word the template may say, normalised as speech is.
+    pub fn words(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        collect_words(&self.seq, true, &mut out);
+        out
+    }
+
+    /// The fixed words every expansion says one of: outside optional parts ("open" and
+    /// "trunk" of "(open|pop) [the] (trunk|boot)", not "the").
+    pub fn required_words(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        collect_words(&self.seq, false, &mut out);
+        out
+    }
+
     /// All plain sequences the template stands for.
     pub fn expand(&self) -> Result<Vec<Vec<Element>>, TemplateError> {
         let out = expand_seq(&self.seq)?;
@@ -101,6 +116,18 @@ fn has_literal(seq: &[Node]) -> bool {
         Node::Slot(_) => false,
         Node::Choice { alts, optional } => !optional && alts.iter().all(|a| has_literal(a)),
     })
+}
+
+/// The words of `seq`, with those of optional parts where `optional`.
+fn collect_words(seq: &[Node], optional: bool, out: &mut Vec<String>) {
+    for node in seq {
+        match node {
+            Node::Word(w) => out.extend(tokenize(w).into_iter().map(|t| t.norm)),
+            Node::Slot(_) => {}
+            Node::Choice { optional: true, .. } if !optional => {}
+            Node::Choice { alts, .. } => alts.iter().for_each(|a| collect_words(a, optional, out)),
+        }
+    }
 }
 
 fn collect_slots(seq: &[Node], out: &mut Vec<SlotRef>) {

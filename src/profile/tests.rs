@@ -240,6 +240,198 @@ fn constraints_parse_and_validate() {
     assert_one_error(&bad_gear, "syntax", "unknown variant `sport`");
 }
 
+/// A window intent of BASE's kind, calling `SetPosition(s, u)` with `args` under `when`.
+fn window_intent(name: &str, sentence: &str, args: &str, when: &str) -> String {
+    format!(
+        r#"
+[[intents]]
+name = "{name}"
+sentences = ["{sentence}"]
+defaults = {{ zone = "driver" }}
+reply = "Done."
+[intents.action]
+kind = "call"
+service = "org.example.Windows"
+path = "/org/example/Windows"
+interface = "org.example.Windows1"
+method = "SetPosition"
+signature = "su"
+args = [{args}]
+target = "the windows"
+{when}"#
+    )
+}
+
+const WINDOW_RULE: &str = "[intents.when]\nmax_speed_kmh = 80\nargument = { index = 2, above = 30 }\nrefusal = \"Not that far at speed.\"\n";
+
+/// Regression (#37): "open the driver window to 100 percent" opened it at 130 km/h, where
+/// "open the driver window" was refused: the two intents made the same call under different
+/// rules. A rule may depend on a value, and intents that can make the same call share it.
+#[test]
+fn intents_that_can_make_the_same_call_share_its_constraint() {
+    let percent = "[slot_types.percent]\nkind = \"integer\"\nmin = 0\nmax = 100\n\n[[intents]]";
+    let profile = |open_rule: &str, set_rule: &str, close_rule: &str| {
+        with_state(
+            &format!(
+                "{BASE}{}{}{}",
+                window_intent(
+                    "windows.open",
+                    "open [the] [{zone}] window",
+                    "\"{zone}\", \"100\"",
+                    open_rule
+                ),
+                window_intent(
+                    "windows.set_position",
+                    "open [the] [{zone}] window to {percent:percent} percent",
+                    "\"{zone}\", \"{percent}\"",
+                    set_rule
+                ),
+                window_intent(
+                    "windows.close",
+                    "close [the] [{zone}] window",
+                    "\"{zone}\", \"0\"",
+                    close_rule
+                ),
+            )
+            .replacen("[[intents]]", percent, 1),
+        )
+    };
+    let ok = Profile::parse(&profile(WINDOW_RULE, WINDOW_RULE, WINDOW_RULE), "x.toml").unwrap();
+    let bound = ok.intents[2]
+        .when
+        .as_ref()
+        .unwrap()
+        .argument
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (bound.index, bound.above, bound.below),
+        (1, Some(30.0), None)
+    );
+
+    // The value-set intent without the rule: "to 100 percent" would bypass it.
+    assert_one_error(
+        &profile(WINDOW_RULE, "", WINDOW_RULE),
+        "intent 'windows.set_position'.when",
+        "'windows.open' and 'windows.set_position' can both call org.example.Windows1.SetPosition",
+    );
+    // Closing (0) can be a value of setting the position too.
+    assert_one_error(
+        &profile(WINDOW_RULE, WINDOW_RULE, ""),
+        "intent 'windows.close'.when",
+        "'windows.set_position' and 'windows.close' can both call",
+    );
+    // Different rules, not only a missing one.
+    let faster = WINDOW_RULE.replace("80", "90");
+    assert_one_error(
+        &profile(WINDOW_RULE, &faster, &faster),
+        "when",
+        "their driving constraints differ",
+    );
+    // Calls no two intents share may differ: opening (100) and closing (0) alone.
+    let apart = with_state(&format!(
+        "{BASE}{}{}",
+        window_intent(
+            "windows.open",
+            "open [the] [{zone}] window",
+            "\"{zone}\", \"100\"",
+            WINDOW_RULE
+        ),
+        window_intent(
+            "windows.close",
+            "close [the] [{zone}] window",
+            "\"{zone}\", \"0\"",
+            ""
+        ),
+    ));
+    Profile::parse(&apart, "x.toml").unwrap();
+}
+
+#[test]
+fn an_argument_bound_names_a_number_argument() {
+    let rule = |bound: &str| {
+        with_state(&format!(
+            "{BASE}{}",
+            window_intent(
+                "windows.open",
+                "open [the] [{zone}] window",
+                "\"{zone}\", \"100\"",
+                &format!(
+                    "[intents.when]\nmax_speed_kmh = 80\nargument = {bound}\nrefusal = \"No.\"\n"
+                ),
+            )
+        ))
+    };
+    Profile::parse(&rule("{ index = 2, below = 50 }"), "x.toml").unwrap();
+    assert_one_error(
+        &rule("{ index = 3, above = 30 }"),
+        "when.argument.index",
+        "no argument 3",
+    );
+    assert_one_error(
+        &rule("{ index = 0, above = 30 }"),
+        "when.argument.index",
+        "no argument 0",
+    );
+    assert_one_error(
+        &rule("{ index = 1, above = 30 }"),
+        "when.argument.index",
+        "of D-Bus type 's'",
+    );
+    assert_one_error(
+        &rule("{ index = 2 }"),
+        "when.argument",
+        "neither above nor below",
+    );
+}
+
+/// Regression (#37): `cabin profile check` accepted an intent that called
+/// `org.freedesktop.DBus.RequestName`. A profile calls vehicle services only.
+#[test]
+fn intents_never_call_the_bus_or_cabin_itself() {
+    for (from, to, field) in [
+        (
+            "service = \"org.example.Climate\"",
+            "service = \"org.freedesktop.DBus\"",
+            "action.service",
+        ),
+        (
+            "interface = \"org.example.Climate1\"",
+            "interface = \"org.freedesktop.DBus\"",
+            "action.interface",
+        ),
+        (
+            "interface = \"org.example.Climate1\"",
+            "interface = \"org.freedesktop.DBus.Properties\"",
+            "action.interface",
+        ),
+        (
+            "service = \"org.example.Climate\"",
+            "service = \"org.cabin.Assistant1\"",
+            "action.service",
+        ),
+        (
+            "interface = \"org.example.Climate1\"",
+            "interface = \"org.cabin.Assistant1\"",
+            "action.interface",
+        ),
+    ] {
+        assert_one_error(
+            &BASE.replace(from, to),
+            field,
+            "the bus's own or Cabin's own",
+        );
+    }
+    assert_one_error(
+        &BASE.replace("service = \"org.example.Climate\"", "service = \":1.1\""),
+        "action.service",
+        "unique connection name",
+    );
+    // A service of the freedesktop family that is not the bus is a service like any other.
+    let login = BASE.replace("org.example.Climate\"", "org.freedesktop.login1\"");
+    Profile::parse(&login, "x.toml").unwrap();
+}
+
 #[test]
 fn errors_are_collected_not_just_the_first() {
     let text = BASE

@@ -24,7 +24,8 @@ impl Token {
 
 /// Splits text into normalised tokens: lower case, punctuation dropped, apostrophes
 /// removed ("what's" → "whats"), "%" → "percent", "°"/"°C" → "degrees", and spoken
-/// numbers folded into one number token ("twenty one and a half" → 21.5).
+/// numbers folded into one number token ("twenty one and a half" → 21.5), with their sign
+/// ("minus twenty", "-20" and "−20" are -20).
 pub fn tokenize(text: &str) -> Vec<Token> {
     let words = split_words(text);
     fold_numbers(&words)
@@ -36,9 +37,28 @@ struct Word {
     raw: String,
 }
 
+/// The symbols that make a number negative when they open it ("-20", "−3"); elsewhere a
+/// hyphen joins words ("rear-left").
+const SIGN_SYMBOLS: &[char] = &['-', '\u{2212}'];
+
+/// Words said before a number that make it negative. A sign symbol becomes the first of them.
+const SIGN_WORDS: &[&str] = &["minus", "negative"];
+
 fn split_words(text: &str) -> Vec<Word> {
     let mut words = Vec::new();
     for chunk in text.split_whitespace() {
+        // A sign that opens a written number is a word of its own: "-20" is "minus 20".
+        let mut chars = chunk.chars();
+        let chunk = match (chars.next(), chars.clone().next()) {
+            (Some(sign), Some(next)) if SIGN_SYMBOLS.contains(&sign) && next.is_ascii_digit() => {
+                words.push(Word {
+                    norm: SIGN_WORDS[0].to_string(),
+                    raw: sign.to_string(),
+                });
+                chars.as_str()
+            }
+            _ => chunk,
+        };
         // "°C"/"°" and "%" become words of their own; hyphens and slashes separate words.
         let expanded = chunk
             .replace("°C", " degrees ")
@@ -247,30 +267,47 @@ fn read_number(words: &[Word], start: usize) -> Option<(f64, usize)> {
     Some((value, i - start))
 }
 
+/// Whether a number may start at `words[i]`.
+fn starts_number(words: &[Word], i: usize) -> bool {
+    is_written_number(&words[i].norm)
+        || is_number_word(&words[i].norm)
+        || (words[i].norm == "a"
+            && words
+                .get(i + 1)
+                .is_some_and(|n| n.norm == "hundred" || n.norm == "thousand"))
+}
+
 fn fold_numbers(words: &[Word]) -> Vec<Token> {
     let mut out = Vec::with_capacity(words.len());
     let mut i = 0;
     while i < words.len() {
-        let starts_number = is_written_number(&words[i].norm)
-            || is_number_word(&words[i].norm)
-            || (words[i].norm == "a"
-                && words
-                    .get(i + 1)
-                    .is_some_and(|n| n.norm == "hundred" || n.norm == "thousand"));
-        if starts_number {
-            if let Some((value, used)) = read_number(words, i) {
+        // A sign word before a number is part of it.
+        let signed = SIGN_WORDS.contains(&words[i].norm.as_str())
+            && i + 1 < words.len()
+            && starts_number(words, i + 1);
+        let start = i + usize::from(signed);
+        if starts_number(words, start) {
+            if let Some((value, used)) = read_number(words, start) {
                 if used > 0 {
-                    let raw = words[i..i + used]
+                    let digits = words[start..start + used]
                         .iter()
                         .map(|w| w.raw.as_str())
                         .collect::<Vec<_>>()
                         .join(" ");
+                    let sign = &words[i].raw;
+                    let written = sign.starts_with(SIGN_SYMBOLS);
+                    let (value, raw) = match signed {
+                        false => (value, digits),
+                        // "-20" as written, "minus twenty" as said.
+                        true if written => (-value, format!("{sign}{digits}")),
+                        true => (-value, format!("{sign} {digits}")),
+                    };
                     out.push(Token {
                         norm: format_number(value),
                         raw,
                         number: Some(value),
                     });
-                    i += used;
+                    i = start + used;
                     continue;
                 }
             }
@@ -342,6 +379,29 @@ mod tests {
         assert_eq!(norms("one two"), ["1", "2"]);
         // Digit-by-digit readings are ambiguous ("one oh one"), so they are not folded.
         assert_eq!(norms("one oh one"), ["1", "oh", "1"]);
+    }
+
+    /// Regression (#37): the sign was dropped, so "set the temperature to -20" set 20 °C.
+    #[test]
+    fn signs_are_read_in_words_and_symbols() {
+        assert_eq!(number("-20"), Some(-20.0));
+        assert_eq!(number("\u{2212}1"), Some(-1.0));
+        assert_eq!(number("-100.5"), Some(-100.5));
+        assert_eq!(number("minus thirty"), Some(-30.0));
+        assert_eq!(number("negative three"), Some(-3.0));
+        assert_eq!(number("minus twenty one and a half"), Some(-21.5));
+        assert_eq!(tokenize("-20")[0].raw, "-20");
+        assert_eq!(tokenize("Minus 10")[0].raw, "Minus 10");
+        assert_eq!(
+            norms("make it really cold, minus 10"),
+            ["make", "it", "really", "cold", "-10"]
+        );
+        // A hyphen between words or numbers, or a sign before no number, is no sign.
+        assert_eq!(norms("rear-left"), ["rear", "left"]);
+        assert_eq!(norms("20-25"), ["20", "25"]);
+        assert_eq!(norms("twenty-one"), ["21"]);
+        assert_eq!(norms("- 20"), ["20"]);
+        assert_eq!(norms("minus the tax"), ["minus", "the", "tax"]);
     }
 
     #[test]

@@ -109,6 +109,8 @@ pub struct Turn {
 }
 
 pub const DECLINE_REPLY: &str = "Sorry, I can't do that yet.";
+/// The question for a bare value whose number or name is not worth saying back.
+pub const FRAGMENT_REPLY: &str = "What would you like me to do with that?";
 pub const CONFIRM_CANCELLED_REPLY: &str = "OK, I won't.";
 pub const GIVE_UP_REPLY: &str = "Sorry, I didn't catch that. Let's leave it for now.";
 pub const UNKNOWN_SEAT_REPLY: &str =

@@ -192,3 +192,95 @@ async fn the_bus_policy_lets_the_hmi_in_and_keeps_others_out() {
         "{err}"
     );
 }
+
+/// A bus with no ownership policy: any user may connect, own any name and call anyone.
+fn open_bus_config(dir: &std::path::Path) -> String {
+    format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={dir}/open_bus_socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+  </policy>
+</busconfig>
+"#,
+        dir = dir.display()
+    )
+}
+
+/// Starts a copy of the simulator as `user` on `address`; it owns its name once it says ready.
+fn sim_as(user: &str, group: &str, sim: &std::path::Path, address: &str) -> Proc {
+    use std::io::BufRead;
+    let mut child = Command::new("setpriv")
+        .args(["--reuid", user, "--regid", group, "--init-groups", "--"])
+        .arg(sim)
+        .args(["--bus", address])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("ready"),
+        "simulator as {user} printed {line:?}"
+    );
+    Proc(child)
+}
+
+/// Regression (#37): on a bus without an ownership policy, a process could take the vehicle's
+/// service name after it died and report "park". The driving state is believed only from a
+/// process of the user that served it when Cabin first read it; another's is "state
+/// unknown", and refused.
+#[tokio::test]
+async fn a_driving_state_from_another_user_is_not_believed() {
+    if !is_root() {
+        eprintln!("SKIPPED: this test runs a process as another user with setpriv, which needs root (CI runs as root)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sim = dir.path().join("cabin-vehicle-sim");
+    std::fs::copy(SIM, &sim).unwrap();
+    std::fs::set_permissions(&sim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = dir.path().join("open.conf");
+    std::fs::write(&config, open_bus_config(dir.path())).unwrap();
+    let bus = TestBus::with_config(&config);
+    let vehicle = bus.start_sim();
+    let _daemon = bus.start_daemon(None).await;
+    let conn = bus.connect().await;
+    let boot = |text: &'static str| {
+        let conn = conn.clone();
+        async move {
+            let out = submit(&conn, "SubmitTextJson", text).await.unwrap();
+            serde_json::from_str::<serde_json::Value>(&out).unwrap()
+        }
+    };
+    // The simulator starts in park.
+    let opened = boot("open the boot").await;
+    assert_eq!(opened["reply"], "Opening the boot.", "{opened}");
+    assert_eq!(boot("close the boot").await["reply"], "Closing the boot.");
+
+    // The vehicle service dies; another user's process takes its name and says "park".
+    drop(vehicle);
+    let impostor = sim_as("nobody", "nogroup", &sim, &bus.address);
+    let refused = boot("open the boot").await;
+    assert_eq!(refused["refused"], "gear unknown", "{refused}");
+    assert!(refused["action"].is_null(), "{refused}");
+    assert_eq!(
+        snapshot(&conn).await["Vehicle.Body.Trunk.Rear.IsOpen"],
+        false
+    );
+
+    // The vehicle's own user serves it again: believed again.
+    drop(impostor);
+    let _vehicle = bus.start_sim();
+    let opened = boot("open the boot").await;
+    assert_eq!(opened["reply"], "Opening the boot.", "{opened}");
+}

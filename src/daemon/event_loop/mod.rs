@@ -3,14 +3,15 @@
 //! each kind of event has its own method.
 
 use crate::daemon::events::{Caller, Event, Notification, State, TurnError};
+use crate::daemon::limit::Limits;
 use crate::daemon::NoAudio;
 use crate::listening::{Listened, Listening};
 use crate::speak::{Speaker, SpeechEnd, Spoken};
 use crate::understand::turn::Pending;
 use crate::understand::{Assistant, Context, Outcome, Turn};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -22,12 +23,25 @@ const CANT_HEAR: &str = "Sorry, I can't hear you right now.";
 
 struct CurrentTurn {
     id: u64,
+    /// Whose request it is: a D-Bus caller cancels only its own, or the driver's.
+    caller: Caller,
     /// None for a spoken command: its answer goes out as signals only.
     respond: Option<oneshot::Sender<Result<Outcome, TurnError>>>,
     task: JoinHandle<()>,
-    /// Set by the turn itself just before it calls the vehicle: from then on the call may have
-    /// gone out, so cancelling must not hide its outcome.
-    acting: Arc<AtomicBool>,
+    /// [`RUNNING`], then either [`ACTING`] (set by the turn just before it calls the vehicle)
+    /// or [`STOPPED`] (set by the loop when it cancels the turn), whichever comes first: a turn
+    /// that acts was not cancelled, and a cancelled one never acts.
+    phase: Arc<AtomicU8>,
+}
+
+const RUNNING: u8 = 0;
+const ACTING: u8 = 1;
+const STOPPED: u8 = 2;
+
+/// Who may cancel a turn, its speech or its question: its own caller, or anyone for the
+/// driver's spoken request (the HMI shows it and offers to cancel it).
+fn may_cancel(owner: &Caller, by: &Caller) -> bool {
+    owner == by || *owner == Caller::Speech
 }
 
 /// The mouth: the speaker and what the utterance playing now leads to.
@@ -40,6 +54,8 @@ pub(super) struct Voice {
 /// A reply being spoken, and what follows its last sample.
 struct Speaking {
     utterance: u64,
+    /// Whose turn's reply it is.
+    caller: Caller,
     /// Sentences of a model's answer spoken while it was still being generated.
     streamed: String,
     /// Where the dialog goes after the last sample (known once the turn is done).
@@ -64,8 +80,11 @@ struct EventLoop {
     notify: mpsc::Sender<Notification>,
     events_tx: mpsc::Sender<Event>,
     current: Option<CurrentTurn>,
-    /// Turns cancelled after they may have called the vehicle: their outcome is still reported.
-    acted_after_cancel: BTreeSet<u64>,
+    /// Turns replaced or cancelled while they acted on the vehicle: they finish, their
+    /// action is reported and their caller (if any) gets what they did.
+    finishing: BTreeMap<u64, Option<oneshot::Sender<Result<Outcome, TurnError>>>>,
+    /// Each D-Bus caller's allowance of requests.
+    limits: Limits,
     next_turn: u64,
     /// The dialog session: kept through the follow-up window, cleared when it ends.
     context: Context,
@@ -114,7 +133,7 @@ impl EventLoop {
             Event::TurnDone { turn, result } => self.turn_done(turn, result).await,
             Event::ReplySentence { turn, text } => self.reply_sentence(turn, text).await,
             Event::Spoken(spoken) => self.spoken(spoken).await,
-            Event::Cancel { respond } => self.cancel(respond).await,
+            Event::Cancel { caller, respond } => self.cancel(caller, respond).await,
             Event::Activate { respond } => self.activate(respond).await,
             Event::Heard(heard) => self.heard(heard).await,
         }
@@ -128,14 +147,21 @@ impl EventLoop {
         caller: Caller,
         respond: oneshot::Sender<Result<Outcome, TurnError>>,
     ) {
+        if let Caller::Bus(name) = &caller {
+            if let Err(wait) = self.limits.take(name, Instant::now()) {
+                let _ = respond.send(Err(TurnError::RateLimited(wait)));
+                return;
+            }
+        }
         let zone = match &source {
             None => None,
             Some(s) => match self.inputs.get(s) {
                 Some(z) => Some(z.clone()),
                 None => {
+                    // The name is not said back: it is whatever the caller sent.
                     let known: Vec<&str> = self.inputs.keys().map(String::as_str).collect();
                     let _ = respond.send(Err(TurnError::InvalidInput(format!(
-                        "unknown input '{s}'; the profile's inputs are: {}",
+                        "no input of the profile has that name; its inputs are: {}",
                         known.join(", ")
                     ))));
                     return;
@@ -155,10 +181,13 @@ impl EventLoop {
     /// A turn finished: its reply is spoken or signalled, its action reported, and the dialog goes on or ends.
     async fn turn_done(&mut self, turn: u64, result: Box<Turn>) {
         let Some(current) = self.current.take_if(|t| t.id == turn) else {
-            // A turn cancelled while it acted has nobody left to answer, but the HMI still
-            // learns what happened to the car.
-            if self.acted_after_cancel.remove(&turn) {
+            // A turn replaced or cancelled while it acted: the HMI and its caller learn what
+            // happened to the car.
+            if let Some(respond) = self.finishing.remove(&turn) {
                 self.report_action(&result.outcome).await;
+                if let Some(respond) = respond {
+                    let _ = respond.send(Ok(result.outcome));
+                }
             }
             return;
         };
@@ -196,6 +225,7 @@ impl EventLoop {
         if spoken {
             self.speaking = Some(Speaking {
                 utterance: turn,
+                caller: current.caller.clone(),
                 streamed: streamed.unwrap_or_default(),
                 follow_up,
                 context,
@@ -214,9 +244,14 @@ impl EventLoop {
     /// A whole sentence of a model's answer, spoken while the rest is generated.
     async fn reply_sentence(&mut self, turn: u64, text: String) {
         let Some(voice) = &self.voice else { return };
-        if self.current.as_ref().is_none_or(|t| t.id != turn) {
+        let Some(caller) = self
+            .current
+            .as_ref()
+            .filter(|t| t.id == turn)
+            .map(|t| t.caller.clone())
+        else {
             return;
-        }
+        };
         voice.speaker.say(turn, &format!("{text} "));
         match &mut self.speaking {
             Some(s) if s.utterance == turn => {
@@ -226,6 +261,7 @@ impl EventLoop {
             _ => {
                 self.speaking = Some(Speaking {
                     utterance: turn,
+                    caller,
                     streamed: format!("{text} "),
                     follow_up: false,
                     context: Context::default(),
@@ -236,15 +272,28 @@ impl EventLoop {
         }
     }
 
-    /// `Cancel()`: silence, no turn, no session.
-    async fn cancel(&mut self, respond: oneshot::Sender<bool>) {
-        let had = self.stop_speaking() | self.cancel_current("cancelled").await
-            || self.context.pending.is_some();
-        if let Ok(audio) = &self.audio {
-            audio.cancel();
+    /// `Cancel()` from `caller`: its (or the driver's) speech, turn and question end, and the
+    /// session with them; another caller's are left alone. Answers whether anything stopped:
+    /// a turn that acts already is not stopped, and its caller gets what it did.
+    async fn cancel(&mut self, caller: Caller, respond: oneshot::Sender<bool>) {
+        let speech = self
+            .speaking
+            .as_ref()
+            .is_some_and(|s| may_cancel(&s.caller, &caller))
+            && self.stop_speaking();
+        let turn = self.cancel_current("cancelled", Some(&caller)).await;
+        let session = self
+            .context_for
+            .as_ref()
+            .is_none_or(|owner| may_cancel(owner, &caller));
+        let question = session && self.context.pending.is_some();
+        if session && self.current.is_none() {
+            if let Ok(audio) = &self.audio {
+                audio.cancel();
+            }
+            self.end_session().await;
         }
-        self.end_session().await;
-        let _ = respond.send(had);
+        let _ = respond.send(speech || turn || question);
     }
 
     /// Push-to-talk: the next command needs no wake word.
@@ -257,7 +306,7 @@ impl EventLoop {
         }
         // Push-to-talk interrupts whatever Cabin is doing, like the wake word.
         self.stop_speaking();
-        self.cancel_current("push-to-talk").await;
+        self.cancel_current("push-to-talk", None).await;
         if let Ok(audio) = &self.audio {
             audio.listen();
         }
@@ -311,7 +360,7 @@ impl EventLoop {
                 tracing::info!(score, "wake word");
                 // The wake word interrupts whatever Cabin is doing, speech included.
                 self.stop_speaking();
-                self.cancel_current("the wake word").await;
+                self.cancel_current("the wake word", None).await;
                 self.follow_up_until = None;
                 self.set_state(State::Listening).await;
             }
@@ -439,7 +488,8 @@ impl EventLoop {
     ) {
         // The newest request wins: a driver who speaks again means the new thing.
         self.stop_speaking();
-        self.cancel_current("a newer request replaced it").await;
+        self.cancel_current("a newer request replaced it", None)
+            .await;
         self.follow_up_until = None;
         let id = self.next_turn;
         self.next_turn += 1;
@@ -459,12 +509,12 @@ impl EventLoop {
             }
             Context::default()
         };
-        self.context_for = Some(caller);
+        self.context_for = Some(caller.clone());
         // With a voice, a model's answer is spoken sentence by sentence as it is generated.
         let stream = self.voice.is_some();
-        let acting = Arc::new(AtomicBool::new(false));
+        let phase = Arc::new(AtomicU8::new(RUNNING));
         let task = tokio::spawn({
-            let acting_flag = acting.clone();
+            let phase = phase.clone();
             async move {
                 let acting = events.clone();
                 let (sentences_tx, mut sentences) = mpsc::unbounded_channel::<String>();
@@ -478,9 +528,16 @@ impl EventLoop {
                     zone.as_deref(),
                     context,
                     |_| {
-                        acting_flag.store(true, Ordering::SeqCst);
+                        // Cancelled first: no call goes out.
+                        if phase
+                            .compare_exchange(RUNNING, ACTING, Ordering::SeqCst, Ordering::SeqCst)
+                            .is_err()
+                        {
+                            return false;
+                        }
                         // A full queue only delays the Acting state; the result still arrives.
                         let _ = acting.try_send(Event::Acting { turn: id });
+                        true
                     },
                     &mut on_sentence,
                 );
@@ -507,9 +564,10 @@ impl EventLoop {
         });
         self.current = Some(CurrentTurn {
             id,
+            caller,
             respond,
             task,
-            acting,
+            phase,
         });
     }
 
@@ -537,24 +595,30 @@ impl EventLoop {
         }
     }
 
-    /// Ends the turn in flight: its caller gets `Cancelled`. A turn that has not touched the
-    /// vehicle is stopped; one that may have is left to finish, so that its `ActionExecuted`
-    /// still goes out (the vehicle call is bounded by the profile's timeout).
-    async fn cancel_current(&mut self, why: &'static str) -> bool {
-        match self.current.take() {
-            Some(turn) => {
-                if turn.acting.load(Ordering::SeqCst) {
-                    self.acted_after_cancel.insert(turn.id);
-                } else {
-                    turn.task.abort();
-                }
-                if let Some(respond) = turn.respond {
-                    let _ = respond.send(Err(TurnError::Cancelled(why)));
-                }
-                true
+    /// Ends the turn in flight (`by` a caller: only one it may cancel) and answers whether it
+    /// was stopped. A turn that has not acted is stopped, and its caller gets `Cancelled`:
+    /// nothing was done. One that acts already is left to finish (the vehicle call is bounded
+    /// by the profile's timeout): `ActionExecuted` goes out and its caller gets the outcome.
+    async fn cancel_current(&mut self, why: &'static str, by: Option<&Caller>) -> bool {
+        let Some(turn) = self
+            .current
+            .take_if(|t| by.is_none_or(|c| may_cancel(&t.caller, c)))
+        else {
+            return false;
+        };
+        let stopped = turn
+            .phase
+            .compare_exchange(RUNNING, STOPPED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if stopped {
+            turn.task.abort();
+            if let Some(respond) = turn.respond {
+                let _ = respond.send(Err(TurnError::Cancelled(why)));
             }
-            None => false,
+        } else {
+            self.finishing.insert(turn.id, turn.respond);
         }
+        stopped
     }
 }
 
@@ -593,7 +657,8 @@ pub(super) async fn run_loop(
         notify,
         events_tx,
         current: None,
-        acted_after_cancel: BTreeSet::new(),
+        finishing: BTreeMap::new(),
+        limits: Limits::default(),
         next_turn: 0,
         context: Context::default(),
         context_for: None,
@@ -619,7 +684,7 @@ pub(super) async fn run_loop(
         }
     }
     event_loop
-        .cancel_current("the daemon is shutting down")
+        .cancel_current("the daemon is shutting down", None)
         .await;
     event_loop.stop_speaking();
     if let Some(voice) = event_loop.voice.take() {

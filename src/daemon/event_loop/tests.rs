@@ -79,6 +79,19 @@ impl Harness {
         answer.await.unwrap()
     }
 
+    /// `Cancel()` from `caller`: whether it stopped anything.
+    async fn cancel_as(&self, caller: &str) -> bool {
+        let (respond, answer) = oneshot::channel();
+        self.events
+            .send(Event::Cancel {
+                caller: Caller::Bus(caller.into()),
+                respond,
+            })
+            .await
+            .unwrap();
+        answer.await.unwrap()
+    }
+
     async fn note(&mut self) -> Notification {
         tokio::time::timeout(Duration::from_secs(60), self.notes.recv())
             .await
@@ -122,9 +135,10 @@ async fn a_question_opens_the_follow_up_window_and_silence_closes_it() {
         "the profile's follow_up_seconds"
     );
 
-    // The session is over: the answer no longer answers anything.
+    // The session is over: the answer no longer answers anything, and is asked about.
     let late = h.say("the rear left one", None).await.unwrap();
-    assert_eq!(late.route, crate::understand::Route::Decline);
+    assert_eq!(late.reply, "What would you like for the rear left?");
+    assert!(late.intent.is_none() && late.action.is_none());
 }
 
 #[tokio::test(start_paused = true)]
@@ -172,17 +186,13 @@ async fn cancel_ends_the_dialog_session() {
     let mut h = start();
     h.say("close the window", None).await.unwrap();
     h.until_state(State::FollowUp).await;
-    let (respond, answer) = oneshot::channel();
-    h.events.send(Event::Cancel { respond }).await.unwrap();
     assert!(
-        answer.await.unwrap(),
+        h.cancel_as(":1.1").await,
         "a pending question counts as something to cancel"
     );
     assert_eq!(h.note().await, Notification::State(State::Idle));
-    assert_eq!(
-        h.say("rear left", None).await.unwrap().route,
-        crate::understand::Route::Decline
-    );
+    let late = h.say("rear left", None).await.unwrap();
+    assert!(late.intent.is_none() && late.action.is_none(), "{late:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -195,9 +205,61 @@ async fn inputs_give_the_speakers_zone() {
     assert_eq!(outcome.slots["window"], "rear_left");
     let err = h.say("open my window", Some("mic-roof")).await.unwrap_err();
     assert!(
-        matches!(&err, TurnError::InvalidInput(m) if m.contains("unknown input 'mic-roof'") && m.contains("mic-driver")),
+        matches!(&err, TurnError::InvalidInput(m) if m.contains("no input of the profile has that name") && m.contains("mic-driver")),
         "{err:?}"
     );
+    // Regression (#37): the name was said back, however long (100 KB tried).
+    let err = h.say("pause", Some(&"x".repeat(60))).await.unwrap_err();
+    assert!(
+        matches!(&err, TurnError::InvalidInput(m) if !m.contains("xxx") && m.len() < 200),
+        "{err:?}"
+    );
+}
+
+/// Regression (#37): any client's `Cancel()` cancelled anyone's request, and dropped the
+/// question put to another. A caller cancels its own; the others' go on.
+#[tokio::test]
+async fn a_caller_cancels_only_its_own_question() {
+    let h = start();
+    assert_eq!(
+        h.say_as(":1.7", "call Mum", None).await.unwrap().reply,
+        "Call Mum?"
+    );
+    assert!(!h.cancel_as(":1.8").await, "not :1.8's question to cancel");
+    let confirmed = h.say_as(":1.7", "yes", None).await.unwrap();
+    assert!(confirmed.action.is_some(), "{confirmed:?}");
+
+    assert_eq!(
+        h.say_as(":1.7", "call Mum", None).await.unwrap().reply,
+        "Call Mum?"
+    );
+    assert!(h.cancel_as(":1.7").await);
+    let late = h.say_as(":1.7", "yes", None).await.unwrap();
+    assert!(late.action.is_none(), "{late:?}");
+}
+
+/// Regression (#37): 10,000 requests from 5 connections made about 490 vehicle calls. Each
+/// caller has an allowance (a burst, then a rate); past it, a typed refusal, and the other
+/// callers are served as before.
+#[tokio::test(start_paused = true)]
+async fn a_caller_past_its_allowance_is_refused_and_the_others_are_served() {
+    use crate::daemon::limit::{BURST, PER_SECOND};
+    let mut h = start();
+    // Nobody reads the notifications here: drain them, or the loop waits on a full queue.
+    let mut notes = std::mem::replace(&mut h.notes, mpsc::channel(1).1);
+    tokio::spawn(async move { while notes.recv().await.is_some() {} });
+    for _ in 0..BURST as usize {
+        h.say_as(":1.9", "tell me a joke", None).await.unwrap();
+    }
+    let refused = h.say_as(":1.9", "tell me a joke", None).await.unwrap_err();
+    assert_eq!(
+        refused,
+        TurnError::RateLimited(Duration::from_secs_f64(1.0 / PER_SECOND))
+    );
+    h.say_as(":1.10", "tell me a joke", None).await.unwrap();
+    tokio::time::advance(Duration::from_secs_f64(1.0 / PER_SECOND)).await;
+    h.say_as(":1.9", "tell me a joke", None).await.unwrap();
+    assert!(h.say_as(":1.9", "tell me a joke", None).await.is_err());
 }
 
 #[tokio::test(start_paused = true)]

@@ -3,7 +3,8 @@
 
 use super::slots::default_value;
 use super::Validator;
-use crate::profile::raw::{RawAction, RawIntent, RawWhen};
+use crate::profile::dbus_value::DbusType;
+use crate::profile::raw::{RawAction, RawArgumentBound, RawIntent, RawWhen};
 use crate::profile::template::{Element, Template};
 use crate::profile::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -228,10 +229,17 @@ impl Validator<'_> {
             raw.action,
             RawAction::GetProperty { .. } | RawAction::Call { .. }
         );
+        let replies = self.value_replies(raw, here.clone(), &slots, types);
         let mut uses: Vec<(String, String)> = placeholders(&raw.reply)
             .into_iter()
             .map(|p| (at("reply"), p))
             .collect();
+        for (slot, by_value) in &raw.replies {
+            for (value, reply) in by_value {
+                let field = at(&format!("replies.{slot}.{value}"));
+                uses.extend(placeholders(reply).into_iter().map(|p| (field.clone(), p)));
+            }
+        }
         if let Some(a) = &action {
             uses.extend(action_slots(a).into_iter().map(|p| (at("action"), p)));
         }
@@ -251,7 +259,10 @@ impl Validator<'_> {
         }
         let mut needs = BTreeSet::new();
         for (field, slot) in uses {
-            if slot == "result" && is_read && field == at("reply") {
+            if slot == "result"
+                && is_read
+                && (field == at("reply") || field.starts_with(&at("replies.")))
+            {
                 continue;
             }
             if !slots.contains_key(&slot) {
@@ -278,9 +289,15 @@ impl Validator<'_> {
         let when = raw
             .when
             .as_ref()
-            .and_then(|w| self.constraint(w, &at("when"), here.clone()));
+            .and_then(|w| self.constraint(w, &at("when"), here.clone(), action.as_ref()));
 
         let spoken = std::iter::once(("reply", &raw.reply))
+            .chain(
+                raw.replies
+                    .values()
+                    .flat_map(|r| r.values())
+                    .map(|r| ("replies", r)),
+            )
             .chain(raw.ask.values().map(|q| ("ask", q)))
             .chain(raw.confirm_prompt.iter().map(|c| ("confirm_prompt", c)))
             .chain(raw.errors.values().map(|r| ("errors", r)))
@@ -299,6 +316,7 @@ impl Validator<'_> {
             slots,
             defaults,
             reply: raw.reply.clone(),
+            replies,
             error_replies: raw.errors.clone(),
             ask,
             confirm: raw
@@ -315,11 +333,53 @@ impl Validator<'_> {
         })
     }
 
+    /// The replies for enum values: each for a value of an enum slot of the intent.
+    fn value_replies(
+        &mut self,
+        raw: &RawIntent,
+        here: Option<std::ops::Range<usize>>,
+        slots: &BTreeMap<String, String>,
+        types: &BTreeMap<String, SlotType>,
+    ) -> BTreeMap<String, BTreeMap<String, String>> {
+        let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for (slot, by_value) in &raw.replies {
+            let field = format!("intent '{}'.replies.{slot}", raw.name);
+            let ty = slots.get(slot).and_then(|t| types.get(t));
+            let Some(SlotType::Enum { values, .. }) = ty else {
+                self.error(
+                    here.clone(),
+                    &field,
+                    format!("'{slot}' is not an enum slot of any sentence of this intent"),
+                    "give replies for the values of an enum slot the sentences capture",
+                );
+                continue;
+            };
+            for (value, reply) in by_value {
+                if values.iter().any(|v| v.key == *value) {
+                    out.entry(slot.clone())
+                        .or_default()
+                        .insert(value.clone(), reply.clone());
+                } else {
+                    let keys: Vec<&str> = values.iter().map(|v| v.key.as_str()).collect();
+                    self.error(
+                        here.clone(),
+                        &format!("{field}.{value}"),
+                        format!("'{value}' is not one of {}", keys.join(", ")),
+                        "name a value of the slot's type",
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// The constraint of an intent whose action is `action` (None where it is invalid).
     pub(super) fn constraint(
         &mut self,
         raw: &RawWhen,
         field: &str,
         here: Option<std::ops::Range<usize>>,
+        action: Option<&Action>,
     ) -> Option<Constraint> {
         let start = self.errors.len();
         if raw.gear.is_none() && raw.max_speed_kmh.is_none() && raw.parking_brake.is_none() {
@@ -349,13 +409,71 @@ impl Validator<'_> {
             }
         }
         if raw.refusal.trim().is_empty() {
-            self.error(here, &format!("{field}.refusal"), "the refusal is empty".into(), "say why the driver can't do it now, e.g. \"I can only open the boot when the car is parked.\"");
+            self.error(here.clone(), &format!("{field}.refusal"), "the refusal is empty".into(), "say why the driver can't do it now, e.g. \"I can only open the boot when the car is parked.\"");
         }
+        let argument = raw.argument.as_ref().and_then(|bound| {
+            self.argument_bound(bound, &format!("{field}.argument"), here.clone(), action)
+        });
         (self.errors.len() == start).then(|| Constraint {
             gear: raw.gear.clone(),
             max_speed_kmh: raw.max_speed_kmh,
             parking_brake: raw.parking_brake,
+            argument,
             refusal: raw.refusal.clone(),
+        })
+    }
+
+    /// A bound on one of `action`'s arguments: a number argument that exists, and a bound.
+    fn argument_bound(
+        &mut self,
+        raw: &RawArgumentBound,
+        field: &str,
+        here: Option<std::ops::Range<usize>>,
+        action: Option<&Action>,
+    ) -> Option<ArgumentBound> {
+        if raw.above.is_none() && raw.below.is_none() {
+            self.error(
+                here.clone(),
+                field,
+                "the bound sets neither above nor below".into(),
+                "say where the constraint holds, e.g. argument = { index = 2, above = 30 }",
+            );
+            return None;
+        }
+        let types: Vec<DbusType> = match &action?.kind {
+            ActionKind::Call { args, .. } => args.iter().map(|a| a.ty).collect(),
+            ActionKind::SetProperty { value, .. } => vec![value.ty],
+            ActionKind::GetProperty { .. } => Vec::new(),
+        };
+        let Some(ty) = raw.index.checked_sub(1).and_then(|i| types.get(i)) else {
+            self.error(
+                here,
+                &format!("{field}.index"),
+                format!(
+                    "the action has {} argument(s), so there is no argument {}",
+                    types.len(),
+                    raw.index
+                ),
+                "count the action's args from 1 (a property's value is 1)",
+            );
+            return None;
+        };
+        if matches!(ty, DbusType::String | DbusType::Bool) {
+            self.error(
+                here,
+                &format!("{field}.index"),
+                format!(
+                    "argument {} is of D-Bus type '{ty}', which has no above or below",
+                    raw.index
+                ),
+                "bound a number argument",
+            );
+            return None;
+        }
+        Some(ArgumentBound {
+            index: raw.index - 1,
+            above: raw.above,
+            below: raw.below,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! intents and their actions.
 
 mod actions;
+mod calls;
 mod intents;
 mod settings;
 mod slots;
@@ -149,8 +150,10 @@ impl Validator<'_> {
             }
         }
         self.opposites(&raw.intents, &names, &mut intents);
+        self.same_calls(&raw.intents, &intents, &slot_types);
         let small_talk = self.small_talk(&raw.small_talk);
         let classifier = self.classifier(&raw.classifier);
+        let lacks = self.lacks(&raw.lacks, &intents, &slot_types);
         if raw
             .dialog
             .follow_up_seconds
@@ -214,6 +217,7 @@ impl Validator<'_> {
             intents,
             small_talk,
             classifier,
+            lacks,
         })
     }
 }

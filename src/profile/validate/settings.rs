@@ -200,6 +200,92 @@ impl Validator<'_> {
         }
     }
 
+    /// What the car lacks: named once, with words, none of them a word the intents' sentences
+    /// or slot values use (a request with it would be that intent's), and a short reply.
+    pub(super) fn lacks(
+        &mut self,
+        raw: &[Spanned<raw::RawLack>],
+        intents: &[Intent],
+        types: &BTreeMap<String, SlotType>,
+    ) -> Vec<Lack> {
+        let mut used: BTreeSet<String> = intents
+            .iter()
+            .flat_map(|i| &i.sentences)
+            .flat_map(Template::words)
+            .collect();
+        for ty in types.values() {
+            if let SlotType::Enum { values, .. } = ty {
+                used.extend(
+                    values
+                        .iter()
+                        .flat_map(|v| v.synonyms.iter().flatten().cloned()),
+                );
+            }
+        }
+        let mut out: Vec<Lack> = Vec::new();
+        for spanned in raw {
+            let lack = spanned.get_ref();
+            let here = Some(spanned.span());
+            let field = format!("lacks '{}'", lack.name);
+            let start = self.errors.len();
+            if lack.name.trim().is_empty() || out.iter().any(|o| o.name == lack.name) {
+                self.error(
+                    here.clone(),
+                    &field,
+                    "names of what the car lacks must be unique and not empty".into(),
+                    "give each [[lacks]] its own name, e.g. \"doors\"",
+                );
+            }
+            let mut words = Vec::new();
+            for (i, w) in lack.words.iter().enumerate() {
+                let tokens: Vec<String> = crate::text::tokenize(w)
+                    .into_iter()
+                    .map(|t| t.norm)
+                    .collect();
+                match tokens.as_slice() {
+                    [] => self.error(
+                        here.clone(),
+                        &format!("{field}.words[{i}]"),
+                        "the entry has no words".into(),
+                        "write the word people say, e.g. \"door\"",
+                    ),
+                    [one] if used.contains(one) => self.error(
+                        here.clone(),
+                        &format!("{field}.words[{i}]"),
+                        format!("'{one}' is a word of the intents' sentences or slot values"),
+                        "list only words no intent uses: the car has what they name",
+                    ),
+                    _ => words.push(tokens),
+                }
+            }
+            if lack.words.is_empty() {
+                self.error(
+                    here.clone(),
+                    &format!("{field}.words"),
+                    "no words name it".into(),
+                    "list the words people say for it, e.g. [\"door\", \"doors\"]",
+                );
+            }
+            if lack.reply.trim().is_empty() {
+                self.error(
+                    here.clone(),
+                    &format!("{field}.reply"),
+                    "the reply is empty".into(),
+                    "say what Cabin can't do, e.g. \"Sorry, I can't open the doors.\"",
+                );
+            }
+            self.check_spoken(here, &format!("{field}.reply"), &lack.reply);
+            if self.errors.len() == start {
+                out.push(Lack {
+                    name: lack.name.clone(),
+                    words,
+                    reply: lack.reply.clone(),
+                });
+            }
+        }
+        out
+    }
+
     pub(super) fn small_talk(&mut self, raw: &[Spanned<raw::RawSmallTalk>]) -> Vec<SmallTalk> {
         let mut out: Vec<SmallTalk> = Vec::new();
         for spanned in raw {
@@ -285,13 +371,33 @@ impl Validator<'_> {
         path: &str,
         interface: &str,
     ) {
-        if let Err(e) = zbus::names::BusName::try_from(service) {
-            self.error(
+        match zbus::names::BusName::try_from(service) {
+            Err(e) => self.error(
                 here.clone(),
                 &format!("{field}.service"),
                 format!("'{service}' is not a valid bus name: {e}"),
                 "use a well-known name such as \"org.example.Climate\"",
-            );
+            ),
+            Ok(zbus::names::BusName::Unique(_)) => self.error(
+                here.clone(),
+                &format!("{field}.service"),
+                format!("'{service}' is a unique connection name, which is another process at every start"),
+                "use the vehicle service's well-known name, such as \"org.example.Climate\"",
+            ),
+            Ok(_) => {}
+        }
+        // A profile names vehicle services: never the bus itself (names, policy, monitoring)
+        // nor Cabin, which a profile's call would turn against itself.
+        let bus = |name: &str| name == BUS_NAME || name.starts_with(&format!("{BUS_NAME}."));
+        for (what, name) in [("service", service), ("interface", interface)] {
+            if bus(name) || name == ASSISTANT_SERVICE {
+                self.error(
+                    here.clone(),
+                    &format!("{field}.{what}"),
+                    format!("'{name}' is the bus's own or Cabin's own, not a vehicle service's"),
+                    "name the vehicle service's interface; for its properties use kind = \"set_property\" or \"get_property\"",
+                );
+            }
         }
         if let Err(e) = zbus::ObjectPath::try_from(path) {
             self.error(

@@ -165,7 +165,10 @@ impl Validator<'_> {
                     digits: *digits,
                 })
             }
-            RawSlotType::Text { max_words } => {
+            RawSlotType::Text {
+                max_words,
+                max_chars,
+            } => {
                 if !(1..=12).contains(max_words) {
                     self.error(
                         Some(span),
@@ -175,13 +178,30 @@ impl Validator<'_> {
                     );
                     return None;
                 }
+                let max_chars = max_chars.unwrap_or(max_words * CHARS_A_WORD);
+                if !(1..=MAX_TEXT_CHARS).contains(&max_chars) {
+                    self.error(
+                        Some(span),
+                        &field,
+                        format!("max_chars = {max_chars} is outside 1..={MAX_TEXT_CHARS}"),
+                        "a reply says the value back: keep it short, e.g. 48",
+                    );
+                    return None;
+                }
                 Some(SlotType::Text {
                     max_words: *max_words,
+                    max_chars,
                 })
             }
         }
     }
 }
+
+/// A text value's characters a word, unless the profile says `max_chars`.
+const CHARS_A_WORD: usize = 12;
+
+/// The most characters a text slot may allow: its value is said back in replies.
+const MAX_TEXT_CHARS: usize = 120;
 
 pub(super) fn default_value(ty: &SlotType, value: &toml::Value) -> Result<SlotValue, String> {
     match (ty, value) {

@@ -61,7 +61,7 @@ const QUESTION_WORDS: &[&str] = &[
 /// asks something: it opens with a question word ("why is the sky blue", "what's the speed of
 /// light") or with "do you" ("do you like music"). Suggestions ("how about some music", "what
 /// about the radio") and "do you mind …" are requests, not questions.
-pub(super) fn asks_a_question(core: &str) -> bool {
+pub fn asks_a_question(core: &str) -> bool {
     match words(core).as_slice() {
         [first, second, ..] if (first == "how" || first == "what") && second == "about" => false,
         [first, second, third, ..] if first == "do" && second == "you" => third != "mind",

@@ -78,8 +78,8 @@ pub(super) fn schema(ty: &SlotType) -> Value {
         SlotType::Decimal { min, max, .. } => {
             json!({"type": "number", "minimum": min, "maximum": max})
         }
-        SlotType::Text { max_words } => {
-            json!({"type": "string", "maxLength": max_words * 12})
+        SlotType::Text { max_chars, .. } => {
+            json!({"type": "string", "maxLength": max_chars})
         }
     }
 }

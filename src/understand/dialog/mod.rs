@@ -5,21 +5,34 @@
 //! dialog context, the speaker's zone and defaults, checked against their types, the safety
 //! policy and the confirmation rule, and only then does the action run.
 
+mod objects;
 mod words;
 
 use crate::act::vehicle::{fill, Failure, ResolvedAction, VehicleBus};
+use crate::profile::dbus_value::ArgValue;
 use crate::profile::{Intent, Profile, SlotType, SlotValue, SPEAKER};
 use crate::understand::brain::{Brain, Thought};
+use crate::understand::dialog::objects::Objects;
 use crate::understand::dialog::words::{
     lowercase_first, ms, out_of_range, slot_from_json, unit_of,
 };
 use crate::understand::grammar::Matcher;
 use crate::understand::turn::*;
 
+use crate::profile::Lack;
+use crate::text::{format_number, tokenize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 pub use words::yes_or_no;
+
+/// The most characters of a number a question about a bare value says back.
+const FRAGMENT_NUMBER_CHARS: usize = 8;
+
+/// The normalised words of `text`.
+fn norms(text: &str) -> Vec<String> {
+    tokenize(text).into_iter().map(|t| t.norm).collect()
+}
 
 /// The profile, its compiled grammar, and the vehicle bus.
 pub struct Assistant {
@@ -29,6 +42,8 @@ pub struct Assistant {
     vehicle: VehicleBus,
     /// The model routes, for what the fast path does not understand; none: decline.
     brain: Option<Arc<Brain>>,
+    /// What the intents act on, and what the car lacks.
+    objects: Objects,
 }
 
 /// Per-turn facts that every step needs.
@@ -44,6 +59,7 @@ impl Assistant {
         let matcher = Matcher::new(&profile);
         let small_talk = Matcher::small_talk(&profile);
         Assistant {
+            objects: Objects::new(&profile),
             profile,
             matcher,
             small_talk,
@@ -81,20 +97,30 @@ impl Assistant {
         context: Context,
         on_action: impl FnOnce(&ResolvedAction),
     ) -> Turn {
-        self.turn_streaming(text, zone, context, on_action, &mut |_| {})
-            .await
+        self.turn_streaming(
+            text,
+            zone,
+            context,
+            |a| {
+                on_action(a);
+                true
+            },
+            &mut |_| {},
+        )
+        .await
     }
 
     /// A turn whose model answer is given out to `on_sentence` sentence by sentence as it is
     /// generated (see [`Brain::think`]), so it can be spoken before it is complete. The
     /// outcome's reply starts with what was given out, unless a model's words led to an
-    /// action, whose reply then follows them.
+    /// action, whose reply then follows them. `go_ahead` is asked just before the action goes
+    /// out: false (the turn was cancelled meanwhile) and nothing is called.
     pub async fn turn_streaming(
         &self,
         text: &str,
         zone: Option<&str>,
         mut context: Context,
-        on_action: impl FnOnce(&ResolvedAction),
+        go_ahead: impl FnOnce(&ResolvedAction) -> bool,
         on_sentence: &mut (dyn FnMut(&str) + Send),
     ) -> Turn {
         let mut t = TurnCtx {
@@ -109,7 +135,7 @@ impl Assistant {
             Some(Pending::Confirm { intent, slots }) => match yes_or_no(text) {
                 Some(true) => {
                     return self
-                        .act(&mut t, Route::Fast, intent, slots, context, on_action)
+                        .act(&mut t, Route::Fast, intent, slots, context, go_ahead)
                         .await
                 }
                 Some(false) => {
@@ -138,7 +164,7 @@ impl Assistant {
                     t.understood = Some(ms(t.started.elapsed()));
                     slots.insert(missing, value);
                     return self
-                        .proceed(&mut t, Route::Fast, intent, slots, context, on_action)
+                        .proceed(&mut t, Route::Fast, intent, slots, context, go_ahead)
                         .await;
                 }
                 let m = self.matcher.match_text(text);
@@ -180,9 +206,19 @@ impl Assistant {
 
         if let Some(m) = matched.unwrap_or_else(|| self.matcher.match_text(text)) {
             t.understood = Some(ms(t.started.elapsed()));
+            // The grammar may drop a word or two about what a command names ("the bedroom
+            // lights"), but not one that names what the car lacks ("the fog lights").
+            let core = norms(&self.matcher.core_words(text));
+            if let Some(lack) = self.objects.unfounded(&core, m.intent) {
+                return Turn {
+                    outcome: self.lacking(&t, Route::Fast, lack),
+                    context,
+                    follow_up: false,
+                };
+            }
             let slots = m.slots.into_iter().collect();
             return self
-                .proceed(&mut t, Route::Fast, m.intent, slots, context, on_action)
+                .proceed(&mut t, Route::Fast, m.intent, slots, context, go_ahead)
                 .await;
         }
         // A relative follow-up that only names a new value: "and the passenger side too".
@@ -193,7 +229,7 @@ impl Assistant {
                 slots.insert(name, value);
                 let intent = last.intent;
                 return self
-                    .proceed(&mut t, Route::Fast, intent, slots, context, on_action)
+                    .proceed(&mut t, Route::Fast, intent, slots, context, go_ahead)
                     .await;
             }
         }
@@ -214,9 +250,34 @@ impl Assistant {
                 follow_up: false,
             };
         }
+        // A value and nothing else, with no question open and no request to follow up ("to
+        // twenty", "the rear left one"): what it is for is asked, never guessed.
+        if let Some(question) = self.fragment(text) {
+            t.understood = Some(ms(t.started.elapsed()));
+            let mut outcome = self.outcome(&t, Route::Fast, None, &BTreeMap::new());
+            outcome.reply = question;
+            return Turn {
+                outcome,
+                context,
+                follow_up: true,
+            };
+        }
+        // Something the car lacks, and nothing it has ("unlock the doors"): said so, before
+        // any model can pick the nearest thing it has. A question about it is the model's.
+        let core = self.matcher.core_words(text);
+        if !crate::understand::brain::asks_a_question(&core) {
+            if let Some(lack) = self.objects.lacked(&norms(&core)) {
+                t.understood = Some(ms(t.started.elapsed()));
+                return Turn {
+                    outcome: self.lacking(&t, Route::Fast, lack),
+                    context,
+                    follow_up: false,
+                };
+            }
+        }
         if let Some(brain) = &self.brain {
             return self
-                .think(brain, &mut t, context, on_action, on_sentence)
+                .think(brain, &mut t, context, go_ahead, on_sentence)
                 .await;
         }
         t.understood = Some(ms(t.started.elapsed()));
@@ -236,7 +297,7 @@ impl Assistant {
         brain: &Brain,
         t: &mut TurnCtx<'_>,
         context: Context,
-        on_action: impl FnOnce(&ResolvedAction),
+        go_ahead: impl FnOnce(&ResolvedAction) -> bool,
         on_sentence: &mut (dyn FnMut(&str) + Send),
     ) -> Turn {
         let mut timings = BTreeMap::new();
@@ -276,7 +337,7 @@ impl Assistant {
                     intent,
                     args,
                 };
-                self.propose(t.text, &proposal, t.zone, context, on_action)
+                self.propose_gated(t.text, &proposal, t.zone, context, go_ahead)
                     .await
             }
             Thought::Answer { route, text } => {
@@ -313,7 +374,9 @@ impl Assistant {
 
     /// An intent proposed by a model route (local LLM or cloud), with arguments as JSON. It
     /// goes through exactly the checks a fast-path match does; an unknown intent or a bad
-    /// argument is declined, never executed.
+    /// argument is declined, never executed, and an intent the words give no evidence for
+    /// (they name something the car lacks, and nothing it acts on) is answered with what the
+    /// car lacks.
     pub async fn propose(
         &self,
         text: &str,
@@ -321,6 +384,22 @@ impl Assistant {
         zone: Option<&str>,
         context: Context,
         on_action: impl FnOnce(&ResolvedAction),
+    ) -> Turn {
+        self.propose_gated(text, proposal, zone, context, |a| {
+            on_action(a);
+            true
+        })
+        .await
+    }
+
+    /// [`Assistant::propose`], asking `go_ahead` before the action goes out.
+    async fn propose_gated(
+        &self,
+        text: &str,
+        proposal: &Proposal,
+        zone: Option<&str>,
+        context: Context,
+        go_ahead: impl FnOnce(&ResolvedAction) -> bool,
     ) -> Turn {
         let Proposal {
             route,
@@ -348,6 +427,16 @@ impl Assistant {
         let Some(index) = self.profile.intents.iter().position(|i| i.name == *intent) else {
             return decline(&t, format!("no intent named '{intent}'"));
         };
+        // The nearest intent to a request for something the car lacks is not what was asked.
+        let core = norms(&self.matcher.core_words(text));
+        if let Some(lack) = self.objects.unfounded(&core, index) {
+            tracing::info!(%intent, "the words name the {}, which it does not act on", lack.name);
+            return Turn {
+                outcome: self.lacking(&t, route, lack),
+                context,
+                follow_up: false,
+            };
+        }
         let mut slots = BTreeMap::new();
         for (name, value) in args {
             if value.is_null() {
@@ -371,7 +460,7 @@ impl Assistant {
             };
         }
         t.understood = Some(ms(t.started.elapsed()));
-        self.proceed(&mut t, route, index, slots, context, on_action)
+        self.proceed(&mut t, route, index, slots, context, go_ahead)
             .await
     }
 
@@ -383,10 +472,29 @@ impl Assistant {
         index: usize,
         mut slots: BTreeMap<String, SlotValue>,
         mut context: Context,
-        on_action: impl FnOnce(&ResolvedAction),
+        go_ahead: impl FnOnce(&ResolvedAction) -> bool,
     ) -> Turn {
         let intent = &self.profile.intents[index];
         self.fill_slots(intent, &mut slots, &context, t.zone);
+        // Out of range or too long to say back: refused before a question or reply says it.
+        for (name, value) in &slots {
+            let Some(ty) = intent
+                .slots
+                .get(name)
+                .and_then(|t| self.profile.slot_types.get(t))
+            else {
+                continue;
+            };
+            if let Some(reply) = out_of_range(name, ty, value) {
+                let mut outcome = self.outcome(t, route, Some(index), &slots);
+                outcome.reply = reply;
+                return Turn {
+                    outcome,
+                    context,
+                    follow_up: intent.follow_up,
+                };
+            }
+        }
         for name in &intent.needs {
             if slots.contains_key(name) {
                 continue;
@@ -416,24 +524,6 @@ impl Assistant {
                 follow_up: true,
             };
         }
-        for (name, value) in &slots {
-            let Some(ty) = intent
-                .slots
-                .get(name)
-                .and_then(|t| self.profile.slot_types.get(t))
-            else {
-                continue;
-            };
-            if let Some(reply) = out_of_range(name, ty, value) {
-                let mut outcome = self.outcome(t, route, Some(index), &slots);
-                outcome.reply = reply;
-                return Turn {
-                    outcome,
-                    context,
-                    follow_up: intent.follow_up,
-                };
-            }
-        }
         if let Some(prompt) = &intent.confirm {
             // No point asking "Call Mum?" for something the policy refuses anyway.
             if let Some(refused) = self.refused(t, route, index, &slots, &context).await {
@@ -452,7 +542,7 @@ impl Assistant {
                 follow_up: true,
             };
         }
-        self.act(t, route, index, slots, context, on_action).await
+        self.act(t, route, index, slots, context, go_ahead).await
     }
 
     /// Runs the action of a filled, checked intent (after a confirmation too: the safety
@@ -464,7 +554,7 @@ impl Assistant {
         index: usize,
         slots: BTreeMap<String, SlotValue>,
         context: Context,
-        on_action: impl FnOnce(&ResolvedAction),
+        go_ahead: impl FnOnce(&ResolvedAction) -> bool,
     ) -> Turn {
         let intent = &self.profile.intents[index];
         if t.understood.is_none() {
@@ -485,20 +575,28 @@ impl Assistant {
                 };
             }
         };
-        on_action(&action);
+        if !go_ahead(&action) {
+            outcome.refused = Some("cancelled before it acted".into());
+            return Turn {
+                outcome,
+                context,
+                follow_up: false,
+            };
+        }
         let acted = Instant::now();
         let result = self.vehicle.execute(&action).await;
         outcome.timings_ms.insert("action", ms(acted.elapsed()));
         let (success, detail) = match result {
             Ok(value) => {
-                outcome.reply = match (&value, intent.reply.contains("{result}")) {
-                    (Some(v), true) => fill(&intent.reply, &slots).replace("{result}", v),
+                let reply = intent.reply_for(&slots);
+                outcome.reply = match (&value, reply.contains("{result}")) {
+                    (Some(v), true) => fill(reply, &slots).replace("{result}", v),
                     (None, true) => Failure::Refused {
                         name: String::new(),
                         message: String::new(),
                     }
                     .reply(&action.target),
-                    _ => fill(&intent.reply, &slots),
+                    _ => fill(reply, &slots),
                 };
                 (true, value.unwrap_or_else(|| "ok".into()))
             }
@@ -598,6 +696,34 @@ impl Assistant {
         })
     }
 
+    /// The turn that says the car lacks `lack`: no action, the profile's words for it.
+    fn lacking(&self, t: &TurnCtx, route: Route, lack: &Lack) -> Outcome {
+        let mut outcome = self.outcome(t, route, None, &BTreeMap::new());
+        outcome.reply = lack.reply.clone();
+        outcome.refused = Some(format!("the profile has no intent for the {}", lack.name));
+        outcome
+    }
+
+    /// The question for a bare value of one of the profile's slot types: what it is for.
+    fn fragment(&self, text: &str) -> Option<String> {
+        let value = self
+            .profile
+            .slot_types
+            .iter()
+            .filter(|(_, ty)| !matches!(ty, SlotType::Text { .. }))
+            .find_map(|(name, ty)| self.matcher.parse_slot_value(name, unit_of(ty), text))?;
+        Some(match value {
+            // A number said back only while short: "set to 20", not 300 digits.
+            SlotValue::Number(n) if format_number(n).len() <= FRAGMENT_NUMBER_CHARS => {
+                format!("What would you like to set to {}?", format_number(n))
+            }
+            SlotValue::Enum { key, spoken } if key != SPEAKER => {
+                format!("What would you like for the {spoken}?")
+            }
+            _ => FRAGMENT_REPLY.into(),
+        })
+    }
+
     /// Whether the car is in reverse (unknown state counts as not: small talk is harmless).
     async fn manoeuvring(&self) -> bool {
         match &self.profile.vehicle.state {
@@ -616,7 +742,12 @@ impl Assistant {
         context: &Context,
     ) -> Option<Turn> {
         let intent = &self.profile.intents[index];
-        let reason = self.refusal(intent).await?;
+        // The call as it would go out: a constraint may hold only for some of its values. One
+        // that can't be resolved has no values, and its constraint holds.
+        let args = ResolvedAction::resolve(&intent.action, slots)
+            .map(|a| a.args)
+            .unwrap_or_default();
+        let reason = self.refusal(intent, &args).await?;
         let mut outcome = self.outcome(t, route, Some(index), slots);
         outcome.reply = intent
             .when
@@ -635,14 +766,15 @@ impl Assistant {
         })
     }
 
-    /// Why the intent may not run in the current driving state, if it may not.
-    async fn refusal(&self, intent: &Intent) -> Option<String> {
+    /// Why the intent's call with `args` may not run in the current driving state, if it may
+    /// not.
+    async fn refusal(&self, intent: &Intent, args: &[ArgValue]) -> Option<String> {
         let constraint = intent.when.as_ref()?;
         let Some(source) = &self.profile.vehicle.state else {
             return Some("no source of vehicle state".into());
         };
         let state = self.vehicle.driving_state(source).await;
-        crate::act::safety::check(constraint, &state)
+        crate::act::safety::check(constraint, &state, args)
             .err()
             .map(|refusal| refusal.to_string())
     }

@@ -156,9 +156,10 @@ async fn relative_follow_ups_use_the_dialog_context() {
     assert_eq!(slot(&t, "temperature"), 24.0);
     assert_eq!(slot(&t, "zone"), "driver");
 
-    // Without a session, the same words mean nothing.
+    // Without a session, the same words are a bare value: what it is for is asked.
     let t = say(&a, "and the driver side too", None, Context::default()).await;
-    assert_eq!(t.outcome.route, Route::Decline);
+    assert_eq!(t.outcome.reply, "What would you like for the driver?");
+    assert!(t.outcome.intent.is_none() && t.outcome.action.is_none());
 }
 
 #[tokio::test]
@@ -296,4 +297,227 @@ async fn small_talk_gets_a_short_reply_and_no_action() {
     assert_eq!(t.outcome.intent.as_deref(), Some("small_talk.thanks"));
     assert_eq!(t.outcome.reply, "You're welcome.");
     assert!(t.outcome.action.is_none() && !t.follow_up);
+}
+
+/// Regression (#37): "to twenty" set the driver's temperature to 20, and "the rear left one"
+/// from a new caller warmed the rear left: a bare value, with no question open and no request
+/// to follow up, is asked about, never acted on.
+#[tokio::test]
+async fn a_bare_value_is_asked_about_never_acted_on() {
+    let a = &assistant();
+    for (text, question) in [
+        ("to twenty", "What would you like to set to 20?"),
+        (
+            "the rear left one",
+            "What would you like for the rear left?",
+        ),
+        ("fifty percent", "What would you like to set to 50?"),
+        ("mine", crate::understand::turn::FRAGMENT_REPLY),
+        (
+            &format!("to {}", "9".repeat(40)),
+            crate::understand::turn::FRAGMENT_REPLY,
+        ),
+    ] {
+        let t = say(a, text, None, Context::default()).await;
+        assert_eq!(t.outcome.reply, question, "{text}");
+        assert!(t.outcome.intent.is_none(), "{text}: {:?}", t.outcome);
+        assert!(t.outcome.action.is_none(), "{text}");
+    }
+    // After a request of the same seat, a value follows it up.
+    let first = say(a, "set the temperature to 19", None, Context::default()).await;
+    let t = say(a, "to twenty", None, first.context).await;
+    assert_eq!(t.outcome.intent.as_deref(), Some("climate.set_temperature"));
+    assert_eq!(slot(&t, "temperature"), 20.0);
+}
+
+/// Regression (#37): "open the driver door", "unlock the doors" and "unlock the car" ended in
+/// SetTrunk(true), the nearest thing the profile has. What the car lacks is said so, whichever
+/// route would have picked an intent.
+#[tokio::test]
+async fn what_the_car_lacks_is_said_never_acted_on_with_the_nearest_intent() {
+    let a = &assistant();
+    for (text, reply) in [
+        (
+            "open the driver door",
+            "Sorry, I can't open or close the doors.",
+        ),
+        ("unlock the doors", "Sorry, I can't lock or unlock the car."),
+        (
+            "could you unlock the car please",
+            "Sorry, I can't lock or unlock the car.",
+        ),
+        // The grammar drops a word about what a command names, not one the car lacks.
+        (
+            "turn on the fog lights",
+            "Sorry, I can't control the car's outside lights.",
+        ),
+    ] {
+        let t = say(a, text, None, Context::default()).await;
+        assert_eq!(t.outcome.reply, reply, "{text}");
+        assert!(
+            t.outcome.intent.is_none() && t.outcome.action.is_none(),
+            "{text}"
+        );
+    }
+    // A model's pick of the nearest intent is not acted on; one the words name is.
+    let open_trunk = Proposal {
+        route: Route::Classifier,
+        intent: "body.open_trunk".into(),
+        args: serde_json::Map::new(),
+    };
+    let t = a
+        .propose(
+            "open the driver door",
+            &open_trunk,
+            None,
+            Context::default(),
+            |_| panic!("no call"),
+        )
+        .await;
+    assert_eq!(t.outcome.reply, "Sorry, I can't open or close the doors.");
+    assert_eq!(t.outcome.route, Route::Classifier);
+    let t = a
+        .propose(
+            "close the boot and lock it",
+            &open_trunk,
+            None,
+            Context::default(),
+            |_| {},
+        )
+        .await;
+    assert_eq!(
+        t.outcome.refused.as_deref(),
+        Some("gear unknown"),
+        "{:?}",
+        t.outcome
+    );
+    // Words about nothing the car lacks need no object named ("I need to load bags").
+    let t = a
+        .propose(
+            "i need to put my bags in",
+            &open_trunk,
+            None,
+            Context::default(),
+            |_| {},
+        )
+        .await;
+    assert_eq!(t.outcome.refused.as_deref(), Some("gear unknown"));
+}
+
+#[test]
+fn an_intents_objects_are_its_own_words_not_shared_ones() {
+    let a = assistant();
+    let index = |name: &str| {
+        a.profile
+            .intents
+            .iter()
+            .position(|i| i.name == name)
+            .unwrap()
+    };
+    let boot = a.objects.of(index("body.open_trunk"));
+    for w in ["boot", "trunk", "tailgate"] {
+        assert!(boot.contains(w), "{w}: {boot:?}");
+    }
+    for w in ["open", "the"] {
+        assert!(!boot.contains(w), "{w}: {boot:?}");
+    }
+    // "car" says where the lights are dark, in an optional part: not what they are.
+    assert!(!a.objects.of(index("lights.cabin_on")).contains("car"));
+    assert!(!a.objects.of(index("windows.open")).contains("driver"));
+}
+
+/// Regression (#37): "call" and 160 digits became "Call 999…?", said back whole. A value
+/// longer than its type allows is refused before a question or reply says it, from the
+/// grammar or a model.
+#[tokio::test]
+async fn a_reply_says_back_only_a_bounded_part_of_the_request() {
+    let a = &assistant();
+    let digits = "9".repeat(160);
+    let t = say(a, &format!("call {digits}"), None, Context::default()).await;
+    assert_eq!(
+        t.outcome.reply,
+        "Sorry, that contact is too long for me. Please say it in a few words."
+    );
+    assert!(t.outcome.awaiting.is_none() && t.context.pending.is_none());
+    let long_name = "Bartholomew Maximilian Wolfeschlegelsteinhausen Bergerdorff";
+    let proposal = Proposal {
+        route: Route::LocalLlm,
+        intent: "phone.call".into(),
+        args: serde_json::json!({ "contact": long_name })
+            .as_object()
+            .unwrap()
+            .clone(),
+    };
+    let t = a
+        .propose("ring him", &proposal, None, Context::default(), |_| {
+            panic!("no call")
+        })
+        .await;
+    assert!(
+        !t.outcome.reply.contains("Bartholomew"),
+        "{}",
+        t.outcome.reply
+    );
+    assert!(t.outcome.awaiting.is_none());
+    // A name of ordinary length is asked about as before.
+    let t = say(a, "call Mum", None, Context::default()).await;
+    assert_eq!(t.outcome.reply, "Call Mum?");
+}
+
+/// Regression (#37): the sign was dropped, so "-20" set 20 °C and "minus 30" set the volume
+/// to 30. Signed values are checked against the range like any other.
+#[tokio::test]
+async fn a_negative_value_is_out_of_range_not_its_opposite() {
+    let a = &assistant();
+    for (text, reply) in [
+        (
+            "set the temperature to -20",
+            "I can only set the temperature between 16 and 28 degrees.",
+        ),
+        (
+            "set the temperature to \u{2212}20 degrees",
+            "I can only set the temperature between 16 and 28 degrees.",
+        ),
+        (
+            "set the volume to minus 30",
+            "I can only set the volume between 0 and 100 percent.",
+        ),
+        (
+            "set the fan speed to negative one",
+            "I can only set the fan level between 0 and 7.",
+        ),
+        (
+            "tune to -100.5 FM",
+            "I can only set the frequency between 87.5 and 108 megahertz.",
+        ),
+    ] {
+        let t = say(a, text, None, Context::default()).await;
+        assert_eq!(t.outcome.reply, reply, "{text}");
+        assert!(t.outcome.action.is_none(), "{text}");
+    }
+}
+
+#[test]
+fn a_reply_may_be_written_for_one_value() {
+    let a = assistant();
+    let open = a
+        .profile
+        .intents
+        .iter()
+        .find(|i| i.name == "windows.open")
+        .unwrap();
+    let window = |key: &str| {
+        BTreeMap::from([(
+            "window".to_string(),
+            a.profile.slot_types["window"].value_for_key(key).unwrap(),
+        )])
+    };
+    assert_eq!(
+        fill(open.reply_for(&window("all")), &window("all")),
+        "Opening all the windows."
+    );
+    assert_eq!(
+        fill(open.reply_for(&window("rear_left")), &window("rear_left")),
+        "Opening the rear left window."
+    );
 }

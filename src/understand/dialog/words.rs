@@ -78,7 +78,7 @@ pub(super) fn slot_from_json(ty: &SlotType, value: &serde_json::Value) -> Option
         (SlotType::Decimal { .. }, serde_json::Value::Number(n)) => {
             n.as_f64().map(SlotValue::Number)
         }
-        (SlotType::Text { max_words }, serde_json::Value::String(s)) => {
+        (SlotType::Text { max_words, .. }, serde_json::Value::String(s)) => {
             let words = s.split_whitespace().count();
             (1..=*max_words)
                 .contains(&words)
@@ -92,17 +92,23 @@ pub(super) fn ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// A reply explaining the allowed range, when a number slot is outside it.
+/// A reply explaining the allowed range, when a number slot is outside it, or that a text is
+/// too long to take, without saying it back.
 pub(super) fn out_of_range(name: &str, ty: &SlotType, value: &SlotValue) -> Option<String> {
     if ty.admits(value) {
         return None;
     }
+    let what = name.replace('_', " ");
     let (min, max, unit) = match ty {
         SlotType::Integer { min, max, unit, .. } => (*min as f64, *max as f64, unit),
         SlotType::Decimal { min, max, unit, .. } => (*min, *max, unit),
-        _ => return None,
+        SlotType::Text { .. } => {
+            return Some(format!(
+                "Sorry, that {what} is too long for me. Please say it in a few words."
+            ))
+        }
+        SlotType::Enum { .. } => return None,
     };
-    let what = name.replace('_', " ");
     let unit = if unit.is_empty() {
         String::new()
     } else {

@@ -250,7 +250,7 @@ impl Matcher {
                         digits: digits.then_some((*min, *max)),
                         words: Vec::new(),
                     },
-                    SlotType::Text { max_words } => SlotMatcher::Text {
+                    SlotType::Text { max_words, .. } => SlotMatcher::Text {
                         max_words: *max_words,
                     },
                 };
