@@ -68,7 +68,7 @@ fn everyday_in(dir: &Path, phrase: &str) -> Result<Vec<String>> {
         // The text files: no extension (the .dat indexes and .u8 links are not text); no
         // drawings.
         .filter(|p| p.is_file() && p.extension().is_none())
-        .filter(|p| !p.file_name().is_some_and(|n| n == "ascii-art"))
+        .filter(|p| p.file_name().is_none_or(|n| n != "ascii-art"))
         .collect();
     files.sort();
     let mut out = Vec::new();

@@ -104,9 +104,11 @@ pub struct Embedded {
 
 pub struct Group {
     pub embeddings: Vec<[f32; EMBEDDING]>,
-    /// (first embedding, the piece's label, whether it is speech)
-    pub stretches: Vec<(usize, String, bool)>,
+    pub stretches: Vec<Stretch>,
 }
+
+/// Where a piece starts in its group's embeddings, its label, and whether it is speech.
+pub type Stretch = (usize, String, bool);
 
 impl Embedded {
     /// Hours of audio.
@@ -176,7 +178,7 @@ impl Maker<'_> {
                         for (g, pieces) in groups.iter().enumerate().skip(t).step_by(threads) {
                             out.push((g, self.group(&mut features, g, pieces, &dir)?));
                             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                            if n % 50 == 0 {
+                            if n.is_multiple_of(50) {
                                 eprintln!(
                                     "{what}: {n} of {} groups in {:.0} s",
                                     groups.len(),
@@ -317,7 +319,7 @@ pub fn cache_dir() -> Option<PathBuf> {
 /// little-endian f16 (half the size; a score moves by under 0.001).
 fn write_cache(path: &Path, e: &Embedded) -> Result<()> {
     std::fs::create_dir_all(path.parent().expect("a file in a folder"))?;
-    let header: Vec<(usize, &Vec<(usize, String, bool)>)> = e
+    let header: Vec<(usize, &Vec<Stretch>)> = e
         .groups
         .iter()
         .map(|g| (g.embeddings.len(), &g.stretches))
@@ -341,7 +343,7 @@ fn read_cache(path: &Path) -> Result<Embedded> {
     let mut f = std::io::BufReader::new(std::fs::File::open(path)?);
     let mut line = String::new();
     std::io::BufRead::read_line(&mut f, &mut line)?;
-    let header: Vec<(usize, Vec<(usize, String, bool)>)> = serde_json::from_str(&line)?;
+    let header: Vec<(usize, Vec<Stretch>)> = serde_json::from_str(&line)?;
     let mut groups = Vec::with_capacity(header.len());
     let mut buf = [0u8; 2 * EMBEDDING];
     for (n, stretches) in header {
