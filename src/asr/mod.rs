@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 mod client;
+mod reserved;
 mod stream;
 pub use client::{Address, AsrClient, AsrError, Transcript};
 pub use stream::{Partial, Stream};
@@ -44,10 +45,36 @@ pub fn start(profile: &Profile, choice: &AsrChoice) -> Option<AsrWorker> {
             vocabulary_prompt(profile),
         ))),
         AsrChoice::Auto => Some(match local_worker(profile)? {
-            Ok(spec) => Worker::supervise(spec),
+            Ok(spec) => match reserved::PrivateSocket::create() {
+                Ok(socket) => {
+                    let socket = Arc::new(socket);
+                    Worker::supervise_inheriting(reserved_spec(spec, &socket), Some(socket))
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "no private socket for cabin-asr ({e}); it is reached on loopback TCP only"
+                    );
+                    Worker::supervise(spec)
+                }
+            },
             Err(why) => Worker::down(why.to_string()),
         }),
     }
+}
+
+/// `spec` serving `socket` too (inherited), which the daemon's client uses instead of the
+/// worker's TCP port: a flood of clients on the port cannot take its places.
+fn reserved_spec(
+    mut spec: WorkerSpec<AsrClient>,
+    socket: &reserved::PrivateSocket,
+) -> WorkerSpec<AsrClient> {
+    use std::os::fd::AsRawFd;
+    spec.args.push("--reserved-fd".into());
+    spec.args.push(socket.as_raw_fd().to_string().into());
+    let path = socket.path();
+    let connect = spec.connect.clone();
+    spec.connect = Arc::new(move |_tcp: String| connect(format!("unix://{}", path.display())));
+    spec
 }
 
 /// How to run the profile's `cabin-asr` (none without `[models] asr`), or why it can't run.

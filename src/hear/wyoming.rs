@@ -89,11 +89,11 @@ impl WakeService {
         let wake = match tokio::task::spawn_blocking(move || WakeWord::load(&models)).await {
             Ok(Ok(w)) => w,
             Ok(Err(e)) => {
-                let _ = wyoming::write(&mut w, &error("engine-down", &e.to_string())).await;
+                let _ = wyoming::write_paced(&mut w, &error("engine-down", &e.to_string())).await;
                 return;
             }
             Err(e) => {
-                let _ = wyoming::write(&mut w, &error("engine-down", &e.to_string())).await;
+                let _ = wyoming::write_paced(&mut w, &error("engine-down", &e.to_string())).await;
                 return;
             }
         };
@@ -110,7 +110,7 @@ impl WakeService {
                 Err(e) => vec![e],
             };
             for reply in replies {
-                if wyoming::write(&mut w, &reply).await.is_err() {
+                if wyoming::write_paced(&mut w, &reply).await.is_err() {
                     return;
                 }
             }

@@ -136,8 +136,18 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
     where
         C: Health,
     {
+        Self::supervise_inheriting(spec, None)
+    }
+
+    /// Like [`Worker::supervise`], with `inherit` open in the worker at every start (its number
+    /// is for `spec.args` to name): a socket the worker serves but may not open itself (its
+    /// seccomp filter refuses Unix sockets). Kept, and dropped, with the supervisor.
+    pub fn supervise_inheriting(spec: WorkerSpec<C>, inherit: Option<Inherit>) -> Worker<C>
+    where
+        C: Health,
+    {
         let (tx, state) = watch::channel(WorkerState::Starting);
-        let task = tokio::spawn(supervise(spec, tx));
+        let task = tokio::spawn(supervise(spec, inherit, tx));
         Worker {
             state,
             task: Some(task),
@@ -162,7 +172,15 @@ impl<C: Clone + Send + Sync + 'static> Worker<C> {
     }
 }
 
-async fn supervise<C: Health>(spec: WorkerSpec<C>, state: watch::Sender<WorkerState<C>>) {
+/// A file descriptor a supervised worker inherits, with whatever must live as long.
+pub type Inherit = Arc<dyn std::os::fd::AsRawFd + Send + Sync>;
+
+async fn supervise<C: Health>(
+    spec: WorkerSpec<C>,
+    inherit: Option<Inherit>,
+    state: watch::Sender<WorkerState<C>>,
+) {
+    let inherit = inherit.as_ref().map(|i| i.as_raw_fd());
     let name = spec
         .program
         .file_name()
@@ -172,7 +190,7 @@ async fn supervise<C: Health>(spec: WorkerSpec<C>, state: watch::Sender<WorkerSt
     let mut backoff = Duration::from_secs(1);
     loop {
         let started = Instant::now();
-        let why = run_once(&spec, &state).await;
+        let why = run_once(&spec, inherit, &state).await;
         tracing::warn!("{name}: {why}; restarting in {} s", backoff.as_secs());
         state.send_replace(WorkerState::Down(format!("{} stopped ({why})", spec.what)));
         if started.elapsed() > STABLE_AFTER {
@@ -187,9 +205,11 @@ async fn supervise<C: Health>(spec: WorkerSpec<C>, state: watch::Sender<WorkerSt
 /// Runs the worker until it exits or hangs (then it is killed); returns why it stopped.
 async fn run_once<C: Health>(
     spec: &WorkerSpec<C>,
+    inherit: Option<std::os::fd::RawFd>,
     state: &watch::Sender<WorkerState<C>>,
 ) -> String {
-    let (mut child, mut lines, address) = match start(spec, std::process::Stdio::inherit()).await {
+    let started = start(spec, std::process::Stdio::inherit(), inherit).await;
+    let (mut child, mut lines, address) = match started {
         Ok(started) => started,
         Err(why) => return why,
     };
@@ -247,6 +267,7 @@ type Lines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
 async fn start<C>(
     spec: &WorkerSpec<C>,
     stderr: std::process::Stdio,
+    inherit: Option<std::os::fd::RawFd>,
 ) -> Result<(tokio::process::Child, Lines, String), String> {
     // The kernel kills the worker if the daemon dies without cleaning up (a crash, or panic =
     // abort); the signal follows the spawning thread, a runtime worker thread, which lives as
@@ -275,6 +296,12 @@ async fn start<C>(
             if fd >= 0 {
                 libc::write(fd, oom_score_adj.as_ptr().cast(), oom_score_adj.len());
                 libc::close(fd);
+            }
+            // Kept open across exec, in the child only.
+            if let Some(fd) = inherit {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
@@ -353,7 +380,7 @@ fn strip_colours(text: &str) -> String {
 /// stopped again.
 pub async fn starts<C>(spec: &WorkerSpec<C>) -> Result<Duration, String> {
     let started = Instant::now();
-    let (mut child, _, _) = start(spec, std::process::Stdio::piped()).await?;
+    let (mut child, _, _) = start(spec, std::process::Stdio::piped(), None).await?;
     let _ = child.kill().await;
     Ok(started.elapsed())
 }

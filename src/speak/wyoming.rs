@@ -79,10 +79,10 @@ impl TtsService {
         let mut r = BufReader::new(r);
         while let Some(event) = wyoming::next_event(&mut r, &mut w, self.idle).await {
             let answered = match event.kind.as_str() {
-                "describe" => wyoming::write(&mut w, &self.info).await.is_ok(),
+                "describe" => wyoming::write_paced(&mut w, &self.info).await.is_ok(),
                 "synthesize" => match self.synthesize(&event, &mut w).await {
                     Ok(()) => true,
-                    Err(Refusal::Said(e)) => wyoming::write(&mut w, &e).await.is_ok(),
+                    Err(Refusal::Said(e)) => wyoming::write_paced(&mut w, &e).await.is_ok(),
                     Err(Refusal::Gone) => false,
                 },
                 // Wyoming peers ignore events they do not know.
@@ -160,5 +160,5 @@ enum Refusal {
 }
 
 async fn send<W: AsyncWrite + Unpin>(w: &mut W, e: &Event) -> Result<(), Refusal> {
-    wyoming::write(w, e).await.map_err(|_| Refusal::Gone)
+    wyoming::write_paced(w, e).await.map_err(|_| Refusal::Gone)
 }

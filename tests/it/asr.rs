@@ -402,6 +402,78 @@ fn connections_past_the_limit_are_busy_and_idle_ones_are_closed() {
     });
 }
 
+/// Issue 37: 8 connections sending a byte a second held every place of `cabin-asr` for 30 s
+/// (only the idle limit timed them), and everyone was told `busy`, the daemon too. An event
+/// begun is now timed by its progress: the slow clients are told `too-slow` and closed. And the
+/// daemon's own socket (a Unix socket it makes in a private directory, inherited by the
+/// worker) has places of its own that no client of the TCP port can take.
+#[test]
+fn slow_clients_are_closed_by_their_progress_and_cannot_take_the_daemons_places() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let Some(model) = model() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("asr.sock");
+    let socket = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let fd = socket.as_raw_fd();
+    let mut cmd = Asr::command(&model, "tcp://127.0.0.1:0");
+    cmd.args(["--max-connections", "8", "--reserved-fd", &fd.to_string()]);
+    // SAFETY: fcntl only. The socket stays open in the child across exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let asr = Asr::spawn(cmd);
+    rt().block_on(async {
+        let addr = asr.address.strip_prefix("tcp://").unwrap().to_string();
+        let (mut readers, mut writers) = (Vec::new(), Vec::new());
+        for _ in 0..8 {
+            let (r, w) = tokio::net::TcpStream::connect(&addr)
+                .await
+                .unwrap()
+                .into_split();
+            readers.push(AsyncBufReader::new(r));
+            writers.push(w);
+        }
+        // A describe, a byte a second on each connection.
+        let trickle = tokio::spawn(async move {
+            for byte in b"{\"type\": \"describe\"}\n" {
+                for w in &mut writers {
+                    let _ = w.write_all(&[*byte]).await;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            writers
+        });
+        let describe = || vec![Event::new("describe", json!({}))];
+        // They hold every place of the TCP port...
+        let (ninth, _r, _w) = exchange(&addr, describe(), None).await;
+        assert_eq!(ninth.str("code"), Some("busy"), "{ninth:?}");
+        // ...but not the daemon's.
+        let daemon = AsrClient::new(Address::Unix(path.clone()), None);
+        let info = daemon.describe(LIMIT).await.unwrap();
+        assert_eq!(info.kind, "info");
+        // Each slow client is closed for its progress, not left until it idles.
+        for mut r in readers {
+            let told = tokio::time::timeout(LIMIT, wyoming::read(&mut r))
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(told.str("code"), Some("too-slow"), "{told:?}");
+            assert!(matches!(wyoming::read(&mut r).await, Ok(None) | Err(_)));
+        }
+        // The port serves again.
+        let (again, _r, _w) = exchange(&addr, describe(), None).await;
+        assert_eq!(again.kind, "info", "{again:?}");
+        trickle.abort();
+    });
+}
+
 #[test]
 fn utterances_past_the_queue_are_busy() {
     let _whisper = WHISPER.blocking_lock();

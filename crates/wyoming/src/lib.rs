@@ -8,6 +8,8 @@
 mod listener;
 pub use listener::{next_event, serve, BindError, Halves, Listener};
 
+use std::time::Duration;
+
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -25,6 +27,14 @@ const MAX_PAYLOAD: usize = 16 << 20;
 /// A section's buffer grows by at most this much ahead of the bytes that have arrived, so a
 /// header that lies about its lengths costs no more memory than the bytes actually sent.
 const GROWTH: usize = 64 << 10;
+/// A service gives a peer that has begun an event this long to send its header, and this long
+/// again, plus a second for every [`MIN_RATE`] bytes, for its data and payload; its own events
+/// must be taken as fast. A Wyoming peer writes an event at once, in milliseconds; one that
+/// sends a byte a second was holding a place for as long as the idle limit (30 s).
+pub const EVENT_GRACE: Duration = Duration::from_secs(5);
+/// The slowest a peer may send or take an event's bytes past [`EVENT_GRACE`]: the rate of 16 kHz
+/// 16-bit audio, so a 16 MiB payload has 8.5 minutes.
+pub const MIN_RATE: usize = 32 << 10;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -39,6 +49,14 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error("not a Wyoming event: {0}")]
     Malformed(String),
+    /// The peer sent (or took) an event too slowly ([`EVENT_GRACE`], [`MIN_RATE`]).
+    #[error("too slow: {0}")]
+    Slow(String),
+}
+
+/// How long an event of `bytes` (data and payload) may take past its header.
+fn allowed(bytes: usize) -> Duration {
+    EVENT_GRACE + Duration::from_secs_f64(bytes as f64 / MIN_RATE as f64)
 }
 
 impl Event {
@@ -123,6 +141,51 @@ pub fn error(code: &str, text: &str) -> Event {
 
 /// Reads one event; `Ok(None)` at a clean end of stream (between events).
 pub async fn read<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<Option<Event>, Error> {
+    match read_header(r).await? {
+        Some(header) => read_sections(r, header).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Reads one event as a service does, by the peer's progress: its header within
+/// [`EVENT_GRACE`], its data and payload at [`MIN_RATE`] after another grace (an
+/// [`Error::Slow`] past either). Start it when the event's first byte is there.
+pub async fn read_paced<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<Option<Event>, Error> {
+    let header = tokio::time::timeout(EVENT_GRACE, read_header(r))
+        .await
+        .map_err(|_| {
+            Error::Slow(format!(
+                "no whole header line within {} s",
+                EVENT_GRACE.as_secs()
+            ))
+        })??;
+    let Some(header) = header else {
+        return Ok(None);
+    };
+    let bytes = header.data_length + header.payload_length;
+    let limit = allowed(bytes);
+    tokio::time::timeout(limit, read_sections(r, header))
+        .await
+        .map_err(|_| {
+            Error::Slow(format!(
+                "{bytes} bytes of data and payload not sent within {:.0} s (at least {} KiB/s)",
+                limit.as_secs_f64(),
+                MIN_RATE >> 10
+            ))
+        })?
+        .map(Some)
+}
+
+/// An event's header line, parsed.
+struct Header {
+    kind: String,
+    data: Map<String, Value>,
+    data_length: usize,
+    payload_length: usize,
+}
+
+/// Reads and parses a header line; `Ok(None)` at a clean end of stream.
+async fn read_header<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<Option<Header>, Error> {
     let mut line = Vec::new();
     loop {
         let n = (&mut *r)
@@ -170,11 +233,27 @@ pub async fn read<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<Option<Event>, E
     };
     let data_length = length(&header, "data_length", MAX_DATA)?;
     let payload_length = length(&header, "payload_length", MAX_PAYLOAD)?;
-    let mut data = match header.remove("data") {
+    let data = match header.remove("data") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m,
         Some(_) => return Err(Error::Malformed("'data' is not an object".into())),
     };
+    Ok(Some(Header {
+        kind,
+        data,
+        data_length,
+        payload_length,
+    }))
+}
+
+/// The data and payload sections that `header` announces.
+async fn read_sections<R: AsyncBufRead + Unpin>(r: &mut R, header: Header) -> Result<Event, Error> {
+    let Header {
+        kind,
+        mut data,
+        data_length,
+        payload_length,
+    } = header;
     if data_length > 0 {
         let buf = section(r, data_length).await?;
         match serde_json::from_slice(&buf) {
@@ -183,11 +262,11 @@ pub async fn read<R: AsyncBufRead + Unpin>(r: &mut R) -> Result<Option<Event>, E
         }
     }
     let payload = section(r, payload_length).await?;
-    Ok(Some(Event {
+    Ok(Event {
         kind,
         data,
         payload,
-    }))
+    })
 }
 
 /// The next `length` bytes, in a buffer grown as they arrive (at most [`GROWTH`] ahead).
@@ -201,6 +280,22 @@ async fn section<R: AsyncBufRead + Unpin>(r: &mut R, length: usize) -> Result<Ve
         }
     }
     Ok(buf)
+}
+
+/// Writes one event as a service does, to a peer that must take it at [`MIN_RATE`] after
+/// [`EVENT_GRACE`] (an [`Error::Slow`] otherwise): a client that stops reading does not hold
+/// the service's place for ever.
+pub async fn write_paced<W: AsyncWrite + Unpin>(w: &mut W, event: &Event) -> Result<(), Error> {
+    let limit = allowed(event.payload.len());
+    tokio::time::timeout(limit, write(w, event))
+        .await
+        .map_err(|_| {
+            Error::Slow(format!(
+                "the peer took less than {} KiB/s of a {}-byte event",
+                MIN_RATE >> 10,
+                event.payload.len()
+            ))
+        })?
 }
 
 /// Writes one event (data in its own section, as the reference library does) and flushes.
@@ -298,6 +393,61 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Io(_)), "{err}");
+    }
+
+    /// Issue 37: a peer that sent a byte a second held a service's place until the idle limit.
+    #[tokio::test(start_paused = true)]
+    async fn an_event_sent_too_slowly_is_refused_by_its_progress() {
+        use tokio::io::AsyncWriteExt;
+        // A header a byte a second: past the grace.
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let trickle = tokio::spawn(async move {
+            for byte in b"{\"type\":\"describe\"}\n" {
+                let _ = client.write_all(&[*byte]).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        let mut r = tokio::io::BufReader::new(server);
+        let err = read_paced(&mut r).await.unwrap_err();
+        assert!(matches!(err, Error::Slow(_)), "{err}");
+        trickle.abort();
+        // A payload of 1 MiB at 16 KiB/s: over the 37 s its size allows.
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move {
+            let _ = client
+                .write_all(b"{\"type\":\"audio-chunk\",\"payload_length\":1048576}\n")
+                .await;
+            for _ in 0..64 {
+                let _ = client.write_all(&[0; 16 << 10]).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        let mut r = tokio::io::BufReader::new(server);
+        let err = read_paced(&mut r).await.unwrap_err();
+        assert!(err.to_string().contains("1048576 bytes"), "{err}");
+        // At once: read.
+        let mut bytes = Vec::new();
+        write(
+            &mut bytes,
+            &audio_chunk(AudioFormat::SPEECH, vec![0; 1 << 20]),
+        )
+        .await
+        .unwrap();
+        let e = read_paced(&mut &bytes[..]).await.unwrap().unwrap();
+        assert_eq!(e.payload.len(), 1 << 20);
+    }
+
+    /// A peer that takes nothing: the service's write gives up instead of waiting for ever.
+    #[tokio::test(start_paused = true)]
+    async fn an_event_not_taken_is_given_up() {
+        let (_client, mut server) = tokio::io::duplex(1024);
+        let err = write_paced(
+            &mut server,
+            &audio_chunk(AudioFormat::SPEECH, vec![0; 4096]),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, Error::Slow(_)), "{err}");
     }
 
     #[test]

@@ -17,7 +17,8 @@ pub enum BindError {
 
 pub enum Listener {
     Tcp(tokio::net::TcpListener),
-    Unix(tokio::net::UnixListener, std::path::PathBuf),
+    /// With the path this process bound (removed when it stops); none for an inherited socket.
+    Unix(tokio::net::UnixListener, Option<std::path::PathBuf>),
 }
 
 /// A connection's read and write halves.
@@ -45,10 +46,20 @@ impl Listener {
                 let _ = std::fs::remove_file(path);
             }
             let l = tokio::net::UnixListener::bind(path).map_err(io)?;
-            Ok(Listener::Unix(l, path.into()))
+            Ok(Listener::Unix(l, Some(path.into())))
         } else {
             Err(BindError::BadAddress(uri.into()))
         }
+    }
+
+    /// A listening Unix socket this process was given (inherited from its parent): whoever
+    /// made it chose who may connect. Must be called within a tokio runtime.
+    pub fn from_unix(listener: std::os::unix::net::UnixListener) -> std::io::Result<Listener> {
+        listener.set_nonblocking(true)?;
+        Ok(Listener::Unix(
+            tokio::net::UnixListener::from_std(listener)?,
+            None,
+        ))
     }
 
     /// The address clients connect to (the real port when bound to port 0).
@@ -58,7 +69,14 @@ impl Listener {
                 Ok(a) => format!("tcp://{a}"),
                 Err(_) => "tcp://?".into(),
             },
-            Listener::Unix(_, p) => format!("unix://{}", p.display()),
+            Listener::Unix(l, _) => match l
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| format!("unix://{}", p.display())))
+            {
+                Some(uri) => uri,
+                None => "unix://?".into(),
+            },
         }
     }
 
@@ -81,7 +99,7 @@ impl Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Listener::Unix(_, path) = self {
+        if let Listener::Unix(_, Some(path)) = self {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -135,28 +153,45 @@ pub async fn serve<H, F>(
 }
 
 /// A client's next event; None once it has hung up, broke the framing (it is told
-/// `malformed-event`: the stream is out of step) or sent nothing for `idle` (told `idle`).
+/// `malformed-event`: the stream is out of step), sent nothing for `idle` between events (told
+/// `idle`) or began an event and sent it too slowly (told `too-slow`: [`crate::read_paced`]).
 pub async fn next_event<R, W>(r: &mut R, w: &mut W, idle: Duration) -> Option<crate::Event>
 where
     R: tokio::io::AsyncBufRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let Ok(event) = tokio::time::timeout(idle, crate::read(r)).await else {
-        let idle = crate::error(
-            "idle",
-            &format!("no event for {} s; closing the connection", idle.as_secs()),
-        );
-        let _ = crate::write(w, &idle).await;
-        return None;
-    };
-    match event {
+    use tokio::io::AsyncBufReadExt;
+    // Between events a client may be quiet for `idle`; from an event's first byte it is timed
+    // by its progress.
+    match tokio::time::timeout(idle, r.fill_buf()).await {
+        Err(_) => {
+            let idle = crate::error(
+                "idle",
+                &format!("no event for {} s; closing the connection", idle.as_secs()),
+            );
+            let _ = crate::write_paced(w, &idle).await;
+            return None;
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "client gone");
+            return None;
+        }
+        Ok(Ok([])) => return None,
+        Ok(Ok(_)) => {}
+    }
+    match crate::read_paced(r).await {
         Ok(e) => e,
         Err(crate::Error::Io(e)) => {
             tracing::debug!(error = %e, "client gone");
             None
         }
         Err(crate::Error::Malformed(m)) => {
-            let _ = crate::write(w, &crate::error("malformed-event", &m)).await;
+            let _ = crate::write_paced(w, &crate::error("malformed-event", &m)).await;
+            None
+        }
+        Err(crate::Error::Slow(m)) => {
+            tracing::debug!(why = %m, "client too slow");
+            let _ = crate::write_paced(w, &crate::error("too-slow", &m)).await;
             None
         }
     }

@@ -59,6 +59,15 @@ enum Command {
         /// Most open connections; one more is answered `busy` and closed
         #[arg(long, default_value_t = 8)]
         max_connections: usize,
+        /// Also serve the listening Unix socket inherited as this file descriptor, with places
+        /// of its own (`--reserved-connections`): clients of `--listen` can't take them, and
+        /// only who can reach the socket's path connects. The daemon that supervises this
+        /// worker makes it in a directory only its user can enter.
+        #[arg(long, value_name = "FD")]
+        reserved_fd: Option<i32>,
+        /// Most open connections on the reserved socket
+        #[arg(long, default_value_t = 2)]
+        reserved_connections: usize,
         /// A connection that sends nothing for this long is closed, seconds
         #[arg(long, default_value_t = 30)]
         idle_seconds: u64,
@@ -88,6 +97,8 @@ fn main() -> anyhow::Result<()> {
         max_seconds,
         name,
         max_connections,
+        reserved_fd,
+        reserved_connections,
         idle_seconds,
         max_queued,
     } = Cli::parse().command;
@@ -139,6 +150,7 @@ fn main() -> anyhow::Result<()> {
         max_samples: max_seconds * 16_000,
         limits: server::Limits {
             connections: max_connections.max(1),
+            reserved: reserved_connections.max(1),
             idle: std::time::Duration::from_secs(idle_seconds.max(1)),
             queued: max_queued.max(1),
         },
@@ -150,15 +162,36 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         let listener = wyoming::Listener::bind(&listen).await?;
+        let reserved = reserved_fd.map(inherited).transpose()?;
         let uri = listener.uri();
-        tracing::info!(%uri, "serving");
+        tracing::info!(%uri, reserved = ?reserved.as_ref().map(wyoming::Listener::uri), "serving");
         // The supervisor reads this line to know where and when to connect.
         println!("READY {uri}");
         std::io::stdout().flush()?;
-        server::run(listener, Arc::new(service), shutdown()).await;
+        server::run(listener, reserved, Arc::new(service), shutdown()).await;
         tracing::info!("stopped");
         anyhow::Ok(())
     })
+}
+
+/// The listening Unix socket inherited as `fd`.
+fn inherited(fd: i32) -> anyhow::Result<wyoming::Listener> {
+    use std::os::fd::FromRawFd;
+    let not_a_socket = |e: std::io::Error| {
+        anyhow::anyhow!(
+            "--reserved-fd {fd} is not a listening Unix socket this process inherited: {e}"
+        )
+    };
+    // The descriptor must be open: from_raw_fd takes any number on trust.
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(not_a_socket(std::io::Error::last_os_error()));
+    }
+    // SAFETY: the descriptor is open, was handed to this process for this use, and nothing
+    // else in it owns it.
+    let listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
+    listener.local_addr().map_err(not_a_socket)?;
+    wyoming::Listener::from_unix(listener).map_err(not_a_socket)
 }
 
 async fn shutdown() {

@@ -36,19 +36,49 @@ pub struct Service {
 pub struct Limits {
     /// Open connections; one more is told `busy` and closed.
     pub connections: usize,
+    /// Open connections on the reserved socket, counted apart (`--reserved-fd`).
+    pub reserved: usize,
     /// A connection that sends no event for this long is told `idle` and closed.
     pub idle: Duration,
     /// Utterances waiting for or in the engine; one more is told `busy`.
     pub queued: usize,
 }
 
-pub async fn run(listener: Listener, service: Arc<Service>, shutdown: impl Future<Output = ()>) {
-    let connections = service.limits.connections;
-    wyoming::serve(&listener, connections, shutdown, |(r, w)| {
+/// Serves `listener`, and `reserved` (its own `limits.reserved` places) beside it, until
+/// `shutdown`.
+pub async fn run(
+    listener: Listener,
+    reserved: Option<Listener>,
+    service: Arc<Service>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let handle = |(r, w): wyoming::Halves| {
         let service = service.clone();
         async move { serve(r, w, &service).await }
-    })
-    .await;
+    };
+    let public = wyoming::serve(
+        &listener,
+        service.limits.connections,
+        until_stopped(),
+        handle,
+    );
+    let reserved = async {
+        if let Some(reserved) = &reserved {
+            wyoming::serve(reserved, service.limits.reserved, until_stopped(), handle).await;
+        }
+    };
+    let shutdown = async {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
+    tokio::join!(public, reserved, shutdown);
 }
 
 /// One client's events until it hangs up or breaks the framing.
@@ -72,7 +102,7 @@ where
             }
         };
         if let Some(reply) = reply {
-            if wyoming::write(&mut w, &reply).await.is_err() {
+            if wyoming::write_paced(&mut w, &reply).await.is_err() {
                 return;
             }
         }
