@@ -139,7 +139,7 @@ const FRAGMENTS: &[&str] = &[
 
 /// A text just within the limit without a stop: a number to call, or the same words again.
 fn long_text(i: usize) -> String {
-    let text = if i % 2 == 0 {
+    let text = if i.is_multiple_of(2) {
         format!("call {}", "9".repeat(MAX_TEXT_CHARS))
     } else {
         "please make it a little warmer in the back and ".repeat(MAX_TEXT_CHARS / 40)
