@@ -104,6 +104,10 @@ fn profile_listing(p: &Profile, sentences: bool) -> String {
         let names: Vec<&str> = p.small_talk.iter().map(|t| t.name.as_str()).collect();
         let _ = writeln!(out, "  small talk: {}", names.join(", "));
     }
+    if !p.lacks.is_empty() {
+        let names: Vec<&str> = p.lacks.iter().map(|l| l.name.as_str()).collect();
+        let _ = writeln!(out, "  lacks: {}", names.join(", "));
+    }
     if !p.inputs.is_empty() {
         let inputs: Vec<String> = p
             .inputs

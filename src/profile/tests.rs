@@ -432,6 +432,30 @@ fn intents_never_call_the_bus_or_cabin_itself() {
     Profile::parse(&login, "x.toml").unwrap();
 }
 
+fn with_lack(words: &str) -> String {
+    format!("{BASE}\n[[lacks]]\nname = \"doors\"\nwords = [{words}]\nreply = \"Sorry, I can't open the doors.\"\n")
+}
+
+#[test]
+fn what_the_car_lacks_is_named_and_left_out_where_an_intent_has_it() {
+    let p = Profile::parse(&with_lack("\"door\", \"central locking\""), "x.toml").unwrap();
+    assert_eq!(p.lacks[0].words, [vec!["door"], vec!["central", "locking"]]);
+    // The intents say "temperature": the car has what that entry names.
+    let p = Profile::parse(&with_lack("\"door\", \"temperature\""), "x.toml").unwrap();
+    assert!(p.lacks.is_empty());
+    assert_one_error(
+        &with_lack("\"door\", \"?!\""),
+        "lacks 'doors'.words[1]",
+        "no words",
+    );
+    assert_one_error(&with_lack(""), "lacks 'doors'.words", "no words name it");
+    let twice = format!(
+        "{}[[lacks]]\nname = \"doors\"\nwords = [\"gate\"]\nreply = \"No.\"\n",
+        with_lack("\"door\"")
+    );
+    assert_one_error(&twice, "lacks 'doors'", "must be unique");
+}
+
 #[test]
 fn errors_are_collected_not_just_the_first() {
     let text = BASE

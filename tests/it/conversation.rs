@@ -307,3 +307,70 @@ async fn no_small_talk_while_reversing() {
     // Commands still work while reversing.
     assert_eq!(json(conn, "pause").await["reply"], "Paused.");
 }
+
+fn window_positions(state: &serde_json::Value) -> Vec<i64> {
+    [
+        "Row1.DriverSide",
+        "Row1.PassengerSide",
+        "Row2.DriverSide",
+        "Row2.PassengerSide",
+    ]
+    .iter()
+    .map(|side| {
+        state[format!("Vehicle.Cabin.Door.{side}.Window.Position")]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no {side} window in {state}"))
+    })
+    .collect()
+}
+
+/// Regression (#37): at 130 km/h "open the driver window" was refused, but "open the driver
+/// window to 100 percent" opened it fully, and "lower the window 100 percent" then "all"
+/// opened all four. Every way to the window's call carries its rule, which holds on the value.
+#[tokio::test]
+async fn the_window_rule_holds_for_every_way_to_open_a_window() {
+    let up = up().await;
+    let conn = &up.conn;
+    set_driving(conn, 130.0, "drive", false).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let v = json(conn, "open the driver window to 100 percent").await;
+    assert_eq!(v["refused"], "speed 130 km/h is above 80 km/h", "{v}");
+    assert!(v["action"].is_null(), "{v}");
+    assert_eq!(
+        json(conn, "lower the window 100 percent").await["reply"],
+        "Which window?"
+    );
+    let v = json(conn, "all").await;
+    assert_eq!(v["refused"], "speed 130 km/h is above 80 km/h", "{v}");
+    assert_eq!(
+        v["reply"],
+        "I'll only open a window more than 30 percent below 80 kilometres per hour."
+    );
+    let v = json(conn, "put the rear right window 60 percent open").await;
+    assert!(v["action"].is_null(), "{v}");
+    assert_eq!(window_positions(&snapshot(conn).await), [0, 0, 0, 0]);
+
+    // Part way is allowed at any speed, and closing is.
+    assert_eq!(
+        json(conn, "open the driver window to 30 percent").await["reply"],
+        "Opening the driver window to 30 percent."
+    );
+    assert_eq!(window_positions(&snapshot(conn).await), [30, 0, 0, 0]);
+    assert_eq!(
+        json(conn, "close all the windows").await["reply"],
+        "Closing all the windows."
+    );
+
+    // Below the speed, all of it; "all" reads as people say it (#37: "Opening the all window.").
+    set_driving(conn, 50.0, "drive", false).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        json(conn, "open all the windows").await["reply"],
+        "Opening all the windows."
+    );
+    assert_eq!(
+        window_positions(&snapshot(conn).await),
+        [100, 100, 100, 100]
+    );
+}

@@ -327,6 +327,25 @@ async fn malformed_calls_get_typed_errors_and_no_crash() {
         .await
         .unwrap_err();
     assert_eq!(error_name(&e), "org.cabin.Assistant1.Error.InvalidInput");
+    // Regression (#37): an unknown input's name was said back whole (100 KB tried).
+    for name in ["x".repeat(100_000), "mic-roof".to_string()] {
+        let e = conn
+            .call_method(
+                Some("org.cabin.Assistant1"),
+                "/org/cabin/Assistant1",
+                Some("org.cabin.Assistant1"),
+                "SubmitTextFrom",
+                &("pause", name.as_str()),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(error_name(&e), "org.cabin.Assistant1.Error.InvalidInput");
+        let said = format!("{e}");
+        assert!(
+            said.len() < 300 && !said.contains("xxx") && !said.contains("mic-roof"),
+            "{said}"
+        );
+    }
     let e = conn
         .call_method(
             Some("org.cabin.Assistant1"),
@@ -384,19 +403,130 @@ async fn cancel_while_acting(conn: &zbus::Connection, text: &str) -> (zbus::Resu
     (pending.await.unwrap(), cancelled)
 }
 
+/// Calls `Cancel()` on `conn`: whether it stopped anything.
+async fn cancel(conn: &zbus::Connection) -> bool {
+    conn.call_method(
+        Some("org.cabin.Assistant1"),
+        "/org/cabin/Assistant1",
+        Some("org.cabin.Assistant1"),
+        "Cancel",
+        &(),
+    )
+    .await
+    .unwrap()
+    .body()
+    .deserialize::<bool>()
+    .unwrap()
+}
+
+/// Regression (#37): SubmitText then Cancel at once: 200 of 200 were reported `Cancelled`,
+/// and 200 were executed. A request is either cancelled, and nothing was done, or answered
+/// with what was done.
 #[tokio::test]
-async fn cancel_ends_a_request_in_progress() {
+async fn a_request_cancelled_at_once_is_either_not_done_or_reported_done() {
+    let up = up().await;
+    let conn = &up.conn;
+    let fan = || async { snapshot(conn).await["Vehicle.Cabin.HVAC.FanSpeedLevel"].clone() };
+    let (mut done, mut cancelled) = (0, 0);
+    for i in 0..20u32 {
+        // Within the connection's allowance of requests.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let level = i % 7 + 1;
+        let before = fan().await;
+        let text = format!("set the fan speed to {level}");
+        let (answer, _) = tokio::join!(submit(conn, "SubmitTextJson", &text), cancel(conn));
+        let after = fan().await;
+        match answer {
+            Ok(json) => {
+                let outcome: serde_json::Value = serde_json::from_str(&json).unwrap();
+                assert_eq!(outcome["action"]["success"], true, "{outcome}");
+                assert_eq!(after, level, "reported done, so done");
+                done += 1;
+            }
+            Err(e) => {
+                assert_eq!(error_name(&e), "org.cabin.Assistant1.Error.Cancelled");
+                assert_eq!(after, before, "reported cancelled, so not done: {text}");
+                cancelled += 1;
+            }
+        }
+    }
+    println!("{done} done and reported done, {cancelled} cancelled and not done");
+}
+
+/// Regression (#37): any client's `Cancel()` cancelled anyone's request (one client's flood
+/// cancelled 13 of another's 20). A client cancels its own request, and the driver's.
+#[tokio::test]
+async fn a_client_cancels_only_its_own_request() {
     let dir = tempfile::tempdir().unwrap();
     let profile = default_profile_with_timeout(dir.path(), 10_000);
     let up = up_with(Some(&profile)).await;
     let conn = &up.conn;
-    misbehave(conn, "slow", 5000).await;
+    let other = up.bus.connect().await;
+    misbehave(conn, "slow", 1000).await;
+    let asked = {
+        let conn = conn.clone();
+        tokio::spawn(
+            async move { submit(&conn, "SubmitText", "turn on the air conditioning").await },
+        )
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while common::state(conn).await != "Acting" {
+        assert!(std::time::Instant::now() < deadline, "never reached Acting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !cancel(&other).await,
+        "not the other client's request to cancel"
+    );
+    assert_eq!(asked.await.unwrap().unwrap(), "Air conditioning on.");
+    misbehave(conn, "normal", 0).await;
 
-    let (result, cancelled) = cancel_while_acting(conn, "turn on the air conditioning").await;
-    assert!(cancelled, "Cancel found no request");
-    let e = result.unwrap_err();
-    assert_eq!(error_name(&e), "org.cabin.Assistant1.Error.Cancelled");
-    assert_eq!(common::state(conn).await, "Idle");
+    // A question is the asker's too.
+    assert_eq!(
+        submit(conn, "SubmitText", "call Alex").await.unwrap(),
+        "Call Alex?"
+    );
+    assert!(!cancel(&other).await);
+    assert_eq!(
+        submit(conn, "SubmitText", "yes").await.unwrap(),
+        "Calling Alex."
+    );
+}
+
+/// Regression (#37): 10,000 requests from 5 connections made about 490 vehicle calls. Past its
+/// allowance a connection gets a typed error; another is served as before.
+#[tokio::test]
+async fn a_flooding_client_is_rate_limited_and_the_others_are_served() {
+    let up = up().await;
+    let conn = &up.conn;
+    let other = up.bus.connect().await;
+    use cabin::daemon::limit::{BURST, PER_SECOND};
+    let started = std::time::Instant::now();
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..60 {
+        let conn = conn.clone();
+        flood.spawn(async move { submit(&conn, "SubmitText", "next track").await });
+    }
+    let answers: Vec<_> = flood.join_all().await;
+    let took = started.elapsed().as_secs_f64();
+    let limited = answers
+        .iter()
+        .filter(|a| {
+            a.as_ref()
+                .is_err_and(|e| error_name(e) == "org.cabin.Assistant1.Error.RateLimited")
+        })
+        .count();
+    let let_in = answers.len() - limited;
+    println!("{let_in} of 60 let in within {took:.2} s, {limited} limited");
+    assert!(limited > 0);
+    assert!(
+        let_in as f64 <= BURST + PER_SECOND * took + 1.0,
+        "{let_in} let in within {took:.2} s"
+    );
+    assert_eq!(
+        submit(&other, "SubmitText", "pause").await.unwrap(),
+        "Paused."
+    );
 }
 
 /// How `process` exited, waiting at most `limit` (failing with `why` past it).
@@ -572,8 +702,8 @@ async fn names_stay_out_of_the_logs_unless_asked_for() {
 }
 
 /// Regression: `Cancel()` while a turn was acting used to abort it after the vehicle call had
-/// gone out, and no `ActionExecuted` told the HMI what the car did. The caller still gets
-/// `Cancelled` at once; the call's real outcome follows as a signal.
+/// gone out, and no `ActionExecuted` told the HMI what the car did. The call finishes: its
+/// caller gets what it did (#37: not `Cancelled`), and `ActionExecuted` goes out.
 #[tokio::test]
 async fn an_action_cancelled_mid_call_is_still_reported() {
     let dir = tempfile::tempdir().unwrap();
@@ -586,9 +716,9 @@ async fn an_action_cancelled_mid_call_is_still_reported() {
             .unwrap();
     misbehave(conn, "slow", 1500).await;
 
-    let (result, _) = cancel_while_acting(conn, "turn on the air conditioning").await;
-    let e = result.unwrap_err();
-    assert_eq!(error_name(&e), "org.cabin.Assistant1.Error.Cancelled");
+    let (result, stopped) = cancel_while_acting(conn, "turn on the air conditioning").await;
+    assert!(!stopped, "an action under way is not stopped");
+    assert_eq!(result.unwrap(), "Air conditioning on.");
 
     let msg = tokio::time::timeout(Duration::from_secs(10), executed.next())
         .await

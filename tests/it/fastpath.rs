@@ -524,3 +524,23 @@ fn only_a_whole_command_ends_the_turn_early() {
         assert!(!m.is_whole_command(part), "{part}");
     }
 }
+
+/// Regression (#37): "make it really cold, minus 10" warmed the car and "i am a bit chilly"
+/// cooled it (the small intent model). A target said with a plain adjective ("make it cold") and
+/// a hedged feeling ("i am a bit chilly") are frames of the profile's own templates, so the
+/// grammar reads them, and the small intent model learns them apart.
+#[test]
+fn a_target_and_a_feeling_go_opposite_ways() {
+    let (p, m) = setup();
+    for (text, intent) in [
+        ("make it really cold", "climate.cooler"),
+        ("get it nice and cool in here", "climate.cooler"),
+        ("make it warm", "climate.warmer"),
+        ("i am a bit chilly", "climate.warmer"),
+        ("im getting cold", "climate.warmer"),
+        ("its a little chilly in here", "climate.warmer"),
+        ("i am a bit warm", "climate.cooler"),
+    ] {
+        assert_eq!(slots_of(&m, &p, text).0, intent, "{text}");
+    }
+}

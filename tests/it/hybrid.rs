@@ -93,3 +93,43 @@ async fn free_speech_acts_through_the_local_model_and_survives_a_worker_crash() 
     assert_eq!(restarted.len(), 1);
     assert_ne!(restarted[0], pids[0], "a new worker process");
 }
+
+/// Regression (#37), with the small intent model and the local model on, in park: a request
+/// for something the car lacks opened the boot (both models picked `body.open_trunk`), "make it
+/// really cold, minus 10" warmed the car and "i am a bit chilly" cooled it, and "to twenty" set
+/// the temperature. Each is answered as it asks, whichever route took it.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_models_on_no_action_the_words_did_not_ask_for() {
+    if !model_installed() {
+        return;
+    }
+    let bus = TestBus::start();
+    let _sim = bus.start_sim();
+    let _daemon = bus.start_daemon_with(None, "auto").await;
+    let conn = bus.connect().await;
+    until_the_model_answers(&conn, WARM_UP_LIMIT).await;
+    let trunk = || async { snapshot(&conn).await["Vehicle.Body.Trunk.Rear.IsOpen"].clone() };
+
+    for text in ["open the driver door", "unlock the doors", "unlock the car"] {
+        let out = say(&conn, text).await;
+        assert!(out["action"].is_null(), "{text}: {out}");
+        assert!(
+            out["reply"].as_str().unwrap().starts_with("Sorry, I can't"),
+            "{text}: {out}"
+        );
+        assert_eq!(trunk().await, false, "{text}");
+    }
+
+    let before = driver_temperature(&snapshot(&conn).await);
+    let out = say(&conn, "to twenty").await;
+    assert!(out["action"].is_null(), "{out}");
+    assert_eq!(out["reply"], "What would you like to set to 20?");
+    let out = say(&conn, "make it really cold, minus 10").await;
+    let after = driver_temperature(&snapshot(&conn).await);
+    assert!(after <= before, "{before} -> {after}: {out}");
+
+    let before = after;
+    let out = say(&conn, "i am a bit chilly").await;
+    let after = driver_temperature(&snapshot(&conn).await);
+    assert!(after > before, "{before} -> {after}: {out}");
+}

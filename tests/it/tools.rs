@@ -107,7 +107,7 @@ async fn doctor_names_a_missing_vehicle_service_and_the_fix() {
         "{report}"
     );
     assert!(
-        report.contains("the 3 constrained intents will be refused"),
+        report.contains("the 5 constrained intents will be refused"),
         "{report}"
     );
 }

@@ -153,16 +153,28 @@ pub(super) async fn submit(
     conn: &zbus::Connection,
     text: &str,
 ) -> anyhow::Result<(Duration, serde_json::Value)> {
-    let sent = Instant::now();
-    let reply = conn
-        .call_method(
-            Some(SERVICE_NAME),
-            OBJECT_PATH,
-            Some(SERVICE_NAME),
-            "SubmitTextJson",
-            &(text,),
-        )
-        .await?;
+    // A client within its allowance of requests: past it, it waits for the next one.
+    let (sent, reply) = loop {
+        let sent = Instant::now();
+        let reply = conn
+            .call_method(
+                Some(SERVICE_NAME),
+                OBJECT_PATH,
+                Some(SERVICE_NAME),
+                "SubmitTextJson",
+                &(text,),
+            )
+            .await;
+        match reply {
+            Err(zbus::Error::MethodError(name, _, _))
+                if name.as_str() == "org.cabin.Assistant1.Error.RateLimited" =>
+            {
+                let wait = 1.0 / cabin::daemon::limit::PER_SECOND;
+                tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+            }
+            reply => break (sent, reply?),
+        }
+    };
     let round_trip = sent.elapsed();
     let json: String = reply.body().deserialize()?;
     Ok((round_trip, serde_json::from_str(&json)?))

@@ -1,16 +1,20 @@
 //! `cabin soak`: the daemon under a long mixed load, as a field engineer would leave it
 //! running. A private bus, the simulator and a daemon (listening on the null device, replies
-//! as text) are started as in `cabin bench`; requests go in one after another: commands, model
-//! requests, malformed ones (empty, too long, an unknown input), odd characters, and requests
-//! cancelled mid-turn, with one of the daemon's workers killed now and then. Every so often it
-//! prints the processes' RSS and the daemon's open files; at the end, what failed. It exits
-//! non-zero on a hung or lost request, a dead daemon, workers not restarted, or memory grown
-//! past the allowed share.
+//! as text) are started as in `cabin bench`; requests go in one after another from a few HMI
+//! clients in turn, each within its allowance of requests: commands, model requests, malformed
+//! ones (empty, too long, an unknown input), odd characters, requests cancelled mid-turn, and
+//! hostile ones (long unpunctuated texts, negative numbers, bare values, another client's
+//! cancel, a flood past the allowance), with one of the daemon's workers killed now and then.
+//! Every so often it prints the processes' RSS and the daemon's open files; at the end, what
+//! failed. It exits non-zero on a hung or lost request, a hostile request that acted or was
+//! cancelled by another client, a dead daemon, workers not restarted, or memory grown past the
+//! allowed share.
 
 use super::daemon::Stand;
 use super::procs::{children, rss_kib, worker_name};
 use super::CORPUS;
-use cabin::daemon::api::{OBJECT_PATH, SERVICE_NAME};
+use cabin::daemon::api::{MAX_TEXT_CHARS, OBJECT_PATH, SERVICE_NAME};
+use cabin::daemon::limit::{BURST, PER_SECOND};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -53,19 +57,43 @@ enum Kind {
     UnknownInput,
     OddCharacters,
     Cancelled,
+    /// A text just within the length limit, without a stop: a number to call, or words.
+    LongText,
+    /// A value below its range, by sign or word: answered, never acted on.
+    Negative,
+    /// A bare value with nothing open: asked about, never acted on.
+    Fragment,
+    /// Another client's `Cancel()` during the request: it is answered as if none came.
+    CrossCancel,
+    /// Requests sent at once, past the client's allowance: some refused as `RateLimited`.
+    Flood,
 }
 
+/// How many HMI clients send the requests in turn (each within its own allowance), besides
+/// the one that cancels others' and the one that floods.
+const CLIENTS: usize = 4;
+
+/// Requests a flood sends at once: past a client's burst.
+const FLOOD: usize = BURST as usize + 10;
+
 impl Kind {
-    /// The mix: 60 % commands, 10 % model requests, 5 % each malformed kind and odd
-    /// characters, 10 % cancelled.
+    /// The mix: 45 % commands, 10 % model requests, 5 % each malformed kind, odd characters,
+    /// cancelled, long, negative, bare and cancelled by another client; a flood every 200.
     fn of(i: usize) -> Kind {
+        if i % 200 == 199 {
+            return Kind::Flood;
+        }
         match i % 20 {
-            0..=11 => Kind::Command,
-            12 | 13 => Kind::Model,
-            14 => Kind::Empty,
-            15 => Kind::TooLong,
-            16 => Kind::UnknownInput,
-            17 => Kind::OddCharacters,
+            0..=8 => Kind::Command,
+            9 | 10 => Kind::Model,
+            11 => Kind::Empty,
+            12 => Kind::TooLong,
+            13 => Kind::UnknownInput,
+            14 => Kind::OddCharacters,
+            15 => Kind::LongText,
+            16 => Kind::Negative,
+            17 => Kind::Fragment,
+            18 => Kind::CrossCancel,
             _ => Kind::Cancelled,
         }
     }
@@ -77,6 +105,7 @@ impl Kind {
                 &["org.cabin.Assistant1.Error.InvalidInput"]
             }
             Kind::Cancelled => &["org.cabin.Assistant1.Error.Cancelled"],
+            Kind::Flood => &["org.cabin.Assistant1.Error.RateLimited"],
             _ => &[],
         }
     }
@@ -85,6 +114,37 @@ impl Kind {
     fn must_fail(self) -> bool {
         matches!(self, Kind::Empty | Kind::TooLong | Kind::UnknownInput)
     }
+
+    /// Whether its answer must show no action (a hostile request that acted went wrong).
+    fn must_not_act(self) -> bool {
+        matches!(self, Kind::LongText | Kind::Negative | Kind::Fragment)
+    }
+}
+
+/// Negative values, each said its own way.
+const NEGATIVES: &[&str] = &[
+    "set the temperature to -20",
+    "set the volume to minus 30",
+    "tune the radio to \u{2212}100.5 FM",
+    "set the fan speed to negative three",
+];
+
+/// Bare values, with no question open (the client before asked something else).
+const FRAGMENTS: &[&str] = &[
+    "to twenty",
+    "the rear left one",
+    "fifty percent",
+    "twenty one degrees",
+];
+
+/// A text just within the limit without a stop: a number to call, or the same words again.
+fn long_text(i: usize) -> String {
+    let text = if i.is_multiple_of(2) {
+        format!("call {}", "9".repeat(MAX_TEXT_CHARS))
+    } else {
+        "please make it a little warmer in the back and ".repeat(MAX_TEXT_CHARS / 40)
+    };
+    text.chars().take(MAX_TEXT_CHARS).collect()
 }
 
 const MODEL_REQUESTS: &[&str] = &[
@@ -109,9 +169,58 @@ async fn call(
     .await
 }
 
+/// The connections requests go out on: the HMI clients in turn, the one that cancels the
+/// others' requests and the one that floods.
+struct Clients {
+    hmi: Vec<zbus::Connection>,
+    /// When each HMI client may send again within its allowance.
+    next: Vec<Instant>,
+    canceller: zbus::Connection,
+    flooder: zbus::Connection,
+}
+
+impl Clients {
+    async fn connect(address: &str) -> anyhow::Result<Clients> {
+        let connect = || zbus::connection::Builder::address(address).build();
+        let mut hmi = Vec::new();
+        for _ in 0..CLIENTS {
+            hmi.push(connect().await?);
+        }
+        Ok(Clients {
+            next: vec![Instant::now(); CLIENTS],
+            hmi,
+            canceller: connect().await?,
+            flooder: connect().await?,
+        })
+    }
+
+    /// Client `i`'s connection, once it may send within its allowance.
+    async fn paced(&mut self, i: usize) -> &zbus::Connection {
+        let c = i % CLIENTS;
+        let wait = self.next[c].saturating_duration_since(Instant::now());
+        tokio::time::sleep(wait).await;
+        self.next[c] = Instant::now() + Duration::from_secs_f64(1.0 / PER_SECOND);
+        &self.hmi[c]
+    }
+}
+
+/// Whether a JSON outcome shows an action.
+fn acted(answer: &zbus::Result<zbus::Message>) -> bool {
+    let Ok(msg) = answer else { return false };
+    let Ok(json) = msg.body().deserialize::<String>() else {
+        return false;
+    };
+    serde_json::from_str::<serde_json::Value>(&json).is_ok_and(|o| !o["action"].is_null())
+}
+
 /// Sends request `i`; Ok, or why it counts as failed.
-async fn request(conn: &zbus::Connection, i: usize) -> Result<(), String> {
+async fn request(clients: &mut Clients, i: usize) -> Result<(), String> {
     let kind = Kind::of(i);
+    if kind == Kind::Flood {
+        return flood(&clients.flooder).await;
+    }
+    let canceller = clients.canceller.clone();
+    let conn = clients.paced(i).await;
     let answer = match kind {
         Kind::Command => call(conn, "SubmitTextJson", &(CORPUS[i % CORPUS.len()],)).await,
         Kind::Model => {
@@ -146,7 +255,30 @@ async fn request(conn: &zbus::Connection, i: usize) -> Result<(), String> {
             }
             answer
         }
+        Kind::LongText => call(conn, "SubmitTextJson", &(long_text(i),)).await,
+        Kind::Negative => call(conn, "SubmitTextJson", &(NEGATIVES[i % NEGATIVES.len()],)).await,
+        Kind::Fragment => call(conn, "SubmitTextJson", &(FRAGMENTS[i % FRAGMENTS.len()],)).await,
+        Kind::CrossCancel => {
+            let text = (CORPUS[i % CORPUS.len()],);
+            let asked = call(conn, "SubmitTextJson", &text);
+            let cancel = async {
+                tokio::time::sleep(Duration::from_millis((i % 7) as u64 * 3)).await;
+                call(&canceller, "Cancel", &()).await
+            };
+            let (answer, cancelled) = tokio::join!(asked, cancel);
+            match cancelled.map(|m| m.body().deserialize::<bool>()) {
+                Ok(Ok(false)) => {}
+                Ok(Ok(true)) => return Err("another client's Cancel() stopped something".into()),
+                Ok(Err(e)) => return Err(format!("Cancel() answered oddly: {e}")),
+                Err(e) => return Err(format!("Cancel() failed: {e}")),
+            }
+            answer
+        }
+        Kind::Flood => unreachable!("sent above"),
     };
+    if kind.must_not_act() && acted(&answer) {
+        return Err(format!("{kind:?} acted on the vehicle"));
+    }
     match answer {
         Ok(_) if kind.must_fail() => Err(format!("{kind:?} was answered as if it were fine")),
         Ok(_) => Ok(()),
@@ -157,6 +289,35 @@ async fn request(conn: &zbus::Connection, i: usize) -> Result<(), String> {
         }
         Err(e) => Err(format!("{kind:?}: {e}")),
     }
+}
+
+/// [`FLOOD`] requests at once from one connection: past its allowance, some must be refused
+/// as `RateLimited` (and the others answered, or replaced by a newer one of the flood).
+async fn flood(conn: &zbus::Connection) -> Result<(), String> {
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..FLOOD {
+        let conn = conn.clone();
+        requests.spawn(async move { call(&conn, "SubmitTextJson", &("next track",)).await });
+    }
+    let mut limited = 0;
+    while let Some(answer) = requests.join_next().await {
+        let answer = answer.map_err(|e| format!("Flood: {e}"))?;
+        match answer {
+            Ok(_) => {}
+            Err(zbus::Error::MethodError(name, _, _)) => match name.as_str() {
+                "org.cabin.Assistant1.Error.RateLimited" => limited += 1,
+                "org.cabin.Assistant1.Error.Cancelled" => {}
+                other => return Err(format!("Flood: {other}")),
+            },
+            Err(e) => return Err(format!("Flood: {e}")),
+        }
+    }
+    if limited == 0 {
+        return Err(format!("Flood: {FLOOD} requests at once, none refused"));
+    }
+    // The flooder's allowance comes back before its next flood.
+    tokio::time::sleep(Duration::from_secs_f64(BURST / PER_SECOND)).await;
+    Ok(())
 }
 
 /// Open file descriptors of `pid`.
@@ -201,9 +362,7 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
         None,
     )?;
     let pid = daemon.0.id();
-    let conn = zbus::connection::Builder::address(stand.bus.address.as_str())
-        .build()
-        .await?;
+    let mut clients = Clients::connect(&stand.bus.address).await?;
     let workers_at_start = children(pid).len();
     println!(
         "Soaking the daemon with {} requests (--llm {}, {} worker(s){}).\n",
@@ -251,7 +410,7 @@ pub async fn exec(args: Args) -> anyhow::Result<ExitCode> {
                 kills += 1;
             }
         }
-        match tokio::time::timeout(limit, request(&conn, i)).await {
+        match tokio::time::timeout(limit, request(&mut clients, i)).await {
             Ok(Ok(())) => {}
             Ok(Err(why)) => failures.push(format!("request {i}: {why}")),
             Err(_) => {

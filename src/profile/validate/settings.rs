@@ -200,8 +200,9 @@ impl Validator<'_> {
         }
     }
 
-    /// What the car lacks: named once, with words, none of them a word the intents' sentences
-    /// or slot values use (a request with it would be that intent's), and a short reply.
+    /// What the car lacks: named once, with words and a short reply. An entry one of whose
+    /// words the intents' sentences or slot values use is one the car has (an integrator added
+    /// the sunroof): it is left out, not refused.
     pub(super) fn lacks(
         &mut self,
         raw: &[Spanned<raw::RawLack>],
@@ -242,22 +243,19 @@ impl Validator<'_> {
                     .into_iter()
                     .map(|t| t.norm)
                     .collect();
-                match tokens.as_slice() {
-                    [] => self.error(
+                if tokens.is_empty() {
+                    self.error(
                         here.clone(),
                         &format!("{field}.words[{i}]"),
                         "the entry has no words".into(),
                         "write the word people say, e.g. \"door\"",
-                    ),
-                    [one] if used.contains(one) => self.error(
-                        here.clone(),
-                        &format!("{field}.words[{i}]"),
-                        format!("'{one}' is a word of the intents' sentences or slot values"),
-                        "list only words no intent uses: the car has what they name",
-                    ),
-                    _ => words.push(tokens),
+                    );
                 }
+                words.push(tokens);
             }
+            let had = words
+                .iter()
+                .any(|w| matches!(w.as_slice(), [one] if used.contains(one)));
             if lack.words.is_empty() {
                 self.error(
                     here.clone(),
@@ -275,7 +273,7 @@ impl Validator<'_> {
                 );
             }
             self.check_spoken(here, &format!("{field}.reply"), &lack.reply);
-            if self.errors.len() == start {
+            if self.errors.len() == start && !had {
                 out.push(Lack {
                     name: lack.name.clone(),
                     words,

@@ -10,7 +10,8 @@ mod words;
 
 use crate::act::vehicle::{fill, Failure, ResolvedAction, VehicleBus};
 use crate::profile::dbus_value::ArgValue;
-use crate::profile::{Intent, Profile, SlotType, SlotValue, SPEAKER};
+use crate::profile::{Intent, Lack, Profile, SlotType, SlotValue, SPEAKER};
+use crate::text::{format_number, tokenize};
 use crate::understand::brain::{Brain, Thought};
 use crate::understand::dialog::objects::Objects;
 use crate::understand::dialog::words::{
@@ -19,8 +20,6 @@ use crate::understand::dialog::words::{
 use crate::understand::grammar::Matcher;
 use crate::understand::turn::*;
 
-use crate::profile::Lack;
-use crate::text::{format_number, tokenize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
