@@ -263,6 +263,7 @@ impl FrontEnd {
                         stop,
                         samples: 0,
                         last_wake: None,
+                        previous: ([0; CHUNK], 0),
                         capture: None,
                         wake_cpu: Duration::ZERO,
                         vad_cpu: Duration::ZERO,
@@ -392,6 +393,8 @@ struct Run {
     /// Samples read so far.
     samples: u64,
     last_wake: Option<u64>,
+    /// The chunk before this one (its real length): a wake is judged on two chunks in a row.
+    previous: ([i16; CHUNK], usize),
     capture: Option<Capture>,
     wake_cpu: Duration,
     vad_cpu: Duration,
@@ -424,7 +427,9 @@ impl Run {
             }
             chunk[n..].fill(0);
             self.samples += n as u64;
-            match self.step(&chunk[..n], &chunk) {
+            let stepped = self.step(&chunk[..n], &chunk);
+            self.previous = (chunk, n);
+            match stepped {
                 Ok(true) => {}
                 Ok(false) => return,
                 Err(e) => break Some(e.to_string()),
@@ -477,8 +482,16 @@ impl Run {
                 }) {
                     return Ok(false);
                 }
-                // The command starts after this chunk.
-                self.begin_capture(self.samples);
+                // The command may start in the two chunks that woke it: the score peaks a few
+                // chunks after the phrase ends (eSpeak NG's "hey cabin, set the temperature"
+                // woke 240 ms into "set"); the endpointer finds where speech starts.
+                let (previous, n) = self.previous;
+                let pre_roll = &previous[..n];
+                self.begin_capture(self.samples - (pre_roll.len() + audio.len()) as u64);
+                if let Some(c) = &mut self.capture {
+                    c.audio.extend_from_slice(pre_roll);
+                    c.audio.extend_from_slice(audio);
+                }
                 return Ok(true);
             }
         }

@@ -100,7 +100,7 @@ async fn free_speech_acts_through_the_local_model_and_survives_a_worker_crash() 
 /// the temperature. Each is answered as it asks, whichever route took it.
 #[tokio::test(flavor = "multi_thread")]
 async fn with_the_models_on_no_action_the_words_did_not_ask_for() {
-    if !model_installed() {
+    if !text_models_installed() {
         return;
     }
     let bus = TestBus::start();
