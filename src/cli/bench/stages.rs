@@ -37,7 +37,7 @@ pub(super) const FIRST_AUDIO_LLM: &str = "request to first audio, local model";
 
 /// Requests for the local model: an indirect command, and two answers.
 pub(super) const LLM_CORPUS: &[&str] = &[
-    "it's freezing in here",
+    "it is arctic in this car",
     "tell me a joke",
     "tell me something interesting about Munich",
 ];
