@@ -217,6 +217,35 @@ async fn an_unfit_answer_gives_way_to_the_cloud() {
 /// Regression: the cloud's answer was spoken however long it was, and read however many bytes
 /// the endpoint sent. It is cut to whole sentences within the 25 words a profile's replies may
 /// have, and an endpoint that streams past the byte cap is cut off and not used.
+/// Regression (#37): the local model's answer was bounded only by the worker's `max_tokens`
+/// and the byte cap (10,013 characters came back from one that ignored it). It is stopped past
+/// the words a reply may have, and what was spoken is the answer.
+#[tokio::test]
+async fn the_local_models_answer_is_capped_in_words() {
+    let long = "Paris is the capital of France and has been for a very long time. \
+        It sits on the Seine in the north of the country. \
+        Many millions of people visit it every year to see its museums.";
+    let pieces: Vec<Value> = long
+        .split_inclusive(' ')
+        .map(said)
+        .chain((0..5000).map(|_| said("and more ")))
+        .collect();
+    let (brain, _) = scripted_brain(vec![pieces.clone(), pieces]);
+    let (thought, spoken) = answer_to(&brain, "tell me about paris").await;
+    let two = "Paris is the capital of France and has been for a very long time. It sits on the Seine in the north of the country.";
+    assert_eq!(thought, local(two));
+    assert_eq!(spoken.join(" "), two);
+
+    let (flood, _) = scripted_brain(vec![(0..6000).map(|_| said("blah ")).collect()]);
+    let (thought, spoken) = answer_to(&flood, "tell me about paris").await;
+    let Thought::Answer { route, text } = thought else {
+        panic!("not an answer: {thought:?}")
+    };
+    assert_eq!(route, Route::LocalLlm);
+    assert!(text.split_whitespace().count() <= 25, "{text}");
+    assert!(spoken.is_empty(), "{spoken:?}");
+}
+
 #[tokio::test]
 async fn the_clouds_answer_is_capped_in_words_and_bytes() {
     let long = "Paris is the capital of France and has been for a very long time. \

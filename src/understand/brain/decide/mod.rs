@@ -102,6 +102,9 @@ pub(super) struct Generated {
     /// The sentences given out to be spoken, and the words after them.
     said: Vec<String>,
     unsaid: String,
+    /// Stopped past [`MAX_SPOKEN_WORDS`]: a driver hears every word, and a worker that
+    /// ignores `max_tokens` could otherwise talk on to the byte cap.
+    long: bool,
 }
 
 impl Brain {
@@ -464,6 +467,7 @@ impl Brain {
             garbled,
             said,
             unsaid,
+            long,
             ..
         } = generated;
         let completion = match result {
@@ -528,7 +532,13 @@ impl Brain {
                 text: DECLINE_REPLY.to_string(),
             };
         }
-        match spoken(&completion.content) {
+        let answer = match (long, said.is_empty()) {
+            (false, _) => spoken(&completion.content),
+            // What was already spoken, without the sentence the limit cut.
+            (true, false) => said.join(" "),
+            (true, true) => within_words(&spoken(&completion.content), MAX_SPOKEN_WORDS),
+        };
+        match answer {
             t if t.is_empty() => Thought::Unavailable {
                 why: "the local model gave an empty answer".into(),
             },
@@ -559,6 +569,7 @@ impl Brain {
         let mut named = None;
         let mut command = None;
         let mut garbled = false;
+        let mut long = false;
         let mut words = String::new();
         // Generated text not yet a whole sentence, and the sentences already given out.
         let (mut unsaid, mut said) = (String::new(), Vec::new());
@@ -576,6 +587,10 @@ impl Brain {
                             || recites_instructions(&words)
                             || shows_prompt(&words));
                     if named.is_some() || garbled {
+                        return false;
+                    }
+                    if words.split_whitespace().nth(MAX_SPOKEN_WORDS).is_some() {
+                        long = true;
                         return false;
                     }
                     if stream {
@@ -606,6 +621,7 @@ impl Brain {
             garbled,
             said,
             unsaid,
+            long,
         }
     }
 
