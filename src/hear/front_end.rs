@@ -19,11 +19,19 @@ use crate::hear::wake::{WakeModels, WakeWord, CHUNK};
 use crate::profile::{ListenSettings, Models};
 use crate::runtime::models::ModelError;
 use crate::runtime::onnx::OnnxError;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// Recent audio kept for a command that starts before its wake is decided: 12 chunks, 0.96 s.
+const RECENT: usize = 12 * CHUNK;
+/// Chunks a woken score may go on rising before the capture starts anyway.
+const PEAK_CHUNKS: usize = 4;
+/// How far before the end of the peak's chunk the command's capture starts: two chunks.
+const PRE_ROLL: usize = 2 * CHUNK;
 
 /// Why an input could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -263,7 +271,8 @@ impl FrontEnd {
                         stop,
                         samples: 0,
                         last_wake: None,
-                        previous: ([0; CHUNK], 0),
+                        recent: VecDeque::with_capacity(RECENT),
+                        rising: None,
                         capture: None,
                         wake_cpu: Duration::ZERO,
                         vad_cpu: Duration::ZERO,
@@ -393,8 +402,10 @@ struct Run {
     /// Samples read so far.
     samples: u64,
     last_wake: Option<u64>,
-    /// The chunk before this one (its real length): a wake is judged on two chunks in a row.
-    previous: ([i16; CHUNK], usize),
+    /// The last [`RECENT`] samples: a command starts before the wake is decided.
+    recent: VecDeque<i16>,
+    /// Woken, waiting for the score to peak: the best score so far and where its chunk ends.
+    rising: Option<(f32, u64, usize)>,
     capture: Option<Capture>,
     wake_cpu: Duration,
     vad_cpu: Duration,
@@ -427,9 +438,11 @@ impl Run {
             }
             chunk[n..].fill(0);
             self.samples += n as u64;
-            let stepped = self.step(&chunk[..n], &chunk);
-            self.previous = (chunk, n);
-            match stepped {
+            if self.recent.len() + n > RECENT {
+                self.recent.drain(..self.recent.len() + n - RECENT);
+            }
+            self.recent.extend(&chunk[..n]);
+            match self.step(&chunk[..n], &chunk) {
                 Ok(true) => {}
                 Ok(false) => return,
                 Err(e) => break Some(e.to_string()),
@@ -438,6 +451,9 @@ impl Run {
                 break None;
             }
         };
+        if let Some((_, at, _)) = self.rising.take() {
+            self.capture_since_peak(at);
+        }
         if let Some(c) = self.capture.take() {
             let end = c.endpointer.finish();
             self.finish(c, end);
@@ -474,6 +490,19 @@ impl Run {
             let rested = self
                 .last_wake
                 .is_none_or(|w| self.samples - w >= refractory);
+            if let Some((best, at, chunks)) = self.rising {
+                if self.capture.is_some() {
+                    // Push-to-talk came first.
+                    self.rising = None;
+                } else if score > best && chunks < PEAK_CHUNKS {
+                    self.rising = Some((score, self.samples, chunks + 1));
+                    return Ok(true);
+                } else {
+                    self.rising = None;
+                    self.capture_since_peak(at);
+                    return Ok(true);
+                }
+            }
             if score >= threshold && self.capture.is_none() && rested {
                 self.last_wake = Some(self.samples);
                 if !self.tell(Heard::Wake {
@@ -482,16 +511,7 @@ impl Run {
                 }) {
                     return Ok(false);
                 }
-                // The command may start in the two chunks that woke it: the score peaks a few
-                // chunks after the phrase ends (eSpeak NG's "hey cabin, set the temperature"
-                // woke 240 ms into "set"); the endpointer finds where speech starts.
-                let (previous, n) = self.previous;
-                let pre_roll = &previous[..n];
-                self.begin_capture(self.samples - (pre_roll.len() + audio.len()) as u64);
-                if let Some(c) = &mut self.capture {
-                    c.audio.extend_from_slice(pre_roll);
-                    c.audio.extend_from_slice(audio);
-                }
+                self.rising = Some((score, self.samples, 0));
                 return Ok(true);
             }
         }
@@ -621,6 +641,22 @@ impl Run {
             audio,
             first: sent == 0,
         })
+    }
+
+    /// Starts the command's capture [`PRE_ROLL`] samples before the end of the chunk where the
+    /// wake score peaked, from the recent audio. The score peaks a few chunks after the phrase
+    /// ends, at about the same place whatever the threshold: judged where it crossed a
+    /// calibrated 0.96, eSpeak NG's "hey cabin, set the temperature" lost "set"; where it
+    /// crossed 0.5, the capture began inside "cabin".
+    fn capture_since_peak(&mut self, peak: u64) {
+        let from = peak
+            .saturating_sub(PRE_ROLL as u64)
+            .max(self.samples - self.recent.len() as u64);
+        self.begin_capture(from);
+        let skip = self.recent.len() - (self.samples - from) as usize;
+        if let Some(c) = &mut self.capture {
+            c.audio.extend(self.recent.iter().skip(skip));
+        }
     }
 
     fn begin_capture(&mut self, from: u64) {
