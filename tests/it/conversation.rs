@@ -109,7 +109,7 @@ async fn confirmation_yes_no_and_silence() {
     let profile = default_profile_with_timeout(dir.path(), 2000);
     let text = std::fs::read_to_string(&profile)
         .unwrap()
-        .replace("follow_up_seconds = 5.0", "follow_up_seconds = 0.5");
+        .replace("follow_up_seconds = 5.0", "follow_up_seconds = 1.5");
     std::fs::write(&profile, text).unwrap();
     let _daemon = bus.start_daemon(Some(&profile)).await;
     let conn = bus.connect().await;
@@ -125,6 +125,16 @@ async fn confirmation_yes_no_and_silence() {
     assert_eq!(json(&conn, "yes").await["reply"], "Calling Mum.");
     assert_eq!(call().await, "Mum");
     json(&conn, "hang up").await;
+    // The hang-up's own answer window passes first, so that the Idle awaited below is the
+    // question's (under load, the hang-up's came after the question and a yes confirmed it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while common::state(&conn).await != "Idle" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the answer window never passed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Silence: the window passes (StateChanged to Idle), and a late yes confirms nothing.
     let mut states =
