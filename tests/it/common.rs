@@ -172,6 +172,18 @@ pub async fn state(conn: &zbus::Connection) -> String {
     String::try_from(v).unwrap()
 }
 
+/// Waits until the assistant's `State` is `want`; fails the test past `limit`.
+pub async fn until_state(conn: &zbus::Connection, want: &str, limit: Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    while state(conn).await != want {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the state never became {want} within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The simulator's state as JSON, keyed by VSS path.
 pub async fn snapshot(conn: &zbus::Connection) -> serde_json::Value {
     let reply = conn

@@ -127,14 +127,7 @@ async fn confirmation_yes_no_and_silence() {
     json(&conn, "hang up").await;
     // The hang-up's own answer window passes first, so that the Idle awaited below is the
     // question's (under load, the hang-up's came after the question and a yes confirmed it).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while common::state(&conn).await != "Idle" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the answer window never passed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::until_state(&conn, "Idle", Duration::from_secs(10)).await;
 
     // Silence: the window passes (StateChanged to Idle), and a late yes confirms nothing.
     let mut states =

@@ -376,30 +376,25 @@ async fn malformed_calls_get_typed_errors_and_no_crash() {
     );
 }
 
-/// Submits `text`, waits until its turn is Acting, then calls `Cancel()`: the submit's
-/// result, and whether `Cancel()` found a request.
-async fn cancel_while_acting(conn: &zbus::Connection, text: &str) -> (zbus::Result<String>, bool) {
+/// Submits `text` and waits until its turn is Acting: the submit, still running.
+async fn submit_until_acting(
+    conn: &zbus::Connection,
+    text: &str,
+) -> tokio::task::JoinHandle<zbus::Result<String>> {
     let pending = {
         let conn = conn.clone();
         let text = text.to_string();
         tokio::spawn(async move { submit(&conn, "SubmitText", &text).await })
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while common::state(conn).await != "Acting" {
-        assert!(std::time::Instant::now() < deadline, "never reached Acting");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let reply = conn
-        .call_method(
-            Some("org.cabin.Assistant1"),
-            "/org/cabin/Assistant1",
-            Some("org.cabin.Assistant1"),
-            "Cancel",
-            &(),
-        )
-        .await
-        .unwrap();
-    let cancelled = reply.body().deserialize::<bool>().unwrap();
+    common::until_state(conn, "Acting", Duration::from_secs(5)).await;
+    pending
+}
+
+/// Submits `text`, waits until its turn is Acting, then calls `Cancel()`: the submit's
+/// result, and whether `Cancel()` stopped it.
+async fn cancel_while_acting(conn: &zbus::Connection, text: &str) -> (zbus::Result<String>, bool) {
+    let pending = submit_until_acting(conn, text).await;
+    let cancelled = cancel(conn).await;
     (pending.await.unwrap(), cancelled)
 }
 
@@ -463,17 +458,7 @@ async fn a_client_cancels_only_its_own_request() {
     let conn = &up.conn;
     let other = up.bus.connect().await;
     misbehave(conn, "slow", 1000).await;
-    let asked = {
-        let conn = conn.clone();
-        tokio::spawn(
-            async move { submit(&conn, "SubmitText", "turn on the air conditioning").await },
-        )
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while common::state(conn).await != "Acting" {
-        assert!(std::time::Instant::now() < deadline, "never reached Acting");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let asked = submit_until_acting(conn, "turn on the air conditioning").await;
     assert!(
         !cancel(&other).await,
         "not the other client's request to cancel"
