@@ -30,6 +30,10 @@ use tokio::sync::mpsc;
 const RECENT: usize = 12 * CHUNK;
 /// Chunks a woken score may go on rising before the capture starts anyway.
 const PEAK_CHUNKS: usize = 4;
+/// How much a woken score must gain in a chunk to count as still rising: past 0.99 it
+/// creeps up by thousandths while the command has already begun (0.9935, 0.9977, 0.9983 over
+/// "turn on the seat heating", whose "turn" the capture lost).
+const RISE: f32 = 0.01;
 /// How far before the end of the peak's chunk the command's capture starts: two chunks.
 const PRE_ROLL: usize = 2 * CHUNK;
 
@@ -379,6 +383,39 @@ struct Capture {
     pause: Pause,
 }
 
+/// A woken score on its way to its peak, where the command's capture is placed from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Rising {
+    best: f32,
+    /// Where the best score's chunk ends, in samples read.
+    peak: u64,
+    chunks: usize,
+}
+
+impl Rising {
+    fn new(score: f32, end: u64) -> Rising {
+        Rising {
+            best: score,
+            peak: end,
+            chunks: 0,
+        }
+    }
+
+    /// The next chunk's score (its chunk ending at `end`): still rising, or the peak's end
+    /// once the score gains less than [`RISE`] or has risen for [`PEAK_CHUNKS`] chunks.
+    fn next(self, score: f32, end: u64) -> Result<Rising, u64> {
+        if score > self.best + RISE && self.chunks < PEAK_CHUNKS {
+            Ok(Rising {
+                best: score,
+                peak: end,
+                chunks: self.chunks + 1,
+            })
+        } else {
+            Err(self.peak)
+        }
+    }
+}
+
 /// The state of the pause after the last speech frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pause {
@@ -404,8 +441,8 @@ struct Run {
     last_wake: Option<u64>,
     /// The last [`RECENT`] samples: a command starts before the wake is decided.
     recent: VecDeque<i16>,
-    /// Woken, waiting for the score to peak: the best score so far and where its chunk ends.
-    rising: Option<(f32, u64, usize)>,
+    /// Woken, waiting for the score to peak.
+    rising: Option<Rising>,
     capture: Option<Capture>,
     wake_cpu: Duration,
     vad_cpu: Duration,
@@ -451,8 +488,8 @@ impl Run {
                 break None;
             }
         };
-        if let Some((_, at, _)) = self.rising.take() {
-            self.capture_since_peak(at);
+        if let Some(r) = self.rising.take() {
+            self.capture_since_peak(r.peak);
         }
         if let Some(c) = self.capture.take() {
             let end = c.endpointer.finish();
@@ -490,16 +527,14 @@ impl Run {
             let rested = self
                 .last_wake
                 .is_none_or(|w| self.samples - w >= refractory);
-            if let Some((best, at, chunks)) = self.rising {
+            if let Some(rising) = self.rising.take() {
                 if self.capture.is_some() {
                     // Push-to-talk came first.
-                    self.rising = None;
-                } else if score > best && chunks < PEAK_CHUNKS {
-                    self.rising = Some((score, self.samples, chunks + 1));
-                    return Ok(true);
                 } else {
-                    self.rising = None;
-                    self.capture_since_peak(at);
+                    match rising.next(score, self.samples) {
+                        Ok(r) => self.rising = Some(r),
+                        Err(peak) => self.capture_since_peak(peak),
+                    }
                     return Ok(true);
                 }
             }
@@ -511,7 +546,7 @@ impl Run {
                 }) {
                     return Ok(false);
                 }
-                self.rising = Some((score, self.samples, 0));
+                self.rising = Some(Rising::new(score, self.samples));
                 return Ok(true);
             }
         }
@@ -726,6 +761,34 @@ fn fill(source: &mut dyn AudioSource, chunk: &mut [i16]) -> std::io::Result<usiz
 mod tests {
     use super::*;
     use std::io::Read;
+
+    /// Where the capture is placed from, for a run of scores from the crossing on (one per
+    /// chunk).
+    fn peak_of(scores: &[f32]) -> u64 {
+        let mut r = Rising::new(scores[0], CHUNK as u64);
+        for (i, &s) in scores.iter().enumerate().skip(1) {
+            match r.next(s, ((i + 1) * CHUNK) as u64) {
+                Ok(next) => r = next,
+                Err(peak) => return peak,
+            }
+        }
+        r.peak
+    }
+
+    #[test]
+    fn the_capture_is_placed_at_the_peak_not_where_a_saturated_score_creeps() {
+        // eSpeak NG's "hey cabin, set the temperature": crossing at 0.86, peak a chunk later.
+        assert_eq!(peak_of(&[0.8569, 0.9989, 0.9996, 0.8839]), 2 * CHUNK as u64);
+        // Piper's "hey cabin turn on the seat heating": saturated at the crossing; the
+        // thousandths after it came while "turn" was being said (regression: "turn" lost).
+        assert_eq!(
+            peak_of(&[0.9935, 0.9977, 0.9982, 0.9983, 0.43]),
+            CHUNK as u64
+        );
+        // A score that keeps rising is not waited for past PEAK_CHUNKS.
+        let climbing = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99];
+        assert_eq!(peak_of(&climbing), (PEAK_CHUNKS + 1) as u64 * CHUNK as u64);
+    }
 
     #[test]
     fn inputs_parse() {
