@@ -44,8 +44,51 @@ const SIGN_SYMBOLS: &[char] = &['-', '\u{2212}'];
 /// Words said before a number that make it negative. A sign symbol becomes the first of them.
 const SIGN_WORDS: &[&str] = &["minus", "negative"];
 
+/// A Han ideograph: Chinese is written without spaces, so each one is a word of its own and
+/// a template's characters meet the driver's whatever the spacing.
+fn is_han(c: char) -> bool {
+    matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2A6DF)
+}
+
+/// Words as written, joined as the script writes them: with a space, but none between two
+/// Han ideographs ("上海 虹桥" stays "上海虹桥").
+pub fn join_words<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    for w in words {
+        let glued = out.chars().last().is_some_and(is_han) && w.chars().next().is_some_and(is_han);
+        if !out.is_empty() && !glued {
+            out.push(' ');
+        }
+        out.push_str(w);
+    }
+    out
+}
+
+/// Full-width forms (Chinese input methods type "２１％" and "，") as their ASCII ones, and
+/// Han ideographs set apart by spaces.
+fn widen(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        let c = match c as u32 {
+            0xFF01..=0xFF5E => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            0x3000 => ' ',
+            0x3001 | 0x3002 => ' ',
+            _ => c,
+        };
+        if is_han(c) {
+            out.push(' ');
+            out.push(c);
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn split_words(text: &str) -> Vec<Word> {
     let mut words = Vec::new();
+    let text = widen(text);
     for chunk in text.split_whitespace() {
         // A sign that opens a written number is a word of its own: "-20" is "minus 20".
         let mut chars = chunk.chars();
@@ -331,6 +374,25 @@ pub fn format_number(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn han_characters_are_words_whatever_the_spacing_and_full_width_forms_are_ascii() {
+        let norms = |t: &str| tokenize(t).into_iter().map(|t| t.norm).collect::<Vec<_>>();
+        assert_eq!(norms("打开车内灯。"), ["打", "开", "车", "内", "灯"]);
+        assert_eq!(norms("打开 车内灯"), norms("打开车内灯"));
+        assert_eq!(
+            norms("音量调到５０％，谢谢"),
+            ["音", "量", "调", "到", "50", "percent", "谢", "谢"]
+        );
+        let raws: Vec<String> = tokenize("导航到上海 虹桥站 now")
+            .into_iter()
+            .map(|t| t.raw)
+            .collect();
+        assert_eq!(
+            join_words(raws.iter().map(String::as_str)),
+            "导航到上海虹桥站 now"
+        );
+    }
 
     fn norms(text: &str) -> Vec<String> {
         tokenize(text).into_iter().map(|t| t.norm).collect()

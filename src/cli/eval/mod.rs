@@ -3,6 +3,7 @@
 //! as the development set of real people's words: see [`families`]).
 
 mod families;
+mod split;
 
 use super::percentile;
 use anyhow::{bail, Context, Result};
@@ -40,14 +41,34 @@ pub struct Args {
     bus: Option<BusAddress>,
     #[command(flatten)]
     llm: super::LlmArg,
-    /// Also write every result as JSON here.
+    /// Also write every result as JSON here (not with `--half second`).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Only one half of the set, split per family with a fixed seed: `first` to work from,
+    /// `second` to measure on (its misses are not listed, so that it stays unread).
+    #[arg(long, value_enum)]
+    half: Option<split::Half>,
 }
 
 pub async fn exec(args: Args) -> Result<ExitCode> {
     let profile = Arc::new(Profile::load_or_default(args.profile.as_deref())?);
     let set = load(&args.file)?;
+    let set = match args.half {
+        None => set,
+        Some(half) => {
+            if half == split::Half::Second && args.json.is_some() {
+                bail!("--json lists every case; the second half is for measuring only, so it is not written");
+            }
+            let all = set.len();
+            let set = split::half(set, half);
+            eprintln!(
+                "eval: the {half} half, {} of {all} cases (split per family, seed {})",
+                set.len(),
+                split::SEED
+            );
+            set
+        }
+    };
     let families = Families::load(args.families.as_deref(), &profile)?;
     if let Some(c) = set
         .iter()
@@ -72,7 +93,7 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
     })
     .await;
     eprintln!();
-    super::print_out(&report(&results))?;
+    super::print_out(&report(&results, args.half != Some(split::Half::Second)))?;
     if let Some(path) = args.json {
         std::fs::write(&path, serde_json::to_string_pretty(&results)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -91,9 +112,12 @@ pub struct Case {
     /// A family label instead of route and intent ([`families`]).
     #[serde(default)]
     pub expect: Option<String>,
-    /// The source corpus's own label, kept for the report.
-    #[serde(default)]
+    /// The source corpus's own label, kept for the report (SLURP's or MASSIVE's).
+    #[serde(default, alias = "massive_intent")]
     pub slurp_intent: Option<String>,
+    /// The English original of a localised case (MASSIVE).
+    #[serde(default)]
+    pub en: Option<String>,
     /// The intent expected, or null for an answer with no action.
     #[serde(default)]
     pub intent: Option<String>,
@@ -112,6 +136,9 @@ fn model_route() -> Route {
 #[derive(Debug, Serialize)]
 pub struct CaseResult {
     pub text: String,
+    /// The English original of a localised case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub en: Option<String>,
     pub kind: String,
     pub expected: String,
     pub got: String,
@@ -200,6 +227,7 @@ pub async fn run(
         };
         results.push(CaseResult {
             text: case.text.clone(),
+            en: case.en.clone(),
             kind: case
                 .slurp_intent
                 .clone()
@@ -221,7 +249,8 @@ pub async fn run(
     results
 }
 
-pub fn report(results: &[CaseResult]) -> String {
+/// The figures, and each miss where `misses` (not for a held-out half).
+pub fn report(results: &[CaseResult], misses: bool) -> String {
     let mut out = String::new();
     let correct = results.iter().filter(|r| r.correct).count();
     let _ = writeln!(
@@ -236,7 +265,7 @@ pub fn report(results: &[CaseResult]) -> String {
         "actions on requests that are no car command: {}",
         unsafe_actions.len()
     );
-    for r in &unsafe_actions {
+    for r in unsafe_actions.iter().filter(|_| misses) {
         let _ = writeln!(out, "  {:?} -> {}", r.text, r.got);
     }
     let commands: Vec<&CaseResult> = results.iter().filter(|r| r.command).collect();
@@ -326,6 +355,10 @@ pub fn report(results: &[CaseResult]) -> String {
             v.last().copied().unwrap_or(0.0)
         );
     }
+    if !misses {
+        let _ = writeln!(out, "\nmisses: not listed (a held-out half)");
+        return out;
+    }
     let _ = writeln!(out, "\nmisses:");
     for r in results.iter().filter(|r| !r.correct) {
         let _ = writeln!(
@@ -333,6 +366,9 @@ pub fn report(results: &[CaseResult]) -> String {
             "  {:?}: expected {}, got {} {:?}",
             r.text, r.expected, r.got, r.slots
         );
+        if let Some(en) = &r.en {
+            let _ = writeln!(out, "    (en: {en:?})");
+        }
     }
     out
 }

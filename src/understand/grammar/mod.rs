@@ -6,7 +6,7 @@
 
 use crate::profile::template::{Element, Template};
 use crate::profile::{Profile, SlotType, SlotValue, SPEAKER};
-use crate::text::{tokenize, Token};
+use crate::text::{join_words, tokenize, Token};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -402,8 +402,7 @@ impl Matcher {
     pub fn core_words(&self, text: &str) -> String {
         let tokens = tokenize(text);
         let core = self.strip_fillers(&tokens);
-        let words: Vec<&str> = core.iter().map(|t| t.raw.as_str()).collect();
-        words.join(" ")
+        join_words(core.iter().map(|t| t.raw.as_str()))
     }
 
     fn strip_fillers<'t>(&self, mut toks: &'t [Token]) -> &'t [Token] {
@@ -518,13 +517,7 @@ fn try_slot<R>(
             }
             (1..=(*max_words).min(toks.len())).find_map(|n| {
                 f(
-                    SlotValue::Text(
-                        toks[..n]
-                            .iter()
-                            .map(|t| t.raw.as_str())
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                    ),
+                    SlotValue::Text(join_words(toks[..n].iter().map(|t| t.raw.as_str()))),
                     n,
                 )
             })
