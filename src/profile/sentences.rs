@@ -4,7 +4,7 @@
 
 use crate::profile::template::Element;
 use crate::profile::{Profile, SlotType};
-use crate::text::format_number;
+use crate::text::{format_number, join_words};
 
 /// One sentence per template expansion of every intent, each slot filled with a value of its
 /// type (first enum synonym, mid-range number, "Alex" for text), paired with the intent index.
@@ -83,10 +83,14 @@ fn render_with(profile: &Profile, expansion: &[Element], fill: Fill) -> String {
         .map(|el| match el {
             Element::Literal(w) => w.clone(),
             Element::Slot(s) => match (&profile.slot_types[&s.type_name], fill) {
-                (SlotType::Enum { values, .. }, Fill::Variant(n)) => {
-                    values[n % values.len()].synonyms[0].join(" ")
+                (SlotType::Enum { values, .. }, Fill::Variant(n)) => join_words(
+                    values[n % values.len()].synonyms[0]
+                        .iter()
+                        .map(String::as_str),
+                ),
+                (SlotType::Enum { values, .. }, _) => {
+                    join_words(values[0].synonyms[0].iter().map(String::as_str))
                 }
-                (SlotType::Enum { values, .. }, _) => values[0].synonyms[0].join(" "),
                 (SlotType::Text { .. }, Fill::Example) => "Alex".to_string(),
                 (SlotType::Text { .. }, Fill::Variant(_)) => {
                     format!("a {}", s.type_name.replace('_', " "))
@@ -99,5 +103,5 @@ fn render_with(profile: &Profile, expansion: &[Element], fill: Fill) -> String {
             },
         })
         .collect();
-    words.join(" ")
+    join_words(words.iter().map(String::as_str))
 }

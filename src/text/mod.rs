@@ -6,4 +6,4 @@ mod sentences;
 mod tokens;
 
 pub use sentences::{pieces, take_phrases, take_sentences};
-pub use tokens::{format_number, join_words, tokenize, Token};
+pub use tokens::{format_number, is_han, join_words, tokenize, Token};

@@ -46,7 +46,7 @@ const SIGN_WORDS: &[&str] = &["minus", "negative"];
 
 /// A Han ideograph: Chinese is written without spaces, so each one is a word of its own and
 /// a template's characters meet the driver's whatever the spacing.
-fn is_han(c: char) -> bool {
+pub fn is_han(c: char) -> bool {
     matches!(c as u32, 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2A6DF)
 }
 

@@ -478,10 +478,9 @@ const NOT_COMMANDS: [&str; 4] = [
 fn minilm_shortlist(p: &Profile, cache: Option<IndexCache>) -> Option<Shortlist> {
     let model = installed(MINILM)?;
     let tokenizer = installed("minilm-l6-v2-tokenizer")?;
-    Some(Shortlist::onnx(
+    Some(Shortlist::local(
         p,
-        &model,
-        &tokenizer,
+        move || Embedder::load(&model, &tokenizer),
         EmbeddingModel::named(MINILM).unwrap(),
         cache,
     ))

@@ -145,6 +145,9 @@ pub struct CaseResult {
     pub correct: bool,
     /// An action on the car for a request that is no car command.
     pub unsafe_action: bool,
+    /// Why the reply should not have been spoken (tool syntax, another language, …), if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flaw: Option<&'static str>,
     /// A vehicle command (family-labelled sets), for the share decided without the LLM.
     pub command: bool,
     pub route: Route,
@@ -234,6 +237,11 @@ pub async fn run(
                 .unwrap_or_else(|| case.kind.clone()),
             correct,
             unsafe_action: no_command && acted,
+            flaw: cabin::understand::brain::answer_flaw(
+                &case.text,
+                &outcome.reply,
+                &profile.language,
+            ),
             command: !no_command,
             expected,
             got,
@@ -267,6 +275,17 @@ pub fn report(results: &[CaseResult], misses: bool) -> String {
     );
     for r in unsafe_actions.iter().filter(|_| misses) {
         let _ = writeln!(out, "  {:?} -> {}", r.text, r.got);
+    }
+    let flawed: Vec<&CaseResult> = results.iter().filter(|r| r.flaw.is_some()).collect();
+    let _ = writeln!(out, "replies that fail the answer check: {}", flawed.len());
+    for r in flawed.iter().filter(|_| misses) {
+        let _ = writeln!(
+            out,
+            "  {:?} -> {:?} ({})",
+            r.text,
+            r.reply,
+            r.flaw.unwrap_or_default()
+        );
     }
     let commands: Vec<&CaseResult> = results.iter().filter(|r| r.command).collect();
     if !commands.is_empty() {

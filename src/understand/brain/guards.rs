@@ -100,6 +100,60 @@ pub(super) fn shows_prompt(text: &str) -> bool {
     placeholder || text.contains("->")
 }
 
+/// Whether `text` writes out a tool call or code rather than saying words: braces, brackets,
+/// `"key":`, or an identifier (`media_volume_up`, `media.mute`). The small model sometimes
+/// speaks its call ("jsonrpc {"name": …") instead of making it.
+pub(super) fn shows_tool_syntax(text: &str) -> bool {
+    if text.contains(['{', '}', '[', ']']) || text.contains("\":") {
+        return true;
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let snake = chars
+        .windows(3)
+        .any(|w| w[1] == '_' && w[0].is_alphanumeric() && w[2].is_alphanumeric());
+    // "media.mute", not "e.g." or "A.C." or "21.5".
+    let lower = |w: &[char]| w.iter().all(char::is_ascii_lowercase);
+    let dotted = chars
+        .windows(5)
+        .any(|w| w[2] == '.' && lower(&w[..2]) && lower(&w[3..]));
+    snake || dotted
+}
+
+/// Whether `text` is in another script than the profile's `language` writes: Latin words
+/// outweighing the Han characters of a Chinese answer, or Han characters in a Latin-script
+/// one. (Which Latin-script language it is, is not told apart here.)
+pub(super) fn foreign_script(text: &str, language: &str) -> bool {
+    let han = text.chars().filter(|c| crate::text::is_han(*c)).count();
+    let latin = text.chars().filter(char::is_ascii_alphabetic).count();
+    if language.starts_with("zh") {
+        // A Latin name or two ("FM", "Cabin") is Chinese too.
+        latin > 12 && latin > han
+    } else {
+        han > 0
+    }
+}
+
+/// Why an `answer` to `request` must not be spoken in a profile of `language`, if it must not:
+/// markup, tool syntax, pieces of the prompt, a recital of the instructions, the request said
+/// back as a command, or another script. `cabin eval` counts the replies this rejects.
+pub fn answer_flaw(request: &str, answer: &str, language: &str) -> Option<&'static str> {
+    if answer.contains(['*', '#', '`', '|']) {
+        Some("markup")
+    } else if shows_tool_syntax(answer) {
+        Some("tool syntax")
+    } else if shows_prompt(answer) {
+        Some("prompt pieces")
+    } else if recites_instructions(answer) {
+        Some("instructions recited")
+    } else if echoes(request, answer) {
+        Some("the request said back")
+    } else if foreign_script(answer, language) {
+        Some("another language")
+    } else {
+        None
+    }
+}
+
 /// At most `max` words, as a profile's own replies are: whole sentences while they fit, and
 /// the first sentence cut at `max` words if it alone is longer. A driver hears every word.
 pub(super) fn within_words(text: &str, max: usize) -> String {

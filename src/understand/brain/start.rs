@@ -7,7 +7,7 @@ use crate::runtime::models::ModelError;
 use crate::runtime::worker::{LlmWorker, Worker, WorkerSpec};
 use crate::understand::brain::decide::Brain;
 use crate::understand::brain::prompt::{system_prompt, tools};
-use crate::understand::shortlist::{EmbeddingModel, IndexCache, Runs, Shortlist};
+use crate::understand::shortlist::{Embedder, EmbeddingModel, IndexCache, Runs, Shortlist};
 use std::sync::Arc;
 
 /// Where the local model route comes from (`cabin run --llm`, `$CABIN_LLM`).
@@ -85,7 +85,16 @@ pub(super) fn shortlist(profile: &Profile) -> Option<Shortlist> {
                     &format!("{name}-tokenizer"),
                     "intent shortlist tokenizer",
                 )?;
-                Shortlist::onnx(profile, &path, &tokenizer, model, cache)
+                Shortlist::local(
+                    profile,
+                    move || Embedder::load(&path, &tokenizer),
+                    model,
+                    cache,
+                )
+            }
+            Runs::E5 => {
+                let sha256 = crate::runtime::models::find(name)?.sha256;
+                Shortlist::local(profile, move || Embedder::e5(&path, sha256), model, cache)
             }
             Runs::Worker => Shortlist::remote(
                 profile,

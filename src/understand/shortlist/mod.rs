@@ -21,9 +21,9 @@ pub use index::{
 
 use crate::profile::Profile;
 use crate::runtime::llm::{ChatClient, LlmError};
+use crate::runtime::onnx::OnnxError;
 use crate::runtime::worker::{Worker, WorkerState};
 use index::{embed_all, BATCH};
-use std::path::Path;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -73,23 +73,23 @@ pub struct Shortlist {
 }
 
 impl Shortlist {
-    /// Starts loading an ONNX `model` (such as `minilm-l6-v2`) and building the index on a
-    /// thread of its own; the index is cached in `cache` where one is given.
-    pub fn onnx(
+    /// Starts loading an in-process model (`load`: MiniLM on ONNX Runtime, or e5) and
+    /// building the index on a thread of its own; the index is cached in `cache` where one is
+    /// given.
+    pub fn local(
         profile: &Profile,
-        model: &Path,
-        tokenizer: &Path,
+        load: impl FnOnce() -> Result<Embedder, OnnxError> + Send + 'static,
         spec: EmbeddingModel,
         cache: Option<IndexCache>,
     ) -> Shortlist {
         let (jobs, rx) = mpsc::channel::<(String, VectorReply)>();
         let (built_tx, index) = tokio::sync::watch::channel(None);
-        let (profile, model, tokenizer) = (profile.clone(), model.to_owned(), tokenizer.to_owned());
+        let profile = profile.clone();
         let thread = std::thread::Builder::new()
             .name("cabin-shortlist".into())
             .spawn(move || {
                 let started = std::time::Instant::now();
-                let mut embedder = Embedder::load(&model, &tokenizer).map_err(|e| e.to_string());
+                let mut embedder = load().map_err(|e| e.to_string());
                 let texts = intent_texts(&profile);
                 let vectors = match (
                     &mut embedder,

@@ -8,7 +8,8 @@ use crate::runtime::llm::{ms, ChatClient, Completion, LlmError};
 use crate::runtime::worker::{LlmWorker, WorkerState};
 use crate::understand::brain::cloud::{cloud_client, probe, redact, Cloud};
 use crate::understand::brain::guards::{
-    asks_a_question, echoes, recites_instructions, shows_prompt, spoken, within_words,
+    asks_a_question, echoes, foreign_script, recites_instructions, shows_prompt, shows_tool_syntax,
+    spoken, within_words,
 };
 use crate::understand::brain::prompt::{system_prompt, tool_name, tools};
 use crate::understand::grammar::Matcher;
@@ -73,6 +74,8 @@ pub struct Brain {
     /// left tyre"), and the intents with a text slot ("how do I get to the station").
     question_tools: BTreeSet<String>,
     directions: Directions,
+    /// The profile's language: an answer in another script is not spoken.
+    language: String,
 }
 
 /// An intent's refinements, each with the slot types (name and type) only it takes.
@@ -162,6 +165,7 @@ impl Brain {
             shortlist,
             text_slots,
             directions: Directions::new(profile, &commands),
+            language: profile.language.clone(),
             commands,
             tools_by_index: profile.intents.iter().map(|i| tool_name(&i.name)).collect(),
             plains: plains(&refinements),
@@ -505,7 +509,7 @@ impl Brain {
         // instructions recited, or the request said back: what was said so far, the cloud's
         // answer, or that Cabin can't do it; never the tool's name, the prompt, or a command
         // as if done.
-        let unfit = garbled || echoes(text, rest);
+        let unfit = garbled || echoes(text, rest) || foreign_script(rest, &self.language);
         if unfit {
             tracing::info!(
                 "the local model named a tool it was not offered, recited its instructions or said the request back; not speaking it"
@@ -585,7 +589,8 @@ impl Brain {
                     garbled = named.is_none()
                         && (self.named_tool(&words, None).is_some()
                             || recites_instructions(&words)
-                            || shows_prompt(&words));
+                            || shows_prompt(&words)
+                            || shows_tool_syntax(&words));
                     if named.is_some() || garbled {
                         return false;
                     }
@@ -600,7 +605,9 @@ impl Brain {
                             if command.is_some() {
                                 return false;
                             }
-                            if echoes(request, &sentence) {
+                            if echoes(request, &sentence)
+                                || foreign_script(&sentence, &self.language)
+                            {
                                 garbled = true;
                                 return false;
                             }

@@ -225,6 +225,42 @@ fn an_answer_that_is_an_offered_command_is_that_call() {
 }
 
 #[test]
+fn tool_syntax_and_another_script_fail_the_answer_check() {
+    use crate::understand::brain::guards::answer_flaw;
+    for (said, flaw) in [
+        (
+            r#"jsonrpc {"name": "media-volume_up", "arguments": {}}"#,
+            "tool syntax",
+        ),
+        ("Calling media_volume_up now.", "tool syntax"),
+        ("I will use media.mute for that.", "tool syntax"),
+        ("**Sure!** Here you go.", "markup"),
+    ] {
+        assert_eq!(answer_flaw("turn it up", said, "en"), Some(flaw), "{said}");
+    }
+    // The profile's language decides the script.
+    assert_eq!(
+        answer_flaw(
+            "讲个笑话",
+            "Sure, here is a joke about a chicken crossing the road.",
+            "zh-CN"
+        ),
+        Some("another language")
+    );
+    assert_eq!(
+        answer_flaw("tell me a joke", "好的", "en"),
+        Some("another language")
+    );
+    for (said, language) in [
+        ("It is 21.5 degrees inside, and the A.C. is on.", "en"),
+        ("好的，已为你播放 FM 93.7。", "zh-CN"),
+        ("Baik, saya putar radio sekarang.", "id"),
+    ] {
+        assert_eq!(answer_flaw("what is it", said, language), None, "{said}");
+    }
+}
+
+#[test]
 fn pieces_of_the_prompt_are_never_spoken() {
     use crate::understand::brain::guards::shows_prompt;
     for said in [
