@@ -16,6 +16,7 @@ mod fastpath;
 mod fuzz;
 mod hybrid;
 mod integrator;
+mod languages;
 mod layers;
 mod listen;
 mod llm;
