@@ -11,7 +11,7 @@ mod words;
 use crate::act::vehicle::{fill, Failure, ResolvedAction, VehicleBus};
 use crate::profile::dbus_value::ArgValue;
 use crate::profile::{Intent, Lack, Profile, SlotType, SlotValue, SPEAKER};
-use crate::text::{format_number, tokenize};
+use crate::text::format_number;
 use crate::understand::brain::{Brain, Thought};
 use crate::understand::dialog::objects::Objects;
 use crate::understand::dialog::words::{
@@ -28,9 +28,9 @@ pub use words::yes_or_no;
 /// The most characters of a number a question about a bare value says back.
 const FRAGMENT_NUMBER_CHARS: usize = 8;
 
-/// The normalised words of `text`.
-fn norms(text: &str) -> Vec<String> {
-    tokenize(text).into_iter().map(|t| t.norm).collect()
+/// The normalised words of `text`, numbers read in the profile language's words.
+fn norms(matcher: &Matcher, text: &str) -> Vec<String> {
+    matcher.tokenize(text).into_iter().map(|t| t.norm).collect()
 }
 
 /// The profile, its compiled grammar, and the vehicle bus.
@@ -131,23 +131,25 @@ impl Assistant {
         // The fast-path match, computed once by whichever step needs it first.
         let mut matched = None;
         match context.pending.take() {
-            Some(Pending::Confirm { intent, slots }) => match yes_or_no(text) {
-                Some(true) => {
-                    return self
-                        .act(&mut t, Route::Fast, intent, slots, context, go_ahead)
-                        .await
+            Some(Pending::Confirm { intent, slots }) => {
+                match yes_or_no(text, &self.profile.lexicon, &self.profile.persona.name) {
+                    Some(true) => {
+                        return self
+                            .act(&mut t, Route::Fast, intent, slots, context, go_ahead)
+                            .await
+                    }
+                    Some(false) => {
+                        let mut outcome = self.outcome(&t, Route::Fast, Some(intent), &slots);
+                        outcome.reply = CONFIRM_CANCELLED_REPLY.into();
+                        return Turn {
+                            outcome,
+                            context: Context::default(),
+                            follow_up: false,
+                        };
+                    }
+                    None => {} // something else entirely: handle it as a new request
                 }
-                Some(false) => {
-                    let mut outcome = self.outcome(&t, Route::Fast, Some(intent), &slots);
-                    outcome.reply = CONFIRM_CANCELLED_REPLY.into();
-                    return Turn {
-                        outcome,
-                        context: Context::default(),
-                        follow_up: false,
-                    };
-                }
-                None => {} // something else entirely: handle it as a new request
-            },
+            }
             Some(Pending::Slot {
                 intent,
                 mut slots,
@@ -207,7 +209,7 @@ impl Assistant {
             t.understood = Some(ms(t.started.elapsed()));
             // The grammar may drop a word or two about what a command names ("the bedroom
             // lights"), but not one that names what the car lacks ("the fog lights").
-            let core = norms(&self.matcher.core_words(text));
+            let core = norms(&self.matcher, &self.matcher.core_words(text));
             if let Some(lack) = self.objects.unfounded(&core, m.intent) {
                 return Turn {
                     outcome: self.lacking(&t, Route::Fast, lack),
@@ -264,8 +266,8 @@ impl Assistant {
         // Something the car lacks, and nothing it has ("unlock the doors"): said so, before
         // any model can pick the nearest thing it has. A question about it is the model's.
         let core = self.matcher.core_words(text);
-        if !crate::understand::brain::asks_a_question(&core) {
-            if let Some(lack) = self.objects.lacked(&norms(&core)) {
+        if !crate::understand::brain::asks_a_question(&core, &self.profile.lexicon.questions) {
+            if let Some(lack) = self.objects.lacked(&norms(&self.matcher, &core)) {
                 t.understood = Some(ms(t.started.elapsed()));
                 return Turn {
                     outcome: self.lacking(&t, Route::Fast, lack),
@@ -427,7 +429,7 @@ impl Assistant {
             return decline(&t, format!("no intent named '{intent}'"));
         };
         // The nearest intent to a request for something the car lacks is not what was asked.
-        let core = norms(&self.matcher.core_words(text));
+        let core = norms(&self.matcher, &self.matcher.core_words(text));
         if let Some(lack) = self.objects.unfounded(&core, index) {
             tracing::info!(%intent, "the words name the {}, which it does not act on", lack.name);
             return Turn {

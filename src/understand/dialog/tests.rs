@@ -261,13 +261,25 @@ async fn model_proposals_are_validated_like_matches() {
 #[test]
 fn yes_and_no() {
     for y in ["yes", "Yeah.", "sure", "yes please", "go ahead", "OK"] {
-        assert_eq!(yes_or_no(y), Some(true), "{y}");
+        assert_eq!(
+            yes_or_no(y, crate::text::Lexicon::english(), "Cabin"),
+            Some(true),
+            "{y}"
+        );
     }
     for n in ["no", "No thanks", "cancel", "never mind", "don't"] {
-        assert_eq!(yes_or_no(n), Some(false), "{n}");
+        assert_eq!(
+            yes_or_no(n, crate::text::Lexicon::english(), "Cabin"),
+            Some(false),
+            "{n}"
+        );
     }
     for other in ["yes and open the window", "maybe", "call Mum"] {
-        assert_eq!(yes_or_no(other), None, "{other}");
+        assert_eq!(
+            yes_or_no(other, crate::text::Lexicon::english(), "Cabin"),
+            None,
+            "{other}"
+        );
     }
 }
 

@@ -210,7 +210,12 @@ impl Brain {
         // switched the climate on, "go to sleep" drove home), and none was a command it got
         // right but a read or a call.
         let leans_to_talk = ranking.is_some_and(|r| r.classified.intent.is_none());
-        if leans_to_talk || asks_a_question(&self.commands.core_words(text)) {
+        if leans_to_talk
+            || asks_a_question(
+                &self.commands.core_words(text),
+                &self.commands.lexicon().questions,
+            )
+        {
             return self.for_a_question(choice, offered);
         }
         (choice, offered)
@@ -505,7 +510,7 @@ impl Brain {
         // instructions recited, or the request said back: what was said so far, the cloud's
         // answer, or that Cabin can't do it; never the tool's name, the prompt, or a command
         // as if done.
-        let unfit = garbled || echoes(text, rest);
+        let unfit = garbled || echoes(text, rest, &self.commands.lexicon().echo.fillers);
         if unfit {
             tracing::info!(
                 "the local model named a tool it was not offered, recited its instructions or said the request back; not speaking it"
@@ -600,7 +605,7 @@ impl Brain {
                             if command.is_some() {
                                 return false;
                             }
-                            if echoes(request, &sentence) {
+                            if echoes(request, &sentence, &self.commands.lexicon().echo.fillers) {
                                 garbled = true;
                                 return false;
                             }
@@ -631,7 +636,9 @@ impl Brain {
     /// refinement's own values are not counted: unsaid, the call is the plainer intent's.
     fn invented(&self, text: &str, tool: &str, arguments: &str) -> Option<String> {
         let args: Map<String, Value> = serde_json::from_str(arguments).ok()?;
-        let said: Vec<String> = crate::text::tokenize(text)
+        let said: Vec<String> = self
+            .commands
+            .tokenize(text)
             .into_iter()
             .map(|t| t.norm)
             .collect();
@@ -639,7 +646,9 @@ impl Brain {
             args.get(slot.as_str())
                 .and_then(Value::as_str)
                 .is_some_and(|value| {
-                    !crate::text::tokenize(value)
+                    !self
+                        .commands
+                        .tokenize(value)
                         .iter()
                         .any(|word| said.contains(&word.norm))
                 })

@@ -446,6 +446,7 @@ fn a_pick_of_one_of_two_opposites_follows_the_direction_the_words_say() {
 #[test]
 fn questions_are_told_from_requests_by_their_first_words() {
     use crate::understand::brain::guards::asks_a_question;
+    let english = crate::text::Lexicon::english();
     for q in [
         "why is the sky blue",
         "What's the speed of light?",
@@ -453,7 +454,7 @@ fn questions_are_told_from_requests_by_their_first_words() {
         "how far away is the moon",
         "does it rain",
     ] {
-        assert!(asks_a_question(q), "{q}");
+        assert!(asks_a_question(q, &english.questions), "{q}");
     }
     for r in [
         "turn on the lights",
@@ -463,7 +464,7 @@ fn questions_are_told_from_requests_by_their_first_words() {
         "play something",
         "",
     ] {
-        assert!(!asks_a_question(r), "{r}");
+        assert!(!asks_a_question(r, &english.questions), "{r}");
     }
 }
 
