@@ -73,6 +73,7 @@ pub struct Fillers {
 pub struct References {
     pub determiners: Vec<String>,
     pub speaker: Vec<String>,
+    pub speaker_spoken: String,
     pub not_names: Vec<String>,
 }
 

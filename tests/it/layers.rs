@@ -438,9 +438,14 @@ fn word_tests(code: &str) -> Vec<(usize, String)> {
         {
             continue;
         }
-        let compared = ["==", "!=", "Some(", "|", "matches!("]
+        // `|` between two patterns (`"oh" | "o"`), not a closure's (`|_| "it stopped"`).
+        let alternative = before
+            .strip_suffix('|')
+            .is_some_and(|b| b.trim_end().ends_with('"'));
+        let compared = ["==", "!=", "Some(", "matches!("]
             .iter()
             .any(|b| before.ends_with(b))
+            || alternative
             || ["==", "=>", "|"].iter().any(|a| after.starts_with(a));
         let looked_for = [
             "contains(",
@@ -506,6 +511,7 @@ fn the_word_scan_finds_lists_and_comparisons() {
         "const YES: &[&str] = &[\"yes\", \"do it\"];\n",
         "if w == \"too\" || matches!(x, \"oh\" | \"o\") {}\n",
         "let v = m[\"content\"]; let r = Some(\"it failed\".into()); f(\"auto\", 2);\n",
+        "x.map_err(|_| \"the thread has stopped\")?;\n",
         "// \"comment\"\n",
         "match w { \"ten\" => 10, _ => 0 }; w.ends_with(\"er\");\n",
     ));

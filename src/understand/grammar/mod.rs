@@ -154,7 +154,8 @@ impl Matcher {
                         if *zones {
                             for words in &lexicon.references.speaker {
                                 let toks = norms(words);
-                                synonyms.push((SPEAKER.to_string(), "your".to_string(), toks));
+                                let spoken = lexicon.references.speaker_spoken.clone();
+                                synonyms.push((SPEAKER.to_string(), spoken, toks));
                             }
                         }
                         SlotMatcher::Enum(synonyms)
