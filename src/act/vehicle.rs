@@ -5,6 +5,7 @@ use crate::act::safety::{parse_gear, DrivingState};
 use crate::profile::dbus_value::{speak_variant, ArgValue};
 use crate::profile::{Action, ActionKind, ArgSource, SlotValue, StateSource};
 use crate::runtime::bus::BusAddress;
+use crate::text::lexicon::Replies;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -42,14 +43,15 @@ pub enum Failure {
 
 impl Failure {
     /// A short spoken reply naming the device ("I couldn't reach the climate control.").
-    pub fn reply(&self, target: &str) -> String {
-        match self {
+    pub fn reply(&self, target: &str, replies: &Replies) -> String {
+        let template = match self {
             Failure::BusDown(_) | Failure::Unreachable(_) | Failure::Impostor { .. } => {
-                format!("Sorry, I couldn't reach {target}.")
+                &replies.unreachable
             }
-            Failure::Timeout(_) => format!("Sorry, {target} didn't answer in time."),
-            Failure::Refused { .. } => format!("Sorry, {target} couldn't do that."),
-        }
+            Failure::Timeout(_) => &replies.timeout,
+            Failure::Refused { .. } => &replies.refused,
+        };
+        template.replace("{target}", target)
     }
 
     /// The detail for logs: a service's error message may name people or places, so only

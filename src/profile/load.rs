@@ -47,6 +47,7 @@ impl Profile {
             file,
             text,
             errors: Vec::new(),
+            lexicon: crate::text::Lexicon::english().clone(),
         }
         .profile(raw)
     }

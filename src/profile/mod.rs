@@ -16,7 +16,9 @@ pub use error::{LoadError, ProfileError};
 pub use intents::*;
 pub use sections::*;
 
+use crate::text::Lexicon;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The profile compiled into the binary, used when no `--profile` is given.
 pub const DEFAULT_PROFILE_TOML: &str = include_str!("../../profiles/default.toml");
@@ -34,6 +36,8 @@ pub struct Profile {
     pub file: String,
     pub name: String,
     pub language: String,
+    /// The words of `language` the code reads sentences by, shared by every stage.
+    pub lexicon: Arc<Lexicon>,
     pub description: String,
     pub persona: Persona,
     pub models: Models,

@@ -79,6 +79,8 @@ pub struct RawSmallTalk {
 pub struct RawMeta {
     pub name: String,
     pub language: Spanned<String>,
+    /// A lexicon file of the OEM's own, in place of the one shipped for `language`.
+    pub lexicon: Option<Spanned<String>>,
     #[serde(default)]
     pub description: String,
 }

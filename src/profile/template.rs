@@ -4,7 +4,7 @@
 //! name, `{name:type}` a slot of another type. Templates expand into plain sequences once, at
 //! load time; matching then never parses anything.
 
-use crate::text::tokenize;
+use crate::text::{tokenize, tokenize_with, Lexicon, NumberWords};
 
 /// A parsed template.
 #[derive(Debug, Clone)]
@@ -103,10 +103,15 @@ impl Template {
         out
     }
 
-    /// All plain sequences the template stands for.
+    /// All plain sequences the template stands for, numbers read in English words.
     pub fn expand(&self) -> Result<Vec<Vec<Element>>, TemplateError> {
-        let out = expand_seq(&self.seq)?;
-        Ok(out)
+        self.expand_with(&Lexicon::english().numbers)
+    }
+
+    /// All plain sequences the template stands for, numbers read in the words of `numbers`
+    /// (the profile's language), as the driver's words are.
+    pub fn expand_with(&self, numbers: &NumberWords) -> Result<Vec<Vec<Element>>, TemplateError> {
+        expand_seq(&self.seq, numbers)
     }
 }
 
@@ -144,11 +149,11 @@ fn collect_slots(seq: &[Node], out: &mut Vec<SlotRef>) {
     }
 }
 
-fn expand_seq(seq: &[Node]) -> Result<Vec<Vec<Element>>, TemplateError> {
+fn expand_seq(seq: &[Node], numbers: &NumberWords) -> Result<Vec<Vec<Element>>, TemplateError> {
     let mut acc: Vec<Vec<Element>> = vec![Vec::new()];
     for node in seq {
         let options: Vec<Vec<Element>> = match node {
-            Node::Word(w) => vec![tokenize(w)
+            Node::Word(w) => vec![tokenize_with(w, numbers)
                 .into_iter()
                 .map(|t| Element::Literal(t.norm))
                 .collect()],
@@ -159,7 +164,7 @@ fn expand_seq(seq: &[Node]) -> Result<Vec<Vec<Element>>, TemplateError> {
                     opts.push(Vec::new());
                 }
                 for alt in alts {
-                    opts.extend(expand_seq(alt)?);
+                    opts.extend(expand_seq(alt, numbers)?);
                 }
                 opts
             }

@@ -744,7 +744,7 @@ fn model_names_are_catalogue_models_of_their_kind() {
     assert_one_error(
         &with("shortlist = \"nomic-embed-text\""),
         "models.shortlist",
-        "'nomic-embed-text' is not an intent shortlist model (known: minilm-l6-v2, nomic-embed-text-v1.5)",
+        "'nomic-embed-text' is not an intent shortlist model (known: minilm-l6-v2, multilingual-e5-small, nomic-embed-text-v1.5)",
     );
     // A model of another kind is no better than an unknown one.
     assert_one_error(
@@ -860,4 +860,53 @@ fn examples_negatives_and_silent_small_talk_are_checked() {
         "classifier.negatives[0]",
         "template syntax",
     );
+}
+
+#[test]
+fn the_language_picks_a_shipped_lexicon_and_an_unknown_one_names_the_fix() {
+    let zh = Profile::parse(
+        &BASE.replace("language = \"en\"", "language = \"zh-CN\""),
+        "zh.toml",
+    )
+    .unwrap();
+    assert!(zh.lexicon.answers.yes.contains(&"好".to_string()));
+    let en = Profile::parse(BASE, "en.toml").unwrap();
+    assert_eq!(*en.lexicon, *crate::text::Lexicon::english());
+    let errs = errors(&BASE.replace("language = \"en\"", "language = \"de\""));
+    let e = errs.iter().find(|e| e.field == "profile.language").unwrap();
+    assert!(e.problem.contains("'de'"), "{e}");
+    assert!(
+        e.fix.contains("\"zh-CN\"") && e.fix.contains("lexicon ="),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_oem_lexicon_file_overrides_the_shipped_one() {
+    let dir = std::env::temp_dir().join(format!("cabin-lexicon-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let en = crate::text::lexicon::SHIPPED[0].1;
+    std::fs::write(dir.join("mine.toml"), en.replace("\"kindly\"", "\"pray\"")).unwrap();
+    std::fs::write(dir.join("bad.toml"), en.replace("\"kindly\"", "\"Kindly\"")).unwrap();
+    let with = |file: &str| {
+        BASE.replace(
+            "language = \"en\"",
+            &format!("language = \"en-GB\"\nlexicon = \"{file}\""),
+        )
+    };
+    let profile_file = dir.join("profile.toml").display().to_string();
+    let p = Profile::parse(&with("mine.toml"), &profile_file).unwrap();
+    assert!(p.lexicon.fillers.leading.contains(&"pray".to_string()));
+    for (file, problem) in [
+        ("bad.toml", "fillers.leading"),
+        ("none.toml", "cannot read"),
+    ] {
+        let Err(LoadError::Invalid(errs)) = Profile::parse(&with(file), &profile_file) else {
+            panic!("{file} should not load");
+        };
+        assert_eq!(errs[0].field, "profile.lexicon");
+        assert!(errs[0].problem.contains(problem), "{}", errs[0]);
+        assert_eq!(errs[0].line, Some(5));
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,6 +1,8 @@
 //! Text normalisation shared by templates and utterances: both go through the same
 //! tokenizer so that a template literal and a spoken word always compare equal.
 
+use super::lexicon::{Lexicon, NumberWords};
+
 /// One normalised word of an utterance or template.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Token {
@@ -26,9 +28,15 @@ impl Token {
 /// removed ("what's" → "whats"), "%" → "percent", "°"/"°C" → "degrees", and spoken
 /// numbers folded into one number token ("twenty one and a half" → 21.5), with their sign
 /// ("minus twenty", "-20" and "−20" are -20).
+/// English number words: for text read where no profile is at hand.
 pub fn tokenize(text: &str) -> Vec<Token> {
-    let words = split_words(text);
-    fold_numbers(&words)
+    tokenize_with(text, &Lexicon::english().numbers)
+}
+
+/// [`tokenize`] with the number words of a profile's language.
+pub fn tokenize_with(text: &str, numbers: &NumberWords) -> Vec<Token> {
+    let words = split_words(text, numbers);
+    fold_numbers(&words, numbers)
 }
 
 /// A word before number folding: its normalised and its original spelling.
@@ -40,9 +48,6 @@ struct Word {
 /// The symbols that make a number negative when they open it ("-20", "−3"); elsewhere a
 /// hyphen joins words ("rear-left").
 const SIGN_SYMBOLS: &[char] = &['-', '\u{2212}'];
-
-/// Words said before a number that make it negative. A sign symbol becomes the first of them.
-const SIGN_WORDS: &[&str] = &["minus", "negative"];
 
 /// A Han ideograph: Chinese is written without spaces, so each one is a word of its own and
 /// a template's characters meet the driver's whatever the spacing.
@@ -86,7 +91,8 @@ fn widen(text: &str) -> String {
     out
 }
 
-fn split_words(text: &str) -> Vec<Word> {
+/// The words of `text`; a sign symbol becomes the first of the sign words of `numbers`.
+fn split_words(text: &str, numbers: &NumberWords) -> Vec<Word> {
     let mut words = Vec::new();
     let text = widen(text);
     for chunk in text.split_whitespace() {
@@ -95,7 +101,7 @@ fn split_words(text: &str) -> Vec<Word> {
         let chunk = match (chars.next(), chars.clone().next()) {
             (Some(sign), Some(next)) if SIGN_SYMBOLS.contains(&sign) && next.is_ascii_digit() => {
                 words.push(Word {
-                    norm: SIGN_WORDS[0].to_string(),
+                    norm: numbers.signs[0].clone(),
                     raw: sign.to_string(),
                 });
                 chars.as_str()
@@ -149,63 +155,11 @@ fn is_written_number(s: &str) -> bool {
         && t.parse::<f64>().is_ok()
 }
 
-fn unit_value(w: &str) -> Option<u64> {
-    Some(match w {
-        "zero" => 0,
-        "one" => 1,
-        "two" => 2,
-        "three" => 3,
-        "four" => 4,
-        "five" => 5,
-        "six" => 6,
-        "seven" => 7,
-        "eight" => 8,
-        "nine" => 9,
-        _ => return None,
-    })
-}
-
-fn teen_value(w: &str) -> Option<u64> {
-    Some(match w {
-        "ten" => 10,
-        "eleven" => 11,
-        "twelve" => 12,
-        "thirteen" => 13,
-        "fourteen" => 14,
-        "fifteen" => 15,
-        "sixteen" => 16,
-        "seventeen" => 17,
-        "eighteen" => 18,
-        "nineteen" => 19,
-        _ => return None,
-    })
-}
-
-fn tens_value(w: &str) -> Option<u64> {
-    Some(match w {
-        "twenty" => 20,
-        "thirty" => 30,
-        "forty" => 40,
-        "fifty" => 50,
-        "sixty" => 60,
-        "seventy" => 70,
-        "eighty" => 80,
-        "ninety" => 90,
-        _ => return None,
-    })
-}
-
-fn is_number_word(w: &str) -> bool {
-    unit_value(w).is_some()
-        || teen_value(w).is_some()
-        || tens_value(w).is_some()
-        || matches!(w, "hundred" | "thousand")
-}
-
-/// Reads the longest spoken or written number starting at `words[start]`.
-/// Returns the value and how many words it used.
-fn read_number(words: &[Word], start: usize) -> Option<(f64, usize)> {
+/// Reads the longest spoken or written number starting at `words[start]`, in the words of
+/// `n`. Returns the value and how many words it used.
+fn read_number(words: &[Word], start: usize, n: &NumberWords) -> Option<(f64, usize)> {
     let w = |i: usize| words.get(i).map(|x| x.norm.as_str());
+    let is = |list: &[String], i: usize| w(i).is_some_and(|x| NumberWords::is(list, x));
     let mut i = start;
     let whole: f64 = if let Some(first) = w(i).filter(|s| is_written_number(s)) {
         i += 1;
@@ -216,43 +170,67 @@ fn read_number(words: &[Word], start: usize) -> Option<(f64, usize)> {
         let mut chunk: u64 = 0;
         let mut last_end = start; // index after the last word that completed a valid number
         let mut seen = false;
+        // The last word made tens of a digit ("二十", "十"): a digit may follow.
+        let mut after_ten = false;
         // "a hundred", "a thousand"
-        if w(i) == Some("a") && matches!(w(i + 1), Some("hundred" | "thousand")) {
+        if is(&n.article, i) && (is(&n.hundred, i + 1) || is(&n.thousand, i + 1)) {
             chunk = 1;
             i += 1;
         }
         while let Some(word) = w(i) {
             let tail = chunk % 100;
-            if let Some(u) = unit_value(word) {
+            let mut ten_said = false;
+            if let Some(u) = n.unit(word) {
                 // After a tens word ("twenty one") or at the start of a chunk.
-                let after_tens = tail >= 20 && tail.is_multiple_of(10);
+                let after_tens = (tail >= 20 && tail.is_multiple_of(10)) || after_ten;
                 if !(tail == 0 && !(seen && chunk == 0 && total == 0) || after_tens) {
                     break;
                 }
                 chunk += u;
-            } else if let Some(t) = teen_value(word).or_else(|| tens_value(word)) {
+            } else if let Some(t) = n.tens(word) {
                 if tail != 0 || (seen && chunk == 0 && total == 0) {
                     break;
                 }
                 chunk += t;
-            } else if word == "hundred" {
+            } else if NumberWords::is(&n.times_ten, word) {
+                // "二十" (the digit before, as tens) or "十" alone (ten).
+                if tail >= 10 || (seen && chunk == 0 && total == 0) {
+                    break;
+                }
+                chunk += if tail == 0 { 10 } else { tail * 9 };
+                ten_said = true;
+            } else if NumberWords::is(&n.plus_ten, word) {
+                // "dua belas": the digit before, plus ten.
+                if !(1..=9).contains(&tail) {
+                    break;
+                }
+                chunk += 10;
+            } else if NumberWords::is(&n.hundred, word) {
                 if !(1..=9).contains(&chunk) {
                     break;
                 }
                 chunk *= 100;
-            } else if word == "thousand" {
+            } else if NumberWords::is(&n.one_hundred, word) {
+                if chunk != 0 || (seen && total == 0) {
+                    break;
+                }
+                chunk = 100;
+            } else if NumberWords::is(&n.thousand, word) {
                 if chunk == 0 || total != 0 {
                     break;
                 }
                 total = chunk * 1000;
                 chunk = 0;
-            } else if word == "and"
+            } else if NumberWords::is(&n.one_thousand, word) {
+                if seen {
+                    break;
+                }
+                total = 1000;
+            } else if NumberWords::is(&n.and, word)
                 && seen
                 && chunk.is_multiple_of(100)
                 && (chunk >= 100 || total > 0)
-                && w(i + 1).is_some_and(|n| {
-                    unit_value(n).is_some() || teen_value(n).is_some() || tens_value(n).is_some()
-                })
+                && w(i + 1).is_some_and(|x| n.unit(x).is_some() || n.tens(x).is_some())
             {
                 // "one hundred and five"
                 i += 1;
@@ -260,6 +238,7 @@ fn read_number(words: &[Word], start: usize) -> Option<(f64, usize)> {
             } else {
                 break;
             }
+            after_ten = ten_said;
             seen = true;
             i += 1;
             last_end = i;
@@ -272,14 +251,14 @@ fn read_number(words: &[Word], start: usize) -> Option<(f64, usize)> {
     };
 
     let mut value = whole;
-    // Fractions: "point five", "and a half", "and a quarter", "a half".
-    if w(i) == Some("point") {
+    // Fractions: "point five", "and a half", "and a quarter".
+    if is(&n.point, i) {
         let mut digits = String::new();
         let mut j = i + 1;
         while let Some(d) = w(j) {
-            if let Some(u) = unit_value(d) {
+            if let Some(u) = n.unit(d) {
                 digits.push(char::from(b'0' + u as u8));
-            } else if d == "oh" {
+            } else if NumberWords::is(&n.zero_after_point, d) {
                 digits.push('0');
             } else if d.chars().all(|c| c.is_ascii_digit()) && digits.is_empty() {
                 digits.push_str(d);
@@ -294,43 +273,35 @@ fn read_number(words: &[Word], start: usize) -> Option<(f64, usize)> {
             value += format!("0.{digits}").parse::<f64>().unwrap_or(0.0);
             i = j;
         }
-    } else {
-        let frac = |k: usize| match w(k) {
-            Some("half") => Some(0.5),
-            Some("quarter") => Some(0.25),
-            _ => None,
-        };
-        if w(i) == Some("and") && w(i + 1) == Some("a") {
-            if let Some(f) = frac(i + 2) {
-                value += f;
-                i += 3;
-            }
+    } else if is(&n.and, i) && is(&n.article, i + 1) {
+        if let Some(f) = w(i + 2).and_then(|x| n.fractions.get(x)) {
+            value += f;
+            i += 3;
         }
     }
     Some((value, i - start))
 }
 
 /// Whether a number may start at `words[i]`.
-fn starts_number(words: &[Word], i: usize) -> bool {
+fn starts_number(words: &[Word], i: usize, n: &NumberWords) -> bool {
+    let is =
+        |list: &[String], k: usize| words.get(k).is_some_and(|x| NumberWords::is(list, &x.norm));
     is_written_number(&words[i].norm)
-        || is_number_word(&words[i].norm)
-        || (words[i].norm == "a"
-            && words
-                .get(i + 1)
-                .is_some_and(|n| n.norm == "hundred" || n.norm == "thousand"))
+        || n.starts(&words[i].norm)
+        || (is(&n.article, i) && (is(&n.hundred, i + 1) || is(&n.thousand, i + 1)))
 }
 
-fn fold_numbers(words: &[Word]) -> Vec<Token> {
+fn fold_numbers(words: &[Word], n: &NumberWords) -> Vec<Token> {
     let mut out = Vec::with_capacity(words.len());
     let mut i = 0;
     while i < words.len() {
         // A sign word before a number is part of it.
-        let signed = SIGN_WORDS.contains(&words[i].norm.as_str())
+        let signed = NumberWords::is(&n.signs, &words[i].norm)
             && i + 1 < words.len()
-            && starts_number(words, i + 1);
+            && starts_number(words, i + 1, n);
         let start = i + usize::from(signed);
-        if starts_number(words, start) {
-            if let Some((value, used)) = read_number(words, start) {
+        if starts_number(words, start, n) {
+            if let Some((value, used)) = read_number(words, start, n) {
                 if used > 0 {
                     let digits = words[start..start + used]
                         .iter()
@@ -464,6 +435,42 @@ mod tests {
         assert_eq!(norms("twenty-one"), ["21"]);
         assert_eq!(norms("- 20"), ["20"]);
         assert_eq!(norms("minus the tax"), ["minus", "the", "tax"]);
+    }
+
+    /// The number words are the lexicon's: Chinese numerals arrive one character a token.
+    #[test]
+    fn chinese_and_indonesian_numbers_fold_in_their_own_words() {
+        let read = |text: &str, language: &str| -> Vec<String> {
+            let lexicon = Lexicon::shipped(language).unwrap();
+            tokenize_with(text, &lexicon.numbers)
+                .into_iter()
+                .map(|t| t.norm)
+                .collect()
+        };
+        for (text, want) in [
+            ("二十一度", vec!["21", "度"]),
+            ("九十三点七", vec!["93.7"]),
+            ("十一", vec!["11"]),
+            ("一百零五", vec!["105"]),
+            ("两千三百", vec!["2300"]),
+            ("负五", vec!["-5"]),
+            ("调到 22 度", vec!["调", "到", "22", "度"]),
+        ] {
+            assert_eq!(read(text, "zh-CN"), want, "{text}");
+        }
+        for (text, want) in [
+            ("dua puluh satu derajat", vec!["21", "derajat"]),
+            ("sebelas", vec!["11"]),
+            ("dua belas", vec!["12"]),
+            ("seratus dua puluh", vec!["120"]),
+            ("dua ratus lima", vec!["205"]),
+            ("seribu", vec!["1000"]),
+            ("sembilan puluh tiga koma tujuh", vec!["93.7"]),
+        ] {
+            assert_eq!(read(text, "id"), want, "{text}");
+        }
+        // English words are no numbers to another language.
+        assert_eq!(read("twenty one", "id"), ["twenty", "one"]);
     }
 
     #[test]

@@ -107,13 +107,3 @@ pub struct Turn {
     pub context: Context,
     pub follow_up: bool,
 }
-
-pub const DECLINE_REPLY: &str = "Sorry, I can't do that yet.";
-/// The question for a bare value whose number or name is not worth saying back.
-pub const FRAGMENT_REPLY: &str = "What would you like me to do with that?";
-pub const CONFIRM_CANCELLED_REPLY: &str = "OK, I won't.";
-pub const GIVE_UP_REPLY: &str = "Sorry, I didn't catch that. Let's leave it for now.";
-pub const UNKNOWN_SEAT_REPLY: &str =
-    "Sorry, I don't know where you're sitting. Which seat do you mean?";
-/// The reply while no model is available.
-pub const UNAVAILABLE_REPLY: &str = "Sorry, I can only help with the car's controls right now.";

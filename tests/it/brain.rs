@@ -8,10 +8,15 @@ use cabin::profile::Profile;
 use cabin::runtime::llm::ChatClient;
 use cabin::runtime::worker::LlmWorker;
 use cabin::understand::brain::{Brain, Thought};
-use cabin::understand::turn::{Route, DECLINE_REPLY};
+use cabin::understand::turn::Route;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+
+/// The English profile's reply for what Cabin can't do.
+fn decline() -> &'static str {
+    &cabin::text::Lexicon::english().replies.decline
+}
 
 type Requests = Arc<Mutex<Vec<Value>>>;
 
@@ -137,7 +142,7 @@ async fn an_answer_naming_a_tool_it_may_not_call_is_not_spoken() {
             "Call the navigation-navigate_to function with the argument home.",
         )],
     ]);
-    let spoken = answers_drive_me(&brain, DECLINE_REPLY).await;
+    let spoken = answers_drive_me(&brain, decline()).await;
     assert!(spoken.is_empty(), "{spoken:?}");
 }
 
@@ -157,7 +162,7 @@ async fn an_answer_reciting_the_instructions_is_not_spoken() {
         vec![said("your words are spoken while driving, so one or two")],
         vec![said("Your words matter. Say them again while driving.")],
     ]);
-    assert!(answers_drive_me(&brain, DECLINE_REPLY).await.is_empty());
+    assert!(answers_drive_me(&brain, decline()).await.is_empty());
     answers_drive_me(&brain, "Your words matter. Say them again while driving.").await;
 }
 
@@ -178,7 +183,7 @@ async fn a_request_said_back_is_not_spoken_as_if_done() {
         let (brain, _) = scripted_brain(vec![vec![said(answer)]]);
         assert_eq!(
             answer_to(&brain, request).await,
-            (local(DECLINE_REPLY), vec![]),
+            (local(decline()), vec![]),
             "{answer}"
         );
     }
@@ -278,7 +283,7 @@ async fn the_clouds_answer_is_capped_in_words_and_bytes() {
         thought,
         Thought::Answer {
             route: Route::LocalLlm,
-            text: DECLINE_REPLY.into()
+            text: decline().into()
         }
     );
 }

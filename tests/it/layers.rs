@@ -328,3 +328,193 @@ fn the_parser_finds_paths_and_groups() {
         ]
     );
 }
+
+/// Strings the understanding code may compare words with: none is a word of a language.
+/// Each is (file under `src/`, literal); "*" for a whole file.
+const NOT_LANGUAGE: &[(&str, &str)] = &[
+    // `--llm auto|off|<url>`, the cloud's URL scheme.
+    ("understand/brain/start.rs", "auto"),
+    ("understand/brain/start.rs", "off"),
+    ("understand/brain/cloud.rs", "https"),
+    // A reply's placeholder and the tool-choice mode of the OpenAI API.
+    ("understand/brain/decide/mod.rs", "result"),
+    ("understand/brain/decide/mod.rs", "required"),
+    // Abbreviations that do not end a sentence of a reply: the reply's language, not the
+    // driver's (a lexicon section once replies are localised).
+    ("text/sentences.rs", "*"),
+];
+
+/// The code of a file with its string literals kept, comments and its test module left out.
+fn code_with_strings(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '/' if chars.peek() == Some(&'/') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        out.push('\n');
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                out.push('"');
+                let mut escaped = false;
+                for c in chars.by_ref() {
+                    out.push(c);
+                    if escaped {
+                        escaped = false;
+                    } else if c == '\\' {
+                        escaped = true;
+                    } else if c == '"' {
+                        break;
+                    }
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    match out.find("#[cfg(test)]\nmod tests {") {
+        Some(i) => out[..i].to_string(),
+        None => out,
+    }
+}
+
+/// The lower-case word literals that `code` tests words with, each with its line: in a list
+/// (`&["yes", "yeah"]`), compared (`w == "too"`, `matches!(w, "oh" | "o")`, `Some("half")`,
+/// `"ten" => 10`) or looked for (`ends_with("er")`). Values built from one (`"ok".into()`)
+/// are replies, not tests.
+fn word_tests(code: &str) -> Vec<(usize, String)> {
+    let is_word = |lit: &str| {
+        lit.chars().next().is_some_and(char::is_alphabetic)
+            && lit
+                .chars()
+                .all(|c| c.is_alphabetic() || c == ' ' || c == '\'')
+            && !lit.chars().any(char::is_uppercase)
+    };
+    // The innermost bracket open before `at`, and what comes before it.
+    let opener = |at: usize| {
+        let mut depth = 0i32;
+        for (i, c) in code[..at].char_indices().rev() {
+            match c {
+                ')' | ']' | '}' => depth += 1,
+                '(' | '[' | '{' if depth > 0 => depth -= 1,
+                '(' | '[' | '{' => return Some((c, code[..i].trim_end().chars().last())),
+                _ => {}
+            }
+        }
+        None
+    };
+    let mut out = Vec::new();
+    let mut rest = code;
+    let mut offset = 0;
+    while let Some(start) = rest.find('"') {
+        let body_start = start + 1;
+        let mut end = body_start;
+        let mut escaped = false;
+        for (i, c) in rest[body_start..].char_indices() {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                end = body_start + i;
+                break;
+            }
+        }
+        let lit = &rest[body_start..end];
+        let (at, after_at) = (offset + start, offset + end + 1);
+        rest = &rest[end + 1..];
+        offset = after_at;
+        if !is_word(lit) {
+            continue;
+        }
+        let before = code[..at].trim_end();
+        let after = code[after_at..].trim_start();
+        if [".into()", ".to_string()", ".to_owned()"]
+            .iter()
+            .any(|b| after.starts_with(b))
+        {
+            continue;
+        }
+        // `|` between two patterns (`"oh" | "o"`), not a closure's (`|_| "it stopped"`).
+        let alternative = before
+            .strip_suffix('|')
+            .is_some_and(|b| b.trim_end().ends_with('"'));
+        let compared = ["==", "!=", "Some(", "matches!("]
+            .iter()
+            .any(|b| before.ends_with(b))
+            || alternative
+            || ["==", "=>", "|"].iter().any(|a| after.starts_with(a));
+        let looked_for = [
+            "contains(",
+            "ends_with(",
+            "starts_with(",
+            "strip_suffix(",
+            "strip_prefix(",
+        ]
+        .iter()
+        .any(|b| before.ends_with(b));
+        // An array of strings, not an index into JSON (`m["content"]`).
+        let listed = (before.ends_with('[') || before.ends_with(','))
+            && (after.starts_with(',') || after.starts_with(']'))
+            && opener(at).is_some_and(|(bracket, prev)| {
+                bracket == '['
+                    && !prev
+                        .is_some_and(|p| p.is_alphanumeric() || p == '_' || p == ']' || p == ')')
+            });
+        if compared || looked_for || listed {
+            out.push((code[..at].matches('\n').count() + 1, lit.to_string()));
+        }
+    }
+    out
+}
+
+/// Natural-language words live in `lexicons/*.toml`, one file per language; the code that
+/// reads the driver's words (`understand/`, `text/`) takes them from the profile's lexicon,
+/// never from a list or comparison of its own, or another language could not be added as data.
+#[test]
+fn no_word_lists_in_the_code() {
+    let root = src();
+    let mut found = Vec::new();
+    for (module, file) in modules() {
+        if !matches!(module[0].as_str(), "understand" | "text") {
+            continue;
+        }
+        let rel = file
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (line, lit) in word_tests(&code_with_strings(&text)) {
+            let allowed = NOT_LANGUAGE
+                .iter()
+                .any(|(f, l)| *f == rel && (*l == "*" || *l == lit));
+            if !allowed {
+                found.push(format!("src/{rel}:{line}: \"{lit}\""));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "words of a language in the code (move them to a lexicons/*.toml section, or add a \
+         string that is no word to NOT_LANGUAGE):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_word_scan_finds_lists_and_comparisons() {
+    let code = code_with_strings(concat!(
+        "const YES: &[&str] = &[\"yes\", \"do it\"];\n",
+        "if w == \"too\" || matches!(x, \"oh\" | \"o\") {}\n",
+        "let v = m[\"content\"]; let r = Some(\"it failed\".into()); f(\"auto\", 2);\n",
+        "x.map_err(|_| \"the thread has stopped\")?;\n",
+        "// \"comment\"\n",
+        "match w { \"ten\" => 10, _ => 0 }; w.ends_with(\"er\");\n",
+    ));
+    let found: Vec<String> = word_tests(&code).into_iter().map(|(_, w)| w).collect();
+    assert_eq!(found, ["yes", "do it", "too", "oh", "o", "ten", "er"]);
+}

@@ -240,7 +240,7 @@ pub async fn run(
             flaw: cabin::understand::brain::answer_flaw(
                 &case.text,
                 &outcome.reply,
-                &profile.language,
+                &profile.lexicon,
             ),
             command: !no_command,
             expected,

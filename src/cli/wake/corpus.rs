@@ -316,13 +316,13 @@ pub fn vocabulary(sentences: &[String]) -> Vec<String> {
 /// confirmation and error replies with its slots filled by each of their values (numbers at
 /// their ends and middle, a name for free text), small talk, and the stock replies.
 pub fn replies(profile: &Profile) -> Vec<String> {
-    use cabin::understand::turn as stock;
+    let stock = &profile.lexicon.replies;
     let mut out: Vec<String> = vec![
-        stock::DECLINE_REPLY.into(),
-        stock::CONFIRM_CANCELLED_REPLY.into(),
-        stock::GIVE_UP_REPLY.into(),
-        stock::UNKNOWN_SEAT_REPLY.into(),
-        stock::UNAVAILABLE_REPLY.into(),
+        stock.decline.clone(),
+        stock.confirm_cancelled.clone(),
+        stock.give_up.clone(),
+        stock.unknown_seat.clone(),
+        stock.unavailable.clone(),
     ];
     out.extend(profile.small_talk.iter().map(|t| t.reply.clone()));
     for intent in &profile.intents {

@@ -19,7 +19,6 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// What Cabin says when it has a command it can't transcribe.
-const CANT_HEAR: &str = "Sorry, I can't hear you right now.";
 
 struct CurrentTurn {
     id: u64,
@@ -331,7 +330,8 @@ impl EventLoop {
     /// Speech recognition failed or is down.
     async fn cant_hear(&mut self, why: String) {
         tracing::error!("speech recognition: {why}");
-        self.tell(Notification::Reply(CANT_HEAR.into())).await;
+        let reply = self.assistant.profile().lexicon.replies.cant_hear.clone();
+        self.tell(Notification::Reply(reply)).await;
         self.end_session().await;
         self.resume_audio();
     }

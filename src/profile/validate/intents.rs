@@ -135,7 +135,7 @@ impl Validator<'_> {
                             }
                         }
                     }
-                    match t.expand() {
+                    match t.expand_with(&self.lexicon.numbers) {
                         Ok(e) => expansions.extend(e),
                         Err(e) => self.error(here.clone(), &field, e.problem, &e.fix),
                     }

@@ -5,6 +5,7 @@
 mod actions;
 mod calls;
 mod intents;
+mod lexicon;
 mod settings;
 mod slots;
 
@@ -12,17 +13,18 @@ use crate::profile::error::{line_of, LoadError, ProfileError};
 use crate::profile::raw::RawProfile;
 use crate::profile::*;
 use crate::runtime::bus::BusAddress;
+use crate::text::Lexicon;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 use toml::Spanned;
-
-/// The languages Cabin understands (BCP 47 tags, as `[profile] language` names them).
-const LANGUAGES: &[&str] = &["en", "zh-CN", "id"];
 
 pub(super) struct Validator<'a> {
     pub(super) file: &'a str,
     pub(super) text: &'a str,
     pub(super) errors: Vec<ProfileError>,
+    /// The profile language's words, set first: templates and words are read in them.
+    pub(super) lexicon: Lexicon,
 }
 
 impl Validator<'_> {
@@ -67,17 +69,7 @@ impl Validator<'_> {
     }
 
     pub(super) fn profile(mut self, raw: RawProfile) -> Result<Profile, LoadError> {
-        if !LANGUAGES.contains(&raw.profile.language.get_ref().as_str()) {
-            self.error(
-                Some(raw.profile.language.span()),
-                "profile.language",
-                format!(
-                    "language '{}' is not supported yet",
-                    raw.profile.language.get_ref()
-                ),
-                &format!("use one of {}", LANGUAGES.join(", ")),
-            );
-        }
+        self.lexicon = self.language(&raw.profile);
         if raw.assistant.name.trim().is_empty() {
             self.error(
                 None,
@@ -194,6 +186,7 @@ impl Validator<'_> {
             file: self.file.to_string(),
             name: raw.profile.name,
             language: raw.profile.language.into_inner(),
+            lexicon: Arc::new(self.lexicon),
             description: raw.profile.description,
             persona: Persona {
                 name: raw.assistant.name,

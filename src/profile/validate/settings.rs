@@ -166,7 +166,7 @@ impl Validator<'_> {
                     ),
                     "write it out as people say it, or move it to sentences",
                 );
-            } else if crate::text::tokenize(sentence).is_empty() {
+            } else if crate::text::tokenize_with(sentence, &self.lexicon.numbers).is_empty() {
                 self.error(
                     here.clone(),
                     &format!("{field}[{i}]"),
@@ -239,7 +239,7 @@ impl Validator<'_> {
             }
             let mut words = Vec::new();
             for (i, w) in lack.words.iter().enumerate() {
-                let tokens: Vec<String> = crate::text::tokenize(w)
+                let tokens: Vec<String> = crate::text::tokenize_with(w, &self.lexicon.numbers)
                     .into_iter()
                     .map(|t| t.norm)
                     .collect();
@@ -324,7 +324,7 @@ impl Validator<'_> {
                         format!("\"{sentence}\" has a slot, but small talk takes none"),
                         "remove the slot, or make this an intent",
                     ),
-                    Ok(t) => match t.expand() {
+                    Ok(t) => match t.expand_with(&self.lexicon.numbers) {
                         Ok(_) => sentences.push(t),
                         Err(e) => self.error(
                             here.clone(),

@@ -3,7 +3,7 @@
 use super::Validator;
 use crate::profile::raw::RawSlotType;
 use crate::profile::*;
-use crate::text::tokenize;
+use crate::text::tokenize_with;
 use std::collections::BTreeMap;
 
 impl Validator<'_> {
@@ -43,7 +43,10 @@ impl Validator<'_> {
                 for (key, synonyms) in values {
                     let mut toks = Vec::new();
                     for syn in synonyms {
-                        let t: Vec<String> = tokenize(syn).into_iter().map(|t| t.norm).collect();
+                        let t: Vec<String> = tokenize_with(syn, &self.lexicon.numbers)
+                            .into_iter()
+                            .map(|t| t.norm)
+                            .collect();
                         if t.is_empty() {
                             self.error(
                                 Some(span.clone()),
@@ -120,8 +123,10 @@ impl Validator<'_> {
                         continue;
                     };
                     for phrase in phrases {
-                        let toks: Vec<String> =
-                            tokenize(phrase).into_iter().map(|t| t.norm).collect();
+                        let toks: Vec<String> = tokenize_with(phrase, &self.lexicon.numbers)
+                            .into_iter()
+                            .map(|t| t.norm)
+                            .collect();
                         if toks.is_empty() {
                             self.error(
                                 Some(span.clone()),

@@ -1,6 +1,9 @@
 //! Guards on what a model says before it is spoken: no markup, no recital of the
 //! instructions, no echo of the request that sounds as if it were done.
 
+use crate::text::is_han;
+use crate::text::lexicon::Questions;
+use crate::text::{Lexicon, Script};
 use crate::understand::brain::prompt::INSTRUCTIONS;
 
 /// One spoken paragraph: no markup, no line breaks.
@@ -11,26 +14,37 @@ pub(super) fn spoken(text: &str) -> String {
         .join(" ")
 }
 
-/// The words of `s`, lower-cased, without punctuation (an apostrophe stays: "can't").
+/// The words of `s`, lower-cased, without punctuation (an apostrophe stays: "can't"); a Han
+/// ideograph is a word of its own, as it is to the tokenizer.
 pub(super) fn words(s: &str) -> Vec<String> {
-    s.split(|c: char| !c.is_alphanumeric() && c != '\'')
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
+    let mut out = Vec::new();
+    let mut word = String::new();
+    for c in s.chars() {
+        if (c.is_alphanumeric() && !is_han(c)) || c == '\'' {
+            word.push(c);
+            continue;
+        }
+        if !word.is_empty() {
+            out.push(word.to_lowercase());
+            word.clear();
+        }
+        if is_han(c) {
+            out.push(c.to_string());
+        }
+    }
+    if !word.is_empty() {
+        out.push(word.to_lowercase());
+    }
+    out
 }
-
-/// Words that say nothing of their own in an answer that repeats the driver ([`echoes`]).
-pub(super) const ECHO_FILLERS: &[&str] = &[
-    "a", "an", "the", "my", "your", "me", "you", "i", "to", "for", "of", "on", "in", "at", "and",
-    "is", "it", "this", "that", "please", "now", "all", "some", "with", "up", "down",
-];
 
 /// Whether a sentence of `answer` is the driver's `request` said back as a command: given
 /// "send twenty euros to my brother", a small model answers "send twenty euros to my brother."
 /// or "set alarm for six tomorrow." for "set an alarm for six tomorrow". Spoken, that sounds as
 /// if Cabin had done it. Such a sentence starts with the request's first word, has two words or
-/// more, and none of its own (a plural aside); a question is not one.
-pub(super) fn echoes(request: &str, answer: &str) -> bool {
+/// more, and none of its own (a plural aside) but `fillers`, which say nothing of their own;
+/// a question is not one.
+pub(super) fn echoes(request: &str, answer: &str, fillers: &[String]) -> bool {
     fn stem(w: &str) -> &str {
         w.strip_suffix('s').filter(|s| s.len() > 2).unwrap_or(w)
     }
@@ -45,29 +59,29 @@ pub(super) fn echoes(request: &str, answer: &str) -> bool {
         .any(|said| {
             said.len() >= 2
                 && said[0] == *first
-                && said.iter().all(|w| {
-                    ECHO_FILLERS.contains(&w.as_str()) || request.iter().any(|r| stem(r) == stem(w))
-                })
+                && said
+                    .iter()
+                    .all(|w| fillers.contains(w) || request.iter().any(|r| stem(r) == stem(w)))
         })
 }
 
-/// Words that open a question rather than a command.
-const QUESTION_WORDS: &[&str] = &[
-    "why", "what", "what's", "whats", "how", "how's", "hows", "who", "who's", "whose", "when",
-    "where", "where's", "which", "does", "did",
-];
-
 /// Whether `core` (the driver's words without the polite and addressing ones around them)
-/// asks something: it opens with a question word ("why is the sky blue", "what's the speed of
-/// light") or with "do you" ("do you like music"). Suggestions ("how about some music", "what
-/// about the radio") and "do you mind …" are requests, not questions.
-pub fn asks_a_question(core: &str) -> bool {
-    match words(core).as_slice() {
-        [first, second, ..] if (first == "how" || first == "what") && second == "about" => false,
-        [first, second, third, ..] if first == "do" && second == "you" => third != "mind",
-        [first, ..] => QUESTION_WORDS.contains(&first.as_str()),
-        [] => false,
+/// asks something: it opens with one of the lexicon's question openers ("why is the sky
+/// blue", "what's the speed of light"; an opener of several words only with more after it: "do
+/// you like music") or ends with a question ending (Chinese 吗). Suggestions and requests that
+/// open like a question ("how about some music", "do you mind …") are not questions.
+pub fn asks_a_question(core: &str, questions: &Questions) -> bool {
+    let said = words(core);
+    let opens = |phrase: &String, more_after_many: bool| {
+        let p = words(phrase);
+        let more = usize::from(more_after_many && p.len() > 1);
+        !p.is_empty() && said.len() >= p.len() + more && said.starts_with(&p)
+    };
+    if questions.requests.iter().any(|r| opens(r, false)) {
+        return false;
     }
+    questions.openers.iter().any(|o| opens(o, true))
+        || said.last().is_some_and(|w| questions.endings.contains(w))
 }
 
 /// How many words in a row of [`INSTRUCTIONS`] make an answer a recital of them.
@@ -119,24 +133,40 @@ pub(super) fn shows_tool_syntax(text: &str) -> bool {
     snake || dotted
 }
 
-/// Whether `text` is in another script than the profile's `language` writes: Latin words
-/// outweighing the Han characters of a Chinese answer, or Han characters in a Latin-script
-/// one. (Which Latin-script language it is, is not told apart here.)
-pub(super) fn foreign_script(text: &str, language: &str) -> bool {
-    let han = text.chars().filter(|c| crate::text::is_han(*c)).count();
+/// Whether `text` is in another script than the profile's language writes (its lexicon's
+/// `script`): Latin words outweighing the Han characters of a Chinese answer, or Han
+/// characters in a Latin-script one. (Which Latin-script language it is, is not told apart.)
+pub(super) fn foreign_script(text: &str, script: Script) -> bool {
+    let han = text.chars().filter(|c| is_han(*c)).count();
     let latin = text.chars().filter(char::is_ascii_alphabetic).count();
-    if language.starts_with("zh") {
+    match script {
         // A Latin name or two ("FM", "Cabin") is Chinese too.
-        latin > 12 && latin > han
-    } else {
-        han > 0
+        Script::Han => latin > 12 && latin > han,
+        Script::Latin => han > 0,
     }
 }
 
-/// Why an `answer` to `request` must not be spoken in a profile of `language`, if it must not:
-/// markup, tool syntax, pieces of the prompt, a recital of the instructions, the request said
-/// back as a command, or another script. `cabin eval` counts the replies this rejects.
-pub fn answer_flaw(request: &str, answer: &str, language: &str) -> Option<&'static str> {
+/// Whether `text` is in another language of the same script: more of its words are common
+/// words of another shipped lexicon than of the profile's own (an English "I'm sorry, but I
+/// can't assist with that." from an Indonesian profile's model).
+pub(super) fn foreign_words(text: &str, lexicon: &Lexicon) -> bool {
+    let said = words(text);
+    let hits = |l: &Lexicon| said.iter().filter(|w| l.common.contains(w)).count();
+    let own = hits(lexicon);
+    Lexicon::all_shipped()
+        .iter()
+        .filter(|l| l.script == lexicon.script && l.common != lexicon.common)
+        .any(|l| {
+            let other = hits(l);
+            other >= 2 && other > own
+        })
+}
+
+/// Why an `answer` to `request` must not be spoken in a profile of language `lexicon`, if it
+/// must not: markup, tool syntax, pieces of the prompt, a recital of the instructions, the
+/// request said back as a command, or another script. `cabin eval` counts the replies this
+/// rejects.
+pub fn answer_flaw(request: &str, answer: &str, lexicon: &Lexicon) -> Option<&'static str> {
     if answer.contains(['*', '#', '`', '|']) {
         Some("markup")
     } else if shows_tool_syntax(answer) {
@@ -145,9 +175,9 @@ pub fn answer_flaw(request: &str, answer: &str, language: &str) -> Option<&'stat
         Some("prompt pieces")
     } else if recites_instructions(answer) {
         Some("instructions recited")
-    } else if echoes(request, answer) {
+    } else if echoes(request, answer, &lexicon.echo.fillers) {
         Some("the request said back")
-    } else if foreign_script(answer, language) {
+    } else if foreign_script(answer, lexicon.script) || foreign_words(answer, lexicon) {
         Some("another language")
     } else {
         None

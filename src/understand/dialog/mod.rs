@@ -11,7 +11,7 @@ mod words;
 use crate::act::vehicle::{fill, Failure, ResolvedAction, VehicleBus};
 use crate::profile::dbus_value::ArgValue;
 use crate::profile::{Intent, Lack, Profile, SlotType, SlotValue, SPEAKER};
-use crate::text::{format_number, tokenize};
+use crate::text::format_number;
 use crate::understand::brain::{Brain, Thought};
 use crate::understand::dialog::objects::Objects;
 use crate::understand::dialog::words::{
@@ -28,9 +28,9 @@ pub use words::yes_or_no;
 /// The most characters of a number a question about a bare value says back.
 const FRAGMENT_NUMBER_CHARS: usize = 8;
 
-/// The normalised words of `text`.
-fn norms(text: &str) -> Vec<String> {
-    tokenize(text).into_iter().map(|t| t.norm).collect()
+/// The normalised words of `text`, numbers read in the profile language's words.
+fn norms(matcher: &Matcher, text: &str) -> Vec<String> {
+    matcher.tokenize(text).into_iter().map(|t| t.norm).collect()
 }
 
 /// The profile, its compiled grammar, and the vehicle bus.
@@ -131,23 +131,25 @@ impl Assistant {
         // The fast-path match, computed once by whichever step needs it first.
         let mut matched = None;
         match context.pending.take() {
-            Some(Pending::Confirm { intent, slots }) => match yes_or_no(text) {
-                Some(true) => {
-                    return self
-                        .act(&mut t, Route::Fast, intent, slots, context, go_ahead)
-                        .await
+            Some(Pending::Confirm { intent, slots }) => {
+                match yes_or_no(text, &self.profile.lexicon, &self.profile.persona.name) {
+                    Some(true) => {
+                        return self
+                            .act(&mut t, Route::Fast, intent, slots, context, go_ahead)
+                            .await
+                    }
+                    Some(false) => {
+                        let mut outcome = self.outcome(&t, Route::Fast, Some(intent), &slots);
+                        outcome.reply = self.profile.lexicon.replies.confirm_cancelled.clone();
+                        return Turn {
+                            outcome,
+                            context: Context::default(),
+                            follow_up: false,
+                        };
+                    }
+                    None => {} // something else entirely: handle it as a new request
                 }
-                Some(false) => {
-                    let mut outcome = self.outcome(&t, Route::Fast, Some(intent), &slots);
-                    outcome.reply = CONFIRM_CANCELLED_REPLY.into();
-                    return Turn {
-                        outcome,
-                        context: Context::default(),
-                        follow_up: false,
-                    };
-                }
-                None => {} // something else entirely: handle it as a new request
-            },
+            }
             Some(Pending::Slot {
                 intent,
                 mut slots,
@@ -171,7 +173,7 @@ impl Assistant {
                     let intent_ref = &self.profile.intents[intent];
                     let mut outcome = self.outcome(&t, Route::Fast, Some(intent), &slots);
                     if tries + 1 >= self.profile.dialog.max_clarifications {
-                        outcome.reply = GIVE_UP_REPLY.into();
+                        outcome.reply = self.profile.lexicon.replies.give_up.clone();
                         return Turn {
                             outcome,
                             context: Context {
@@ -207,7 +209,7 @@ impl Assistant {
             t.understood = Some(ms(t.started.elapsed()));
             // The grammar may drop a word or two about what a command names ("the bedroom
             // lights"), but not one that names what the car lacks ("the fog lights").
-            let core = norms(&self.matcher.core_words(text));
+            let core = norms(&self.matcher, &self.matcher.core_words(text));
             if let Some(lack) = self.objects.unfounded(&core, m.intent) {
                 return Turn {
                     outcome: self.lacking(&t, Route::Fast, lack),
@@ -264,8 +266,8 @@ impl Assistant {
         // Something the car lacks, and nothing it has ("unlock the doors"): said so, before
         // any model can pick the nearest thing it has. A question about it is the model's.
         let core = self.matcher.core_words(text);
-        if !crate::understand::brain::asks_a_question(&core) {
-            if let Some(lack) = self.objects.lacked(&norms(&core)) {
+        if !crate::understand::brain::asks_a_question(&core, &self.profile.lexicon.questions) {
+            if let Some(lack) = self.objects.lacked(&norms(&self.matcher, &core)) {
                 t.understood = Some(ms(t.started.elapsed()));
                 return Turn {
                     outcome: self.lacking(&t, Route::Fast, lack),
@@ -281,7 +283,7 @@ impl Assistant {
         }
         t.understood = Some(ms(t.started.elapsed()));
         let mut outcome = self.outcome(&t, Route::Decline, None, &BTreeMap::new());
-        outcome.reply = DECLINE_REPLY.into();
+        outcome.reply = self.profile.lexicon.replies.decline.clone();
         Turn {
             outcome,
             context,
@@ -355,7 +357,7 @@ impl Assistant {
             Thought::Unavailable { why } => {
                 tracing::warn!("no model route: {why}");
                 let mut outcome = self.outcome(t, Route::Decline, None, &BTreeMap::new());
-                outcome.reply = UNAVAILABLE_REPLY.into();
+                outcome.reply = self.profile.lexicon.replies.unavailable.clone();
                 Turn {
                     outcome,
                     context,
@@ -415,7 +417,7 @@ impl Assistant {
         let decline = |t: &TurnCtx, why: String| {
             tracing::warn!(route = ?route, "declined a proposed intent: {}", crate::runtime::logging::private(&why));
             let mut outcome = self.outcome(t, Route::Decline, None, &BTreeMap::new());
-            outcome.reply = DECLINE_REPLY.into();
+            outcome.reply = self.profile.lexicon.replies.decline.clone();
             outcome.refused = Some(why);
             Turn {
                 outcome,
@@ -427,7 +429,7 @@ impl Assistant {
             return decline(&t, format!("no intent named '{intent}'"));
         };
         // The nearest intent to a request for something the car lacks is not what was asked.
-        let core = norms(&self.matcher.core_words(text));
+        let core = norms(&self.matcher, &self.matcher.core_words(text));
         if let Some(lack) = self.objects.unfounded(&core, index) {
             tracing::info!(%intent, "the words name the {}, which it does not act on", lack.name);
             return Turn {
@@ -502,7 +504,7 @@ impl Assistant {
             let Some(question) = intent.ask.get(name) else {
                 // Only a "my" that no known seat could resolve gets here (validation makes every
                 // other needed slot captured, defaulted or asked for).
-                outcome.reply = UNKNOWN_SEAT_REPLY.into();
+                outcome.reply = self.profile.lexicon.replies.unknown_seat.clone();
                 return Turn {
                     outcome,
                     context,
@@ -594,7 +596,7 @@ impl Assistant {
                         name: String::new(),
                         message: String::new(),
                     }
-                    .reply(&action.target),
+                    .reply(&action.target, &self.profile.lexicon.replies),
                     _ => fill(reply, &slots),
                 };
                 (true, value.unwrap_or_else(|| "ok".into()))
@@ -605,7 +607,7 @@ impl Assistant {
                     Failure::Refused { name, .. } if intent.error_replies.contains_key(name) => {
                         fill(&intent.error_replies[name], &slots)
                     }
-                    _ => failure.reply(&action.target),
+                    _ => failure.reply(&action.target, &self.profile.lexicon.replies),
                 };
                 (false, failure.detail())
             }
@@ -714,12 +716,16 @@ impl Assistant {
         Some(match value {
             // A number said back only while short: "set to 20", not 300 digits.
             SlotValue::Number(n) if format_number(n).len() <= FRAGMENT_NUMBER_CHARS => {
-                format!("What would you like to set to {}?", format_number(n))
+                let replies = &self.profile.lexicon.replies;
+                replies
+                    .fragment_number
+                    .replace("{number}", &format_number(n))
             }
             SlotValue::Enum { key, spoken } if key != SPEAKER => {
-                format!("What would you like for the {spoken}?")
+                let replies = &self.profile.lexicon.replies;
+                replies.fragment_value.replace("{value}", &spoken)
             }
-            _ => FRAGMENT_REPLY.into(),
+            _ => self.profile.lexicon.replies.fragment.clone(),
         })
     }
 

@@ -5,6 +5,10 @@ use super::*;
 use crate::runtime::bus::BusAddress;
 use std::time::Duration;
 
+/// The English profile's own replies.
+static REPLIES: std::sync::LazyLock<crate::text::lexicon::Replies> =
+    std::sync::LazyLock::new(|| crate::text::Lexicon::english().replies.clone());
+
 fn assistant() -> Assistant {
     let bus = BusAddress::Address("unix:path=/nonexistent/cabin-test-bus".into());
     Assistant::new(
@@ -69,7 +73,7 @@ async fn unreachable_bus_gives_a_spoken_failure_not_an_error() {
 async fn declines_politely() {
     let t = say(&assistant(), "tell me a joke", None, Context::default()).await;
     assert_eq!(t.outcome.route, Route::Decline);
-    assert_eq!(t.outcome.reply, DECLINE_REPLY);
+    assert_eq!(t.outcome.reply, REPLIES.decline);
     assert!(t.outcome.intent.is_none() && t.outcome.action.is_none() && !t.follow_up);
 }
 
@@ -95,7 +99,7 @@ async fn clarification_gives_up_after_the_profile_limit() {
     assert_eq!(t.outcome.reply, "Sorry, which window?");
     assert!(t.follow_up);
     let t = say(&a, "banana", None, t.context).await;
-    assert_eq!(t.outcome.reply, GIVE_UP_REPLY);
+    assert_eq!(t.outcome.reply, REPLIES.give_up);
     assert!(!t.follow_up && t.context.pending.is_none());
 }
 
@@ -179,7 +183,7 @@ async fn confirmation_yes_no_and_something_else() {
     assert!(t.outcome.action.is_none() && t.follow_up);
 
     let no = say(&a, "no thanks", None, t.context.clone()).await;
-    assert_eq!(no.outcome.reply, CONFIRM_CANCELLED_REPLY);
+    assert_eq!(no.outcome.reply, REPLIES.confirm_cancelled);
     assert!(no.outcome.action.is_none() && !no.follow_up);
 
     let yes = say(&a, "yes please", None, t.context.clone()).await;
@@ -261,13 +265,25 @@ async fn model_proposals_are_validated_like_matches() {
 #[test]
 fn yes_and_no() {
     for y in ["yes", "Yeah.", "sure", "yes please", "go ahead", "OK"] {
-        assert_eq!(yes_or_no(y), Some(true), "{y}");
+        assert_eq!(
+            yes_or_no(y, crate::text::Lexicon::english(), "Cabin"),
+            Some(true),
+            "{y}"
+        );
     }
     for n in ["no", "No thanks", "cancel", "never mind", "don't"] {
-        assert_eq!(yes_or_no(n), Some(false), "{n}");
+        assert_eq!(
+            yes_or_no(n, crate::text::Lexicon::english(), "Cabin"),
+            Some(false),
+            "{n}"
+        );
     }
     for other in ["yes and open the window", "maybe", "call Mum"] {
-        assert_eq!(yes_or_no(other), None, "{other}");
+        assert_eq!(
+            yes_or_no(other, crate::text::Lexicon::english(), "Cabin"),
+            None,
+            "{other}"
+        );
     }
 }
 
@@ -312,11 +328,8 @@ async fn a_bare_value_is_asked_about_never_acted_on() {
             "What would you like for the rear left?",
         ),
         ("fifty percent", "What would you like to set to 50?"),
-        ("mine", crate::understand::turn::FRAGMENT_REPLY),
-        (
-            &format!("to {}", "9".repeat(40)),
-            crate::understand::turn::FRAGMENT_REPLY,
-        ),
+        ("mine", &REPLIES.fragment),
+        (&format!("to {}", "9".repeat(40)), &REPLIES.fragment),
     ] {
         let t = say(a, text, None, Context::default()).await;
         assert_eq!(t.outcome.reply, question, "{text}");

@@ -2,7 +2,7 @@
 //! slot value, a value out of range said as a sentence.
 
 use crate::profile::{SlotType, SlotValue};
-use crate::text::{format_number, tokenize};
+use crate::text::{format_number, tokenize_with, Lexicon};
 
 pub(super) fn unit_of(ty: &SlotType) -> &str {
     match ty {
@@ -19,48 +19,24 @@ pub(super) fn lowercase_first(s: &str) -> String {
     }
 }
 
-/// Yes, no, or neither, for a confirmation question.
-pub fn yes_or_no(text: &str) -> Option<bool> {
-    const YES: &[&str] = &[
-        "yes",
-        "yeah",
-        "yep",
-        "yup",
-        "sure",
-        "ok",
-        "okay",
-        "correct",
-        "do it",
-        "go ahead",
-        "please do",
-        "yes please",
-        "thats right",
-        "right",
-        "affirmative",
-    ];
-    const NO: &[&str] = &[
-        "no",
-        "nope",
-        "no thanks",
-        "cancel",
-        "stop",
-        "dont",
-        "do not",
-        "never mind",
-        "nevermind",
-        "forget it",
-        "no dont",
-        "not now",
-    ];
-    let words: Vec<String> = tokenize(text)
+/// Yes, no, or neither, for a confirmation question: the whole answer, without its fillers
+/// and the assistant's `name`, is one of the lexicon's yes or no phrases.
+pub fn yes_or_no(text: &str, lexicon: &Lexicon, name: &str) -> Option<bool> {
+    let norms = |text: &str| -> Vec<String> {
+        tokenize_with(text, &lexicon.numbers)
+            .into_iter()
+            .map(|t| t.norm)
+            .collect()
+    };
+    let name = norms(name);
+    let words: Vec<String> = norms(text)
         .into_iter()
-        .map(|t| t.norm)
-        .filter(|w| !matches!(w.as_str(), "please" | "thanks" | "thank" | "you" | "cabin"))
+        .filter(|w| !lexicon.fillers.around_answers.contains(w) && !name.contains(w))
         .collect();
-    let phrase = words.join(" ");
-    if YES.contains(&phrase.as_str()) {
+    let is = |phrases: &[String]| phrases.iter().any(|p| norms(p) == words);
+    if is(&lexicon.answers.yes) {
         Some(true)
-    } else if NO.contains(&phrase.as_str()) {
+    } else if is(&lexicon.answers.no) {
         Some(false)
     } else {
         None

@@ -6,7 +6,7 @@
 
 use crate::profile::template::{Element, Template};
 use crate::profile::{Profile, SlotType, SlotValue, SPEAKER};
-use crate::text::{join_words, tokenize, Token};
+use crate::text::{join_words, tokenize_with, Lexicon, Token};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -51,83 +51,6 @@ struct Sequence {
     steps: Vec<Step>,
 }
 
-/// Words that may open a text slot but never start a name or place ("call me", "play it").
-const TEXT_SLOT_STOP_WORDS: &[&str] = &[
-    "me",
-    "you",
-    "it",
-    "him",
-    "her",
-    "us",
-    "them",
-    "myself",
-    "yourself",
-    "this",
-    "that",
-    "something",
-    "anything",
-    "someone",
-    "somebody",
-    "a",
-    "an",
-    "what",
-    "why",
-    "how",
-    "when",
-    "who",
-];
-
-/// Words that mean the speaker's own zone in a zones slot ("open my window").
-const SPEAKER_WORDS: &[&str] = &["my own", "my", "mine"];
-
-/// Words around a bare slot value in an answer or follow-up ("and the rear left one too").
-const SLOT_ANSWER_FILLERS: &[&str] = &[
-    "and", "also", "too", "as", "well", "the", "for", "on", "in", "at", "to", "side", "seat",
-    "seats", "one", "zone", "please", "now", "what", "about", "how", "its", "it", "make", "set",
-    "window", "of", "just", "then", "ok", "okay", "um", "uh", "i", "said", "mean",
-];
-
-/// Polite or addressing words around a command that carry no meaning for it.
-const LEADING_FILLERS: &[&str] = &[
-    "please",
-    "hey",
-    "hi",
-    "ok",
-    "okay",
-    "can you",
-    "could you",
-    "would you",
-    "will you",
-    "would you please",
-    "could you please",
-    "can you please",
-    "i want to",
-    "i would like to",
-    "id like to",
-    "i wanna",
-    "kindly",
-    "just",
-    // The names people call other assistants by, out of habit.
-    "alexa",
-    "siri",
-    "hey siri",
-    "google",
-    "ok google",
-    "hey google",
-    "olly",
-    "hey olly",
-    "cortana",
-    "computer",
-];
-const TRAILING_FILLERS: &[&str] = &[
-    "please",
-    "for me",
-    "thanks",
-    "thank you",
-    "now",
-    "right now",
-];
-
 /// Templates of a whole profile, compiled for matching.
 #[derive(Debug)]
 pub struct Matcher {
@@ -142,17 +65,13 @@ pub struct Matcher {
     /// Every word of the templates, the enum values and the polite words around them; None
     /// where every word must be matched (small talk: its replies are for what was said).
     known: Option<HashSet<String>>,
+    /// The profile language's words: numbers, fillers, what never starts a name.
+    lexicon: Arc<Lexicon>,
 }
 
 /// How many words the profile does not know a sentence may have and still be matched on the
 /// words it does know ([`Matcher::match_known_words`]).
 const MAX_UNKNOWN: usize = 2;
-
-/// Words dropped too when the known words alone do not match: "turn my reading lamp on" is
-/// "turn reading lamp on", and "my" was said of the lamp.
-const DETERMINERS: &[&str] = &[
-    "my", "our", "your", "the", "a", "an", "some", "this", "that",
-];
 
 impl Matcher {
     /// The matcher of the profile's intents; `Match::intent` indexes `Profile::intents`.
@@ -211,6 +130,13 @@ impl Matcher {
     }
 
     fn build<'a>(profile: &Profile, groups: impl Iterator<Item = &'a [Template]>) -> Matcher {
+        let lexicon = profile.lexicon.clone();
+        let norms = |text: &str| -> Vec<String> {
+            tokenize_with(text, &lexicon.numbers)
+                .into_iter()
+                .map(|t| t.norm)
+                .collect()
+        };
         let slot_matchers: HashMap<String, Arc<SlotMatcher>> = profile
             .slot_types
             .iter()
@@ -226,9 +152,10 @@ impl Matcher {
                             })
                             .collect();
                         if *zones {
-                            for words in SPEAKER_WORDS {
-                                let toks = words.split(' ').map(str::to_string).collect();
-                                synonyms.push((SPEAKER.to_string(), "your".to_string(), toks));
+                            for words in &lexicon.references.speaker {
+                                let toks = norms(words);
+                                let spoken = lexicon.references.speaker_spoken.clone();
+                                synonyms.push((SPEAKER.to_string(), spoken, toks));
                             }
                         }
                         SlotMatcher::Enum(synonyms)
@@ -262,7 +189,7 @@ impl Matcher {
         for (i, templates) in groups.enumerate() {
             for t in templates {
                 // Validation already expanded every template, so this cannot fail.
-                for expansion in t.expand().unwrap_or_default() {
+                for expansion in t.expand_with(&lexicon.numbers).unwrap_or_default() {
                     let steps = expansion
                         .into_iter()
                         .map(|e| match e {
@@ -285,17 +212,14 @@ impl Matcher {
                 _ => slot_first.push(i),
             }
         }
-        let phrases = |list: &[&str]| -> Vec<Vec<String>> {
-            let mut v: Vec<Vec<String>> = list
-                .iter()
-                .map(|p| tokenize(p).into_iter().map(|t| t.norm).collect())
-                .collect();
+        let phrases = |list: &[String]| -> Vec<Vec<String>> {
+            let mut v: Vec<Vec<String>> = list.iter().map(|p| norms(p)).collect();
             v.sort_by_key(|p| std::cmp::Reverse(p.len()));
             v
         };
-        let mut leading = phrases(LEADING_FILLERS);
+        let mut leading = phrases(&lexicon.fillers.leading);
         for name in std::iter::once(&profile.persona.name).chain(&profile.persona.wake_words) {
-            let toks: Vec<String> = tokenize(name).into_iter().map(|t| t.norm).collect();
+            let toks = norms(name);
             if !toks.is_empty() {
                 leading.push(toks);
             }
@@ -306,10 +230,21 @@ impl Matcher {
             by_first_word,
             slot_first,
             leading,
-            trailing: phrases(TRAILING_FILLERS),
+            trailing: phrases(&lexicon.fillers.trailing),
             slot_matchers,
             known: None,
+            lexicon,
         }
+    }
+
+    /// The words of the profile's language the matcher reads by.
+    pub fn lexicon(&self) -> &Lexicon {
+        &self.lexicon
+    }
+
+    /// `text`'s tokens, numbers read in the profile language's words.
+    pub fn tokenize(&self, text: &str) -> Vec<Token> {
+        tokenize_with(text, &self.lexicon.numbers)
     }
 
     /// How many plain sentences the matcher holds.
@@ -320,7 +255,7 @@ impl Matcher {
     /// Matches an utterance; None when no template accounts for every word, or for every
     /// word the profile knows ([`Matcher::match_known_words`]).
     pub fn match_text(&self, text: &str) -> Option<Match> {
-        let tokens = tokenize(text);
+        let tokens = self.tokenize(text);
         let tokens = self.strip_fillers(&tokens);
         if tokens.is_empty() {
             return None;
@@ -351,7 +286,7 @@ impl Matcher {
         let said: Vec<Token> = tokens.iter().filter(|t| is_known(t)).cloned().collect();
         let bare: Vec<Token> = said
             .iter()
-            .filter(|t| !DETERMINERS.contains(&t.norm.as_str()))
+            .filter(|t| !self.lexicon.references.determiners.contains(&t.norm))
             .cloned()
             .collect();
         let tries = [(unknown > 0).then_some(said), Some(bare)];
@@ -366,7 +301,7 @@ impl Matcher {
     /// taken by a free-text slot (a destination or a name may go on after a pause) and none
     /// left over ("open the window and" is not whole). The end of a turn waits less for one.
     pub fn is_whole_command(&self, text: &str) -> bool {
-        let tokens = tokenize(text);
+        let tokens = self.tokenize(text);
         let tokens = self.strip_fillers(&tokens);
         !tokens.is_empty() && self.match_tokens(tokens).is_some_and(|m| m.score >= 1.0)
     }
@@ -383,7 +318,7 @@ impl Matcher {
         for &i in candidates {
             let seq = &self.sequences[i];
             let mut caps = Vec::new();
-            if let Some(text_words) = match_steps(&seq.steps, tokens, &mut caps) {
+            if let Some(text_words) = match_steps(&seq.steps, tokens, &self.lexicon, &mut caps) {
                 let score = 1.0 - 0.5 * text_words as f32 / tokens.len() as f32;
                 if best.as_ref().is_none_or(|b| score > b.score) {
                     best = Some(Match {
@@ -400,7 +335,7 @@ impl Matcher {
     /// The words of `text` without the polite and addressing words around them ("hey olly
     /// could you … please"), as they were written: what the meaning is in.
     pub fn core_words(&self, text: &str) -> String {
-        let tokens = tokenize(text);
+        let tokens = self.tokenize(text);
         let core = self.strip_fillers(&tokens);
         join_words(core.iter().map(|t| t.raw.as_str()))
     }
@@ -443,6 +378,7 @@ impl Matcher {
 fn match_steps(
     steps: &[Step],
     toks: &[Token],
+    lexicon: &Lexicon,
     caps: &mut Vec<(String, SlotValue)>,
 ) -> Option<usize> {
     let Some((step, rest)) = steps.split_first() else {
@@ -452,16 +388,16 @@ fn match_steps(
         Step::Literal(w) => {
             let t = toks.first()?;
             if t.norm == *w {
-                match_steps(rest, &toks[1..], caps)
+                match_steps(rest, &toks[1..], lexicon, caps)
             } else {
                 None
             }
         }
         Step::Slot(name, m) => {
             let is_text = matches!(m.as_ref(), SlotMatcher::Text { .. });
-            try_slot(m, toks, |value, used| {
+            try_slot(m, toks, lexicon, |value, used| {
                 caps.push((name.clone(), value));
-                let r = match_steps(rest, &toks[used..], caps);
+                let r = match_steps(rest, &toks[used..], lexicon, caps);
                 if r.is_none() {
                     caps.pop();
                 }
@@ -476,6 +412,7 @@ fn match_steps(
 fn try_slot<R>(
     m: &SlotMatcher,
     toks: &[Token],
+    lexicon: &Lexicon,
     mut f: impl FnMut(SlotValue, usize) -> Option<R>,
 ) -> Option<R> {
     match m {
@@ -494,7 +431,7 @@ fn try_slot<R>(
         SlotMatcher::Number {
             digits: Some(range),
             ..
-        } => digit_readings(toks, *range)
+        } => digit_readings(toks, *range, &lexicon.numbers.zero_digit)
             .into_iter()
             .find_map(|(v, used)| f(SlotValue::Number(v), used)),
         SlotMatcher::Number { integer, words, .. } => toks
@@ -511,7 +448,7 @@ fn try_slot<R>(
         SlotMatcher::Text { max_words } => {
             if toks
                 .first()
-                .is_none_or(|t| TEXT_SLOT_STOP_WORDS.contains(&t.norm.as_str()))
+                .is_none_or(|t| lexicon.references.not_names.contains(&t.norm))
             {
                 return None;
             }
@@ -535,7 +472,8 @@ fn starts_with(toks: &[Token], words: &[String]) -> bool {
 /// the point placed before the last digit when none is said ("nine three seven" 93.7, "one oh
 /// one point one" 101.1); a whole number read without its point ("nine hundred and seventy
 /// one" 97.1); and last the number as said, out of range, so that the reply can say so.
-fn digit_readings(toks: &[Token], (min, max): (f64, f64)) -> Vec<(f64, usize)> {
+/// `zero`: the words for a zero digit besides the number ("oh").
+fn digit_readings(toks: &[Token], (min, max): (f64, f64), zero: &[String]) -> Vec<(f64, usize)> {
     let Some(said) = toks.first().and_then(|t| t.number) else {
         return Vec::new();
     };
@@ -558,7 +496,7 @@ fn digit_readings(toks: &[Token], (min, max): (f64, f64)) -> Vec<(f64, usize)> {
                 runs.push((digits.clone(), i + 1));
                 break;
             }
-            None if matches!(t.norm.as_str(), "oh" | "o") && i > 0 => digits.push('0'),
+            None if zero.contains(&t.norm) && i > 0 => digits.push('0'),
             _ => break,
         }
         if i > 0 {
@@ -596,20 +534,20 @@ impl Matcher {
     /// be exactly one value. `unit` words of the type are fillers too.
     pub fn parse_slot_value(&self, type_name: &str, unit: &str, text: &str) -> Option<SlotValue> {
         let m = self.slot_matchers.get(type_name)?;
-        let toks = tokenize(text);
+        let toks = self.tokenize(text);
         let numeric = matches!(m.as_ref(), SlotMatcher::Number { .. });
+        let fillers = &self.lexicon.fillers.around_values;
         // "one" is a number to the tokenizer, but a filler in "the rear left one".
         let filler = |t: &Token| match t.number {
-            Some(_) => !numeric && t.raw.eq_ignore_ascii_case("one"),
-            None => {
-                SLOT_ANSWER_FILLERS.contains(&t.norm.as_str())
-                    || (!unit.is_empty() && t.norm == unit)
-            }
+            Some(_) => !numeric && fillers.contains(&t.raw.to_lowercase()),
+            None => fillers.contains(&t.norm) || (!unit.is_empty() && t.norm == unit),
         };
         let start = toks.iter().position(|t| !filler(t))?;
         let end = toks.iter().rposition(|t| !filler(t))? + 1;
         let core = &toks[start..end];
-        try_slot(m, core, |v, used| (used == core.len()).then_some(v))
+        try_slot(m, core, &self.lexicon, |v, used| {
+            (used == core.len()).then_some(v)
+        })
     }
 
     /// The values of enum or number slot type `type_name` that words of `text` say, anywhere
@@ -631,10 +569,10 @@ impl Matcher {
                     if !unit.is_empty() && *unit != own_unit && t.norm == *unit)
             })
         };
-        let toks = tokenize(text);
+        let toks = self.tokenize(text);
         (0..toks.len())
             .filter_map(|i| {
-                let value = try_slot(m, &toks[i..], |v, _| Some(v))?;
+                let value = try_slot(m, &toks[i..], &self.lexicon, |v, _| Some(v))?;
                 let unit_after = matches!(value, SlotValue::Number(_))
                     && toks.get(i + 1).is_some_and(other_unit);
                 (!unit_after).then_some(value)

@@ -4,8 +4,10 @@
 //! the pair apart ("off", "down", "quieter") are plain in the sentence.
 
 use crate::profile::Profile;
+use crate::text::{lexicon, tokenize_with, Lexicon};
 use crate::understand::grammar::Matcher;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// Each intent's own words (of its sentences, never of its opposite's) and, of those, its
 /// direction words: the comparatives ("darker", "louder": a direction whatever the topic) and
@@ -19,6 +21,8 @@ pub(super) struct Directions {
     direction: HashMap<String, BTreeSet<String>>,
     /// Intent → the intent that does the reverse.
     opposites: HashMap<String, String>,
+    /// The profile language's words: "too", "no more", "off", its comparatives.
+    lexicon: Arc<Lexicon>,
 }
 
 /// In how many pairs of opposites a word must tell the two apart to be one of direction.
@@ -28,6 +32,8 @@ impl Directions {
     /// From `profile`'s opposites and the words of its sentences, as `commands` (the profile's
     /// matcher) holds them.
     pub(super) fn new(profile: &Profile, commands: &Matcher) -> Directions {
+        let lexicon = profile.lexicon.clone();
+        let language = &lexicon.directions;
         let mut literals: HashMap<&str, BTreeSet<String>> = HashMap::new();
         for (intent, word) in commands.literals() {
             literals
@@ -65,7 +71,9 @@ impl Directions {
                 let kept = words
                     .iter()
                     .filter(|w| {
-                        pairs.values().filter(|p| p.contains(w)).count() >= PAIRS || comparative(w)
+                        pairs.values().filter(|p| p.contains(w)).count() >= PAIRS
+                            || comparative(w, language)
+                            || language.words.contains(w)
                     })
                     .cloned()
                     .collect();
@@ -76,6 +84,7 @@ impl Directions {
             own,
             direction,
             opposites,
+            lexicon,
         }
     }
 
@@ -92,26 +101,27 @@ impl Directions {
         let Some(opposite) = self.opposites.get(intent) else {
             return intent;
         };
-        let tokens: Vec<String> = crate::text::tokenize(text)
-            .into_iter()
-            .map(|t| t.norm)
-            .collect();
+        let tokens = self.norms(text);
+        let words = &self.lexicon.directions;
         // "no more seat heat": switching off, whatever words of the pick's follow.
-        let no_more = tokens.windows(2).any(|w| w[0] == "no" && w[1] == "more");
+        let no_more = words.no_more.iter().any(|phrase| {
+            let phrase = self.norms(phrase);
+            !phrase.is_empty() && tokens.windows(phrase.len()).any(|w| w == phrase)
+        });
         if no_more
             && self
                 .direction
                 .get(opposite)
-                .is_some_and(|d| d.contains("off"))
+                .is_some_and(|d| words.off.iter().any(|off| d.contains(off)))
         {
             tracing::debug!("direction: no more of what {intent} gives");
             return opposite;
         }
         if let Some(own) = self.own.get(intent) {
             let too_much = tokens.windows(2).any(|w| {
-                w[0] == "too"
+                words.too.contains(&w[0])
                     && !own.contains(&w[1])
-                    && comparatives(&w[1]).any(|c| own.contains(&c))
+                    && comparatives(&w[1], &words.comparative_suffix).any(|c| own.contains(&c))
             });
             if too_much {
                 tracing::debug!("direction: too much of what {intent} gives");
@@ -148,10 +158,7 @@ impl Directions {
             return picked;
         }
         // Its own words, or a direction whichever the pair ("lower the heat", "bring it down").
-        let words: Vec<String> = crate::text::tokenize(text)
-            .into_iter()
-            .map(|t| t.norm)
-            .collect();
+        let words = self.norms(text);
         let own = self.own.get(picked);
         let says = words.iter().any(|w| {
             own.is_some_and(|own| own.contains(w)) || self.direction.values().any(|d| d.contains(w))
@@ -163,6 +170,14 @@ impl Directions {
         classified
     }
 
+    /// The normalised words of `text`, numbers read in the profile language's words.
+    fn norms(&self, text: &str) -> Vec<String> {
+        tokenize_with(text, &self.lexicon.numbers)
+            .into_iter()
+            .map(|t| t.norm)
+            .collect()
+    }
+
     #[cfg(test)]
     pub(super) fn words_of(&self, intent: &str) -> Vec<&str> {
         self.direction
@@ -172,21 +187,31 @@ impl Directions {
     }
 }
 
-/// Whether an own word reads as a comparative: "darker", "quieter", "colder" (not "up").
-fn comparative(word: &str) -> bool {
-    word.len() >= 5 && word.ends_with("er")
+/// Whether an own word reads as a comparative: "darker", "quieter", "colder" (not "up"); none
+/// where the language makes no comparatives with an ending.
+fn comparative(word: &str, words: &lexicon::Directions) -> bool {
+    let suffix = &words.comparative_suffix;
+    !suffix.is_empty()
+        && word.len() >= words.comparative_min_letters
+        && word.ends_with(suffix.as_str())
 }
 
-/// The comparative forms English makes of `adjective`: loud → louder, loose → looser, hot →
-/// hotter, noisy → noisier.
-fn comparatives(adjective: &str) -> impl Iterator<Item = String> + '_ {
+/// The comparative forms an ending `suffix` makes of `adjective` (English "er": loud → louder,
+/// loose → looser, hot → hotter, noisy → noisier); none without one.
+fn comparatives<'a>(adjective: &'a str, suffix: &'a str) -> impl Iterator<Item = String> + 'a {
     let last = adjective.chars().last();
-    [
-        Some(format!("{adjective}er")),
-        (last == Some('e')).then(|| format!("{adjective}r")),
-        last.map(|c| format!("{adjective}{c}er")),
-        adjective.strip_suffix('y').map(|stem| format!("{stem}ier")),
-    ]
-    .into_iter()
-    .flatten()
+    let first = suffix.chars().next();
+    let forms = [
+        Some(format!("{adjective}{suffix}")),
+        (last.is_some() && last == first)
+            .then(|| format!("{adjective}{}", &suffix[first.map_or(0, char::len_utf8)..])),
+        last.map(|c| format!("{adjective}{c}{suffix}")),
+        adjective
+            .strip_suffix('y')
+            .map(|stem| format!("{stem}i{suffix}")),
+    ];
+    forms
+        .into_iter()
+        .flatten()
+        .filter(move |_| !suffix.is_empty())
 }

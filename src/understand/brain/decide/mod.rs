@@ -8,13 +8,13 @@ use crate::runtime::llm::{ms, ChatClient, Completion, LlmError};
 use crate::runtime::worker::{LlmWorker, WorkerState};
 use crate::understand::brain::cloud::{cloud_client, probe, redact, Cloud};
 use crate::understand::brain::guards::{
-    asks_a_question, echoes, foreign_script, recites_instructions, shows_prompt, shows_tool_syntax,
-    spoken, within_words,
+    asks_a_question, echoes, foreign_script, foreign_words, recites_instructions, shows_prompt,
+    shows_tool_syntax, spoken, within_words,
 };
 use crate::understand::brain::prompt::{system_prompt, tool_name, tools};
 use crate::understand::grammar::Matcher;
 use crate::understand::shortlist::{Ranking, Shortlist};
-use crate::understand::turn::{Route, DECLINE_REPLY};
+use crate::understand::turn::Route;
 use direction::Directions;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -74,8 +74,6 @@ pub struct Brain {
     /// left tyre"), and the intents with a text slot ("how do I get to the station").
     question_tools: BTreeSet<String>,
     directions: Directions,
-    /// The profile's language: an answer in another script is not spoken.
-    language: String,
 }
 
 /// An intent's refinements, each with the slot types (name and type) only it takes.
@@ -165,7 +163,6 @@ impl Brain {
             shortlist,
             text_slots,
             directions: Directions::new(profile, &commands),
-            language: profile.language.clone(),
             commands,
             tools_by_index: profile.intents.iter().map(|i| tool_name(&i.name)).collect(),
             plains: plains(&refinements),
@@ -214,7 +211,12 @@ impl Brain {
         // switched the climate on, "go to sleep" drove home), and none was a command it got
         // right but a read or a call.
         let leans_to_talk = ranking.is_some_and(|r| r.classified.intent.is_none());
-        if leans_to_talk || asks_a_question(&self.commands.core_words(text)) {
+        if leans_to_talk
+            || asks_a_question(
+                &self.commands.core_words(text),
+                &self.commands.lexicon().questions,
+            )
+        {
             return self.for_a_question(choice, offered);
         }
         (choice, offered)
@@ -509,7 +511,10 @@ impl Brain {
         // instructions recited, or the request said back: what was said so far, the cloud's
         // answer, or that Cabin can't do it; never the tool's name, the prompt, or a command
         // as if done.
-        let unfit = garbled || echoes(text, rest) || foreign_script(rest, &self.language);
+        let unfit = garbled
+            || echoes(text, rest, &self.commands.lexicon().echo.fillers)
+            || foreign_script(rest, self.commands.lexicon().script)
+            || foreign_words(rest, self.commands.lexicon());
         if unfit {
             tracing::info!(
                 "the local model named a tool it was not offered, recited its instructions or said the request back; not speaking it"
@@ -533,7 +538,7 @@ impl Brain {
         if unfit {
             return Thought::Answer {
                 route: Route::LocalLlm,
-                text: DECLINE_REPLY.to_string(),
+                text: self.commands.lexicon().replies.decline.clone(),
             };
         }
         let answer = match (long, said.is_empty()) {
@@ -605,8 +610,9 @@ impl Brain {
                             if command.is_some() {
                                 return false;
                             }
-                            if echoes(request, &sentence)
-                                || foreign_script(&sentence, &self.language)
+                            if echoes(request, &sentence, &self.commands.lexicon().echo.fillers)
+                                || foreign_script(&sentence, self.commands.lexicon().script)
+                                || foreign_words(&sentence, self.commands.lexicon())
                             {
                                 garbled = true;
                                 return false;
@@ -638,7 +644,9 @@ impl Brain {
     /// refinement's own values are not counted: unsaid, the call is the plainer intent's.
     fn invented(&self, text: &str, tool: &str, arguments: &str) -> Option<String> {
         let args: Map<String, Value> = serde_json::from_str(arguments).ok()?;
-        let said: Vec<String> = crate::text::tokenize(text)
+        let said: Vec<String> = self
+            .commands
+            .tokenize(text)
             .into_iter()
             .map(|t| t.norm)
             .collect();
@@ -646,7 +654,9 @@ impl Brain {
             args.get(slot.as_str())
                 .and_then(Value::as_str)
                 .is_some_and(|value| {
-                    !crate::text::tokenize(value)
+                    !self
+                        .commands
+                        .tokenize(value)
                         .iter()
                         .any(|word| said.contains(&word.norm))
                 })

@@ -227,6 +227,7 @@ fn an_answer_that_is_an_offered_command_is_that_call() {
 #[test]
 fn tool_syntax_and_another_script_fail_the_answer_check() {
     use crate::understand::brain::guards::answer_flaw;
+    let lexicon = |language: &str| crate::text::Lexicon::shipped(language).unwrap();
     for (said, flaw) in [
         (
             r#"jsonrpc {"name": "media-volume_up", "arguments": {}}"#,
@@ -236,19 +237,32 @@ fn tool_syntax_and_another_script_fail_the_answer_check() {
         ("I will use media.mute for that.", "tool syntax"),
         ("**Sure!** Here you go.", "markup"),
     ] {
-        assert_eq!(answer_flaw("turn it up", said, "en"), Some(flaw), "{said}");
+        assert_eq!(
+            answer_flaw("turn it up", said, &lexicon("en")),
+            Some(flaw),
+            "{said}"
+        );
     }
     // The profile's language decides the script.
     assert_eq!(
         answer_flaw(
             "讲个笑话",
             "Sure, here is a joke about a chicken crossing the road.",
-            "zh-CN"
+            &lexicon("zh-CN")
         ),
         Some("another language")
     );
     assert_eq!(
-        answer_flaw("tell me a joke", "好的", "en"),
+        answer_flaw("tell me a joke", "好的", &lexicon("en")),
+        Some("another language")
+    );
+    // The same script, another language's words.
+    assert_eq!(
+        answer_flaw(
+            "ceritakan lelucon",
+            "I'm sorry, but I can't assist with that.",
+            &lexicon("id")
+        ),
         Some("another language")
     );
     for (said, language) in [
@@ -256,7 +270,11 @@ fn tool_syntax_and_another_script_fail_the_answer_check() {
         ("好的，已为你播放 FM 93.7。", "zh-CN"),
         ("Baik, saya putar radio sekarang.", "id"),
     ] {
-        assert_eq!(answer_flaw("what is it", said, language), None, "{said}");
+        assert_eq!(
+            answer_flaw("what is it", said, &lexicon(language)),
+            None,
+            "{said}"
+        );
     }
 }
 
@@ -482,6 +500,7 @@ fn a_pick_of_one_of_two_opposites_follows_the_direction_the_words_say() {
 #[test]
 fn questions_are_told_from_requests_by_their_first_words() {
     use crate::understand::brain::guards::asks_a_question;
+    let english = crate::text::Lexicon::english();
     for q in [
         "why is the sky blue",
         "What's the speed of light?",
@@ -489,7 +508,7 @@ fn questions_are_told_from_requests_by_their_first_words() {
         "how far away is the moon",
         "does it rain",
     ] {
-        assert!(asks_a_question(q), "{q}");
+        assert!(asks_a_question(q, &english.questions), "{q}");
     }
     for r in [
         "turn on the lights",
@@ -499,7 +518,7 @@ fn questions_are_told_from_requests_by_their_first_words() {
         "play something",
         "",
     ] {
-        assert!(!asks_a_question(r), "{r}");
+        assert!(!asks_a_question(r, &english.questions), "{r}");
     }
 }
 
