@@ -147,7 +147,7 @@ pub struct CaseResult {
     pub unsafe_action: bool,
     /// Why the reply should not have been spoken (tool syntax, another language, …), if so.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub flaw: Option<&'static str>,
+    pub flaw: Option<cabin::understand::brain::Flaw>,
     /// A vehicle command (family-labelled sets), for the share decided without the LLM.
     pub command: bool,
     pub route: Route,
@@ -279,13 +279,7 @@ pub fn report(results: &[CaseResult], misses: bool) -> String {
     let flawed: Vec<&CaseResult> = results.iter().filter(|r| r.flaw.is_some()).collect();
     let _ = writeln!(out, "replies that fail the answer check: {}", flawed.len());
     for r in flawed.iter().filter(|_| misses) {
-        let _ = writeln!(
-            out,
-            "  {:?} -> {:?} ({})",
-            r.text,
-            r.reply,
-            r.flaw.unwrap_or_default()
-        );
+        let _ = writeln!(out, "  {:?} -> {:?} ({:?})", r.text, r.reply, r.flaw);
     }
     let commands: Vec<&CaseResult> = results.iter().filter(|r| r.command).collect();
     if !commands.is_empty() {

@@ -162,23 +162,36 @@ pub(super) fn foreign_words(text: &str, lexicon: &Lexicon) -> bool {
         })
 }
 
+/// What makes an answer unfit to be spoken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flaw {
+    Markup,
+    ToolSyntax,
+    PromptPieces,
+    InstructionsRecited,
+    /// The request said back as if done.
+    Echo,
+    OtherLanguage,
+}
+
 /// Why an `answer` to `request` must not be spoken in a profile of language `lexicon`, if it
 /// must not: markup, tool syntax, pieces of the prompt, a recital of the instructions, the
-/// request said back as a command, or another script. `cabin eval` counts the replies this
+/// request said back as a command, or another language. `cabin eval` counts the replies this
 /// rejects.
-pub fn answer_flaw(request: &str, answer: &str, lexicon: &Lexicon) -> Option<&'static str> {
+pub fn answer_flaw(request: &str, answer: &str, lexicon: &Lexicon) -> Option<Flaw> {
     if answer.contains(['*', '#', '`', '|']) {
-        Some("markup")
+        Some(Flaw::Markup)
     } else if shows_tool_syntax(answer) {
-        Some("tool syntax")
+        Some(Flaw::ToolSyntax)
     } else if shows_prompt(answer) {
-        Some("prompt pieces")
+        Some(Flaw::PromptPieces)
     } else if recites_instructions(answer) {
-        Some("instructions recited")
+        Some(Flaw::InstructionsRecited)
     } else if echoes(request, answer, &lexicon.echo.fillers) {
-        Some("the request said back")
+        Some(Flaw::Echo)
     } else if foreign_script(answer, lexicon.script) || foreign_words(answer, lexicon) {
-        Some("another language")
+        Some(Flaw::OtherLanguage)
     } else {
         None
     }

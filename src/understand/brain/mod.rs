@@ -15,6 +15,6 @@ mod start;
 
 pub use cloud::redact;
 pub use decide::{Brain, Thought};
-pub use guards::{answer_flaw, asks_a_question};
+pub use guards::{answer_flaw, asks_a_question, Flaw};
 pub use prompt::{tool_name, tools};
 pub use start::{embedding_worker, local_worker, start, LlmChoice};

@@ -226,16 +226,16 @@ fn an_answer_that_is_an_offered_command_is_that_call() {
 
 #[test]
 fn tool_syntax_and_another_script_fail_the_answer_check() {
-    use crate::understand::brain::guards::answer_flaw;
+    use crate::understand::brain::guards::{answer_flaw, Flaw};
     let lexicon = |language: &str| crate::text::Lexicon::shipped(language).unwrap();
     for (said, flaw) in [
         (
             r#"jsonrpc {"name": "media-volume_up", "arguments": {}}"#,
-            "tool syntax",
+            Flaw::ToolSyntax,
         ),
-        ("Calling media_volume_up now.", "tool syntax"),
-        ("I will use media.mute for that.", "tool syntax"),
-        ("**Sure!** Here you go.", "markup"),
+        ("Calling media_volume_up now.", Flaw::ToolSyntax),
+        ("I will use media.mute for that.", Flaw::ToolSyntax),
+        ("**Sure!** Here you go.", Flaw::Markup),
     ] {
         assert_eq!(
             answer_flaw("turn it up", said, &lexicon("en")),
@@ -250,11 +250,11 @@ fn tool_syntax_and_another_script_fail_the_answer_check() {
             "Sure, here is a joke about a chicken crossing the road.",
             &lexicon("zh-CN")
         ),
-        Some("another language")
+        Some(Flaw::OtherLanguage)
     );
     assert_eq!(
         answer_flaw("tell me a joke", "好的", &lexicon("en")),
-        Some("another language")
+        Some(Flaw::OtherLanguage)
     );
     // The same script, another language's words.
     assert_eq!(
@@ -263,7 +263,7 @@ fn tool_syntax_and_another_script_fail_the_answer_check() {
             "I'm sorry, but I can't assist with that.",
             &lexicon("id")
         ),
-        Some("another language")
+        Some(Flaw::OtherLanguage)
     );
     for (said, language) in [
         ("It is 21.5 degrees inside, and the A.C. is on.", "en"),
