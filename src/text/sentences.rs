@@ -44,6 +44,9 @@ pub fn take_phrases(text: &mut String, flush: bool, mut first: bool) -> Vec<Stri
                 ',' | ';' | ':' if i >= clause && next.is_some_and(char::is_whitespace) => {
                     Some(i + 1)
                 }
+                // Chinese marks end a sentence or clause with no space after them.
+                '。' | '！' | '？' => Some(i + c.len_utf8()),
+                '，' | '；' | '：' if i >= clause => Some(i + c.len_utf8()),
                 _ => None,
             };
             if let Some(end) = end {
@@ -189,6 +192,16 @@ mod tests {
                 "Yes, the nearest charger is 3.2 km away, on Main Street."
             ]
         );
+    }
+
+    #[test]
+    fn chinese_sentences_end_at_their_own_marks() {
+        let mut t = String::from("好的。已为你打开车内灯！还要别的吗");
+        assert_eq!(
+            take_sentences(&mut t, false),
+            ["好的。", "已为你打开车内灯！"]
+        );
+        assert_eq!(t, "还要别的吗");
     }
 
     #[test]

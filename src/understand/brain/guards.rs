@@ -170,6 +170,8 @@ pub enum Flaw {
     ToolSyntax,
     PromptPieces,
     InstructionsRecited,
+    /// The same words over and over.
+    Loop,
     /// The request said back as if done.
     Echo,
     OtherLanguage,
@@ -188,6 +190,8 @@ pub fn answer_flaw(request: &str, answer: &str, lexicon: &Lexicon) -> Option<Fla
         Some(Flaw::PromptPieces)
     } else if recites_instructions(answer) {
         Some(Flaw::InstructionsRecited)
+    } else if loops(answer) {
+        Some(Flaw::Loop)
     } else if echoes(request, answer, &lexicon.echo.fillers) {
         Some(Flaw::Echo)
     } else if foreign_script(answer, lexicon.script) || foreign_words(answer, lexicon) {
@@ -197,6 +201,30 @@ pub fn answer_flaw(request: &str, answer: &str, lexicon: &Lexicon) -> Option<Fla
     }
 }
 
+/// How many words `text` is to a listener: Latin words, and Han characters at two a word
+/// (Chinese is written without spaces).
+pub(super) fn spoken_length(text: &str) -> usize {
+    let han = text.chars().filter(|c| is_han(*c)).count();
+    let latin = text
+        .split(|c: char| c.is_whitespace() || is_han(c))
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .count();
+    latin + han.div_ceil(2)
+}
+
+/// The start of `sentence` that is at most `max` words long ([`spoken_length`]).
+fn cut_to(sentence: &str, max: usize) -> String {
+    let mut end = 0;
+    for (i, c) in sentence.char_indices() {
+        let next = i + c.len_utf8();
+        if spoken_length(&sentence[..next]) > max {
+            break;
+        }
+        end = next;
+    }
+    sentence[..end].trim_end().to_string()
+}
+
 /// At most `max` words, as a profile's own replies are: whole sentences while they fit, and
 /// the first sentence cut at `max` words if it alone is longer. A driver hears every word.
 pub(super) fn within_words(text: &str, max: usize) -> String {
@@ -204,22 +232,31 @@ pub(super) fn within_words(text: &str, max: usize) -> String {
     let mut out = String::new();
     let mut words = 0;
     for sentence in crate::text::take_sentences(&mut rest, true) {
-        let n = sentence.split_whitespace().count();
+        let n = spoken_length(&sentence);
         if words + n > max {
             if out.is_empty() {
-                out = sentence
-                    .split_whitespace()
-                    .take(max)
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                out = cut_to(&sentence, max);
             }
             break;
         }
-        if !out.is_empty() {
+        if !out.is_empty() && !sentence.starts_with(is_han) {
             out.push(' ');
         }
         out.push_str(&sentence);
         words += n;
     }
     out
+}
+
+/// Whether `text` goes round in a loop: the same three words three times or more, as a small
+/// model does when it has nothing more to say ("空调、空调、空调", "a concert, a film, a
+/// concert, a concert").
+pub(super) fn loops(text: &str) -> bool {
+    let said = words(text);
+    let mut seen: std::collections::HashMap<&[String], usize> = Default::default();
+    said.windows(3).any(|w| {
+        let n = seen.entry(w).or_default();
+        *n += 1;
+        *n >= 3
+    })
 }

@@ -8,8 +8,8 @@ use crate::runtime::llm::{ms, ChatClient, Completion, LlmError};
 use crate::runtime::worker::{LlmWorker, WorkerState};
 use crate::understand::brain::cloud::{cloud_client, probe, redact, Cloud};
 use crate::understand::brain::guards::{
-    asks_a_question, echoes, foreign_script, foreign_words, recites_instructions, shows_prompt,
-    shows_tool_syntax, spoken, within_words,
+    asks_a_question, echoes, foreign_script, foreign_words, loops, recites_instructions,
+    shows_prompt, shows_tool_syntax, spoken, spoken_length, within_words,
 };
 use crate::understand::brain::prompt::{system_prompt, tool_name, tools};
 use crate::understand::grammar::Matcher;
@@ -595,11 +595,12 @@ impl Brain {
                         && (self.named_tool(&words, None).is_some()
                             || recites_instructions(&words)
                             || shows_prompt(&words)
-                            || shows_tool_syntax(&words));
+                            || shows_tool_syntax(&words)
+                            || loops(&words));
                     if named.is_some() || garbled {
                         return false;
                     }
-                    if words.split_whitespace().nth(MAX_SPOKEN_WORDS).is_some() {
+                    if spoken_length(&words) > MAX_SPOKEN_WORDS {
                         long = true;
                         return false;
                     }

@@ -279,6 +279,31 @@ fn tool_syntax_and_another_script_fail_the_answer_check() {
 }
 
 #[test]
+fn chinese_answers_are_cut_by_characters_and_loops_and_echoes_fail_the_check() {
+    use crate::understand::brain::guards::{answer_flaw, spoken_length, within_words, Flaw};
+    let zh = crate::text::Lexicon::shipped("zh-CN").unwrap();
+    // Two Han characters a word: a 60-character sentence is 30 words, cut to 25.
+    let long = "好".repeat(60);
+    assert_eq!(spoken_length(&long), 30);
+    assert_eq!(within_words(&long, 25).chars().count(), 50);
+    assert_eq!(spoken_length("播放 FM 93.7"), 3);
+    // The small model's ways of saying nothing.
+    assert_eq!(
+        answer_flaw("谁在披头士乐队", "他负责空调、空调、空调、空调。", &zh),
+        Some(Flaw::Loop)
+    );
+    assert_eq!(
+        answer_flaw(
+            "提醒我星期六十二点钟预约",
+            "提醒我星期六十二点钟预约。",
+            &zh
+        ),
+        Some(Flaw::Echo)
+    );
+    assert_eq!(answer_flaw("讲个笑话", "好的，我们出发吧。", &zh), None);
+}
+
+#[test]
 fn pieces_of_the_prompt_are_never_spoken() {
     use crate::understand::brain::guards::shows_prompt;
     for said in [
