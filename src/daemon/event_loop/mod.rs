@@ -18,8 +18,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-/// What Cabin says when it has a command it can't transcribe.
-
 struct CurrentTurn {
     id: u64,
     /// Whose request it is: a D-Bus caller cancels only its own, or the driver's.
