@@ -73,6 +73,12 @@ fn modules() -> BTreeMap<Module, PathBuf> {
 
 /// The code of a file without comments, string literals and `#[cfg(test)] mod tests { … }`.
 fn code(text: &str) -> String {
+    without_comments(text, false)
+}
+
+/// The code of a file without comments and its test module; string literals are kept where
+/// `strings`, else each becomes `""`.
+fn without_comments(text: &str, strings: bool) -> String {
     let mut out = String::new();
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -86,8 +92,12 @@ fn code(text: &str) -> String {
                 }
             }
             '"' => {
+                out.push('"');
                 let mut escaped = false;
                 for c in chars.by_ref() {
+                    if strings || c == '"' && !escaped {
+                        out.push(c);
+                    }
                     if escaped {
                         escaped = false;
                     } else if c == '\\' {
@@ -96,7 +106,6 @@ fn code(text: &str) -> String {
                         break;
                     }
                 }
-                out.push_str("\"\"");
             }
             _ => out.push(c),
         }
@@ -346,39 +355,7 @@ const NOT_LANGUAGE: &[(&str, &str)] = &[
 
 /// The code of a file with its string literals kept, comments and its test module left out.
 fn code_with_strings(text: &str) -> String {
-    let mut out = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '/' if chars.peek() == Some(&'/') => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        out.push('\n');
-                        break;
-                    }
-                }
-            }
-            '"' => {
-                out.push('"');
-                let mut escaped = false;
-                for c in chars.by_ref() {
-                    out.push(c);
-                    if escaped {
-                        escaped = false;
-                    } else if c == '\\' {
-                        escaped = true;
-                    } else if c == '"' {
-                        break;
-                    }
-                }
-            }
-            _ => out.push(c),
-        }
-    }
-    match out.find("#[cfg(test)]\nmod tests {") {
-        Some(i) => out[..i].to_string(),
-        None => out,
-    }
+    without_comments(text, true)
 }
 
 /// The lower-case word literals that `code` tests words with, each with its line: in a list
