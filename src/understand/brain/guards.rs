@@ -133,33 +133,30 @@ pub(super) fn shows_tool_syntax(text: &str) -> bool {
     snake || dotted
 }
 
-/// Whether `text` is in another script than the profile's language writes (its lexicon's
-/// `script`): Latin words outweighing the Han characters of a Chinese answer, or Han
-/// characters in a Latin-script one. (Which Latin-script language it is, is not told apart.)
-pub(super) fn foreign_script(text: &str, script: Script) -> bool {
+/// Whether `text` is in another language than the profile's `lexicon`: in another script
+/// (Latin words outweighing the Han characters of a Chinese answer, or Han characters in a
+/// Latin-script one), or, in the same script, with more common words of another shipped
+/// lexicon than of its own (an English "I'm sorry, but I can't assist with that." from an
+/// Indonesian profile's model).
+pub(super) fn other_language(text: &str, lexicon: &Lexicon) -> bool {
     let han = text.chars().filter(|c| is_han(*c)).count();
     let latin = text.chars().filter(char::is_ascii_alphabetic).count();
-    match script {
+    let other_script = match lexicon.script {
         // A Latin name or two ("FM", "Cabin") is Chinese too.
         Script::Han => latin > 12 && latin > han,
         Script::Latin => han > 0,
-    }
-}
-
-/// Whether `text` is in another language of the same script: more of its words are common
-/// words of another shipped lexicon than of the profile's own (an English "I'm sorry, but I
-/// can't assist with that." from an Indonesian profile's model).
-pub(super) fn foreign_words(text: &str, lexicon: &Lexicon) -> bool {
+    };
     let said = words(text);
     let hits = |l: &Lexicon| said.iter().filter(|w| l.common.contains(w)).count();
     let own = hits(lexicon);
-    Lexicon::all_shipped()
-        .iter()
-        .filter(|l| l.script == lexicon.script && l.common != lexicon.common)
-        .any(|l| {
-            let other = hits(l);
-            other >= 2 && other > own
-        })
+    other_script
+        || Lexicon::all_shipped()
+            .iter()
+            .filter(|l| l.script == lexicon.script && l.common != lexicon.common)
+            .any(|l| {
+                let other = hits(l);
+                other >= 2 && other > own
+            })
 }
 
 /// What makes an answer unfit to be spoken.
@@ -194,7 +191,7 @@ pub fn answer_flaw(request: &str, answer: &str, lexicon: &Lexicon) -> Option<Fla
         Some(Flaw::Loop)
     } else if echoes(request, answer, &lexicon.echo.fillers) {
         Some(Flaw::Echo)
-    } else if foreign_script(answer, lexicon.script) || foreign_words(answer, lexicon) {
+    } else if other_language(answer, lexicon) {
         Some(Flaw::OtherLanguage)
     } else {
         None

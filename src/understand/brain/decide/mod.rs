@@ -8,8 +8,8 @@ use crate::runtime::llm::{ms, ChatClient, Completion, LlmError};
 use crate::runtime::worker::{LlmWorker, WorkerState};
 use crate::understand::brain::cloud::{cloud_client, probe, redact, Cloud};
 use crate::understand::brain::guards::{
-    asks_a_question, echoes, foreign_script, foreign_words, loops, recites_instructions,
-    shows_prompt, shows_tool_syntax, spoken, spoken_length, within_words,
+    asks_a_question, echoes, loops, other_language, recites_instructions, shows_prompt,
+    shows_tool_syntax, spoken, spoken_length, within_words,
 };
 use crate::understand::brain::prompt::{system_prompt, tool_name, tools};
 use crate::understand::grammar::Matcher;
@@ -511,10 +511,7 @@ impl Brain {
         // instructions recited, or the request said back: what was said so far, the cloud's
         // answer, or that Cabin can't do it; never the tool's name, the prompt, or a command
         // as if done.
-        let unfit = garbled
-            || echoes(text, rest, &self.commands.lexicon().echo.fillers)
-            || foreign_script(rest, self.commands.lexicon().script)
-            || foreign_words(rest, self.commands.lexicon());
+        let unfit = garbled || self.unfit_words(text, rest);
         if unfit {
             tracing::info!(
                 "the local model named a tool it was not offered, recited its instructions or said the request back; not speaking it"
@@ -611,10 +608,7 @@ impl Brain {
                             if command.is_some() {
                                 return false;
                             }
-                            if echoes(request, &sentence, &self.commands.lexicon().echo.fillers)
-                                || foreign_script(&sentence, self.commands.lexicon().script)
-                                || foreign_words(&sentence, self.commands.lexicon())
-                            {
+                            if self.unfit_words(request, &sentence) {
                                 garbled = true;
                                 return false;
                             }
@@ -637,6 +631,13 @@ impl Brain {
             unsaid,
             long,
         }
+    }
+
+    /// Whether the model's `said` words are the driver's `request` said back as if done, or
+    /// in another language than the profile's: not to be spoken.
+    fn unfit_words(&self, request: &str, said: &str) -> bool {
+        let lexicon = self.commands.lexicon();
+        echoes(request, said, &lexicon.echo.fillers) || other_language(said, lexicon)
     }
 
     /// The slot of `tool`'s call whose text value has no word of the driver's `text`.
