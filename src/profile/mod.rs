@@ -54,6 +54,8 @@ pub struct Profile {
     pub small_talk: Vec<SmallTalk>,
     pub classifier: ClassifierSettings,
     pub lacks: Vec<Lack>,
+    /// The rules over the model routes' proposals left out (`[rules] off`).
+    pub rules_off: std::collections::BTreeSet<Rule>,
 }
 
 #[cfg(test)]

@@ -40,6 +40,16 @@ pub struct RawProfile {
     pub classifier: RawClassifier,
     #[serde(default)]
     pub lacks: Vec<Spanned<RawLack>>,
+    #[serde(default)]
+    pub rules: RawRules,
+}
+
+/// The rules over the model routes' proposals that this profile leaves out.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRules {
+    #[serde(default)]
+    pub off: Vec<crate::profile::sections::Rule>,
 }
 
 /// Something people ask a car for that this one can't do, the words that name it, and how

@@ -27,6 +27,91 @@ pub struct Lack {
     pub reply: String,
 }
 
+/// A named step over what a model route proposes (the classifier's intent, the local model's
+/// call), run in [`Rule::ALL`]'s order; each reads the driver's words against the profile's
+/// own sentences, values and lexicon, never a sentence of its own. `[rules] off` in a profile,
+/// or `cabin eval --without`, leaves one out, which is how docs/brain.md measures each.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// The local model's call whose text slot holds no word of the driver's, or whose value
+    /// slot the words never say (with neither a default nor a question): its guess, so the
+    /// model is asked for an answer instead.
+    Invented,
+    /// The classifier's side of a pair of opposites, where the local model picked the other
+    /// and the words say neither the pick's own words nor any direction.
+    ClassifierSide,
+    /// "no more …": the opposite that switches off.
+    NoMore,
+    /// "too" before a word whose comparative is the pick's own ("too loud" is quieter).
+    Too,
+    /// The opposite's direction words said, and none of the pick's own.
+    OppositeWords,
+    /// The refinement whose own values the words say ("seat heating on low" sets the level).
+    Refined,
+    /// A refinement whose own values the words do not say is the intent it refines.
+    Plain,
+    /// An enum or number slot holds the value the words say, whatever the model wrote.
+    SaidValues,
+    /// A value nobody said is left to the slot's default or question.
+    UnsaidValues,
+}
+
+impl Rule {
+    /// Every rule, in the order they run.
+    pub const ALL: [Rule; 9] = [
+        Rule::Invented,
+        Rule::ClassifierSide,
+        Rule::NoMore,
+        Rule::Too,
+        Rule::OppositeWords,
+        Rule::Refined,
+        Rule::Plain,
+        Rule::SaidValues,
+        Rule::UnsaidValues,
+    ];
+
+    /// The rule's name, as profiles and `cabin eval --without` write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Invented => "invented",
+            Rule::ClassifierSide => "classifier_side",
+            Rule::NoMore => "no_more",
+            Rule::Too => "too",
+            Rule::OppositeWords => "opposite_words",
+            Rule::Refined => "refined",
+            Rule::Plain => "plain",
+            Rule::SaidValues => "said_values",
+            Rule::UnsaidValues => "unsaid_values",
+        }
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Rule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Rule, String> {
+        Rule::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
+                format!(
+                    "no rule is called '{s}'; the rules are {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
 /// The small intent model ([`crate::understand::shortlist`]): trained on the intents'
 /// sentences and examples against these negatives, it decides an intent without the local
 /// model when its probability is at least `confident`.

@@ -3,7 +3,7 @@
 //! routes and the daemon all import these; this file imports none of them.
 
 use crate::act::vehicle::ResolvedAction;
-use crate::profile::SlotValue;
+use crate::profile::{Rule, SlotValue};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -45,6 +45,10 @@ pub struct Outcome {
     /// The small intent model's likeliest class and its probability, when a model route was
     /// asked.
     pub classifier: Option<Classification>,
+    /// The named rules that changed what a model route proposed ([`Rule`]), in the order they
+    /// ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
     pub timings_ms: BTreeMap<&'static str, f64>,
 }
 

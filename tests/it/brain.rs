@@ -103,7 +103,8 @@ async fn a_command_said_instead_of_called_is_made_and_not_spoken() {
         Thought::Intent {
             route: Route::LocalLlm,
             intent: "phone.call".into(),
-            args: json!({"contact": "mum"}).as_object().unwrap().clone()
+            args: json!({"contact": "mum"}).as_object().unwrap().clone(),
+            rules: vec![],
         }
     );
     assert_eq!(spoken, ["Sure."]);

@@ -347,7 +347,7 @@ const NOT_LANGUAGE: &[(&str, &str)] = &[
     ("understand/brain/cloud.rs", "https"),
     // A reply's placeholder and the tool-choice mode of the OpenAI API.
     ("understand/brain/decide/mod.rs", "result"),
-    ("understand/brain/decide/mod.rs", "required"),
+    ("understand/brain/decide/offer.rs", "required"),
     // Abbreviations that do not end a sentence of a reply: the reply's language, not the
     // driver's (a lexicon section once replies are localised).
     ("text/sentences.rs", "*"),
@@ -494,4 +494,27 @@ fn the_word_scan_finds_lists_and_comparisons() {
     ));
     let found: Vec<String> = word_tests(&code).into_iter().map(|(_, w)| w).collect();
     assert_eq!(found, ["yes", "do it", "too", "oh", "o", "ten", "er"]);
+}
+
+/// A file of the understanding layer holds one part of a decision that a reader can take in
+/// whole: past 600 lines, the part is split where the data splits (the brain's rules, what
+/// the local model is offered, the dialog's effects).
+#[test]
+fn no_file_of_the_understanding_layer_passes_600_lines() {
+    fn walk(dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let lines = std::fs::read_to_string(&p).unwrap().lines().count();
+                if lines > 600 {
+                    out.push(format!("{}: {lines} lines", p.display()));
+                }
+            }
+        }
+    }
+    let mut long = Vec::new();
+    walk(&src().join("understand"), &mut long);
+    assert!(long.is_empty(), "split these files:\n{}", long.join("\n"));
 }

@@ -565,6 +565,7 @@ async fn the_router_uses_each_model_for_what_it_is_good_at() {
             route: Route::Classifier,
             intent: "lights.dimmer".into(),
             args: Default::default(),
+            rules: vec![],
         })
     );
     let Some(Thought::Intent { intent, args, .. }) =

@@ -141,6 +141,7 @@ mod tests {
             awaiting: Some("slot:source".into()),
             refused: None,
             classifier: None,
+            rules: Vec::new(),
             timings_ms: Default::default(),
         };
         assert!(!acted(&asked, &p));

@@ -48,10 +48,21 @@ pub struct Args {
     /// `second` to measure on (its misses are not listed, so that it stays unread).
     #[arg(long, value_enum)]
     half: Option<split::Half>,
+    /// Leave out a named rule over the model routes' proposals (repeatable), to measure what
+    /// it earns: invented, classifier_side, no_more, too, opposite_words, refined, plain,
+    /// said_values, unsaid_values.
+    #[arg(long, value_name = "RULE")]
+    without: Vec<cabin::profile::Rule>,
 }
 
 pub async fn exec(args: Args) -> Result<ExitCode> {
-    let profile = Arc::new(Profile::load_or_default(args.profile.as_deref())?);
+    let mut profile = Profile::load_or_default(args.profile.as_deref())?;
+    if !args.without.is_empty() {
+        profile.rules_off.extend(args.without.iter().copied());
+        let off: Vec<&str> = profile.rules_off.iter().map(|r| r.name()).collect();
+        eprintln!("eval: without the rules {}", off.join(", "));
+    }
+    let profile = Arc::new(profile);
     let set = load(&args.file)?;
     let set = match args.half {
         None => set,
@@ -155,6 +166,9 @@ pub struct CaseResult {
     pub slots: BTreeMap<String, Value>,
     pub reply: String,
     pub classifier: Option<cabin::understand::turn::Classification>,
+    /// The named rules that changed what a model route proposed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<cabin::profile::Rule>,
     pub ms: f64,
 }
 
@@ -250,6 +264,7 @@ pub async fn run(
             slots: outcome.slots.into_iter().collect(),
             reply: outcome.reply,
             classifier: outcome.classifier,
+            rules: outcome.rules,
             ms: outcome.timings_ms.get("total").copied().unwrap_or(0.0),
         });
         progress(n + 1, cases.len());
@@ -341,6 +356,15 @@ pub fn report(results: &[CaseResult], misses: bool) -> String {
     let _ = writeln!(out, "\nconfusions (expected -> got):");
     for ((e, g), n) in confusion.iter().take(20) {
         let _ = writeln!(out, "  {n:3}  {e} -> {g}");
+    }
+    let _ = writeln!(
+        out,
+        "\nrules that changed a proposal (cases, of them right; `--without RULE` measures one):"
+    );
+    for rule in cabin::profile::Rule::ALL {
+        let fired: Vec<&CaseResult> = results.iter().filter(|r| r.rules.contains(&rule)).collect();
+        let right = fired.iter().filter(|r| r.correct).count();
+        let _ = writeln!(out, "  {:16} {:3}, {right} right", rule.name(), fired.len());
     }
     let _ = writeln!(out, "\nlatency per route taken (ms): p50 / p90 / p95 / max");
     let mut by_route: BTreeMap<String, Vec<f64>> = BTreeMap::new();

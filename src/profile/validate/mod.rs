@@ -214,6 +214,7 @@ impl Validator<'_> {
             small_talk,
             classifier,
             lacks,
+            rules_off: raw.rules.off.into_iter().collect(),
         })
     }
 }

@@ -5,7 +5,9 @@
 //! dialog context, the speaker's zone and defaults, checked against their types, the safety
 //! policy and the confirmation rule, and only then does the action run.
 
+mod act;
 mod objects;
+mod slots;
 mod words;
 
 use crate::act::vehicle::{fill, Failure, ResolvedAction, VehicleBus};
@@ -332,14 +334,18 @@ impl Assistant {
                 route,
                 intent,
                 args,
+                rules,
             } => {
                 let proposal = Proposal {
                     route,
                     intent,
                     args,
                 };
-                self.propose_gated(t.text, &proposal, t.zone, context, go_ahead)
-                    .await
+                let mut turn = self
+                    .propose_gated(t.text, &proposal, t.zone, context, go_ahead)
+                    .await;
+                turn.outcome.rules = rules;
+                turn
             }
             Thought::Answer { route, text } => {
                 let mut outcome = self.outcome(t, route, None, &BTreeMap::new());
@@ -546,242 +552,12 @@ impl Assistant {
         self.act(t, route, index, slots, context, go_ahead).await
     }
 
-    /// Runs the action of a filled, checked intent (after a confirmation too: the safety
-    /// policy is checked again, since the car may have moved off meanwhile).
-    async fn act(
-        &self,
-        t: &mut TurnCtx<'_>,
-        route: Route,
-        index: usize,
-        slots: BTreeMap<String, SlotValue>,
-        context: Context,
-        go_ahead: impl FnOnce(&ResolvedAction) -> bool,
-    ) -> Turn {
-        let intent = &self.profile.intents[index];
-        if t.understood.is_none() {
-            t.understood = Some(ms(t.started.elapsed()));
-        }
-        if let Some(refused) = self.refused(t, route, index, &slots, &context).await {
-            return refused;
-        }
-        let mut outcome = self.outcome(t, route, Some(index), &slots);
-        let action = match ResolvedAction::resolve(&intent.action, &slots) {
-            Ok(a) => a,
-            Err(problem) => {
-                outcome.reply = format!("Sorry, I can't do that: {problem}.");
-                return Turn {
-                    outcome,
-                    context,
-                    follow_up: false,
-                };
-            }
-        };
-        if !go_ahead(&action) {
-            outcome.refused = Some("cancelled before it acted".into());
-            return Turn {
-                outcome,
-                context,
-                follow_up: false,
-            };
-        }
-        let acted = Instant::now();
-        let result = self.vehicle.execute(&action).await;
-        outcome.timings_ms.insert("action", ms(acted.elapsed()));
-        let (success, detail) = match result {
-            Ok(value) => {
-                let reply = intent.reply_for(&slots);
-                outcome.reply = match (&value, reply.contains("{result}")) {
-                    (Some(v), true) => fill(reply, &slots).replace("{result}", v),
-                    (None, true) => Failure::Refused {
-                        name: String::new(),
-                        message: String::new(),
-                    }
-                    .reply(&action.target, &self.profile.lexicon.replies),
-                    _ => fill(reply, &slots),
-                };
-                (true, value.unwrap_or_else(|| "ok".into()))
-            }
-            Err(failure) => {
-                tracing::warn!(intent = %intent.name, detail = %failure.log_detail(), "action failed");
-                outcome.reply = match &failure {
-                    Failure::Refused { name, .. } if intent.error_replies.contains_key(name) => {
-                        fill(&intent.error_replies[name], &slots)
-                    }
-                    _ => failure.reply(&action.target, &self.profile.lexicon.replies),
-                };
-                (false, failure.detail())
-            }
-        };
-        outcome.action = Some(ActionReport {
-            action,
-            success,
-            detail,
-        });
-        outcome.timings_ms.insert("total", ms(t.started.elapsed()));
-        let context = Context {
-            last: Some(Last {
-                intent: index,
-                slots,
-                zone: t.zone.map(str::to_string),
-            }),
-            pending: None,
-        };
-        Turn {
-            outcome,
-            context,
-            follow_up: intent.follow_up,
-        }
-    }
-
-    /// Missing slots come from the dialog (for seat zones: a zone the same seat named in this
-    /// session), then the speaker's seat (zone slots), then the intent's default. "my" resolves to the
-    /// speaker's seat, or stays missing when the seat is unknown.
-    fn fill_slots(
-        &self,
-        intent: &Intent,
-        slots: &mut BTreeMap<String, SlotValue>,
-        context: &Context,
-        zone: Option<&str>,
-    ) {
-        let speaker_value = |ty: &SlotType| match (ty, zone) {
-            (SlotType::Enum { zones: true, .. }, Some(z)) => ty.value_for_key(z),
-            _ => None,
-        };
-        for (name, type_name) in &intent.slots {
-            let ty = &self.profile.slot_types[type_name];
-            if matches!(slots.get(name), Some(SlotValue::Enum { key, .. }) if key == SPEAKER) {
-                match speaker_value(ty) {
-                    Some(v) => slots.insert(name.clone(), v),
-                    None => slots.remove(name),
-                };
-                continue;
-            }
-            if slots.contains_key(name) {
-                continue;
-            }
-            // Only seat zones carry over ("a bit warmer" stays on the passenger side); an
-            // amount or a name said before must not replace this request's default.
-            let carries_over = matches!(ty, SlotType::Enum { zones: true, .. });
-            let from_context = context
-                .last
-                .as_ref()
-                .filter(|l| carries_over && l.zone.as_deref() == zone)
-                .and_then(|last| {
-                    let last_intent = &self.profile.intents[last.intent];
-                    last.slots
-                        .iter()
-                        .find(|(n, _)| last_intent.slots.get(*n) == Some(type_name))
-                        .map(|(_, v)| v.clone())
-                });
-            if let Some(v) = from_context
-                .or_else(|| speaker_value(ty))
-                .or_else(|| intent.defaults.get(name).cloned())
-            {
-                slots.insert(name.clone(), v);
-            }
-        }
-    }
-
-    /// A follow-up that is only a new enum or number value for one of the last intent's
-    /// slots. Free-text slots are left out: "sounds good" must never become a destination.
-    fn elliptic(&self, last: &Last, text: &str) -> Option<(String, SlotValue)> {
-        let intent = &self.profile.intents[last.intent];
-        intent.slots.iter().find_map(|(name, type_name)| {
-            let ty = &self.profile.slot_types[type_name];
-            if matches!(ty, SlotType::Text { .. }) {
-                return None;
-            }
-            self.matcher
-                .parse_slot_value(type_name, unit_of(ty), text)
-                .map(|v| (name.clone(), v))
-        })
-    }
-
     /// The turn that says the car lacks `lack`: no action, the profile's words for it.
     fn lacking(&self, t: &TurnCtx, route: Route, lack: &Lack) -> Outcome {
         let mut outcome = self.outcome(t, route, None, &BTreeMap::new());
         outcome.reply = lack.reply.clone();
         outcome.refused = Some(format!("the profile has no intent for the {}", lack.name));
         outcome
-    }
-
-    /// The question for a bare value of one of the profile's slot types: what it is for.
-    fn fragment(&self, text: &str) -> Option<String> {
-        let value = self
-            .profile
-            .slot_types
-            .iter()
-            .filter(|(_, ty)| !matches!(ty, SlotType::Text { .. }))
-            .find_map(|(name, ty)| self.matcher.parse_slot_value(name, unit_of(ty), text))?;
-        Some(match value {
-            // A number said back only while short: "set to 20", not 300 digits.
-            SlotValue::Number(n) if format_number(n).len() <= FRAGMENT_NUMBER_CHARS => {
-                let replies = &self.profile.lexicon.replies;
-                replies
-                    .fragment_number
-                    .replace("{number}", &format_number(n))
-            }
-            SlotValue::Enum { key, spoken } if key != SPEAKER => {
-                let replies = &self.profile.lexicon.replies;
-                replies.fragment_value.replace("{value}", &spoken)
-            }
-            _ => self.profile.lexicon.replies.fragment.clone(),
-        })
-    }
-
-    /// Whether the car is in reverse (unknown state counts as not: small talk is harmless).
-    async fn manoeuvring(&self) -> bool {
-        match &self.profile.vehicle.state {
-            Some(source) => self.vehicle.driving_state(source).await.manoeuvring(),
-            None => false,
-        }
-    }
-
-    /// The turn that refuses the intent, if the safety policy does not allow it now.
-    async fn refused(
-        &self,
-        t: &TurnCtx<'_>,
-        route: Route,
-        index: usize,
-        slots: &BTreeMap<String, SlotValue>,
-        context: &Context,
-    ) -> Option<Turn> {
-        let intent = &self.profile.intents[index];
-        // The call as it would go out: a constraint may hold only for some of its values. One
-        // that can't be resolved has no values, and its constraint holds.
-        let args = ResolvedAction::resolve(&intent.action, slots)
-            .map(|a| a.args)
-            .unwrap_or_default();
-        let reason = self.refusal(intent, &args).await?;
-        let mut outcome = self.outcome(t, route, Some(index), slots);
-        outcome.reply = intent
-            .when
-            .as_ref()
-            .map(|w| w.refusal.clone())
-            .unwrap_or_default();
-        outcome.refused = Some(reason);
-        let context = Context {
-            last: context.last.clone(),
-            pending: None,
-        };
-        Some(Turn {
-            outcome,
-            context,
-            follow_up: false,
-        })
-    }
-
-    /// Why the intent's call with `args` may not run in the current driving state, if it may
-    /// not.
-    async fn refusal(&self, intent: &Intent, args: &[ArgValue]) -> Option<String> {
-        let constraint = intent.when.as_ref()?;
-        let Some(source) = &self.profile.vehicle.state else {
-            return Some("no source of vehicle state".into());
-        };
-        let state = self.vehicle.driving_state(source).await;
-        crate::act::safety::check(constraint, &state, args)
-            .err()
-            .map(|refusal| refusal.to_string())
     }
 
     fn outcome(
@@ -810,6 +586,7 @@ impl Assistant {
             awaiting: None,
             refused: None,
             classifier: None,
+            rules: Vec::new(),
             timings_ms: timings,
         }
     }

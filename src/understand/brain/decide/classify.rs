@@ -56,7 +56,8 @@ impl Brain {
         if c.probability < self.classifier_confident {
             return None;
         }
-        let intent = self.refined(text, self.directions.of(text, intent));
+        let mut fired = Vec::new();
+        let intent = self.classifier_call(text, intent, &mut fired);
         let mut args = Map::new();
         for slot in self.slots.get(intent)? {
             if matches!(slot.ty, SlotType::Text { .. }) {
@@ -71,19 +72,8 @@ impl Brain {
             route: Route::Classifier,
             intent: intent.to_string(),
             args,
+            rules: fired,
         })
-    }
-
-    /// The refinement of `intent` whose own values the words say ("seat heating on low" sets
-    /// the level), else `intent`: sentences with and without the value embed alike.
-    pub(super) fn refined<'a>(&'a self, text: &str, intent: &'a str) -> &'a str {
-        let Some(refinements) = self.refinements.get(intent) else {
-            return intent;
-        };
-        refinements
-            .iter()
-            .find(|(_, only_it_takes)| self.says_a_value_of(text, only_it_takes))
-            .map_or(intent, |(refined, _)| refined.as_str())
     }
 
     /// Whether the classifier is sure `ranking`'s words are no car command: the local model

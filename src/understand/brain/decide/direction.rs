@@ -3,7 +3,7 @@
 //! switched the lights on; "make a room darker" brightened them), while the words that tell
 //! the pair apart ("off", "down", "quieter") are plain in the sentence.
 
-use crate::profile::Profile;
+use crate::profile::{Profile, Rule};
 use crate::text::{lexicon, tokenize_with, Lexicon};
 use crate::understand::grammar::Matcher;
 use std::collections::{BTreeSet, HashMap};
@@ -93,52 +93,73 @@ impl Directions {
         self.opposites.get(intent)
     }
 
-    /// `intent`'s opposite where the words say one of the opposite's direction words and none
-    /// of `intent`'s own words ("open it up" stays open), say "too" before a word whose
-    /// comparative is `intent`'s own ("too loud" picked louder, "too bright" brighter), or say
-    /// "no more" where the opposite switches off; else `intent`.
-    pub(super) fn of<'a>(&'a self, text: &str, intent: &'a str) -> &'a str {
+    /// `intent`'s opposite where the words say "no more" and the opposite switches off
+    /// ([`Rule::NoMore`]), say "too" before a word whose comparative is `intent`'s own ("too
+    /// loud" picked louder, "too bright" brighter: [`Rule::Too`]), or say one of the opposite's
+    /// direction words and none of `intent`'s own ("open it up" stays open:
+    /// [`Rule::OppositeWords`]); else `intent`. The first of them that is on and fires decides,
+    /// and is returned with it.
+    pub(super) fn of<'a>(
+        &'a self,
+        text: &str,
+        intent: &'a str,
+        off: &BTreeSet<Rule>,
+    ) -> (&'a str, Option<Rule>) {
         let Some(opposite) = self.opposites.get(intent) else {
-            return intent;
+            return (intent, None);
         };
         let tokens = self.norms(text);
+        let fired = [Rule::NoMore, Rule::Too, Rule::OppositeWords]
+            .into_iter()
+            .filter(|rule| !off.contains(rule))
+            .find(|rule| match rule {
+                Rule::NoMore => self.no_more(&tokens, opposite),
+                Rule::Too => self.too_much(&tokens, intent),
+                _ => self.opposite_words(tokens.iter().cloned().collect(), intent, opposite),
+            });
+        match fired {
+            Some(rule) => {
+                tracing::debug!("direction: {rule} turns {intent} to {opposite}");
+                (opposite, Some(rule))
+            }
+            None => (intent, None),
+        }
+    }
+
+    /// "no more seat heat": switching off, whatever words of the pick's follow.
+    fn no_more(&self, tokens: &[String], opposite: &str) -> bool {
         let words = &self.lexicon.directions;
-        // "no more seat heat": switching off, whatever words of the pick's follow.
         let no_more = words.no_more.iter().any(|phrase| {
             let phrase = self.norms(phrase);
             !phrase.is_empty() && tokens.windows(phrase.len()).any(|w| w == phrase)
         });
-        if no_more
+        no_more
             && self
                 .direction
                 .get(opposite)
                 .is_some_and(|d| words.off.iter().any(|off| d.contains(off)))
-        {
-            tracing::debug!("direction: no more of what {intent} gives");
-            return opposite;
-        }
-        if let Some(own) = self.own.get(intent) {
-            let too_much = tokens.windows(2).any(|w| {
+    }
+
+    /// "too" before a word whose comparative is one of `intent`'s own words.
+    fn too_much(&self, tokens: &[String], intent: &str) -> bool {
+        let words = &self.lexicon.directions;
+        self.own.get(intent).is_some_and(|own| {
+            tokens.windows(2).any(|w| {
                 words.too.contains(&w[0])
                     && !own.contains(&w[1])
                     && comparatives(&w[1], &words.comparative_suffix).any(|c| own.contains(&c))
-            });
-            if too_much {
-                tracing::debug!("direction: too much of what {intent} gives");
-                return opposite;
-            }
-        }
-        let said: BTreeSet<String> = tokens.into_iter().collect();
+            })
+        })
+    }
+
+    /// A direction word of `opposite` said, and none of `intent`'s own words.
+    fn opposite_words(&self, said: BTreeSet<String>, intent: &str, opposite: &str) -> bool {
         let says = |words: &HashMap<String, BTreeSet<String>>, name: &str| {
             words
                 .get(name)
                 .is_some_and(|w| w.intersection(&said).next().is_some())
         };
-        if says(&self.direction, opposite) && !says(&self.own, intent) {
-            tracing::debug!("direction: the words say {opposite}, not {intent}");
-            return opposite;
-        }
-        intent
+        says(&self.direction, opposite) && !says(&self.own, intent)
     }
 
     /// The classifier's side of a pair where the local model picked the other and the words
