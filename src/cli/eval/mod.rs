@@ -62,6 +62,13 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
         let off: Vec<&str> = profile.rules_off.iter().map(|r| r.name()).collect();
         eprintln!("eval: without the rules {}", off.join(", "));
     }
+    // Without its classifier a profile decides otherwise: a figure measured so is not the
+    // profile's, so it is not measured at all.
+    if let Some(name) = &profile.models.shortlist {
+        if let Err(e) = cabin::runtime::models::installed(name, "intent shortlist model") {
+            bail!("{e}; the profile's figures need its classifier (fix: `cabin models fetch --model {name}`)");
+        }
+    }
     let profile = Arc::new(profile);
     let set = load(&args.file)?;
     let set = match args.half {
