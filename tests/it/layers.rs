@@ -32,22 +32,25 @@ fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
+/// Every `.rs` file under `dir`.
+fn rs_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(rs_files(&p));
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// Every library module (the binaries under `src/bin`, `main.rs` and `cli/` are not the
 /// library) and its file, test modules left out.
 fn modules() -> BTreeMap<Module, PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                out.push(p);
-            }
-        }
-    }
     let root = src();
-    let mut files = Vec::new();
-    walk(&root, &mut files);
+    let files = rs_files(&root);
     let mut out = BTreeMap::new();
     for f in files {
         let rel = f.strip_prefix(&root).unwrap();
@@ -501,20 +504,12 @@ fn the_word_scan_finds_lists_and_comparisons() {
 /// the local model is offered, the dialog's effects).
 #[test]
 fn no_file_of_the_understanding_layer_passes_600_lines() {
-    fn walk(dir: &Path, out: &mut Vec<String>) {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                let lines = std::fs::read_to_string(&p).unwrap().lines().count();
-                if lines > 600 {
-                    out.push(format!("{}: {lines} lines", p.display()));
-                }
-            }
-        }
-    }
-    let mut long = Vec::new();
-    walk(&src().join("understand"), &mut long);
+    let long: Vec<String> = rs_files(&src().join("understand"))
+        .into_iter()
+        .filter_map(|p| {
+            let lines = std::fs::read_to_string(&p).unwrap().lines().count();
+            (lines > 600).then(|| format!("{}: {lines} lines", p.display()))
+        })
+        .collect();
     assert!(long.is_empty(), "split these files:\n{}", long.join("\n"));
 }
