@@ -31,10 +31,7 @@ pub struct Lack {
 /// call), run in [`Rule::ALL`]'s order; each reads the driver's words against the profile's
 /// own sentences, values and lexicon, never a sentence of its own. `[rules] off` in a profile,
 /// or `cabin eval --without`, leaves one out, which is how docs/brain.md measures each.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
-)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Rule {
     /// The local model's call whose text slot holds no word of the driver's, or whose value
     /// slot the words never say (with neither a default nor a question): its guess, so the
@@ -92,6 +89,21 @@ impl Rule {
 impl std::fmt::Display for Rule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// Written and read by [`Rule::name`], the one table of rule names.
+impl serde::Serialize for Rule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Rule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Rule, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 

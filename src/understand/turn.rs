@@ -111,3 +111,11 @@ pub struct Turn {
     pub context: Context,
     pub follow_up: bool,
 }
+
+/// Whether two slot values are the same value: numbers within rounding (20 and 20.0 are).
+pub fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => (x - y).abs() < 1e-9,
+        _ => a == b,
+    }
+}

@@ -209,13 +209,6 @@ fn label(route: Route, intent: Option<&str>) -> String {
     }
 }
 
-fn same(a: &Value, b: &Value) -> bool {
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => (x - y).abs() < 1e-9,
-        _ => a == b,
-    }
-}
-
 pub async fn run(
     assistant: &Assistant,
     families: &Families,
@@ -236,10 +229,12 @@ pub async fn run(
             ),
             None => {
                 let expected = label(case.route, case.intent.as_deref());
-                let slots_ok = case
-                    .slots
-                    .iter()
-                    .all(|(k, v)| outcome.slots.get(k).is_some_and(|o| same(o, v)));
+                let slots_ok = case.slots.iter().all(|(k, v)| {
+                    outcome
+                        .slots
+                        .get(k)
+                        .is_some_and(|o| cabin::understand::turn::same_value(o, v))
+                });
                 // Any route may decide an intent or give an answer; declining means taking
                 // no action, and the model may say why in its own words.
                 let correct = match case.route {
@@ -369,6 +364,15 @@ pub fn report(results: &[CaseResult], misses: bool) -> String {
         "\nrules that changed a proposal (cases, of them right; `--without RULE` measures one):"
     );
     for rule in cabin::profile::Rule::ALL {
+        // Its thought is an answer, which names no rule.
+        if rule == cabin::profile::Rule::Invented {
+            let _ = writeln!(
+                out,
+                "  {:16} (ends in an answer: `--without invented`)",
+                rule.name()
+            );
+            continue;
+        }
         let fired: Vec<&CaseResult> = results.iter().filter(|r| r.rules.contains(&rule)).collect();
         let right = fired.iter().filter(|r| r.correct).count();
         let _ = writeln!(out, "  {:16} {:3}, {right} right", rule.name(), fired.len());

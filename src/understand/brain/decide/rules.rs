@@ -7,7 +7,7 @@
 use super::{Brain, Slot, Thought};
 use crate::profile::{Profile, Rule, SlotType, SlotValue, SPEAKER};
 use crate::understand::shortlist::Ranking;
-use crate::understand::turn::Route;
+use crate::understand::turn::{same_value, Route};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -271,14 +271,6 @@ impl Brain {
             let values = self.commands.values_in(name, text);
             values.iter().any(|v| ty.admits(v))
         })
-    }
-}
-
-/// Whether two slot values are the same value: 20 and 20.0 are.
-fn same_value(a: &Value, b: &Value) -> bool {
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
     }
 }
 
