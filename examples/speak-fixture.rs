@@ -6,14 +6,16 @@
 //! cargo run --release --example speak-fixture -- OUT.wav "Hey Cabin," @0.2 "set the …"
 //!
 //! With `--espeak VOICE` first (e.g. `--espeak en-gb`), eSpeak NG speaks instead, at 150
-//! words a minute.
+//! words a minute. A part `--profile PATH` switches to that profile's voice for the parts after
+//! it: the wake word in the default voice, then a command in Mandarin (tests/fixtures/README.md).
 
 use cabin::hear::audio::{resample, write_wav};
-use cabin::speak::speakable::speakable;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1).peekable();
-    let usage = || anyhow::anyhow!("usage: speak-fixture [--espeak VOICE] OUT.wav PART...");
+    let usage = || {
+        anyhow::anyhow!("usage: speak-fixture [--espeak VOICE] OUT.wav [--profile PATH] PART...")
+    };
     let profile = cabin::Profile::embedded_default();
     let mut voice: Box<dyn cabin::speak::voice::Voice> =
         if args.peek().is_some_and(|a| a == "--espeak") {
@@ -23,18 +25,24 @@ fn main() -> anyhow::Result<()> {
                 rate: 150.0 / 175.0,
                 ..Default::default()
             };
-            Box::new(cabin::speak::voice::Espeak::new(&name, &settings)?)
+            Box::new(cabin::speak::voice::Espeak::new(&name, true, &settings)?)
         } else {
             cabin::speak::voice::load(&profile)?
         };
     let out = args.next().ok_or_else(usage)?;
     let mut samples = silence(0.5);
-    for part in args {
+    while let Some(part) = args.next() {
+        if part == "--profile" {
+            let path = args.next().ok_or_else(usage)?;
+            voice = cabin::speak::voice::load(&cabin::Profile::load(path.as_ref())?)?;
+            continue;
+        }
         if let Some(seconds) = part.strip_prefix('@') {
             samples.extend(silence(seconds.parse()?));
             continue;
         }
-        let spoken = voice.synthesize(&speakable(&part))?;
+        let text = cabin::speak::voice::pieces(&part, voice.spells_numbers()).join(" ");
+        let spoken = voice.synthesize(&text)?;
         let spoken = resample(&spoken, voice.sample_rate())?;
         samples.extend(
             trimmed(&spoken)

@@ -58,6 +58,10 @@ pub struct AsrClient {
     /// Decoder prompt sent with each request (vocabulary biasing; `cabin-asr` reads it, other
     /// services ignore it).
     pub(super) prompt: Option<String>,
+    /// The language told with each request (the profile's), so that none is detected.
+    pub(super) language: Option<String>,
+    /// Transcripts in Traditional characters are rewritten in Simplified.
+    pub(super) simplified: bool,
     /// The service decodes partial transcripts (`cabin-asr` does; other Wyoming services
     /// don't know the request).
     pub(super) partials: bool,
@@ -80,8 +84,35 @@ impl AsrClient {
         AsrClient {
             address,
             prompt,
+            language: None,
+            simplified: false,
             partials: false,
         }
+    }
+
+    /// Tells the service the language of every utterance (the lexicon's recogniser language,
+    /// such as "zh"), and writes its transcripts as the lexicon says.
+    pub fn with_speech(mut self, speech: &crate::text::lexicon::Speech) -> AsrClient {
+        self.language = Some(speech.recogniser_language.clone());
+        self.simplified = speech.recogniser_simplified;
+        self
+    }
+
+    /// A transcript as the understanding layer is given it: trimmed, and in Simplified
+    /// characters where the language asks for them.
+    pub(super) fn heard(&self, text: &str) -> String {
+        let text = text.trim();
+        if self.simplified {
+            fast2s::convert(text)
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// The same service and language, without a decoder prompt (to measure what it changes).
+    pub fn without_prompt(mut self) -> AsrClient {
+        self.prompt = None;
+        self
     }
 
     /// The service is `cabin-asr`, which decodes partial transcripts ([`Stream::partial`]).

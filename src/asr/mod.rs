@@ -40,10 +40,10 @@ impl std::str::FromStr for AsrChoice {
 pub fn start(profile: &Profile, choice: &AsrChoice) -> Option<AsrWorker> {
     match choice {
         AsrChoice::Off => None,
-        AsrChoice::Remote(address) => Some(Worker::remote(AsrClient::new(
-            address.clone(),
-            vocabulary_prompt(profile),
-        ))),
+        AsrChoice::Remote(address) => Some(Worker::remote(
+            AsrClient::new(address.clone(), decoder_prompt(profile))
+                .with_speech(&profile.lexicon.speech),
+        )),
         AsrChoice::Auto => Some(match local_worker(profile)? {
             Ok(spec) => match reserved::PrivateSocket::create() {
                 Ok(socket) => {
@@ -80,14 +80,19 @@ fn reserved_spec(
 /// How to run the profile's `cabin-asr` (none without `[models] asr`), or why it can't run.
 pub fn local_worker(profile: &Profile) -> Option<Result<WorkerSpec<AsrClient>, ModelError>> {
     let name = profile.models.asr.as_ref()?;
-    let prompt = vocabulary_prompt(profile);
+    let prompt = decoder_prompt(profile);
+    let speech = profile.lexicon.speech.clone();
     Some(
         crate::runtime::models::installed(name, "speech model")
-            .map(|path| worker_spec(path, prompt)),
+            .map(|path| worker_spec(path, prompt, speech)),
     )
 }
 
-fn worker_spec(model: PathBuf, prompt: Option<String>) -> WorkerSpec<AsrClient> {
+fn worker_spec(
+    model: PathBuf,
+    prompt: Option<String>,
+    speech: crate::text::lexicon::Speech,
+) -> WorkerSpec<AsrClient> {
     WorkerSpec {
         program: crate::runtime::worker::program("cabin-asr", "CABIN_ASR_WORKER"),
         args: vec!["serve".into(), "--model".into(), model.into()],
@@ -101,10 +106,12 @@ fn worker_spec(model: PathBuf, prompt: Option<String>) -> WorkerSpec<AsrClient> 
         },
         checks: crate::runtime::worker::Checks::DEFAULT,
         connect: Arc::new(move |address: String| {
-            let prompt = prompt.clone();
+            let (prompt, speech) = (prompt.clone(), speech.clone());
             Box::pin(async move {
                 let address = address.parse().unwrap_or(Address::Tcp(address));
-                AsrClient::new(address, prompt).with_partials()
+                AsrClient::new(address, prompt)
+                    .with_speech(&speech)
+                    .with_partials()
             })
         }),
     }
@@ -113,24 +120,32 @@ fn worker_spec(model: PathBuf, prompt: Option<String>) -> WorkerSpec<AsrClient> 
 /// Longest decoder prompt, in characters (whisper takes up to 224 tokens of prompt).
 const PROMPT_CHARS: usize = 600;
 
-/// The decoder prompt: the names of `[listen] vocabulary` (unusual contacts and places whisper
-/// would otherwise spell its own way), or None where the profile lists none, as the default
-/// does. A prompt of the wake phrase and one sentence per intent was measured to cost more than
+/// The decoder prompt: the language's own sentence (its lexicon's `recogniser_prompt`, which
+/// sets the script), then the names of `[listen] vocabulary` (unusual contacts and places
+/// whisper would otherwise spell its own way); None where there is neither, as in the default
+/// profile. A prompt of the wake phrase and one sentence per intent was measured to cost more than
 /// it gave (docs/speech.md): with tiny.en it raised the word errors on real recordings from
 /// 7.3 to 12.5 %, left the in-car commands at 10.6 %, turned "it's freezing in here" into
 /// "Set it." and made each decode slower.
-pub fn vocabulary_prompt(p: &Profile) -> Option<String> {
-    let mut prompt = String::new();
+pub fn decoder_prompt(p: &Profile) -> Option<String> {
+    let mut prompt = p.lexicon.speech.recogniser_prompt.clone();
+    let mut names = String::new();
     for name in &p.listen.vocabulary {
-        if prompt.len() + name.len() + 2 > PROMPT_CHARS {
+        if prompt.len() + names.len() + name.len() + 3 > PROMPT_CHARS {
             break;
         }
-        if !prompt.is_empty() {
-            prompt.push_str(", ");
+        if !names.is_empty() {
+            names.push_str(", ");
         }
-        prompt.push_str(name);
+        names.push_str(name);
     }
-    (!prompt.is_empty()).then(|| prompt + ".")
+    if !names.is_empty() {
+        if !prompt.is_empty() {
+            prompt.push(' ');
+        }
+        prompt = prompt + &names + ".";
+    }
+    (!prompt.is_empty()).then_some(prompt)
 }
 
 /// The command in a transcript: what follows a leading wake phrase (kept whole when there is
@@ -203,13 +218,58 @@ mod tests {
     #[test]
     fn the_default_sends_no_prompt_and_a_profiles_names_are_the_prompt() {
         let mut p = Profile::embedded_default();
-        assert_eq!(vocabulary_prompt(&p), None);
+        assert_eq!(decoder_prompt(&p), None);
         p.listen.vocabulary = vec!["Siobhan".into(), "Llanelli Station".into()];
         assert_eq!(
-            vocabulary_prompt(&p).as_deref(),
+            decoder_prompt(&p).as_deref(),
             Some("Siobhan, Llanelli Station.")
         );
         p.listen.vocabulary = vec!["x".repeat(400), "y".repeat(400)];
-        assert!(vocabulary_prompt(&p).unwrap().len() <= PROMPT_CHARS);
+        assert!(decoder_prompt(&p).unwrap().len() <= PROMPT_CHARS);
+    }
+
+    /// The profile's language goes with every utterance, so that a multilingual model detects
+    /// none (detection flaps between languages on commands of a few words).
+    #[tokio::test]
+    async fn every_utterance_is_sent_with_the_profiles_language_and_prompt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("asr.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let zh = crate::text::Lexicon::shipped("zh-CN").unwrap();
+        let client = AsrClient::new(Address::Unix(path), Some("以下是普通话的句子。".into()))
+            .with_speech(&zh.speech);
+        // Whisper base slips into Traditional characters: the transcript is Simplified.
+        assert_eq!(client.heard(" 空調已打開。 "), "空调已打开。");
+        let _stream = client.stream().await.unwrap();
+        let (conn, _) = listener.accept().await.unwrap();
+        let mut r = tokio::io::BufReader::new(conn);
+        let first = wyoming::read(&mut r).await.unwrap().unwrap();
+        assert_eq!(first.kind, "transcribe");
+        assert_eq!(first.str("language"), Some("zh"));
+        assert_eq!(first.str("prompt"), Some("以下是普通话的句子。"));
+        let client = client.without_prompt();
+        let _stream = client.stream().await.unwrap();
+        let (conn, _) = listener.accept().await.unwrap();
+        let first = wyoming::read(&mut tokio::io::BufReader::new(conn))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (first.str("language"), first.str("prompt")),
+            (Some("zh"), None)
+        );
+    }
+
+    #[test]
+    fn mandarin_is_decoded_as_mandarin_with_its_simplified_prompt_before_the_names() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/zh-CN.toml");
+        let mut p = Profile::load(&path).unwrap();
+        assert_eq!(p.lexicon.speech.recogniser_language, "zh");
+        assert_eq!(decoder_prompt(&p).as_deref(), Some("以下是普通话的句子。"));
+        p.listen.vocabulary = vec!["欧阳娜娜".into(), "上海虹桥站".into()];
+        assert_eq!(
+            decoder_prompt(&p).as_deref(),
+            Some("以下是普通话的句子。 欧阳娜娜, 上海虹桥站.")
+        );
     }
 }

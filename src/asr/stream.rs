@@ -43,6 +43,9 @@ impl AsrClient {
         if let Some(p) = &self.prompt {
             request["prompt"] = p.as_str().into();
         }
+        if let Some(l) = &self.language {
+            request["language"] = l.as_str().into();
+        }
         let send = |e: wyoming::Error| self.protocol(e);
         wyoming::write(&mut w, &Event::new("transcribe", request))
             .await
@@ -118,7 +121,7 @@ impl Stream {
                         .str("text")
                         .ok_or_else(|| self.client.protocol("transcript-partial without text"))?;
                     return Ok(Partial {
-                        text: text.trim().to_string(),
+                        text: self.client.heard(text),
                     });
                 }
                 "error" => return Err(refused(&event)),
@@ -146,7 +149,7 @@ impl Stream {
                             .str("text")
                             .ok_or_else(|| self.client.protocol("transcript without text"))?;
                         return Ok(Transcript {
-                            text: text.trim().to_string(),
+                            text: self.client.heard(text),
                             ms: stopped.elapsed().as_secs_f64() * 1000.0,
                         });
                     }

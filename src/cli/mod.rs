@@ -11,6 +11,7 @@ mod profile;
 mod run;
 mod say;
 mod transcribe;
+mod voice;
 mod wake;
 mod wyoming;
 
@@ -54,6 +55,10 @@ enum Command {
     /// Transcribe a recording (WAV of any rate and channels, or raw 16 kHz mono s16le; `-`
     /// reads standard input) and print the text and timings.
     Transcribe(transcribe::Args),
+    /// The profile's voice heard by its own recogniser: every reply the profile can give is
+    /// spoken and transcribed; prints the share heard back as said, the character (Mandarin)
+    /// or word error rate and the synthesis speed.
+    Voice(voice::Args),
     /// Run the speech front end on a recording: find the speech in it, transcribe it, check for
     /// the wake word, then understand and act as `say` does (in this process).
     Listen(listen::Args),
@@ -97,6 +102,7 @@ pub async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Eval(args) => eval::exec(args).await,
         Command::Transcribe(args) => transcribe::exec(args).await,
         Command::Listen(args) => listen::exec(args).await,
+        Command::Voice(args) => voice::exec(args).await,
         Command::Wyoming(args) => wyoming::exec(args).await,
         Command::Wake { command } => wake::exec(command).await,
         Command::Models { command } => models::exec(command).await,

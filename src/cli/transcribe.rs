@@ -2,7 +2,7 @@
 
 use super::print_out;
 use anyhow::{bail, Context, Result};
-use cabin::asr::{AsrChoice, AsrClient};
+use cabin::asr::AsrChoice;
 use cabin::runtime::worker::{WorkerState, SETTLE_LIMIT};
 use cabin::Profile;
 use std::path::PathBuf;
@@ -41,7 +41,7 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
         ),
     };
     let client = if args.no_prompt {
-        AsrClient::new(client.address().clone(), None)
+        client.without_prompt()
     } else {
         client
     };

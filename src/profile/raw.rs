@@ -150,6 +150,7 @@ pub struct RawSpeech {
     pub volume: Option<Spanned<f32>>,
     pub threads: Option<Spanned<u32>>,
     pub ducking: Option<Spanned<Ducking>>,
+    pub style: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

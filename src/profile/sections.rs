@@ -185,12 +185,15 @@ impl Default for WakeTargets {
     }
 }
 
-/// The voice names `tts = "espeak"` takes; anything else is a Piper voice.
+/// The voice names `tts = "espeak"` takes; anything else is a Piper voice or Kokoro.
 pub const ESPEAK: &str = "espeak";
+
+/// The Kokoro voice's catalogue name (its styles and vocabulary are `-styles` and `-vocab`).
+pub const KOKORO: &str = "kokoro-v1.0";
 
 /// Whether the profile's `tts` names a Piper voice (by catalogue name or path).
 pub fn is_piper(tts: &str) -> bool {
-    tts != ESPEAK
+    tts != ESPEAK && tts != KOKORO
 }
 
 impl Models {
@@ -208,16 +211,27 @@ impl Models {
             add("language", llm);
         }
         let piper = m.tts.as_deref().filter(|t| is_piper(t));
+        let kokoro = m.tts.as_deref() == Some(KOKORO);
         let shortlist = m.shortlist.as_ref().filter(|_| m.llm.is_some());
         // A GGUF embedding model runs in `cabin-llm`; the others on ONNX Runtime, with a tokenizer.
         let onnx_shortlist = shortlist
             .filter(|s| crate::runtime::models::find(s).is_ok_and(|m| m.kind == "embedding"));
-        if m.vad.is_some() || m.wake.is_some() || piper.is_some() || onnx_shortlist.is_some() {
+        if m.vad.is_some()
+            || m.wake.is_some()
+            || piper.is_some()
+            || kokoro
+            || onnx_shortlist.is_some()
+        {
             add("ONNX Runtime", "onnxruntime");
         }
         if let Some(voice) = piper.filter(|v| !crate::runtime::models::is_path(v)) {
             add("voice", voice);
             add("voice config", &format!("{voice}-config"));
+        }
+        if kokoro {
+            add("voice", KOKORO);
+            add("voice styles", &format!("{KOKORO}-styles"));
+            add("voice vocabulary", &format!("{KOKORO}-vocab"));
         }
         if let Some(vad) = &m.vad {
             add("voice activity", vad);
@@ -295,7 +309,13 @@ pub struct SpeechSettings {
     pub threads: usize,
     /// Turns the media down while Cabin speaks.
     pub ducking: Option<Ducking>,
+    /// The Kokoro voice's style (one of its file's); None: [`DEFAULT_STYLE`].
+    pub style: Option<String>,
 }
+
+/// Kokoro's style where the profile names none: of the five on the registries (all
+/// Japanese), the one whisper base understood best reading Mandarin (docs/speech.md).
+pub const DEFAULT_STYLE: &str = "jf_nezumi";
 
 impl Default for SpeechSettings {
     fn default() -> Self {
@@ -304,6 +324,7 @@ impl Default for SpeechSettings {
             volume: 0.9,
             threads: 1,
             ducking: None,
+            style: None,
         }
     }
 }

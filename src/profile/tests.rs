@@ -910,3 +910,27 @@ fn an_oem_lexicon_file_overrides_the_shipped_one() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `cabin models fetch --profile profiles/zh-CN.toml` installs Kokoro whole (its styles and
+/// vocabulary beside the model) and ONNX Runtime to run it, and no Piper voice.
+#[test]
+fn a_kokoro_profile_needs_the_model_its_styles_and_vocabulary() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/zh-CN.toml");
+    let p = Profile::load(&path).unwrap();
+    let needed: Vec<String> = p.models.needed().into_iter().map(|(_, n)| n).collect();
+    for name in [
+        "kokoro-v1.0",
+        "kokoro-v1.0-styles",
+        "kokoro-v1.0-vocab",
+        "onnxruntime",
+        "whisper-base",
+    ] {
+        assert!(needed.iter().any(|n| n == name), "{name}: {needed:?}");
+    }
+    assert!(!needed.iter().any(|n| n.starts_with("piper")), "{needed:?}");
+    let mut once = needed.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!(once.len(), needed.len(), "{needed:?}");
+    assert!(!is_piper(KOKORO));
+}

@@ -3,7 +3,10 @@
 
 pub mod cache;
 pub mod ducking;
+pub mod engine;
+pub mod kokoro;
 pub mod playback;
+pub mod sounds;
 pub mod speakable;
 pub mod speaker;
 pub mod voice;

@@ -2,6 +2,17 @@
 //! ("21.5 °C" → "twenty one and a half degrees"), and no markdown. Voices read digits and
 //! symbols badly or not at all, and a reply is heard, never seen, while driving.
 
+/// `text` without the marks an LLM may write, for a voice that reads the language's numbers
+/// itself.
+pub fn unmarked(text: &str) -> String {
+    text.chars()
+        .filter(|c| !matches!(c, '*' | '#' | '`' | '_' | '|'))
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// `text` with numbers, units, times and abbreviations written out for a voice.
 pub fn speakable(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();

@@ -186,7 +186,7 @@ fn synthesise(
 ) {
     let mut cache = SpeechCache::new(crate::speak::cache::LIMIT_BYTES);
     while let Ok((utterance, sentence)) = sentences.recv() {
-        let mut pieces = voice::pieces(&sentence);
+        let mut pieces = voice::pieces(&sentence, voice.spells_numbers());
         if pieces.is_empty() {
             // Nothing to say (markup only): the sentence still ends.
             pieces.push(String::new());
@@ -578,7 +578,7 @@ mod tests {
         let given = given.lock().unwrap().clone();
         assert!(given.len() >= 8, "{given:?}");
         assert!(given.iter().all(|n| *n <= voice::MAX_PIECE), "{given:?}");
-        let pieces = voice::pieces(&text).len();
+        let pieces = voice::pieces(&text, true).len();
         assert_eq!(pieces, 16);
         assert_eq!(audio, Duration::from_millis(100) * pieces as u32);
     }

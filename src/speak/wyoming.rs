@@ -23,6 +23,8 @@ const CHUNK_SAMPLES: usize = 2_048;
 
 pub struct TtsService {
     voice: Arc<Mutex<Box<dyn Voice>>>,
+    /// The voice's [`Voice::spells_numbers`].
+    spelled: bool,
     format: AudioFormat,
     info: Event,
     /// A connection that sends no event for this long is closed.
@@ -63,6 +65,7 @@ impl TtsService {
             }),
         );
         TtsService {
+            spelled: voice.spells_numbers(),
             voice: Arc::new(Mutex::new(voice)),
             format,
             info,
@@ -119,7 +122,7 @@ impl TtsService {
         let mut started = false;
         let said = take_phrases(&mut text, true, true)
             .into_iter()
-            .flat_map(|phrase| pieces(&phrase));
+            .flat_map(|phrase| pieces(&phrase, self.spelled));
         for spoken in said {
             let voice = self.voice.clone();
             let samples = tokio::task::spawn_blocking(move || {

@@ -39,6 +39,64 @@ pub struct Lexicon {
     pub echo: Echo,
     pub directions: Directions,
     pub replies: Replies,
+    pub speech: Speech,
+}
+
+/// How the language is heard and spoken.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Speech {
+    /// The recogniser's language code (whisper's): decoding is told it rather than detecting
+    /// it, which flaps between languages on commands of a few words.
+    pub recogniser_language: String,
+    /// A sentence in the language given to the decoder before each utterance, "" for none:
+    /// it sets the script (whisper base writes Mandarin in Traditional characters without a
+    /// Simplified one).
+    pub recogniser_prompt: String,
+    /// Transcripts in Traditional characters are rewritten in Simplified (whisper base slips
+    /// into Traditional even with a Simplified prompt).
+    pub recogniser_simplified: bool,
+    /// eSpeak NG's voice for the language: Cabin's fallback voice.
+    pub espeak_voice: String,
+    /// Replies have their numbers, units and abbreviations written out in English words for
+    /// the voice (`speak::speakable`); false where the voice reads the language's digits.
+    pub numbers_in_words: bool,
+    /// How a voice that reads IPA (Kokoro) is given the language's sounds.
+    pub sounds: Sounds,
+    /// Pinyin's sounds, where `sounds = "pinyin"`.
+    #[serde(default)]
+    pub pinyin: Option<PinyinSounds>,
+}
+
+/// Where a voice that reads IPA gets a language's sounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sounds {
+    /// eSpeak NG's IPA (`espeak-ng --ipa`).
+    Espeak,
+    /// Each word's pinyin (Mandarin), through [`PinyinSounds`].
+    Pinyin,
+}
+
+/// A voice's sounds for pinyin: a syllable is its initial's sounds, its final's, then its
+/// tone's (lexicons/zh.toml).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinyinSounds {
+    pub initials: HashMap<String, String>,
+    pub finals: HashMap<String, String>,
+    /// Syllables with no initial, spelled with y or w, as the finals they are ("yi" is "i").
+    pub spelled: HashMap<String, String>,
+    /// The sound "i" stands for after these initials ("zhi", "si").
+    pub apical: HashMap<String, String>,
+    /// Initials after which "u" is "ü" ("ju").
+    pub umlaut_after: Vec<String>,
+    /// Tones 1 to 4; the neutral tone has none.
+    pub tones: [String; 4],
+    /// The digits 0-9 as characters, to read numbers written in digits.
+    pub digits: [String; 10],
+    /// Words read otherwise than their characters' first reading, as pinyin with tone numbers.
+    pub readings: HashMap<String, String>,
 }
 
 /// Cabin's own replies in the language, where no intent of the profile has one.
@@ -243,6 +301,27 @@ impl Lexicon {
                 ));
             }
         }
+        let code = &self.speech.recogniser_language;
+        if !(2..=3).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_lowercase()) {
+            return Err(bad(
+                "speech.recogniser_language",
+                format!(
+                    "'{code}' is not a language code (two or three lower-case letters, such as en)"
+                ),
+            ));
+        }
+        if self.speech.espeak_voice.trim().is_empty() {
+            return Err(bad(
+                "speech.espeak_voice",
+                "no voice: `espeak-ng --voices` lists them".into(),
+            ));
+        }
+        if self.speech.sounds == Sounds::Pinyin && self.speech.pinyin.is_none() {
+            return Err(bad(
+                "speech.pinyin",
+                "sounds = \"pinyin\" needs the [speech.pinyin] table".into(),
+            ));
+        }
         if n.signs.is_empty() {
             return Err(bad(
                 "numbers.signs",
@@ -299,6 +378,14 @@ mod tests {
         assert_eq!(Lexicon::parse(&upper).unwrap_err().field, "fillers.leading");
         let big = en.replace("nine = 9 }", "nine = 19 }");
         assert_eq!(Lexicon::parse(&big).unwrap_err().field, "numbers.units");
+        let code = en.replace(
+            "recogniser_language = \"en\"",
+            "recogniser_language = \"English\"",
+        );
+        assert_eq!(
+            Lexicon::parse(&code).unwrap_err().field,
+            "speech.recogniser_language"
+        );
         let unknown = format!("{en}\n[extra]\nx = 1\n");
         assert_eq!(Lexicon::parse(&unknown).unwrap_err().field, "syntax");
     }

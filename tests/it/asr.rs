@@ -96,7 +96,7 @@ impl Drop for Asr {
 
 /// Tests that run whisper take turns: each worker uses both cores, and OpenMP's spinning
 /// threads collapse when two workers share them (a 2 s command took over 30 s in CI).
-static WHISPER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static WHISPER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -185,7 +185,7 @@ fn real_speech_is_transcribed_with_a_low_word_error_rate() {
     assert_eq!(corpus.len(), 11);
     rt().block_on(async {
         // As Cabin sends it for the default profile (no decoder prompt: docs/speech.md).
-        let prompt = cabin::asr::vocabulary_prompt(&cabin::profile::Profile::embedded_default());
+        let prompt = cabin::asr::decoder_prompt(&cabin::profile::Profile::embedded_default());
         let client = asr.client(prompt);
         let (mut errors, mut words) = (0, 0);
         for (file, reference) in &corpus {
@@ -1005,7 +1005,7 @@ fn in_car_commands_are_recognised() {
         }
     }
     let asr = Asr::start(&model, "tcp://127.0.0.1:0");
-    let prompt = cabin::asr::vocabulary_prompt(&cabin::profile::Profile::embedded_default());
+    let prompt = cabin::asr::decoder_prompt(&cabin::profile::Profile::embedded_default());
     let client = asr.client(prompt);
     let (mut errors, mut words) = (0, 0);
     rt().block_on(async {

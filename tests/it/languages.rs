@@ -183,3 +183,77 @@ async fn the_multilingual_classifier_decides_mandarin_it_was_never_shown() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// Issue 39: a driver in Shanghai or Jakarta says the wake word, then a command in the profile's
+/// language; `cabin listen` hears it with whisper base (the language told, the Simplified
+/// prompt, the transcript folded to Simplified) and the simulator acts. The commands are
+/// Kokoro's (tests/fixtures/README.md).
+#[tokio::test]
+async fn spoken_mandarin_and_indonesian_commands_change_the_simulator() {
+    let _whisper = crate::asr::WHISPER.lock().await;
+    for name in ["whisper-base", "multilingual-e5-small"] {
+        if let Err(e) = cabin::runtime::models::installed(name, "model") {
+            crate::common::missing(format!("{e}"));
+            return;
+        }
+    }
+    let bus = crate::common::TestBus::start();
+    let _sim = bus.start_sim();
+    let conn = bus.connect().await;
+    // The climate starts on; the Mandarin command turns it on.
+    conn.call_method(
+        Some("org.cabin.VehicleSim"),
+        "/org/cabin/VehicleSim/Hvac",
+        Some("org.cabin.VehicleSim.Hvac1"),
+        "SetPower",
+        &(false,),
+    )
+    .await
+    .unwrap();
+    let cases = [
+        (
+            "zh-CN",
+            "kokoro-zh-hey-cabin-qing-dakai-kongtiao.wav",
+            "climate.on",
+            "Vehicle.Cabin.HVAC.IsOn",
+            serde_json::json!(true),
+        ),
+        (
+            "id",
+            "kokoro-id-hey-cabin-putar-lagu-berikutnya.wav",
+            "media.next",
+            "Vehicle.Cabin.Infotainment.Media.Played.Track",
+            serde_json::json!(2),
+        ),
+    ];
+    for (language, wav, intent, key, value) in cases {
+        let before = crate::common::snapshot(&conn).await[key].clone();
+        assert_ne!(before, value, "{language}: the simulator starts otherwise");
+        let profile = format!("{}/profiles/{language}.toml", env!("CARGO_MANIFEST_DIR"));
+        let wav = crate::common::fixture(&format!("languages/{wav}"));
+        let out = bus.cabin(&[
+            "listen",
+            "--profile",
+            &profile,
+            "--json",
+            "--input",
+            wav.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{language}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["wakes"].as_array().unwrap().len(), 1, "{language}: {v}");
+        assert_eq!(
+            v["commands"][0]["outcome"]["intent"], intent,
+            "{language}: {v}"
+        );
+        assert_eq!(
+            crate::common::snapshot(&conn).await[key],
+            value,
+            "{language}: {v}"
+        );
+    }
+}

@@ -283,12 +283,13 @@ pub(super) fn synthesis(
 ) -> anyhow::Result<(f64, f64, Vec<f64>)> {
     let (mut took, mut audio, mut firsts) = (0.0, 0.0, Vec::new());
     let cpu_before = cpu_ticks(std::process::id());
+    let spelled = voice.spells_numbers();
     for reply in replies {
         let mut text = reply.clone();
         // As the speaker does: phrase by phrase, each a piece at a time.
         for (i, piece) in cabin::text::take_phrases(&mut text, true, true)
             .iter()
-            .flat_map(|phrase| cabin::speak::voice::pieces(phrase))
+            .flat_map(|phrase| cabin::speak::voice::pieces(phrase, spelled))
             .enumerate()
         {
             let started = Instant::now();

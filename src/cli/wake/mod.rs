@@ -14,6 +14,7 @@ mod train;
 use anyhow::{bail, Context, Result};
 use cabin::hear::wake::CHUNK;
 use cabin::Profile;
+pub(super) use corpus::replies;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -220,9 +221,10 @@ fn tones(n: usize, rng: &mut cabin::hear::wake::keyword::SplitMix) -> Vec<i16> {
     out
 }
 
-/// `text` in `voice`, at 16 kHz.
-fn say(voice: &mut dyn cabin::speak::voice::Voice, text: &str) -> Result<Vec<i16>> {
-    let samples = voice.synthesize(&cabin::speak::speakable::speakable(text))?;
+/// `text` in `voice` as Cabin would say it (its pieces), at 16 kHz.
+pub(super) fn say(voice: &mut dyn cabin::speak::voice::Voice, text: &str) -> Result<Vec<i16>> {
+    let spelled = voice.spells_numbers();
+    let samples = voice.synthesize(&cabin::speak::voice::pieces(text, spelled).join(" "))?;
     Ok(to_i16(&cabin::hear::audio::resample(
         &samples,
         voice.sample_rate(),

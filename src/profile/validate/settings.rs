@@ -69,7 +69,7 @@ impl Validator<'_> {
                 &["tts"],
                 Besides {
                     takes: |name| !is_piper(name) || crate::runtime::models::is_path(name),
-                    hint: ", \"espeak\", or the path of a Piper voice (.onnx)",
+                    hint: ", \"espeak\", \"kokoro-v1.0\", or the path of a Piper voice (.onnx)",
                 },
             ),
             wake: model(
@@ -447,7 +447,11 @@ impl Validator<'_> {
     }
 
     pub(super) fn speech(&mut self, raw: &raw::RawSpeech) -> SpeechSettings {
-        let mut s = SpeechSettings::default();
+        let mut s = SpeechSettings {
+            // Checked against the voice's file when it loads.
+            style: raw.style.clone(),
+            ..SpeechSettings::default()
+        };
         if let Some(r) = self.within(
             &raw.rate,
             "speech.rate",

