@@ -17,7 +17,8 @@ pub enum Sounds {
         words: Box<jieba_rs::Jieba>,
         /// The words for 10, 100, 1000, the decimal point and minus, from the lexicon's numbers.
         number_words: [String; 5],
-        /// eSpeak NG's voice for what is not Chinese (a name written in Latin letters).
+        /// eSpeak NG's voice for what is not Chinese (a name written in Latin letters):
+        /// English's.
         latin: String,
     },
 }
@@ -27,18 +28,19 @@ impl Sounds {
         match (lexicon.speech.sounds, &lexicon.speech.pinyin) {
             (Source::Pinyin, Some(table)) => {
                 let n = &lexicon.numbers;
-                let first = |l: &[String], or: &str| l.first().cloned().unwrap_or(or.into());
+                // The lexicon check makes sure each list has a word.
+                let first = |l: &[String]| l.first().cloned().unwrap_or_default();
                 Sounds::Pinyin {
                     table: Box::new(table.clone()),
                     words: Box::new(jieba_rs::Jieba::new()),
                     number_words: [
-                        first(&n.times_ten, "十"),
-                        first(&n.hundred, "百"),
-                        first(&n.thousand, "千"),
-                        first(&n.point, "点"),
-                        first(&n.signs, "负"),
+                        first(&n.times_ten),
+                        first(&n.hundred),
+                        first(&n.thousand),
+                        first(&n.point),
+                        first(&n.signs),
                     ],
-                    latin: "en-us".into(),
+                    latin: Lexicon::english().speech.espeak_voice.clone(),
                 }
             }
             // The lexicon check refuses pinyin without its table.
@@ -117,11 +119,18 @@ fn decimal_point(chars: &[(usize, char)], i: usize) -> bool {
         && chars.get(i + 1).is_some_and(|(_, n)| n.is_ascii_digit())
 }
 
+/// A minus sign opening a number ("-5").
+fn minus(chars: &[(usize, char)], i: usize) -> bool {
+    matches!(chars[i].1, '-' | '−')
+        && chars.get(i + 1).is_some_and(|(_, n)| n.is_ascii_digit())
+        && (i == 0 || !chars[i - 1].1.is_ascii_digit())
+}
+
 /// `text` cut into Chinese, punctuation and the rest (spaces dropped).
 fn runs(text: &str) -> Vec<Run<'_>> {
     let chars: Vec<(usize, char)> = text.char_indices().collect();
     let at = |i: usize| chars.get(i).map_or(text.len(), |(a, _)| *a);
-    let han_at = |i: usize| is_han(chars[i].1) || decimal_point(&chars, i);
+    let han_at = |i: usize| is_han(chars[i].1) || decimal_point(&chars, i) || minus(&chars, i);
     let mut out = Vec::new();
     let mut i = 0;
     while i < chars.len() {
@@ -162,6 +171,11 @@ fn digits_in_characters(text: &str, t: &PinyinSounds, words: &[String; 5]) -> St
     let mut out = String::new();
     let mut i = 0;
     while i < chars.len() {
+        if matches!(chars[i], '-' | '−') && chars.get(i + 1).is_some_and(char::is_ascii_digit) {
+            out.push_str(&words[4]);
+            i += 1;
+            continue;
+        }
         if !chars[i].is_ascii_digit() {
             if chars[i] != '.' {
                 out.push(chars[i]);
@@ -329,6 +343,7 @@ mod tests {
         assert_eq!(say("105"), "一百零五");
         assert_eq!(say("2026"), "二千零二十六");
         assert_eq!(say("21.5度"), "二十一点五度");
+        assert_eq!(say("-5度"), "负五度");
         assert_eq!(say("0"), "零");
         assert_eq!(say("13800138000"), "一三八零零一三八零零零");
     }
@@ -340,5 +355,7 @@ mod tests {
         assert!(ipa.starts_with("ni↓xɑ↓ʊ,"), "{ipa}");
         assert!(ipa.ends_with('!'), "{ipa}");
         assert!(ipa.contains('k'), "{ipa}");
+        // A minus opening a number is the sign word, not a Latin run.
+        assert_eq!(s.of("零下-5度").unwrap(), s.of("零下负五度").unwrap());
     }
 }

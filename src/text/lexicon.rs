@@ -316,11 +316,27 @@ impl Lexicon {
                 "no voice: `espeak-ng --voices` lists them".into(),
             ));
         }
-        if self.speech.sounds == Sounds::Pinyin && self.speech.pinyin.is_none() {
-            return Err(bad(
-                "speech.pinyin",
-                "sounds = \"pinyin\" needs the [speech.pinyin] table".into(),
-            ));
+        if self.speech.sounds == Sounds::Pinyin {
+            if self.speech.pinyin.is_none() {
+                return Err(bad(
+                    "speech.pinyin",
+                    "sounds = \"pinyin\" needs the [speech.pinyin] table".into(),
+                ));
+            }
+            // The pinyin reader writes digits with these words.
+            for (field, words) in [
+                ("numbers.times_ten", &n.times_ten),
+                ("numbers.hundred", &n.hundred),
+                ("numbers.thousand", &n.thousand),
+                ("numbers.point", &n.point),
+            ] {
+                if words.is_empty() {
+                    return Err(bad(
+                        field,
+                        "sounds = \"pinyin\" reads digits with its first word: give one".into(),
+                    ));
+                }
+            }
         }
         if n.signs.is_empty() {
             return Err(bad(
