@@ -2,7 +2,7 @@
 
 use super::print_out;
 use anyhow::{bail, Context, Result};
-use cabin::asr::AsrChoice;
+use cabin::asr::{AsrChoice, AsrClient, AsrWorker};
 use cabin::runtime::worker::{WorkerState, SETTLE_LIMIT};
 use cabin::Profile;
 use std::path::PathBuf;
@@ -26,11 +26,13 @@ pub struct Args {
     json: bool,
 }
 
-pub async fn exec(args: Args) -> Result<ExitCode> {
-    let profile = Profile::load_or_default(args.profile.as_deref())?;
-    let file = args.file;
-    let samples = tokio::task::spawn_blocking(move || cabin::hear::audio::read(&file)).await??;
-    let worker = cabin::asr::start(&profile, &args.asr)
+/// The profile's speech recognition, started as chosen and ready; the worker is kept by the
+/// caller for as long as the client is used (dropping it stops `cabin-asr`).
+pub(super) async fn recogniser(
+    profile: &Profile,
+    choice: &AsrChoice,
+) -> Result<(AsrWorker, AsrClient)> {
+    let worker = cabin::asr::start(profile, choice)
         .context("speech recognition is off, or the profile names no asr model")?;
     let client = match worker.settled(SETTLE_LIMIT).await {
         WorkerState::Ready(c) => c,
@@ -40,6 +42,14 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
             SETTLE_LIMIT.as_secs()
         ),
     };
+    Ok((worker, client))
+}
+
+pub async fn exec(args: Args) -> Result<ExitCode> {
+    let profile = Profile::load_or_default(args.profile.as_deref())?;
+    let file = args.file;
+    let samples = tokio::task::spawn_blocking(move || cabin::hear::audio::read(&file)).await??;
+    let (_worker, client) = recogniser(&profile, &args.asr).await?;
     let client = if args.no_prompt {
         client.without_prompt()
     } else {

@@ -2,10 +2,9 @@
 //! give is spoken with its voice and transcribed with its recogniser: the share heard back as
 //! said, the error rate (characters for Mandarin, words otherwise) and what synthesis costs.
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use cabin::asr::AsrChoice;
-use cabin::runtime::worker::{WorkerState, SETTLE_LIMIT};
-use cabin::text::{tokenize_with, Script};
+use cabin::text::{tokenize_with, Lexicon, Script};
 use cabin::Profile;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,43 +26,29 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
     let profile = Profile::load_or_default(args.profile.as_deref())?;
     let mut replies = super::wake::replies(&profile);
     replies.truncate(args.limit.unwrap_or(usize::MAX));
-    let worker = cabin::asr::start(&profile, &AsrChoice::Auto)
-        .context("the profile names no asr model: nothing to hear the voice with")?;
-    let client = match worker.settled(SETTLE_LIMIT).await {
-        WorkerState::Ready(c) => c,
-        WorkerState::Down(why) => bail!("no speech recognition: {why}"),
-        WorkerState::Starting => bail!("the speech recognition worker was not ready in time"),
-    };
+    let (_worker, client) = super::transcribe::recogniser(&profile, &AsrChoice::Auto).await?;
     let voice_profile = profile.clone();
-    let (voice, name) = tokio::task::spawn_blocking(move || {
-        let v = cabin::speak::voice::load(&voice_profile)?;
-        let name = v.name();
-        anyhow::Ok((std::sync::Arc::new(std::sync::Mutex::new(v)), name))
-    })
-    .await??;
-    let numbers = &profile.lexicon.numbers;
-    let unit = match profile.lexicon.script {
-        Script::Han => "character",
-        Script::Latin => "word",
-    };
+    let mut voice =
+        tokio::task::spawn_blocking(move || cabin::speak::voice::load(&voice_profile)).await??;
+    let name = voice.name();
     eprintln!(
         "voice: {} replies of {} in {name}, heard by {}",
         replies.len(),
         profile.name,
         profile.models.asr.as_deref().unwrap_or("?")
     );
-    let (mut same, mut errors, mut units) = (0, 0, 0);
+    let (mut same, mut rate) = (0, ErrorRate::new(&profile.lexicon));
     let (mut synth_s, mut audio_s) = (0.0, 0.0);
     for (i, reply) in replies.iter().enumerate() {
         let text = reply.clone();
-        let v = voice.clone();
-        let (samples, took) = tokio::task::spawn_blocking(move || {
-            let mut v = v.lock().unwrap_or_else(|p| p.into_inner());
+        let (returned, samples, took) = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let samples = super::wake::say(v.as_mut(), &text)?;
-            anyhow::Ok((samples, started.elapsed().as_secs_f64()))
+            let samples = super::wake::say(voice.as_mut(), &text);
+            (voice, samples, started.elapsed().as_secs_f64())
         })
-        .await??;
+        .await?;
+        voice = returned;
+        let samples = samples?;
         let seconds = samples.len() as f64 / cabin::hear::audio::RATE as f64;
         synth_s += took;
         audio_s += seconds;
@@ -71,17 +56,7 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
             .transcribe(&samples, profile.listen.asr_timeout)
             .await?
             .text;
-        let said: Vec<String> = tokenize_with(reply, numbers)
-            .into_iter()
-            .map(|t| t.norm)
-            .collect();
-        let got: Vec<String> = tokenize_with(&heard, numbers)
-            .into_iter()
-            .map(|t| t.norm)
-            .collect();
-        let e = distance(&said, &got);
-        errors += e;
-        units += said.len();
+        let e = rate.add(reply, &heard);
         same += usize::from(e == 0);
         if args.verbose {
             println!("{e:>3}  {reply}\n     {heard}");
@@ -91,10 +66,9 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
     }
     let n = replies.len().max(1);
     println!(
-        "{same}/{} replies heard back as said ({:.1} %); {unit} error rate {:.1} % ({errors} of {units} {unit}s)",
+        "{same}/{} replies heard back as said ({:.1} %); {rate}",
         replies.len(),
         100.0 * same as f64 / n as f64,
-        100.0 * errors as f64 / units.max(1) as f64,
     );
     println!(
         "synthesis: {synth_s:.1} s for {audio_s:.1} s of speech (real-time factor {:.2}, {} thread(s))",
@@ -104,8 +78,58 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The recogniser's errors over what was said: characters for a language written in Han
+/// (each is a word to the tokenizer), words otherwise; a number is one unit however it is
+/// written ("二十一" and "21" are the same).
+pub(super) struct ErrorRate<'a> {
+    lexicon: &'a Lexicon,
+    errors: usize,
+    units: usize,
+}
+
+impl<'a> ErrorRate<'a> {
+    pub(super) fn new(lexicon: &'a Lexicon) -> ErrorRate<'a> {
+        ErrorRate {
+            lexicon,
+            errors: 0,
+            units: 0,
+        }
+    }
+
+    /// Counts `heard` against `said`; its errors.
+    pub(super) fn add(&mut self, said: &str, heard: &str) -> usize {
+        let norms = |s: &str| -> Vec<String> {
+            tokenize_with(s, &self.lexicon.numbers)
+                .into_iter()
+                .map(|t| t.norm)
+                .collect()
+        };
+        let said = norms(said);
+        let e = distance(&said, &norms(heard));
+        self.errors += e;
+        self.units += said.len();
+        e
+    }
+}
+
+impl std::fmt::Display for ErrorRate<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unit = match self.lexicon.script {
+            Script::Han => "character",
+            Script::Latin => "word",
+        };
+        write!(
+            f,
+            "{unit} error rate {:.1} % ({} of {} {unit}s)",
+            100.0 * self.errors as f64 / self.units.max(1) as f64,
+            self.errors,
+            self.units
+        )
+    }
+}
+
 /// Edit distance between two sequences of words (or characters).
-pub(super) fn distance(a: &[String], b: &[String]) -> usize {
+fn distance(a: &[String], b: &[String]) -> usize {
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, x) in a.iter().enumerate() {
         let mut diagonal = row[0];

@@ -119,18 +119,22 @@ fn decimal_point(chars: &[(usize, char)], i: usize) -> bool {
         && chars.get(i + 1).is_some_and(|(_, n)| n.is_ascii_digit())
 }
 
-/// A minus sign opening a number ("-5").
-fn minus(chars: &[(usize, char)], i: usize) -> bool {
-    matches!(chars[i].1, '-' | '−')
-        && chars.get(i + 1).is_some_and(|(_, n)| n.is_ascii_digit())
-        && (i == 0 || !chars[i - 1].1.is_ascii_digit())
+/// A minus sign opening a number ("-5"; not the dash of "3-5"), between `before` and `after`.
+fn minus(before: Option<char>, c: char, after: Option<char>) -> bool {
+    matches!(c, '-' | '−')
+        && after.is_some_and(|n| n.is_ascii_digit())
+        && !before.is_some_and(|b| b.is_ascii_digit())
 }
 
 /// `text` cut into Chinese, punctuation and the rest (spaces dropped).
 fn runs(text: &str) -> Vec<Run<'_>> {
     let chars: Vec<(usize, char)> = text.char_indices().collect();
     let at = |i: usize| chars.get(i).map_or(text.len(), |(a, _)| *a);
-    let han_at = |i: usize| is_han(chars[i].1) || decimal_point(&chars, i) || minus(&chars, i);
+    let han_at = |i: usize| {
+        let before = i.checked_sub(1).map(|b| chars[b].1);
+        let after = chars.get(i + 1).map(|(_, a)| *a);
+        is_han(chars[i].1) || decimal_point(&chars, i) || minus(before, chars[i].1, after)
+    };
     let mut out = Vec::new();
     let mut i = 0;
     while i < chars.len() {
@@ -171,7 +175,8 @@ fn digits_in_characters(text: &str, t: &PinyinSounds, words: &[String; 5]) -> St
     let mut out = String::new();
     let mut i = 0;
     while i < chars.len() {
-        if matches!(chars[i], '-' | '−') && chars.get(i + 1).is_some_and(char::is_ascii_digit) {
+        let before = i.checked_sub(1).map(|b| chars[b]);
+        if minus(before, chars[i], chars.get(i + 1).copied()) {
             out.push_str(&words[4]);
             i += 1;
             continue;

@@ -2,11 +2,16 @@
 //! ("21.5 °C" → "twenty one and a half degrees"), and no markdown. Voices read digits and
 //! symbols badly or not at all, and a reply is heard, never seen, while driving.
 
+/// Markdown and list marks an LLM may write: said aloud they are noise.
+fn is_markup(c: char) -> bool {
+    matches!(c, '*' | '#' | '`' | '_' | '|')
+}
+
 /// `text` without the marks an LLM may write, for a voice that reads the language's numbers
 /// itself.
 pub fn unmarked(text: &str) -> String {
     text.chars()
-        .filter(|c| !matches!(c, '*' | '#' | '`' | '_' | '|'))
+        .filter(|c| !is_markup(*c))
         .collect::<String>()
         .split_whitespace()
         .collect::<Vec<_>>()
@@ -36,8 +41,7 @@ pub fn speakable(text: &str) -> String {
             }
         }
         match c {
-            // Markdown and list marks an LLM may write: said aloud they are noise.
-            '*' | '#' | '`' | '_' | '|' => {}
+            c if is_markup(c) => {}
             '&' => out.push_str(" and "),
             '%' => out.push_str(" percent"),
             '°' => out.push_str(" degrees"),

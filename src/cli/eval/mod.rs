@@ -80,7 +80,7 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
     }
     let profile = Arc::new(profile);
     let set = load(&args.file)?;
-    let set = match args.half {
+    let mut set = match args.half {
         None => set,
         Some(half) => {
             if half == split::Half::Second && args.json.is_some() {
@@ -96,7 +96,6 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
             set
         }
     };
-    let mut set = set;
     if let Some(style) = &args.spoken {
         spoken::hear(&profile, &mut set, style).await?;
     }
