@@ -157,6 +157,9 @@ pub struct VehicleBus {
     /// bus that lets anyone own any name, another user's process could take the name after
     /// the service dies and say "park". Only the pinned user's answers are believed.
     state_user: Mutex<Option<u32>>,
+    /// Why the last driving-state read failed: said once as a warning, not at every turn
+    /// while it lasts (a dead service, or `cabin eval` with no bus, would fill the log).
+    state_failure: std::sync::Mutex<Option<String>>,
 }
 
 /// The driving-state interface at one owner of the service's name.
@@ -175,6 +178,7 @@ impl VehicleBus {
             conn: Mutex::new(None),
             state_proxy: Mutex::new(None),
             state_user: Mutex::new(None),
+            state_failure: std::sync::Mutex::new(None),
         }
     }
 
@@ -190,6 +194,7 @@ impl VehicleBus {
             conn: Mutex::new(Some(conn)),
             state_proxy: Mutex::new(None),
             state_user: Mutex::new(None),
+            state_failure: std::sync::Mutex::new(None),
         }
     }
 
@@ -310,21 +315,38 @@ impl VehicleBus {
                 parking_brake: brake.ok(),
             })
         };
-        match tokio::time::timeout(self.timeout, read).await {
-            Ok(Ok(state)) => state,
-            Ok(Err(e)) => {
-                tracing::warn!("driving state unavailable: {}", e.detail());
-                DrivingState::default()
+        let failure = match tokio::time::timeout(self.timeout, read).await {
+            Ok(Ok(state)) => {
+                if self.failed_state(None).is_some() {
+                    tracing::info!("driving state available again");
+                }
+                return state;
             }
+            Ok(Err(e)) => format!("driving state unavailable: {}", e.detail()),
             Err(_) => {
-                tracing::warn!(
+                *self.state_proxy.lock().await = None;
+                format!(
                     "driving state: no answer within {} ms",
                     self.timeout.as_millis()
-                );
-                *self.state_proxy.lock().await = None;
-                DrivingState::default()
+                )
             }
+        };
+        if self.failed_state(Some(failure.clone())).as_ref() == Some(&failure) {
+            tracing::debug!("{failure}");
+        } else {
+            tracing::warn!("{failure}");
         }
+        DrivingState::default()
+    }
+
+    /// Records why the driving state could not be read (None: it was), returning the reason
+    /// recorded before.
+    fn failed_state(&self, why: Option<String>) -> Option<String> {
+        let mut last = self
+            .state_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        std::mem::replace(&mut *last, why)
     }
 
     /// The state interface at the service's owner now, and that owner's user. The reads go to

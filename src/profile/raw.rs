@@ -69,13 +69,18 @@ pub struct RawLack {
 pub struct RawClassifier {
     pub negatives: Option<Spanned<Vec<String>>>,
     pub confident: Option<Spanned<f32>>,
+    pub answers: Option<Spanned<f32>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSmallTalk {
     pub name: String,
+    #[serde(default)]
     pub sentences: Vec<String>,
+    /// Plain phrasings of the same request, for the answer model to learn from.
+    #[serde(default)]
+    pub examples: Vec<String>,
     /// Empty only with `silent`.
     #[serde(default)]
     pub reply: String,

@@ -7,12 +7,15 @@ use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A small-talk exchange: no action, a short reply in the persona's voice, and silence while
-/// the driver is manoeuvring.
+/// A small-talk exchange, an entry of the answer bank: no action, a short reply in the
+/// persona's voice, and silence while the driver is manoeuvring. The grammar matches its
+/// sentences; the answer model learns its examples (and sentences) to pick it for words the
+/// sentences do not match, so the local model never has to make up the weather.
 #[derive(Debug, Clone)]
 pub struct SmallTalk {
     pub name: String,
     pub sentences: Vec<Template>,
+    pub examples: Vec<String>,
     pub reply: String,
 }
 
@@ -132,12 +135,19 @@ pub struct ClassifierSettings {
     /// Sentences that are not car commands: chat, questions, requests the car can't do.
     pub negatives: Vec<String>,
     pub confident: f32,
+    /// The answer model's probability at which a small-talk answer is spoken for words the
+    /// intent model is sure are no command (`confident`); below it, the local model answers.
+    pub answers: f32,
 }
 
 /// The probability at which the small intent model decides, unless the profile says otherwise:
 /// chosen with the default 0.5B local model, which the classifier beats from 0.4 up (with the
 /// 1.5B, 0.5 did better; docs/log/2026-12-03-small-models-default.md).
 pub const DEFAULT_CLASSIFIER_CONFIDENT: f32 = 0.4;
+
+/// The answer model's probability at which the answer bank answers, unless the profile says
+/// otherwise.
+pub const DEFAULT_ANSWER_CONFIDENT: f32 = 0.5;
 
 /// Spoken replies longer than this are refused at load time: the driver is driving.
 pub const MAX_SPOKEN_WORDS: usize = 25;

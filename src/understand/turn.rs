@@ -58,6 +58,9 @@ pub struct Classification {
     /// An intent's name, or [`NOT_A_COMMAND`].
     pub class: String,
     pub probability: f32,
+    /// For no command: the small talk the answer model found likeliest, and its probability.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<(String, f32)>,
 }
 
 /// The small intent model's class for words that are no car command.

@@ -474,6 +474,16 @@ const NOT_COMMANDS: [&str; 4] = [
     "send a message to my brother",
 ];
 
+/// Requests the answer bank answers, and the small talk that does.
+const ANSWERED: [(&str, &str); 6] = [
+    ("is it going to be rainy in glasgow on saturday", "weather"),
+    ("read me today's top stories", "news"),
+    ("remind me to call the plumber at noon", "elsewhere"),
+    ("could you tell me the current time", "time"),
+    ("which company made you", "maker"),
+    ("is the motorway jammed this evening", "road"),
+];
+
 /// A MiniLM shortlist (the default profile's) of `p`, cached in `cache`.
 fn minilm_shortlist(p: &Profile, cache: Option<IndexCache>) -> Option<Shortlist> {
     let model = installed(MINILM)?;
@@ -519,7 +529,11 @@ async fn the_small_model_decides_commands_and_refuses_what_is_not_one() {
 
     // Trained once: the weights are cached beside the vectors, and a shortlist started again
     // reads them and decides alike.
-    let file = cache.path().with_extension("classifier");
+    let file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|f| f.extension().is_some_and(|e| e == "classifier"))
+        .expect("the classifier was cached");
     let trained = std::fs::read(&file).expect("the classifier was cached");
     let again = minilm_shortlist(&p, Some(cache.clone())).unwrap();
     again.built().await;
@@ -577,7 +591,23 @@ async fn the_router_uses_each_model_for_what_it_is_good_at() {
     assert_eq!(args["temperature"], 22.0);
     assert!(seen.lock().unwrap().is_empty(), "the local model was asked");
 
-    // What is no car command goes to the local model with no tool it may call.
+    // What Cabin can't know, or does beyond the car, is the answer bank's, in words none of
+    // the profile's sentences or examples use: the local model is never asked to make it up.
+    for (text, talk) in ANSWERED {
+        assert_eq!(
+            classified(&brain, text).await,
+            Some(Thought::Talk { name: talk.into() }),
+            "{text}"
+        );
+    }
+    assert!(seen.lock().unwrap().is_empty(), "the local model was asked");
+
+    // What is no car command and no answer of the bank goes to the local model with no tool
+    // it may call.
+    assert_eq!(
+        classified(&brain, "tell me about the roman empire").await,
+        None
+    );
     think(&brain, "tell me about the roman empire", &mut timings).await;
     assert_eq!(seen.lock().unwrap()[0]["tool_choice"], "none");
 

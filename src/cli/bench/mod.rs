@@ -36,9 +36,15 @@ pub struct Args {
     /// Also write the report as JSON here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Spoken command recordings for the speech stages.
+    /// Spoken command recordings for the speech stages; for a profile in another language,
+    /// those whose names say its language (`kokoro-zh-…` for zh-CN).
     #[arg(long, default_value = "tests/fixtures")]
     fixtures: PathBuf,
+    /// The profile to measure; without it the built-in default, with its English corpus.
+    /// Another profile is asked one sentence of each of sixteen of its intents, and its
+    /// negatives and examples on the local model's route.
+    #[arg(long)]
+    profile: Option<PathBuf>,
 }
 
 pub async fn exec(args: Args) -> anyhow::Result<std::process::ExitCode> {
@@ -49,6 +55,7 @@ pub async fn exec(args: Args) -> anyhow::Result<std::process::ExitCode> {
         Duration::from_secs(args.idle_seconds),
         &args.fixtures,
         !args.no_llm,
+        args.profile.as_deref(),
     )
     .await?;
     super::print_out(&report.markdown())?;
@@ -78,9 +85,55 @@ pub const CORPUS: &[&str] = &[
     "tell me a joke",
 ];
 
+/// What the bench asks a daemon: commands for the fast path, and requests for the local model.
+struct Corpus {
+    commands: Vec<String>,
+    llm: Vec<String>,
+}
+
+/// How many of another profile's intents the bench asks for (each reply is spoken in real
+/// time on the null device).
+const PROFILE_COMMANDS: usize = 16;
+
+impl Corpus {
+    /// The default profile's hand-picked corpus, or for another profile (in any language) one
+    /// sentence of each of [`PROFILE_COMMANDS`] intents spread over it, and for the local model
+    /// the first of its negatives (questions the answer bank leaves to it), an example of a few
+    /// intents (commands in other words) and of the answer bank.
+    fn of(profile: &cabin::profile::Profile, default: bool) -> Corpus {
+        if default {
+            return Corpus {
+                commands: CORPUS.iter().map(|s| s.to_string()).collect(),
+                llm: LLM_CORPUS.iter().map(|s| s.to_string()).collect(),
+            };
+        }
+        let sentences = cabin::profile::sentences::example_sentences(profile);
+        let step = profile.intents.len().div_ceil(PROFILE_COMMANDS).max(1);
+        let commands = (0..profile.intents.len())
+            .step_by(step)
+            .filter_map(|i| sentences.iter().find(|(j, _)| *j == i))
+            .map(|(_, s)| s.clone())
+            .collect();
+        let examples = profile.intents.iter().filter_map(|i| i.examples.first());
+        let bank = profile.small_talk.iter().filter_map(|t| t.examples.first());
+        let llm = profile
+            .classifier
+            .negatives
+            .iter()
+            .take(3)
+            .chain(examples.step_by(step * 3).take(3))
+            .chain(bank.take(2))
+            .cloned()
+            .collect();
+        Corpus { commands, llm }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub machine: String,
+    /// The profile measured.
+    pub profile: String,
     pub rounds: usize,
     pub utterances: usize,
     pub startup_to_ready_ms: f64,
@@ -118,8 +171,8 @@ pub struct Report {
 impl Report {
     pub fn markdown(&self) -> String {
         let mut s = format!(
-            "Machine: {}. {} utterances × {} rounds.\n\n| figure | value |\n|---|---|\n",
-            self.machine, self.utterances, self.rounds
+            "Machine: {}. Profile: {}. {} utterances × {} rounds.\n\n| figure | value |\n|---|---|\n",
+            self.machine, self.profile, self.utterances, self.rounds
         );
         s += &format!(
             "| start-up to READY | {:.0} ms |\n",
@@ -206,9 +259,11 @@ pub async fn run(
     idle: Duration,
     fixtures: &Path,
     with_llm: bool,
+    profile_path: Option<&Path>,
 ) -> anyhow::Result<Report> {
+    let profile = cabin::profile::Profile::load_or_default(profile_path)?;
+    let corpus = Corpus::of(&profile, profile_path.is_none());
     // Always listening (on real-time silence) where the front end's models are installed.
-    let profile = cabin::profile::Profile::embedded_default();
     let stand = Stand::start(&profile)?;
     let input = stand.input();
     // Speaking (on the null device) where the voice loads.
@@ -220,11 +275,13 @@ pub async fn run(
     let speaking = voice.is_some();
     let output = if speaking { "null" } else { "off" };
     // Start-up to READY, as systemd sees it.
+    let profile_arg = profile_path.map(|p| p.to_string_lossy().into_owned());
     let start_daemon = |llm: &str, cache: Option<&Path>| {
-        stand.daemon(
-            &["run", "--llm", llm, "--input", input, "--output", output],
-            cache,
-        )
+        let mut args = vec!["run", "--llm", llm, "--input", input, "--output", output];
+        if let Some(p) = &profile_arg {
+            args.extend(["--profile", p.as_str()]);
+        }
+        stand.daemon(&args, cache)
     };
     let (daemon, startup) = start_daemon("off", None)?;
 
@@ -235,7 +292,7 @@ pub async fn run(
     let mut stages: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut said = std::collections::BTreeSet::new();
     for _ in 0..rounds {
-        for text in CORPUS {
+        for text in &corpus.commands {
             let Asked {
                 round_trip,
                 first_audio,
@@ -274,7 +331,7 @@ pub async fn run(
     }
     let (mut front_end_cpu_percent, mut speech_correct, mut speech_skipped) = (None, None, None);
     let mut timeline_ms = BTreeMap::new();
-    match speech(&conn, &mut replies, speaking, fixtures, rounds).await {
+    match speech(&profile, &conn, &mut replies, speaking, fixtures, rounds).await {
         Ok(sp) => {
             stages.extend(sp.stages);
             let every: Vec<Timeline> = sp.timelines.values().flatten().copied().collect();
@@ -341,7 +398,7 @@ pub async fn run(
                 drop(first);
                 let (llm_daemon, ready) = start_daemon("auto", Some(&cache))?;
                 startup_to_ready_with_llm_again_ms = Some(ready.as_secs_f64() * 1e3);
-                match llm_stages(&conn, &mut replies, speaking, rounds.min(3)).await {
+                match llm_stages(&conn, &mut replies, speaking, &corpus.llm, rounds.min(3)).await {
                     Ok(llm) => {
                         for (stage, v) in llm {
                             stages.entry(stage).or_default().extend(v);
@@ -367,8 +424,9 @@ pub async fn run(
         .collect();
     Ok(Report {
         machine: machine(),
+        profile: profile.name.clone(),
         rounds,
-        utterances: CORPUS.len(),
+        utterances: corpus.commands.len(),
         startup_to_ready_ms: startup.as_secs_f64() * 1e3,
         startup_to_ready_with_llm_ms,
         startup_to_ready_with_llm_again_ms,

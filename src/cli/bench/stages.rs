@@ -20,6 +20,8 @@ pub(super) const FIXTURES: &[(&str, &str)] = &[
         "climate.set_temperature",
     ),
     ("hey-cabin-turn-on-the-seat-heating", "seats.heating_on"),
+    ("kokoro-zh-hey-cabin-qing-dakai-kongtiao", "climate.on"),
+    ("kokoro-id-hey-cabin-putar-lagu-berikutnya", "media.next"),
     (
         "piper-hey-cabin-set-the-temperature-to--twenty-one-degrees",
         "climate.set_temperature",
@@ -35,12 +37,15 @@ pub(super) const END_OF_SPEECH_FAST: &str =
 pub(super) const FIRST_AUDIO_FAST: &str = "request to first audio, fast path";
 pub(super) const FIRST_AUDIO_LLM: &str = "request to first audio, local model";
 
-/// Requests for the local model: an indirect command, and two answers.
+/// Requests for the model routes: an indirect command, two answers, and a question the answer
+/// bank answers.
 pub(super) const LLM_CORPUS: &[&str] = &[
     "it is arctic in this car",
     "tell me a joke",
     "tell me something interesting about Munich",
+    "will it rain in munich tomorrow",
 ];
+pub(super) const FIRST_AUDIO_BANK: &str = "request to first audio, answer bank";
 
 /// The speech front end's figures on the spoken fixtures (an error says why they can't run).
 pub(super) struct Speech {
@@ -87,6 +92,7 @@ impl Timeline {
 /// Runs each fixture through the front end and the speech worker, then its transcript through
 /// the daemon on `conn`.
 pub(super) async fn speech(
+    profile: &cabin::profile::Profile,
     conn: &zbus::Connection,
     replies: &mut zbus::MessageStream,
     speaking: bool,
@@ -95,25 +101,26 @@ pub(super) async fn speech(
 ) -> anyhow::Result<Speech> {
     use cabin::hear::Input;
     use cabin::listening::{Listened, Listening, Transcriber};
-    let profile = cabin::profile::Profile::embedded_default();
     let mut files: Vec<PathBuf> = std::fs::read_dir(fixtures)
         .map_err(|e| anyhow::anyhow!("no fixtures in {}: {e}", fixtures.display()))?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .filter(|p| in_language(p, &profile.language))
         .collect();
     files.sort();
     anyhow::ensure!(
         !files.is_empty(),
-        "no .wav fixtures in {}",
-        fixtures.display()
+        "no .wav fixtures in {} for language {}",
+        fixtures.display(),
+        profile.language
     );
     cabin::hear::Engines::load(&profile.models)?;
     let asr = std::sync::Arc::new(
-        cabin::asr::start(&profile, &cabin::asr::AsrChoice::Auto)
+        cabin::asr::start(profile, &cabin::asr::AsrChoice::Auto)
             .ok_or_else(|| anyhow::anyhow!("the profile names no asr model"))?,
     );
-    let transcriber = Transcriber::new(&profile, asr.clone());
+    let transcriber = Transcriber::new(profile, asr.clone());
     transcriber
         .ready(cabin::runtime::worker::SETTLE_LIMIT)
         .await
@@ -139,7 +146,7 @@ pub(super) async fn speech(
         for file in &files {
             let (tx, mut heard) = tokio::sync::mpsc::channel(16);
             let listening = Listening::start(
-                &profile,
+                profile,
                 Input::File(file.clone()),
                 asr.clone(),
                 false,
@@ -225,17 +232,32 @@ pub(super) async fn speech(
     Ok(out)
 }
 
+/// Whether a fixture is in `language`: English fixtures name none; another language's name
+/// it as a word of the file name ("kokoro-zh-hey-cabin-…" is zh-CN).
+fn in_language(file: &Path, language: &str) -> bool {
+    let primary = language.split('-').next().unwrap_or(language);
+    let stem = file.file_stem().unwrap_or_default().to_string_lossy();
+    let named = stem.split('-').any(|w| w == primary);
+    match primary {
+        "en" => !stem.starts_with("kokoro-"),
+        _ => named,
+    }
+}
+
 /// The local model's requests: round trip and first audio. Waits (up to two minutes) for the
 /// model to load first.
 pub(super) async fn llm_stages(
     conn: &zbus::Connection,
     replies: &mut zbus::MessageStream,
     speaking: bool,
+    corpus: &[String],
     rounds: usize,
 ) -> anyhow::Result<BTreeMap<String, Vec<f64>>> {
+    anyhow::ensure!(!corpus.is_empty(), "nothing to ask the local model");
     let loading = Instant::now();
-    loop {
-        let asked = ask(conn, replies, LLM_CORPUS[1], false).await?;
+    // Until one of them reaches the loaded model (the classifier may decide some).
+    for text in corpus.iter().cycle() {
+        let asked = ask(conn, replies, text, false).await?;
         end_dialog(conn).await?;
         if asked.outcome["route"] == "local_llm" {
             break;
@@ -249,8 +271,17 @@ pub(super) async fn llm_stages(
     }
     let mut stages: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for _ in 0..rounds {
-        for text in LLM_CORPUS {
+        for text in corpus {
             let asked = ask(conn, replies, text, speaking).await?;
+            let talk = asked.outcome["intent"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("small_talk."));
+            if let (true, Some(first)) = (talk, asked.first_audio) {
+                stages
+                    .entry(FIRST_AUDIO_BANK.into())
+                    .or_default()
+                    .push(first.as_secs_f64() * 1e3);
+            }
             if asked.outcome["route"] == "local_llm" {
                 // An answer is spoken as it is generated; an action's reply after the action.
                 let kind = if asked.outcome["intent"].is_null() {

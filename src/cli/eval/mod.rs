@@ -211,6 +211,12 @@ pub fn load(path: &Path) -> Result<Vec<Case>> {
     Ok(cases)
 }
 
+/// Whether an outcome took no action, as a case labelled `decline` asks: no intent, or the
+/// answer bank's small talk.
+fn declined(intent: Option<&str>) -> bool {
+    intent.is_none_or(|i| i.starts_with("small_talk."))
+}
+
 fn label(route: Route, intent: Option<&str>) -> String {
     match (route, intent) {
         (Route::Decline, _) => "decline".into(),
@@ -250,7 +256,7 @@ pub async fn run(
                 // Any route may decide an intent or give an answer; declining means taking
                 // no action, and the model may say why in its own words.
                 let correct = match case.route {
-                    Route::Decline => outcome.intent.is_none(),
+                    Route::Decline => declined(outcome.intent.as_deref()),
                     _ => outcome.route != Route::Decline && expected == got && slots_ok,
                 };
                 (expected, correct, case.intent.is_none())
@@ -431,4 +437,15 @@ pub fn report(results: &[CaseResult], misses: bool) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    /// Regression: the answer bank's reply to "order me a pizza" counted as no decline.
+    #[test]
+    fn small_talk_declines_an_action() {
+        assert!(super::declined(None));
+        assert!(super::declined(Some("small_talk.elsewhere")));
+        assert!(!super::declined(Some("lights.cabin_on")));
+    }
 }

@@ -179,24 +179,37 @@ impl Validator<'_> {
     }
 
     pub(super) fn classifier(&mut self, raw: &raw::RawClassifier) -> ClassifierSettings {
-        let confident = match &raw.confident {
-            Some(c) if !(0.0..=1.0).contains(c.get_ref()) => {
-                self.error(
-                    Some(c.span()),
-                    "classifier.confident",
-                    format!("{} is not a probability", c.get_ref()),
-                    "use a number from 0 to 1, e.g. 0.6",
-                );
-                DEFAULT_CLASSIFIER_CONFIDENT
-            }
-            Some(c) => *c.get_ref(),
-            None => DEFAULT_CLASSIFIER_CONFIDENT,
-        };
         ClassifierSettings {
             negatives: raw.negatives.as_ref().map_or_else(Vec::new, |n| {
                 self.plain_sentences(Some(n.span()), "classifier.negatives", n.get_ref())
             }),
-            confident,
+            confident: self.probability(
+                raw.confident.as_ref(),
+                "classifier.confident",
+                DEFAULT_CLASSIFIER_CONFIDENT,
+            ),
+            answers: self.probability(
+                raw.answers.as_ref(),
+                "classifier.answers",
+                DEFAULT_ANSWER_CONFIDENT,
+            ),
+        }
+    }
+
+    /// A probability setting, or `default` when it is left out (or, with an error, wrong).
+    fn probability(&mut self, raw: Option<&Spanned<f32>>, field: &str, default: f32) -> f32 {
+        match raw {
+            Some(c) if !(0.0..=1.0).contains(c.get_ref()) => {
+                self.error(
+                    Some(c.span()),
+                    field,
+                    format!("{} is not a probability", c.get_ref()),
+                    "use a number from 0 to 1, e.g. 0.6",
+                );
+                default
+            }
+            Some(c) => *c.get_ref(),
+            None => default,
         }
     }
 
@@ -341,18 +354,21 @@ impl Validator<'_> {
                     ),
                 }
             }
-            if st.sentences.is_empty() {
+            let examples =
+                self.plain_sentences(here.clone(), &format!("{field}.examples"), &st.examples);
+            if st.sentences.is_empty() && st.examples.is_empty() {
                 self.error(
                     here,
                     &format!("{field}.sentences"),
-                    "no sentences".into(),
-                    "add at least one sentence",
+                    "no sentences and no examples".into(),
+                    "add a sentence the grammar matches, or examples the answer model learns",
                 );
             }
             if self.errors.len() == start {
                 out.push(SmallTalk {
                     name: st.name.clone(),
                     sentences,
+                    examples,
                     reply: st.reply.clone(),
                 });
             }

@@ -8,13 +8,14 @@
 mod act;
 mod objects;
 mod slots;
+mod think;
 mod words;
 
 use crate::act::vehicle::{fill, Failure, ResolvedAction, VehicleBus};
 use crate::profile::dbus_value::ArgValue;
 use crate::profile::{Intent, Lack, Profile, SlotType, SlotValue, SPEAKER};
 use crate::text::format_number;
-use crate::understand::brain::{Brain, Thought};
+use crate::understand::brain::Brain;
 use crate::understand::dialog::objects::Objects;
 use crate::understand::dialog::words::{
     lowercase_first, ms, out_of_range, slot_from_json, unit_of,
@@ -239,16 +240,8 @@ impl Assistant {
         if let Some(m) = self.small_talk.match_text(text) {
             t.understood = Some(ms(t.started.elapsed()));
             let talk = &self.profile.small_talk[m.intent];
-            let mut outcome = self.outcome(&t, Route::Fast, None, &BTreeMap::new());
-            outcome.intent = Some(format!("small_talk.{}", talk.name));
-            if self.manoeuvring().await {
-                // Not a word of chat while the driver reverses or parks.
-                outcome.refused = Some("the driver is manoeuvring".into());
-            } else {
-                outcome.reply = talk.reply.clone();
-            }
             return Turn {
-                outcome,
+                outcome: self.talk(&t, Route::Fast, talk).await,
                 context,
                 follow_up: false,
             };
@@ -291,92 +284,6 @@ impl Assistant {
             context,
             follow_up: false,
         }
-    }
-
-    /// The model routes: an intent they propose is checked like any other; an answer is
-    /// spoken (not while manoeuvring).
-    async fn think(
-        &self,
-        brain: &Brain,
-        t: &mut TurnCtx<'_>,
-        context: Context,
-        go_ahead: impl FnOnce(&ResolvedAction) -> bool,
-        on_sentence: &mut (dyn FnMut(&str) + Send),
-    ) -> Turn {
-        let mut timings = BTreeMap::new();
-        let ranking = brain.rank(t.text, &mut timings).await;
-        let classification = ranking.as_ref().map(|r| Classification {
-            class: r
-                .classified
-                .intent
-                .clone()
-                .unwrap_or_else(|| NOT_A_COMMAND.into()),
-            probability: r.classified.probability,
-        });
-        let classified = ranking.as_ref().and_then(|r| brain.classified(t.text, r));
-        let thought = match classified {
-            Some(thought) => thought,
-            None => {
-                // No chat while the driver manoeuvres: nothing is given out to be spoken then.
-                let manoeuvring = self.manoeuvring().await;
-                let mut quiet = |_: &str| {};
-                let on_sentence: &mut (dyn FnMut(&str) + Send) =
-                    if manoeuvring { &mut quiet } else { on_sentence };
-                brain
-                    .think(t.text, ranking.as_ref(), &mut timings, on_sentence)
-                    .await
-            }
-        };
-        let understood = ms(t.started.elapsed());
-        t.understood = Some(understood);
-        let mut turn = match thought {
-            Thought::Intent {
-                route,
-                intent,
-                args,
-                rules,
-            } => {
-                let proposal = Proposal {
-                    route,
-                    intent,
-                    args,
-                };
-                let mut turn = self
-                    .propose_gated(t.text, &proposal, t.zone, context, go_ahead)
-                    .await;
-                turn.outcome.rules = rules;
-                turn
-            }
-            Thought::Answer { route, text } => {
-                let mut outcome = self.outcome(t, route, None, &BTreeMap::new());
-                if self.manoeuvring().await {
-                    outcome.refused = Some("the driver is manoeuvring".into());
-                } else {
-                    outcome.reply = text;
-                }
-                Turn {
-                    outcome,
-                    context,
-                    follow_up: true,
-                }
-            }
-            Thought::Unavailable { why } => {
-                tracing::warn!("no model route: {why}");
-                let mut outcome = self.outcome(t, Route::Decline, None, &BTreeMap::new());
-                outcome.reply = self.profile.lexicon.replies.unavailable.clone();
-                Turn {
-                    outcome,
-                    context,
-                    follow_up: false,
-                }
-            }
-        };
-        turn.outcome.classifier = classification;
-        let timings_ms = &mut turn.outcome.timings_ms;
-        timings_ms.extend(timings);
-        timings_ms.insert("understand", understood);
-        timings_ms.insert("total", ms(t.started.elapsed()));
-        turn
     }
 
     /// An intent proposed by a model route (local LLM or cloud), with arguments as JSON. It

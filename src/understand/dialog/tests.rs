@@ -417,6 +417,41 @@ async fn what_the_car_lacks_is_said_never_acted_on_with_the_nearest_intent() {
     assert_eq!(t.outcome.refused.as_deref(), Some("gear unknown"));
 }
 
+/// Regression (#38): "nyalakan penyedot debu" (switch on the vacuum cleaner) switched the
+/// climate on, by the local model, the nearest thing it was offered. A home appliance is named
+/// by each profile's `[[lacks]]`, in its language, and said so before any model is asked.
+#[tokio::test]
+async fn a_home_appliance_never_actuates_the_car_in_any_language() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (profile, text) in [
+        ("default.toml", "please start the robot vacuum"),
+        ("default.toml", "switch the dishwasher on"),
+        ("id.toml", "nyalakan penyedot debu"),
+        ("id.toml", "hidupkan mesin cuci sekarang"),
+        ("zh-CN.toml", "打开洗碗机"),
+        ("zh-CN.toml", "帮我开一下扫地机器人"),
+    ] {
+        let p = Profile::load(&root.join("profiles").join(profile)).unwrap();
+        let bus = BusAddress::Address("unix:path=/nonexistent/cabin-test-bus".into());
+        let a = Assistant::new(
+            Arc::new(p),
+            VehicleBus::new(bus, Duration::from_millis(200)),
+        );
+        let t = say(&a, text, None, Context::default()).await;
+        let appliances = a
+            .profile()
+            .lacks
+            .iter()
+            .find(|l| l.name == "home appliances");
+        assert_eq!(
+            Some(&t.outcome.reply),
+            appliances.map(|l| &l.reply),
+            "{text}"
+        );
+        assert!(t.outcome.action.is_none(), "{text}");
+    }
+}
+
 #[test]
 fn an_intents_objects_are_its_own_words_not_shared_ones() {
     let a = assistant();

@@ -106,7 +106,8 @@ impl EmbeddingModel {
 
 /// The texts that stand for the profile's intents, each with its class: the intent's index
 /// for its description, a spread of its sentences and its examples; [`not_a_command`] for
-/// the classifier's negatives and the small talk.
+/// the classifier's negatives; [`not_a_command`] + 1 + k for the sentences and examples of
+/// small talk k, which the intent model counts as no command and the answer model tells apart.
 pub fn intent_texts(profile: &Profile) -> Vec<(usize, String)> {
     let mut texts: Vec<(usize, String)> = Vec::new();
     for (i, intent) in profile.intents.iter().enumerate() {
@@ -125,7 +126,8 @@ pub fn intent_texts(profile: &Profile) -> Vec<(usize, String)> {
             .iter()
             .map(|s| (none, s.clone())),
     );
-    for talk in &profile.small_talk {
+    for (k, talk) in profile.small_talk.iter().enumerate() {
+        let class = none + 1 + k;
         for template in &talk.sentences {
             let expansions = template.expand().unwrap_or_default();
             let step = expansions.len().div_ceil(PER_TEMPLATE).max(1);
@@ -137,9 +139,10 @@ pub fn intent_texts(profile: &Profile) -> Vec<(usize, String)> {
                         Element::Slot(_) => None,
                     })
                     .collect();
-                (none, crate::text::join_words(words))
+                (class, crate::text::join_words(words))
             }));
         }
+        texts.extend(talk.examples.iter().map(|e| (class, e.clone())));
     }
     texts
 }
@@ -150,20 +153,27 @@ pub fn not_a_command(profile: &Profile) -> usize {
 }
 
 /// The profile's intents, the embeddings of their sentences and descriptions, and the small
-/// intent model trained on them.
+/// models trained on them: the intent model, and the answer model over what is no command.
 pub struct IntentIndex {
     intents: Vec<String>,
-    /// (class, unit vector): an intent's index, or [`not_a_command`].
+    /// (class, unit vector), classes as [`intent_texts`] gives them.
     examples: Vec<(usize, Vec<f32>)>,
     classifier: Classifier,
+    /// The profile's small talk, by name, and the model that picks one of them (class 1 + k)
+    /// or none (class 0: the classifier's negatives), for words that are no command. None
+    /// when the profile has no small talk.
+    answers: Option<(Vec<String>, Classifier)>,
 }
 
-/// What the small intent model makes of a sentence.
+/// What the small models make of a sentence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Classified {
     /// The likeliest intent, or None for "not a car command".
     pub intent: Option<String>,
     pub probability: f32,
+    /// For no car command: the small talk whose answer the words ask for, with the answer
+    /// model's probability; None where its likeliest class is "none of them".
+    pub answer: Option<(String, f32)>,
 }
 
 impl IntentIndex {
@@ -176,45 +186,47 @@ impl IntentIndex {
         cache: Option<&IndexCache>,
     ) -> Self {
         let examples: Vec<(usize, Vec<f32>)> = texts.iter().map(|(i, _)| *i).zip(vectors).collect();
-        let classes = not_a_command(profile) + 1;
+        let none = not_a_command(profile);
         let dim = examples.first().map_or(0, |(_, v)| v.len());
-        let cached = cache.and_then(|c| c.load_classifier(classes, dim));
-        let classifier = cached.unwrap_or_else(|| {
-            let started = std::time::Instant::now();
-            let training: Vec<(usize, &[f32])> =
-                examples.iter().map(|(c, v)| (*c, v.as_slice())).collect();
-            let trained = Classifier::train(&training, classes);
-            tracing::info!(
-                "intent classifier trained on {} sentences in {} ms",
-                training.len(),
-                started.elapsed().as_millis()
-            );
-            if let Some(cache) = cache {
-                if let Err(e) = cache.save_classifier(&trained) {
-                    tracing::warn!("cannot cache the intent classifier ({e}); it is trained again at the next start");
-                }
-            }
-            trained
+        // Every answer counts as no command to the intent model.
+        let intent_model: Vec<(usize, &[f32])> = examples
+            .iter()
+            .map(|(c, v)| ((*c).min(none), v.as_slice()))
+            .collect();
+        let classifier = trained(cache, Model::Intents, &intent_model, none + 1, dim);
+        let talk: Vec<String> = profile.small_talk.iter().map(|t| t.name.clone()).collect();
+        let answers = (!talk.is_empty()).then(|| {
+            let answer_model: Vec<(usize, &[f32])> = examples
+                .iter()
+                .filter(|(c, _)| *c >= none)
+                .map(|(c, v)| (c - none, v.as_slice()))
+                .collect();
+            let model = trained(cache, Model::Answers, &answer_model, talk.len() + 1, dim);
+            (talk, model)
         });
         IntentIndex {
             intents: profile.intents.iter().map(|i| i.name.clone()).collect(),
             examples,
             classifier,
+            answers,
         }
     }
 
-    /// The small intent model's likeliest class for unit vector `v`.
+    /// The small models' likeliest class for unit vector `v`.
     pub fn classify(&self, v: &[f32]) -> Classified {
-        let p = self.classifier.probabilities(v);
-        let (class, probability) = p
-            .iter()
-            .copied()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .unwrap_or((self.intents.len(), 0.0));
+        let (class, probability) = likeliest(&self.classifier.probabilities(v));
+        let intent = self.intents.get(class).cloned();
+        let answer = match (&intent, &self.answers) {
+            (None, Some((talk, model))) => match likeliest(&model.probabilities(v)) {
+                (0, _) => None,
+                (k, p) => talk.get(k - 1).map(|name| (name.clone(), p)),
+            },
+            _ => None,
+        };
         Classified {
-            intent: self.intents.get(class).cloned(),
+            intent,
             probability,
+            answer,
         }
     }
 
@@ -250,6 +262,55 @@ impl IntentIndex {
     pub fn dimensions(&self) -> usize {
         self.examples.first().map_or(0, |(_, v)| v.len())
     }
+}
+
+/// The likeliest class and its probability.
+fn likeliest(p: &[f32]) -> (usize, f32) {
+    p.iter()
+        .copied()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap_or((0, 0.0))
+}
+
+/// The two small models an index trains.
+#[derive(Debug, Clone, Copy)]
+enum Model {
+    Intents,
+    Answers,
+}
+
+/// The model read from `cache`, or trained on `examples` (some seconds of CPU, so never on the
+/// async runtime) and cached there.
+fn trained(
+    cache: Option<&IndexCache>,
+    model: Model,
+    examples: &[(usize, &[f32])],
+    classes: usize,
+    dim: usize,
+) -> Classifier {
+    if let Some(cached) = cache.and_then(|c| c.load_classifier(model, examples, classes, dim)) {
+        return cached;
+    }
+    let started = std::time::Instant::now();
+    let trained = Classifier::train(examples, classes);
+    tracing::info!(
+        "{} model trained on {} sentences in {} ms",
+        match model {
+            Model::Intents => "intent",
+            Model::Answers => "answer",
+        },
+        examples.len(),
+        started.elapsed().as_millis()
+    );
+    if let Some(cache) = cache {
+        if let Err(e) = cache.save_classifier(model, examples, &trained) {
+            tracing::warn!(
+                "cannot cache the {model:?} model ({e}); it is trained again at the next start"
+            );
+        }
+    }
+    trained
 }
 
 /// The vectors of a profile's texts, kept on disk between starts: the large model takes most
@@ -309,15 +370,46 @@ impl IndexCache {
             .then(|| values.chunks(dim).map(<[f32]>::to_vec).collect())
     }
 
-    /// The classifier trained on these vectors, if one was cached.
-    pub fn load_classifier(&self, classes: usize, dim: usize) -> Option<Classifier> {
-        let bytes = std::fs::read(self.path.with_extension("classifier")).ok()?;
+    /// Where `model`, trained on these vectors with the classes of `examples`, is cached: the
+    /// classes are hashed into the name, so a sentence moved from one class to another trains
+    /// it again while its vector is still read from the cache.
+    fn classifier_path(&self, model: Model, examples: &[(usize, &[f32])]) -> PathBuf {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for (class, _) in examples {
+            h.update((*class as u32).to_le_bytes());
+        }
+        let hash: String = h.finalize()[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let kind = match model {
+            Model::Intents => "classifier",
+            Model::Answers => "answers",
+        };
+        self.path.with_extension(format!("{hash}.{kind}"))
+    }
+
+    /// `model`, if one trained on these vectors with these classes was cached.
+    fn load_classifier(
+        &self,
+        model: Model,
+        examples: &[(usize, &[f32])],
+        classes: usize,
+        dim: usize,
+    ) -> Option<Classifier> {
+        let bytes = std::fs::read(self.classifier_path(model, examples)).ok()?;
         Classifier::from_bytes(&bytes, classes, dim)
     }
 
-    pub fn save_classifier(&self, classifier: &Classifier) -> std::io::Result<()> {
+    fn save_classifier(
+        &self,
+        model: Model,
+        examples: &[(usize, &[f32])],
+        classifier: &Classifier,
+    ) -> std::io::Result<()> {
         write_whole(
-            &self.path.with_extension("classifier"),
+            &self.classifier_path(model, examples),
             &classifier.to_bytes(),
         )
     }

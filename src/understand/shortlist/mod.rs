@@ -389,6 +389,48 @@ mod tests {
     }
 
     #[test]
+    fn the_answer_model_tells_the_small_talk_apart_and_the_intent_model_counts_it_as_no_command() {
+        let profile = Profile::embedded_default();
+        let texts = intent_texts(&profile);
+        let classes = texts.iter().map(|(c, _)| c + 1).max().unwrap();
+        let none = not_a_command(&profile);
+        assert_eq!(classes, none + 1 + profile.small_talk.len());
+        // Each class its own direction: what each model learns is then plain to see.
+        let axis = |c: usize| -> Vec<f32> { (0..classes).map(|i| f32::from(i == c)).collect() };
+        let vectors = texts.iter().map(|(c, _)| axis(*c)).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let cache = IndexCache::new(dir.path(), "sha", "", &texts);
+        let index = IntentIndex::new(&profile, &texts, vectors, Some(&cache));
+
+        let weather = profile.small_talk.iter().position(|t| t.name == "weather");
+        let c = index.classify(&axis(none + 1 + weather.unwrap()));
+        assert_eq!(c.intent, None);
+        assert_eq!(c.answer.as_ref().map(|a| a.0.as_str()), Some("weather"));
+        // The negatives are no answer of the bank; an intent is no answer at all.
+        let c = index.classify(&axis(none));
+        assert_eq!((c.intent, c.answer), (None, None));
+        let c = index.classify(&axis(0));
+        assert_eq!(c.intent.as_deref(), Some(profile.intents[0].name.as_str()));
+        assert_eq!(c.answer, None);
+
+        // Both models are cached; read back, they decide alike.
+        let cached = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(cached, 2, "the intent and the answer model");
+        let vectors = texts.iter().map(|(c, _)| axis(*c)).collect();
+        let again = IntentIndex::new(&profile, &texts, vectors, Some(&cache));
+        assert_eq!(
+            again.classify(&axis(none + 1)),
+            index.classify(&axis(none + 1))
+        );
+        // A sentence moved to another class trains them again, under another name.
+        let mut moved = texts.clone();
+        moved[0].0 = none;
+        let vectors = moved.iter().map(|(c, _)| axis(*c)).collect();
+        IntentIndex::new(&profile, &moved, vectors, Some(&cache));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
+    }
+
+    #[test]
     fn a_tokenizer_that_is_not_wordpiece_is_named() {
         let err = WordPiece::from_tokenizer_json(r#"{"model": {"type": "BPE"}}"#)
             .err()

@@ -50,8 +50,16 @@ impl Brain {
     /// to defaults, the speaker's zone or a question. None when it is not sure, when it is
     /// sure there is no command, or when the intent takes a text slot (a place, a contact):
     /// picking those words out is the local model's job.
+    ///
+    /// Words it is sure are no command, whose small talk the answer model is sure of, get that
+    /// answer from the profile: no local model to invent the weather.
     pub fn classified(&self, text: &str, ranking: &Ranking) -> Option<Thought> {
         let c = &ranking.classified;
+        if let Some((name, p)) = &c.answer {
+            if self.not_a_command(ranking) && *p >= self.answer_confident {
+                return Some(Thought::Talk { name: name.clone() });
+            }
+        }
         let intent = c.intent.as_ref()?;
         if c.probability < self.classifier_confident {
             return None;

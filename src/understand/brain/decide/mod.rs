@@ -34,6 +34,8 @@ pub enum Thought {
     },
     /// A spoken answer, no action.
     Answer { route: Route, text: String },
+    /// The profile's own answer to small talk, by name, picked by the answer model.
+    Talk { name: String },
     /// No model could be asked; `why` is for the log and `cabin say --json`.
     Unavailable { why: String },
 }
@@ -70,6 +72,8 @@ pub struct Brain {
     slots: HashMap<String, Vec<Slot>>,
     /// The probability at which the classifier decides.
     classifier_confident: f32,
+    /// The probability at which the answer model picks a small-talk answer.
+    answer_confident: f32,
     /// The tools the local model may call for words that ask a question: the reads and the
     /// calls whose reply says their result ("how far can I go", "how much air is in the back
     /// left tyre"), and the intents with a text slot ("how do I get to the station").
@@ -170,6 +174,7 @@ impl Brain {
                 })
                 .collect(),
             classifier_confident: profile.classifier.confident,
+            answer_confident: profile.classifier.answers,
             question_tools,
             rules_off: profile.rules_off.clone(),
         }

@@ -362,6 +362,7 @@ fn words_the_classifier_leans_to_take_for_talk_get_no_action_but_a_read_or_a_rou
         classified: Classified {
             intent: intent.map(str::to_string),
             probability: 0.3,
+            answer: None,
         },
     };
     let text = "switch on the dishwasher at home";
@@ -375,6 +376,31 @@ fn words_the_classifier_leans_to_take_for_talk_get_no_action_but_a_read_or_a_rou
         brain.tool_choice(text, Some(&leaning(Some("climate.on")))),
         (json!("auto"), None)
     );
+}
+
+#[test]
+fn the_answer_bank_answers_only_what_both_small_models_are_sure_of() {
+    use crate::understand::shortlist::{Classified, Ranking};
+    let p = default_profile();
+    let brain = Brain::new(&p, LlmWorker::down("test"), None);
+    let ranked = |probability: f32, answer: f32| Ranking {
+        intents: vec![("climate.on".into(), 0.4)],
+        classified: Classified {
+            intent: None,
+            probability,
+            answer: Some(("identity".into(), answer)),
+        },
+    };
+    let text = "who might you be";
+    assert_eq!(
+        brain.classified(text, &ranked(0.9, 0.9)),
+        Some(Thought::Talk {
+            name: "identity".into()
+        })
+    );
+    // Unsure of the answer, or unsure it is no command: the local model is asked.
+    assert_eq!(brain.classified(text, &ranked(0.9, 0.2)), None);
+    assert_eq!(brain.classified(text, &ranked(0.2, 0.9)), None);
 }
 
 #[test]
