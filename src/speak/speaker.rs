@@ -173,9 +173,15 @@ impl Speaker {
 
     /// Synthesises `sentences` into the cache while the voice is otherwise idle, so that their
     /// first hearing plays at once: replies known in advance, such as the answer bank's.
-    pub fn learn(&self, sentences: impl IntoIterator<Item = String>) {
-        for sentence in sentences {
-            let _ = self.voice.send(Job::Learn(sentence));
+    pub fn learn(&self, replies: impl IntoIterator<Item = String>) {
+        for mut reply in replies {
+            // Cut as a reply said whole is cut, so that the cache holds the same sentences.
+            let mut sentences = take_phrases(&mut reply, false, true);
+            let first = sentences.is_empty();
+            sentences.extend(take_phrases(&mut reply, true, first));
+            for sentence in sentences {
+                let _ = self.voice.send(Job::Learn(sentence));
+            }
         }
     }
 
@@ -586,16 +592,17 @@ mod tests {
     #[test]
     fn a_sentence_learned_plays_from_the_cache() {
         let (s, mut rx) = speaker();
-        s.learn(["I can't check the weather.".to_string()]);
+        let weather = "I can't check the weather: I run offline, here in the car. Ask me later.";
+        s.learn([weather.to_string()]);
         let mut synthesis = Vec::new();
-        for (utterance, text) in [(1, "Which window?"), (2, "I can't check the weather.")] {
+        for (utterance, text) in [(1, "Which window?"), (2, weather)] {
             s.say(utterance, text);
             s.end(utterance);
             while let Spoken::Sentence { synthesis: t, .. } = rx.blocking_recv().unwrap() {
                 synthesis.push(t.is_some());
             }
         }
-        assert_eq!(synthesis, [true, false]);
+        assert_eq!(synthesis, [true, false, false, false]);
     }
 
     /// Issue 25: a reply heard before plays without a synthesis.
