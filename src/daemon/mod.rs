@@ -143,8 +143,6 @@ fn start_voice(
     });
     let (tx, mut spoken) = mpsc::unbounded_channel();
     let speaker = Speaker::start(voice, output, wake, tx)?;
-    // The answer bank's replies are known in advance: their first hearing plays at once.
-    speaker.learn(profile.small_talk.iter().map(|t| t.reply.clone()));
     tokio::spawn(async move {
         while let Some(s) = spoken.recv().await {
             if events.send(Event::Spoken(s)).await.is_err() {

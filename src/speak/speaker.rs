@@ -70,15 +70,6 @@ enum Msg {
     Shutdown,
 }
 
-/// What the voice thread is given.
-enum Job {
-    /// A sentence of an utterance, to speak.
-    Say(u64, String),
-    /// A sentence to have in the cache before it is first said (the answer bank's replies),
-    /// synthesised only while nothing is waiting to be said.
-    Learn(String),
-}
-
 struct Speech {
     said: Said,
     /// None: from the cache.
@@ -91,7 +82,6 @@ const NONE: u64 = u64::MAX;
 /// The handle: methods only send messages. Dropping it joins both threads.
 pub struct Speaker {
     tx: mpsc::Sender<Msg>,
-    voice: mpsc::Sender<Job>,
     threads: Vec<JoinHandle<()>>,
     voice_name: String,
 }
@@ -106,8 +96,7 @@ impl Speaker {
         events: UnboundedSender<Spoken>,
     ) -> Result<Speaker, PlaybackError> {
         let (tx, rx) = mpsc::channel();
-        let (synth_tx, synth_rx) = mpsc::channel::<Job>();
-        let learn = synth_tx.clone();
+        let (synth_tx, synth_rx) = mpsc::channel::<(u64, String)>();
         // The utterance being spoken: the voice skips sentences of any other.
         let current = Arc::new(AtomicU64::new(NONE));
         let voice_name = voice.name();
@@ -139,7 +128,6 @@ impl Speaker {
             .expect("spawning a thread");
         let speaker = Speaker {
             tx,
-            voice: learn,
             threads: vec![speaker_thread, voice_thread],
             voice_name,
         };
@@ -171,20 +159,6 @@ impl Speaker {
         let _ = self.tx.send(Msg::End { utterance });
     }
 
-    /// Synthesises `sentences` into the cache while the voice is otherwise idle, so that their
-    /// first hearing plays at once: replies known in advance, such as the answer bank's.
-    pub fn learn(&self, replies: impl IntoIterator<Item = String>) {
-        for mut reply in replies {
-            // Cut as a reply said whole is cut, so that the cache holds the same sentences.
-            let mut sentences = take_phrases(&mut reply, false, true);
-            let first = sentences.is_empty();
-            sentences.extend(take_phrases(&mut reply, true, first));
-            for sentence in sentences {
-                let _ = self.voice.send(Job::Learn(sentence));
-            }
-        }
-    }
-
     /// Silence now: drops what is queued and cancels pending synthesis.
     pub fn stop(&self) {
         let _ = self.tx.send(Msg::Stop);
@@ -194,8 +168,6 @@ impl Speaker {
 impl Drop for Speaker {
     fn drop(&mut self) {
         let _ = self.tx.send(Msg::Shutdown);
-        // The voice thread ends when every sender of its jobs is gone, this one too.
-        drop(std::mem::replace(&mut self.voice, mpsc::channel().0));
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -208,40 +180,12 @@ impl Drop for Speaker {
 fn synthesise(
     mut voice: Box<dyn Voice>,
     mut wake: Option<(WakeWord, f32)>,
-    sentences: mpsc::Receiver<Job>,
+    sentences: mpsc::Receiver<(u64, String)>,
     out: mpsc::Sender<Msg>,
     current: Arc<AtomicU64>,
 ) {
     let mut cache = SpeechCache::new(crate::speak::cache::LIMIT_BYTES);
-    // Pieces to learn, one synthesis at a time between the sentences to say.
-    let mut learning: std::collections::VecDeque<String> = Default::default();
-    loop {
-        let job = match learning.pop_front() {
-            None => sentences.recv().ok(),
-            Some(piece) => match sentences.try_recv() {
-                Ok(job) => {
-                    learning.push_front(piece);
-                    Some(job)
-                }
-                Err(mpsc::TryRecvError::Empty) => {
-                    if cache.get(&piece).is_none() {
-                        if let Ok(said) = said_by(&mut *voice, &mut wake, &piece) {
-                            cache.insert(&piece, said);
-                        }
-                    }
-                    continue;
-                }
-                Err(mpsc::TryRecvError::Disconnected) => None,
-            },
-        };
-        let (utterance, sentence) = match job {
-            None => return,
-            Some(Job::Learn(sentence)) => {
-                learning.extend(voice::pieces(&sentence, voice.spells_numbers()));
-                continue;
-            }
-            Some(Job::Say(utterance, sentence)) => (utterance, sentence),
-        };
+    while let Ok((utterance, sentence)) = sentences.recv() {
         let mut pieces = voice::pieces(&sentence, voice.spells_numbers());
         if pieces.is_empty() {
             // Nothing to say (markup only): the sentence still ends.
@@ -265,9 +209,18 @@ fn synthesise(
                 Some(said) => Ok(Speech { said, took: None }),
                 None => {
                     let started = Instant::now();
-                    said_by(&mut *voice, &mut wake, &text)
+                    voice
+                        .synthesize(&text)
                         .map_err(|e| e.to_string())
-                        .map(|said| {
+                        .map(|samples| {
+                            let own_wake = wake.as_mut().is_some_and(|(w, threshold)| {
+                                says_wake_word(w, *threshold, &samples, voice.sample_rate())
+                            });
+                            let said = Said {
+                                samples: samples.into(),
+                                sample_rate: voice.sample_rate(),
+                                own_wake,
+                            };
                             cache.insert(&text, said.clone());
                             let (sentences, bytes) = cache.size();
                             tracing::debug!(
@@ -298,23 +251,6 @@ fn synthesise(
             }
         }
     }
-}
-
-/// `text` in `voice`, flagged where it says the wake word.
-fn said_by(
-    voice: &mut dyn Voice,
-    wake: &mut Option<(WakeWord, f32)>,
-    text: &str,
-) -> Result<Said, crate::speak::voice::TtsError> {
-    let samples = voice.synthesize(text)?;
-    let own_wake = wake
-        .as_mut()
-        .is_some_and(|(w, threshold)| says_wake_word(w, *threshold, &samples, voice.sample_rate()));
-    Ok(Said {
-        samples: samples.into(),
-        sample_rate: voice.sample_rate(),
-        own_wake,
-    })
 }
 
 /// A sentence is flagged at this share of the wake threshold. The microphone hears Cabin's voice
@@ -378,7 +314,7 @@ struct Heard {
 fn play(
     mut sink: Box<dyn Sink>,
     rx: mpsc::Receiver<Msg>,
-    voice: mpsc::Sender<Job>,
+    voice: mpsc::Sender<(u64, String)>,
     current: Arc<AtomicU64>,
     events: UnboundedSender<Spoken>,
 ) {
@@ -442,7 +378,7 @@ fn play(
                 for sentence in take_phrases(&mut u.pending, false, !u.phrased) {
                     u.phrased = true;
                     u.synthesising += 1;
-                    let _ = voice.send(Job::Say(u.id, sentence));
+                    let _ = voice.send((u.id, sentence));
                 }
             }
             Some(Msg::End { utterance }) => {
@@ -450,7 +386,7 @@ fn play(
                     for sentence in take_phrases(&mut u.pending, true, !u.phrased) {
                         u.phrased = true;
                         u.synthesising += 1;
-                        let _ = voice.send(Job::Say(u.id, sentence));
+                        let _ = voice.send((u.id, sentence));
                     }
                     u.ended = true;
                 }
@@ -585,24 +521,6 @@ mod tests {
             }
         }
         assert_eq!(ends, [(2, SpeechEnd::Stopped), (3, SpeechEnd::Finished)]);
-    }
-
-    /// Issue 38: a reply learned in advance (the answer bank's) plays at its first hearing
-    /// without a synthesis; learning waits while there is something to say.
-    #[test]
-    fn a_sentence_learned_plays_from_the_cache() {
-        let (s, mut rx) = speaker();
-        let weather = "I can't check the weather: I run offline, here in the car. Ask me later.";
-        s.learn([weather.to_string()]);
-        let mut synthesis = Vec::new();
-        for (utterance, text) in [(1, "Which window?"), (2, weather)] {
-            s.say(utterance, text);
-            s.end(utterance);
-            while let Spoken::Sentence { synthesis: t, .. } = rx.blocking_recv().unwrap() {
-                synthesis.push(t.is_some());
-            }
-        }
-        assert_eq!(synthesis, [true, false, false, false]);
     }
 
     /// Issue 25: a reply heard before plays without a synthesis.

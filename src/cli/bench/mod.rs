@@ -115,7 +115,12 @@ impl Corpus {
             .map(|(_, s)| s.clone())
             .collect();
         let examples = profile.intents.iter().filter_map(|i| i.examples.first());
-        let bank = profile.small_talk.iter().filter_map(|t| t.examples.first());
+        // Entries the grammar cannot match: the answer model picks them.
+        let bank = profile
+            .small_talk
+            .iter()
+            .filter(|t| t.sentences.is_empty())
+            .filter_map(|t| t.examples.first());
         let llm = profile
             .classifier
             .negatives
