@@ -220,10 +220,9 @@ fn declined(intent: Option<&str>) -> bool {
 fn label(route: Route, intent: Option<&str>) -> String {
     match (route, intent) {
         (Route::Decline, _) => "decline".into(),
-        // Small talk is an answer in the profile's words.
-        (_, Some(i)) if i.starts_with("small_talk.") => "answer".into(),
-        (_, Some(i)) => i.to_string(),
-        (_, None) => "answer".into(),
+        (_, Some(i)) if !declined(intent) => i.to_string(),
+        // No intent, or small talk: an answer in the profile's words.
+        _ => "answer".into(),
     }
 }
 

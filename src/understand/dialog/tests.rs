@@ -10,9 +10,13 @@ static REPLIES: std::sync::LazyLock<crate::text::lexicon::Replies> =
     std::sync::LazyLock::new(|| crate::text::Lexicon::english().replies.clone());
 
 fn assistant() -> Assistant {
+    assistant_of(Profile::embedded_default())
+}
+
+fn assistant_of(profile: Profile) -> Assistant {
     let bus = BusAddress::Address("unix:path=/nonexistent/cabin-test-bus".into());
     Assistant::new(
-        Arc::new(Profile::embedded_default()),
+        Arc::new(profile),
         VehicleBus::new(bus, Duration::from_millis(200)),
     )
 }
@@ -431,12 +435,7 @@ async fn a_home_appliance_never_actuates_the_car_in_any_language() {
         ("zh-CN.toml", "打开洗碗机"),
         ("zh-CN.toml", "帮我开一下扫地机器人"),
     ] {
-        let p = Profile::load(&root.join("profiles").join(profile)).unwrap();
-        let bus = BusAddress::Address("unix:path=/nonexistent/cabin-test-bus".into());
-        let a = Assistant::new(
-            Arc::new(p),
-            VehicleBus::new(bus, Duration::from_millis(200)),
-        );
+        let a = assistant_of(Profile::load(&root.join("profiles").join(profile)).unwrap());
         let t = say(&a, text, None, Context::default()).await;
         let appliances = a
             .profile()

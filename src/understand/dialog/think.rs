@@ -13,12 +13,18 @@ impl Assistant {
     /// The answer of `talk`, from the profile: no action, and not a word of chat while the
     /// driver reverses or parks.
     pub(super) async fn talk(&self, t: &TurnCtx<'_>, route: Route, talk: &SmallTalk) -> Outcome {
-        let mut outcome = self.outcome(t, route, None, &BTreeMap::new());
+        let mut outcome = self.answer(t, route, talk.reply.clone()).await;
         outcome.intent = Some(format!("small_talk.{}", talk.name));
+        outcome
+    }
+
+    /// `text` as the answer, no action; refused while the driver reverses or parks.
+    async fn answer(&self, t: &TurnCtx<'_>, route: Route, text: String) -> Outcome {
+        let mut outcome = self.outcome(t, route, None, &BTreeMap::new());
         if self.manoeuvring().await {
             outcome.refused = Some("the driver is manoeuvring".into());
         } else {
-            outcome.reply = talk.reply.clone();
+            outcome.reply = text;
         }
         outcome
     }
@@ -78,19 +84,11 @@ impl Assistant {
                 turn.outcome.rules = rules;
                 turn
             }
-            Thought::Answer { route, text } => {
-                let mut outcome = self.outcome(t, route, None, &BTreeMap::new());
-                if self.manoeuvring().await {
-                    outcome.refused = Some("the driver is manoeuvring".into());
-                } else {
-                    outcome.reply = text;
-                }
-                Turn {
-                    outcome,
-                    context,
-                    follow_up: true,
-                }
-            }
+            Thought::Answer { route, text } => Turn {
+                outcome: self.answer(t, route, text).await,
+                context,
+                follow_up: true,
+            },
             Thought::Talk { name } => {
                 let outcome = match self.profile.small_talk.iter().find(|s| s.name == name) {
                     Some(talk) => self.talk(t, Route::Classifier, talk).await,
