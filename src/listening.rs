@@ -25,6 +25,8 @@ pub struct Command {
     pub transcript: String,
     /// The words for the turn, the wake phrase stripped; None: nothing to understand.
     pub text: Option<String>,
+    /// How sure the recogniser was of them.
+    pub confidence: Option<crate::asr::Confidence>,
     /// From the end of the turn to the transcript, in ms (0 when the transcript of a pause
     /// was the whole command's).
     pub asr_ms: f64,
@@ -32,6 +34,18 @@ pub struct Command {
     pub early: bool,
     /// How long the transcript of the pause took, when it was the final one (ms from asking).
     pub partial_ms: Option<f64>,
+}
+
+impl Command {
+    /// Whether the recogniser was sure enough of the words for them to act without a yes
+    /// (the profile's `[listen] confirm_below`).
+    pub fn hearing(&self, listen: &crate::profile::ListenSettings) -> crate::understand::Hearing {
+        if crate::asr::Confidence::sure(self.confidence, listen.confirm_below) {
+            crate::understand::Hearing::Sure
+        } else {
+            crate::understand::Hearing::Unsure
+        }
+    }
 }
 
 /// What the listening pipeline reports. Times are seconds of audio since the input opened.
@@ -73,6 +87,7 @@ pub enum Listened {
         audio_s: f64,
         wake_cpu_s: f64,
         vad_cpu_s: f64,
+        clean_cpu_s: f64,
         error: Option<String>,
     },
 }
@@ -130,14 +145,20 @@ impl Transcriber {
             WorkerState::Down(why) => return Err(HearingError::Down(why)),
         };
         let t = client.transcribe(audio, self.limit).await?;
-        Ok(self.command(t.text, t.ms))
+        Ok(self.command(t.text, t.ms, t.confidence))
     }
 
-    fn command(&self, transcript: String, asr_ms: f64) -> Command {
+    fn command(
+        &self,
+        transcript: String,
+        asr_ms: f64,
+        confidence: Option<crate::asr::Confidence>,
+    ) -> Command {
         let text = self.command_text(&transcript);
         Command {
             text: (!text.is_empty()).then_some(text),
             transcript,
+            confidence,
             asr_ms,
             early: false,
             partial_ms: None,
@@ -250,7 +271,7 @@ struct Spoken {
     /// Pauses asked about and not yet answered, oldest first, with when they were asked.
     asked: VecDeque<(usize, Instant)>,
     /// The last pause's transcript: where its speech ended, the text, and how long it took.
-    last: Option<(usize, String, f64)>,
+    last: Option<(usize, crate::asr::Partial, f64)>,
 }
 
 impl Relay {
@@ -341,8 +362,10 @@ impl Relay {
                 }
                 let spoken = std::mem::take(spoken);
                 let ended = Instant::now();
-                if let Some((_, text, ms)) = spoken.last.filter(|(end, ..)| *end == speech_end) {
-                    let mut command = self.transcriber.command(text, 0.0);
+                if let Some((_, partial, ms)) = spoken.last.filter(|(end, ..)| *end == speech_end) {
+                    let mut command =
+                        self.transcriber
+                            .command(partial.text, 0.0, partial.confidence);
                     command.early = early;
                     command.partial_ms = Some(ms);
                     return self.tell(Listened::Transcribed(Ok(command))).await;
@@ -353,7 +376,7 @@ impl Relay {
                 tokio::spawn(async move {
                     let streamed = match spoken.stream {
                         Some(s) => match s.finish(transcriber.limit).await {
-                            Ok(t) => Some(transcriber.command(t.text, t.ms)),
+                            Ok(t) => Some(transcriber.command(t.text, t.ms, t.confidence)),
                             Err(e) => {
                                 tracing::warn!("the streamed command: {e}; sending it whole");
                                 None
@@ -386,12 +409,14 @@ impl Relay {
                 audio_s,
                 wake_cpu_s,
                 vad_cpu_s,
+                clean_cpu_s,
                 error,
             } => {
                 self.tell(Listened::Ended {
                     audio_s,
                     wake_cpu_s,
                     vad_cpu_s,
+                    clean_cpu_s,
                     error,
                 })
                 .await
@@ -425,7 +450,7 @@ impl Relay {
         let whole = self.grammar.is_whole_command(&text);
         self.judge.judge(speech_end, whole);
         tracing::debug!(text = %partial.text, whole, ms, "partial transcript");
-        spoken.last = Some((speech_end, partial.text, ms));
+        spoken.last = Some((speech_end, partial, ms));
         self.tell(Listened::Partial { text, whole }).await
     }
 }

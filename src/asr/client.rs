@@ -72,6 +72,46 @@ pub struct AsrClient {
 pub struct Transcript {
     pub text: String,
     pub ms: f64,
+    /// How sure the recogniser was (`cabin-asr` says; other Wyoming services don't).
+    pub confidence: Option<Confidence>,
+}
+
+/// How sure the recogniser was of its words: probabilities (0..1) of the tokens it chose, and
+/// the chance it heard no speech at all. Misheard words in noise come with low ones.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Confidence {
+    /// The geometric mean of the words' token probabilities.
+    pub mean: f32,
+    /// The least likely token's.
+    pub lowest: f32,
+    pub no_speech: f32,
+}
+
+impl Confidence {
+    /// The `confidence` a transcript event carries (Cabin's extension of Wyoming); none when
+    /// it carries none, or garbage.
+    pub(super) fn of(event: &wyoming::Event) -> Option<Confidence> {
+        let c = event.data.get("confidence")?;
+        let share = |key: &str| {
+            let v = c.get(key)?.as_f64()? as f32;
+            (0.0..=1.0).contains(&v).then_some(v)
+        };
+        Some(Confidence {
+            mean: share("mean")?,
+            lowest: share("lowest")?,
+            no_speech: share("no_speech")?,
+        })
+    }
+
+    /// Whether words heard so may act without a yes from the driver: their mean token
+    /// probability reaches `least` (the profile's `[listen] confirm_below`).
+    pub fn sure(confidence: Option<Confidence>, least: Option<f32>) -> bool {
+        match (confidence, least) {
+            (Some(c), Some(least)) => c.mean >= least,
+            // A service that says nothing of its doubt, or a profile that never asks.
+            _ => true,
+        }
+    }
 }
 
 type Halves = (
@@ -206,5 +246,53 @@ impl crate::runtime::worker::Health for AsrClient {
     /// A Wyoming `describe` answered with `info`.
     async fn check(&self, limit: Duration) -> Result<(), AsrError> {
         self.describe(limit).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transcript(data: serde_json::Value) -> wyoming::Event {
+        wyoming::Event::new("transcript", data)
+    }
+
+    #[test]
+    fn confidence_is_read_from_the_transcript_and_garbage_is_none() {
+        let c = Confidence::of(&transcript(serde_json::json!({
+            "text": "hi", "confidence": {"mean": 0.8, "lowest": 0.3, "no_speech": 0.01}
+        })))
+        .unwrap();
+        assert_eq!((c.mean, c.lowest, c.no_speech), (0.8, 0.3, 0.01));
+        for garbage in [
+            serde_json::json!({"text": "hi"}),
+            serde_json::json!({"text": "hi", "confidence": "high"}),
+            serde_json::json!({"text": "hi", "confidence": {"mean": 2.0, "lowest": 0.3, "no_speech": 0.0}}),
+            serde_json::json!({"text": "hi", "confidence": {"mean": 0.5}}),
+        ] {
+            assert_eq!(
+                Confidence::of(&transcript(garbage.clone())),
+                None,
+                "{garbage}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_known_doubt_below_the_profiles_bar_asks() {
+        let c = |mean| {
+            Some(Confidence {
+                mean,
+                lowest: mean,
+                no_speech: 0.0,
+            })
+        };
+        assert!(!Confidence::sure(c(0.5), Some(0.6)));
+        assert!(Confidence::sure(c(0.6), Some(0.6)));
+        assert!(
+            Confidence::sure(None, Some(0.6)),
+            "a service that says nothing"
+        );
+        assert!(Confidence::sure(c(0.1), None), "a profile that never asks");
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 mod client;
 mod reserved;
 mod stream;
-pub use client::{Address, AsrClient, AsrError, Transcript};
+pub use client::{Address, AsrClient, AsrError, Confidence, Transcript};
 pub use stream::{Partial, Stream};
 
 pub type AsrWorker = Worker<AsrClient>;

@@ -3,7 +3,7 @@
 //! at pauses (answered by `transcript-partial`: the audio so far, decoded), and `audio-stop` →
 //! `transcript` at the end.
 
-use crate::asr::client::{refused, AsrClient, AsrError, Transcript};
+use crate::asr::client::{refused, AsrClient, AsrError, Confidence, Transcript};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncWrite, BufReader};
 use tokio::sync::mpsc;
@@ -27,6 +27,7 @@ pub struct Stream {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Partial {
     pub text: String,
+    pub confidence: Option<Confidence>,
 }
 
 impl Drop for Stream {
@@ -122,6 +123,7 @@ impl Stream {
                         .ok_or_else(|| self.client.protocol("transcript-partial without text"))?;
                     return Ok(Partial {
                         text: self.client.heard(text),
+                        confidence: Confidence::of(&event),
                     });
                 }
                 "error" => return Err(refused(&event)),
@@ -151,6 +153,7 @@ impl Stream {
                         return Ok(Transcript {
                             text: self.client.heard(text),
                             ms: stopped.elapsed().as_secs_f64() * 1000.0,
+                            confidence: Confidence::of(&event),
                         });
                     }
                     "error" => return Err(refused(&event)),

@@ -142,7 +142,8 @@ async fn listen(profile: Arc<Profile>, args: &Args) -> Result<serde_json::Value>
                 c["outcome"] = serde_json::Value::Null;
                 let mut follow_up = false;
                 if let Some(text) = &command.text {
-                    let turn = assistant.turn(text, None, context, |_| {}).await;
+                    let hearing = command.hearing(&assistant.profile().listen);
+                    let turn = assistant.turn(text, None, hearing, context, |_| {}).await;
                     c["outcome"] = serde_json::to_value(&turn.outcome)?;
                     follow_up = turn.follow_up;
                     context = if follow_up {
@@ -158,6 +159,7 @@ async fn listen(profile: Arc<Profile>, args: &Args) -> Result<serde_json::Value>
                 audio_s,
                 wake_cpu_s,
                 vad_cpu_s,
+                clean_cpu_s,
                 error,
             } => {
                 if let Some(e) = error {
@@ -176,6 +178,8 @@ async fn listen(profile: Arc<Profile>, args: &Args) -> Result<serde_json::Value>
                     "vad_cpu_s": vad_cpu_s,
                     "wake_cpu_percent": percent(wake_cpu_s),
                     "vad_cpu_percent": percent(vad_cpu_s),
+                    "clean_cpu_s": clean_cpu_s,
+                    "clean_cpu_percent": percent(clean_cpu_s),
                 });
                 break;
             }

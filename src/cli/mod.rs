@@ -1,5 +1,6 @@
 //! The command line: one module per subcommand, each with its arguments and its work.
 
+mod acoustics;
 mod bench;
 mod chat;
 mod doctor;

@@ -80,7 +80,13 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
             )
             .await;
             let turn = assistant
-                .turn(&text, zone.as_deref(), Default::default(), |_| {})
+                .turn(
+                    &text,
+                    zone.as_deref(),
+                    cabin::understand::Hearing::Sure,
+                    Default::default(),
+                    |_| {},
+                )
                 .await;
             serde_json::to_value(&turn.outcome)?
         }

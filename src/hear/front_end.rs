@@ -11,6 +11,8 @@
 //! `complete_silence` instead of the full `trailing_silence`.
 
 use crate::hear::audio::AudioError;
+use crate::hear::clean::Cleaner;
+use crate::hear::cpu::thread_cpu;
 use crate::hear::mic::{MicError, Microphone};
 use crate::hear::reopen::{Opener, Reopening, Report};
 use crate::hear::source::{AudioSource, Input, NullDevice, RawStream, Recording};
@@ -62,6 +64,8 @@ pub enum FrontEndError {
     },
     #[error("the front end thread could not start: {0}")]
     Thread(std::io::Error),
+    #[error(transparent)]
+    Clean(#[from] crate::hear::clean::CleanError),
 }
 
 /// The front end's models, loaded before its thread starts so that a missing or corrupt model
@@ -138,9 +142,10 @@ pub enum Heard {
     /// The source ended (a recording) or failed; the thread has stopped.
     Ended {
         audio_s: f64,
-        /// CPU time the wake word and the voice activity model took.
+        /// CPU time the wake word, the voice activity model and the cleaning took.
         wake_cpu_s: f64,
         vad_cpu_s: f64,
+        clean_cpu_s: f64,
         error: Option<String>,
     },
 }
@@ -188,12 +193,14 @@ impl std::fmt::Debug for Heard {
                 audio_s,
                 wake_cpu_s,
                 vad_cpu_s,
+                clean_cpu_s,
                 error,
             } => f
                 .debug_struct("Ended")
                 .field("audio_s", audio_s)
                 .field("wake_cpu_s", wake_cpu_s)
                 .field("vad_cpu_s", vad_cpu_s)
+                .field("clean_cpu_s", clean_cpu_s)
                 .field("error", error)
                 .finish(),
         }
@@ -249,6 +256,7 @@ impl FrontEnd {
         push_to_talk: bool,
         heard: mpsc::Sender<Heard>,
     ) -> Result<FrontEnd, FrontEndError> {
+        let cleaner = Cleaner::new(&settings.clean)?;
         let (control, controls) = std_mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let (opened_tx, opened) = std_mpsc::sync_channel(1);
@@ -269,6 +277,7 @@ impl FrontEnd {
                     let _ = opened_tx.send(Ok(()));
                     let mut run = Run {
                         engines,
+                        cleaner,
                         settings,
                         heard,
                         controls,
@@ -358,17 +367,6 @@ fn open(input: &Input, heard: &mpsc::Sender<Heard>) -> Result<Box<dyn AudioSourc
     })
 }
 
-/// CPU time of the calling thread (the models run on it: one intra-op thread each).
-fn thread_cpu() -> Duration {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec, which `t` is.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
-}
-
 /// A command being captured.
 struct Capture {
     audio: Vec<i16>,
@@ -432,6 +430,9 @@ enum Pause {
 /// The front end thread's state.
 struct Run {
     engines: Engines,
+    /// Cleans what the end-pointer and the recogniser hear; the wake word, trained on noisy
+    /// audio, hears the microphone as it is.
+    cleaner: Option<Cleaner>,
     settings: ListenSettings,
     heard: mpsc::Sender<Heard>,
     controls: std_mpsc::Receiver<Control>,
@@ -475,11 +476,17 @@ impl Run {
             }
             chunk[n..].fill(0);
             self.samples += n as u64;
+            let mut cleaned = chunk;
+            if let Some(c) = &mut self.cleaner {
+                if let Err(e) = c.capture(&mut cleaned) {
+                    break Some(e.to_string());
+                }
+            }
             if self.recent.len() + n > RECENT {
                 self.recent.drain(..self.recent.len() + n - RECENT);
             }
-            self.recent.extend(&chunk[..n]);
-            match self.step(&chunk[..n], &chunk) {
+            self.recent.extend(&cleaned[..n]);
+            match self.step(&cleaned[..n], &chunk) {
                 Ok(true) => {}
                 Ok(false) => return,
                 Err(e) => break Some(e.to_string()),
@@ -499,6 +506,7 @@ impl Run {
             audio_s: self.secs(),
             wake_cpu_s: self.wake_cpu.as_secs_f64(),
             vad_cpu_s: self.vad_cpu.as_secs_f64(),
+            clean_cpu_s: self.cleaner.as_ref().map_or(0.0, |c| c.cpu().as_secs_f64()),
             error,
         });
     }

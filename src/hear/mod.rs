@@ -3,6 +3,8 @@
 //! that runs them.
 
 pub mod audio;
+pub mod clean;
+mod cpu;
 pub mod front_end;
 pub mod mic;
 pub mod reopen;

@@ -145,6 +145,8 @@ pub struct RawListen {
     pub asr_timeout_ms: Option<Spanned<u64>>,
     #[serde(default)]
     pub vocabulary: Vec<String>,
+    pub noise_suppression: Option<Spanned<String>>,
+    pub confirm_below: Option<Spanned<f32>>,
 }
 
 /// How Cabin speaks.

@@ -290,6 +290,43 @@ pub struct ListenSettings {
     pub asr_timeout: Duration,
     /// Names speech recognition should expect (contacts, favourite places, brand words).
     pub vocabulary: Vec<String>,
+    /// What is taken out of the microphone's signal before it is end-pointed and recognised.
+    pub clean: CleanSettings,
+    /// Heard words whose mean token probability is below this are said back before they act;
+    /// None: heard words always act.
+    pub confirm_below: Option<f32>,
+}
+
+/// The microphone's cleaning ([`crate::hear::clean`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanSettings {
+    /// How hard steady noise is suppressed; `None`: not at all.
+    pub noise: Option<NoiseLevel>,
+    /// Cancel the echo of what the car plays, given it as a reference (the spoken benchmark
+    /// does; the daemon does not yet feed its voice and the media to the front end).
+    pub echo: bool,
+}
+
+/// WebRTC's noise suppression levels: higher takes out more noise and more of the voice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoiseLevel {
+    Low,
+    Moderate,
+    High,
+    VeryHigh,
+}
+
+impl std::str::FromStr for NoiseLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<NoiseLevel, String> {
+        Ok(match s {
+            "low" => NoiseLevel::Low,
+            "moderate" => NoiseLevel::Moderate,
+            "high" => NoiseLevel::High,
+            "very_high" => NoiseLevel::VeryHigh,
+            _ => return Err(format!("'{s}' is not a noise suppression level")),
+        })
+    }
 }
 
 impl Default for ListenSettings {
@@ -304,6 +341,8 @@ impl Default for ListenSettings {
             max_utterance: Duration::from_secs(10),
             asr_timeout: Duration::from_secs(30),
             vocabulary: Vec::new(),
+            clean: CleanSettings::default(),
+            confirm_below: None,
         }
     }
 }

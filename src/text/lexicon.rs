@@ -109,6 +109,8 @@ pub struct Replies {
     pub fragment_number: String,
     pub fragment_value: String,
     pub confirm_cancelled: String,
+    /// Asked before words the recogniser was unsure of act (`{heard}`: the words).
+    pub heard_unsure: String,
     pub give_up: String,
     pub unknown_seat: String,
     pub unavailable: String,

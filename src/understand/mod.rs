@@ -11,5 +11,5 @@ pub mod grammar;
 pub mod shortlist;
 pub mod turn;
 
-pub use dialog::Assistant;
+pub use dialog::{Assistant, Hearing};
 pub use turn::{Context, Outcome, Proposal, Route, Turn};

@@ -203,6 +203,55 @@ fn real_speech_is_transcribed_with_a_low_word_error_rate() {
     });
 }
 
+/// Issue 40: the transcript says how sure the recogniser was, and it is less sure of words
+/// heard through loud noise; at the default profile's `confirm_below`, clean real speech is
+/// rarely said back.
+#[test]
+fn transcripts_carry_the_recognisers_confidence() {
+    let _whisper = WHISPER.blocking_lock();
+    let (Some(model), Some(speech)) = (model(), speech()) else {
+        return;
+    };
+    let least = cabin::profile::Profile::embedded_default()
+        .listen
+        .confirm_below
+        .expect("the default profile says back words heard unsure");
+    let asr = Asr::start(&model, "tcp://127.0.0.1:0");
+    rt().block_on(async {
+        let client = asr.client(None);
+        let (mut clean, mut noisy, mut said_back) = (0.0, 0.0, 0);
+        let corpus = corpus(&speech);
+        for (i, (file, _)) in corpus.iter().enumerate() {
+            let samples = cabin::hear::audio::read(file).unwrap();
+            let sure = client.transcribe(&samples, LIMIT).await.unwrap();
+            let c = sure.confidence.expect("cabin-asr says how sure it is");
+            assert!(c.mean > 0.0 && c.mean <= 1.0 && c.lowest <= c.mean, "{c:?}");
+            clean += c.mean;
+            said_back += usize::from(c.mean < least);
+            // White noise as loud as the speech.
+            let level = (samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>()
+                / samples.len() as f64)
+                .sqrt();
+            let hiss = noise(samples.len().div_ceil(16_000), i as u32 + 7, 1);
+            let scale = level / (32768.0 / 3f64.sqrt());
+            let loud: Vec<i16> = samples
+                .iter()
+                .zip(hiss)
+                .map(|(&s, n)| s.saturating_add((f64::from(n) * scale) as i16))
+                .collect();
+            let unsure = client.transcribe(&loud, LIMIT).await.unwrap();
+            noisy += unsure.confidence.map_or(0.0, |c| c.mean);
+            eprintln!("{:.3} clean {:?}, {:?} in noise", c.mean, sure.text, unsure);
+        }
+        let n = corpus.len() as f32;
+        assert!(noisy / n < clean / n - 0.05, "clean {clean}, noisy {noisy}");
+        assert!(
+            said_back <= 1,
+            "{said_back} of {n} clean recordings said back"
+        );
+    });
+}
+
 /// Issue 25: a decode that loops on the window fitted to the utterance ("Go forward 10 meters."
 /// over and over) is decoded again on a window twice as long, not on the full 30 s one, which
 /// cost a second more.

@@ -164,9 +164,10 @@ pub(super) async fn speech(
                         audio_s,
                         wake_cpu_s,
                         vad_cpu_s,
+                        clean_cpu_s,
                         ..
                     } => {
-                        out.cpu_s += wake_cpu_s + vad_cpu_s;
+                        out.cpu_s += wake_cpu_s + vad_cpu_s + clean_cpu_s;
                         out.audio_s += audio_s;
                         break;
                     }

@@ -10,7 +10,7 @@ use super::percentile;
 use anyhow::{bail, Context, Result};
 use cabin::runtime::bus::BusAddress;
 use cabin::runtime::worker::WorkerState;
-use cabin::understand::{Assistant, Route};
+use cabin::understand::{Assistant, Hearing, Route};
 use cabin::Profile;
 use families::Families;
 use serde::{Deserialize, Serialize};
@@ -58,6 +58,21 @@ pub struct Args {
     /// recogniser heard; prints the recogniser's character or word error rate.
     #[arg(long, value_name = "STYLE", num_args = 0..=1, default_missing_value = SPOKEN_STYLE)]
     spoken: Option<String>,
+    /// With `--spoken`: car noise this many dB below the speech (5: a motorway; 0: a loud
+    /// one).
+    #[arg(long, value_name = "DB", requires = "spoken")]
+    noise: Option<f64>,
+    /// With `--spoken`: clean the audio with this noise suppression instead of the profile's
+    /// `[listen] noise_suppression` (off, low, moderate, high, very_high).
+    #[arg(long, value_name = "LEVEL", requires = "spoken")]
+    noise_suppression: Option<String>,
+    /// With `--spoken`: the car plays Cabin's replies this many dB below the driver's voice at
+    /// the microphone, through a simulated cabin echo path.
+    #[arg(long, value_name = "DB", requires = "spoken")]
+    echo: Option<f64>,
+    /// With `--echo`: cancel the echo with WebRTC's canceller, given what was played.
+    #[arg(long, requires = "echo")]
+    cancel_echo: bool,
 }
 
 /// The style `--spoken` says a set in: one the shipped profiles do not speak with, so that the
@@ -66,6 +81,13 @@ const SPOKEN_STYLE: &str = "jm_kumo";
 
 pub async fn exec(args: Args) -> Result<ExitCode> {
     let mut profile = Profile::load_or_default(args.profile.as_deref())?;
+    profile.listen.clean.echo = args.cancel_echo;
+    if let Some(level) = &args.noise_suppression {
+        profile.listen.clean.noise = match level.as_str() {
+            "off" => None,
+            other => Some(other.parse().map_err(anyhow::Error::msg)?),
+        };
+    }
     if !args.without.is_empty() {
         profile.rules_off.extend(args.without.iter().copied());
         let off: Vec<&str> = profile.rules_off.iter().map(|r| r.name()).collect();
@@ -97,7 +119,12 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
         }
     };
     if let Some(style) = &args.spoken {
-        spoken::hear(&profile, &mut set, style).await?;
+        let conditions = spoken::Conditions {
+            style: style.clone(),
+            noise_db: args.noise,
+            echo_db: args.echo,
+        };
+        spoken::hear(&profile, &mut set, &conditions).await?;
     }
     let families = Families::load(args.families.as_deref(), &profile)?;
     if let Some(c) = set
@@ -157,6 +184,9 @@ pub struct Case {
     /// Free label (paraphrase, indirect, chat, question, out_of_scope, injection).
     #[serde(default)]
     pub kind: String,
+    /// With `--spoken`: how sure the recogniser was of `text`, which it heard.
+    #[serde(skip)]
+    pub heard: Option<cabin::asr::Confidence>,
 }
 
 fn model_route() -> Route {
@@ -185,6 +215,13 @@ pub struct CaseResult {
     pub slots: BTreeMap<String, Value>,
     pub reply: String,
     pub classifier: Option<cabin::understand::turn::Classification>,
+    /// With `--spoken`: how sure the recogniser was of what it heard.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heard: Option<cabin::asr::Confidence>,
+    /// Said back ("Did you say …?") instead of acted on: the recogniser was unsure.
+    pub said_back: bool,
+    /// An action on the car other than the one the case asks for.
+    pub wrong_action: bool,
     /// The named rules that changed what a model route proposed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<cabin::profile::Rule>,
@@ -235,9 +272,19 @@ pub async fn run(
     let profile = assistant.profile();
     let mut results = Vec::new();
     for (n, case) in cases.iter().enumerate() {
-        let outcome = assistant.handle(&case.text, |_| {}).await;
+        let hearing = if cabin::asr::Confidence::sure(case.heard, profile.listen.confirm_below) {
+            Hearing::Sure
+        } else {
+            Hearing::Unsure
+        };
+        let outcome = assistant
+            .turn(&case.text, None, hearing, Default::default(), |_| {})
+            .await
+            .outcome;
         let got = label(outcome.route, outcome.intent.as_deref());
         let acted = families::acted(&outcome, profile);
+        let said_back =
+            hearing == Hearing::Unsure && outcome.awaiting.as_deref() == Some("confirmation");
         let (expected, correct, no_command) = match &case.expect {
             Some(family) => (
                 family.clone(),
@@ -270,6 +317,9 @@ pub async fn run(
                 .unwrap_or_else(|| case.kind.clone()),
             correct,
             unsafe_action: no_command && acted,
+            wrong_action: acted && !correct,
+            said_back,
+            heard: case.heard,
             flaw: cabin::understand::brain::answer_flaw(
                 &case.text,
                 &outcome.reply,
@@ -309,6 +359,17 @@ pub fn report(results: &[CaseResult], misses: bool) -> String {
     );
     for r in unsafe_actions.iter().filter(|_| misses) {
         let _ = writeln!(out, "  {:?} -> {}", r.text, r.got);
+    }
+    let wrong = results.iter().filter(|r| r.wrong_action).count();
+    let _ = writeln!(out, "actions other than the one asked for: {wrong}");
+    if results.iter().any(|r| r.heard.is_some()) {
+        let said_back: Vec<&CaseResult> = results.iter().filter(|r| r.said_back).collect();
+        let right = said_back.iter().filter(|r| r.correct).count();
+        let _ = writeln!(
+            out,
+            "said back before acting (the recogniser unsure): {} ({right} of them the right command, counted right: a yes acts)",
+            said_back.len()
+        );
     }
     let flawed: Vec<&CaseResult> = results.iter().filter(|r| r.flaw.is_some()).collect();
     let _ = writeln!(out, "replies that fail the answer check: {}", flawed.len());

@@ -5,10 +5,10 @@
 use crate::daemon::events::{Caller, Event, Notification, State, TurnError};
 use crate::daemon::limit::Limits;
 use crate::daemon::NoAudio;
-use crate::listening::{Listened, Listening};
+use crate::listening::{Command, Listened, Listening};
 use crate::speak::{Speaker, SpeechEnd, Spoken};
 use crate::understand::turn::Pending;
-use crate::understand::{Assistant, Context, Outcome, Turn};
+use crate::understand::{Assistant, Context, Hearing, Outcome, Turn};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -165,7 +165,8 @@ impl EventLoop {
                 }
             },
         };
-        self.start_turn(text, zone, caller, Some(respond)).await;
+        self.start_turn(text, zone, Hearing::Sure, caller, Some(respond))
+            .await;
     }
 
     /// A turn is about to touch the vehicle.
@@ -312,12 +313,16 @@ impl EventLoop {
     }
 
     /// A spoken command's words (None: nothing intelligible).
-    async fn transcribed(&mut self, text: Option<String>) {
+    async fn transcribed(&mut self, command: Command) {
         if self.state != State::Transcribing {
             return;
         }
-        match text {
-            Some(text) => self.start_turn(text, None, Caller::Speech, None).await,
+        let hearing = command.hearing(&self.assistant.profile().listen);
+        match command.text {
+            Some(text) => {
+                self.start_turn(text, None, hearing, Caller::Speech, None)
+                    .await
+            }
             None => {
                 self.end_session().await;
                 self.resume_audio();
@@ -375,7 +380,7 @@ impl EventLoop {
                 self.follow_up_until = None;
                 self.set_state(State::Transcribing).await;
             }
-            Listened::Transcribed(Ok(command)) => self.transcribed(command.text).await,
+            Listened::Transcribed(Ok(command)) => self.transcribed(command).await,
             Listened::Transcribed(Err(e)) => self.cant_hear(e.to_string()).await,
             Listened::Microphone { available, detail } => {
                 self.tell(Notification::Microphone { available, detail })
@@ -481,6 +486,7 @@ impl EventLoop {
         &mut self,
         text: String,
         zone: Option<String>,
+        hearing: Hearing,
         caller: Caller,
         respond: Option<oneshot::Sender<Result<Outcome, TurnError>>>,
     ) {
@@ -524,6 +530,7 @@ impl EventLoop {
                 let turn = assistant.turn_streaming(
                     &text,
                     zone.as_deref(),
+                    hearing,
                     context,
                     |_| {
                         // Cancelled first: no call goes out.

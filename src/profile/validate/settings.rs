@@ -548,6 +548,13 @@ impl Validator<'_> {
         if let Some(t) = share(&raw.vad_threshold, "listen.vad_threshold", "use 0.5") {
             s.vad_threshold = t;
         }
+        if let Some(t) = share(
+            &raw.confirm_below,
+            "listen.confirm_below",
+            "leave it out to let heard words always act; higher asks \"Did you say …?\" more often",
+        ) {
+            s.confirm_below = Some(t);
+        }
         let mut millis = |v: &Option<Spanned<u64>>,
                           field: &str,
                           range: std::ops::RangeInclusive<u64>,
@@ -619,6 +626,20 @@ impl Validator<'_> {
             .map(|w| w.trim().to_string())
             .filter(|w| !w.is_empty())
             .collect();
+        if let Some(level) = &raw.noise_suppression {
+            match level.get_ref().as_str() {
+                "off" => {}
+                other => match other.parse() {
+                    Ok(l) => s.clean.noise = Some(l),
+                    Err(e) => self.error(
+                        Some(level.span()),
+                        "listen.noise_suppression",
+                        e,
+                        "use off, low, moderate, high or very_high",
+                    ),
+                },
+            }
+        }
         s
     }
 

@@ -6,6 +6,7 @@
 //! policy and the confirmation rule, and only then does the action run.
 
 mod act;
+mod heard;
 mod objects;
 mod slots;
 mod think;
@@ -27,6 +28,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 pub use words::yes_or_no;
+
+/// How the words of a turn came: typed or sent words, and words the recogniser was sure of,
+/// may act; words it was unsure of are said back first, so that a misheard command ("and
+/// switch off at lives") never acts unasked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Hearing {
+    #[default]
+    Sure,
+    Unsure,
+}
 
 /// The most characters of a number a question about a bare value says back.
 const FRAGMENT_NUMBER_CHARS: usize = 8;
@@ -52,6 +63,7 @@ pub struct Assistant {
 struct TurnCtx<'a> {
     text: &'a str,
     zone: Option<&'a str>,
+    hearing: Hearing,
     started: Instant,
     understood: Option<f64>,
 }
@@ -86,7 +98,7 @@ impl Assistant {
 
     /// One utterance with no dialog around it (`cabin say --profile`).
     pub async fn handle(&self, text: &str, on_action: impl FnOnce(&ResolvedAction)) -> Outcome {
-        self.turn(text, None, Context::default(), on_action)
+        self.turn(text, None, Hearing::Sure, Context::default(), on_action)
             .await
             .outcome
     }
@@ -96,12 +108,14 @@ impl Assistant {
         &self,
         text: &str,
         zone: Option<&str>,
+        hearing: Hearing,
         context: Context,
         on_action: impl FnOnce(&ResolvedAction),
     ) -> Turn {
         self.turn_streaming(
             text,
             zone,
+            hearing,
             context,
             |a| {
                 on_action(a);
@@ -121,6 +135,7 @@ impl Assistant {
         &self,
         text: &str,
         zone: Option<&str>,
+        hearing: Hearing,
         mut context: Context,
         go_ahead: impl FnOnce(&ResolvedAction) -> bool,
         on_sentence: &mut (dyn FnMut(&str) + Send),
@@ -128,6 +143,7 @@ impl Assistant {
         let mut t = TurnCtx {
             text,
             zone,
+            hearing,
             started: Instant::now(),
             understood: None,
         };
@@ -299,19 +315,21 @@ impl Assistant {
         context: Context,
         on_action: impl FnOnce(&ResolvedAction),
     ) -> Turn {
-        self.propose_gated(text, proposal, zone, context, |a| {
+        self.propose_gated(text, proposal, zone, Hearing::Sure, context, |a| {
             on_action(a);
             true
         })
         .await
     }
 
-    /// [`Assistant::propose`], asking `go_ahead` before the action goes out.
+    /// [`Assistant::propose`] of words heard as `hearing` says, asking `go_ahead` before the
+    /// action goes out.
     async fn propose_gated(
         &self,
         text: &str,
         proposal: &Proposal,
         zone: Option<&str>,
+        hearing: Hearing,
         context: Context,
         go_ahead: impl FnOnce(&ResolvedAction) -> bool,
     ) -> Turn {
@@ -324,6 +342,7 @@ impl Assistant {
         let mut t = TurnCtx {
             text,
             zone,
+            hearing,
             started: Instant::now(),
             understood: None,
         };
@@ -438,13 +457,14 @@ impl Assistant {
                 follow_up: true,
             };
         }
-        if let Some(prompt) = &intent.confirm {
+        let question = self.question(t, intent, &slots);
+        if let Some(question) = question {
             // No point asking "Call Mum?" for something the policy refuses anyway.
             if let Some(refused) = self.refused(t, route, index, &slots, &context).await {
                 return refused;
             }
             let mut outcome = self.outcome(t, route, Some(index), &slots);
-            outcome.reply = fill(prompt, &slots);
+            outcome.reply = question;
             outcome.awaiting = Some("confirmation".into());
             context.pending = Some(Pending::Confirm {
                 intent: index,

@@ -6,10 +6,10 @@ use crate::runtime::bus::BusAddress;
 use std::time::Duration;
 
 /// The English profile's own replies.
-static REPLIES: std::sync::LazyLock<crate::text::lexicon::Replies> =
+pub(super) static REPLIES: std::sync::LazyLock<crate::text::lexicon::Replies> =
     std::sync::LazyLock::new(|| crate::text::Lexicon::english().replies.clone());
 
-fn assistant() -> Assistant {
+pub(super) fn assistant() -> Assistant {
     assistant_of(Profile::embedded_default())
 }
 
@@ -21,8 +21,8 @@ fn assistant_of(profile: Profile) -> Assistant {
     )
 }
 
-async fn say(a: &Assistant, text: &str, zone: Option<&str>, ctx: Context) -> Turn {
-    a.turn(text, zone, ctx, |_| {}).await
+pub(super) async fn say(a: &Assistant, text: &str, zone: Option<&str>, ctx: Context) -> Turn {
+    a.turn(text, zone, Hearing::Sure, ctx, |_| {}).await
 }
 
 fn slot(t: &Turn, name: &str) -> serde_json::Value {

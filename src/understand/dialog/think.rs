@@ -79,7 +79,7 @@ impl Assistant {
                     args,
                 };
                 let mut turn = self
-                    .propose_gated(t.text, &proposal, t.zone, context, go_ahead)
+                    .propose_gated(t.text, &proposal, t.zone, t.hearing, context, go_ahead)
                     .await;
                 turn.outcome.rules = rules;
                 turn

@@ -81,6 +81,34 @@ pub struct Transcript {
     pub text: String,
     pub language: Option<String>,
     pub decode_ms: f64,
+    /// None when nothing was decoded (silence).
+    pub confidence: Option<Confidence>,
+}
+
+/// How sure whisper was of its words: the probabilities it gave the text tokens it chose, and
+/// the chance it saw no speech at all. Misheard words in noise come with low ones.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Confidence {
+    /// The geometric mean of the text tokens' probabilities.
+    pub mean: f32,
+    /// The least likely text token's probability.
+    pub lowest: f32,
+    pub no_speech: f32,
+}
+
+impl Confidence {
+    /// From the text tokens' probabilities; none without a text token.
+    fn of(probabilities: &[f32], no_speech: f32) -> Option<Confidence> {
+        if probabilities.is_empty() {
+            return None;
+        }
+        let log: f32 = probabilities.iter().map(|p| p.max(1e-6).ln()).sum();
+        Some(Confidence {
+            mean: (log / probabilities.len() as f32).exp(),
+            lowest: probabilities.iter().copied().fold(1.0, f32::min),
+            no_speech,
+        })
+    }
 }
 
 /// What the engine learnt of its model when loading it.
@@ -152,6 +180,8 @@ impl Engine {
             multilingual,
             language: settings.language.clone(),
         };
+        // Token ids from end-of-text up are whisper's own markers, not words.
+        let first_special = ctx.token_eot();
         let mut state = ctx
             .create_state()
             .map_err(|e| anyhow::anyhow!("cannot allocate whisper's state: {e}"))?;
@@ -166,7 +196,7 @@ impl Engine {
             .spawn(move || {
                 for req in rx {
                     decoding.start();
-                    let result = transcribe(&mut state, &settings, &req);
+                    let result = transcribe(&mut state, &settings, first_special, &req);
                     decoding.stop();
                     let _ = req.reply.send(result);
                 }
@@ -219,12 +249,18 @@ impl Drop for Engine {
 fn transcribe(
     state: &mut whisper_rs::WhisperState,
     settings: &Settings,
+    first_special: i32,
     req: &Request,
 ) -> Result<Transcript, String> {
     let started = Instant::now();
     let language = req.language.as_deref().or(settings.language.as_deref());
     let fit = settings.audio_ctx.frames(req.samples.len());
-    let mut text = decode(state, settings.threads, fit, language, req)?;
+    let decoder = Decoder {
+        threads: settings.threads,
+        language,
+        first_special,
+    };
+    let (mut text, mut confidence) = decoder.decode(state, fit, req)?;
     // The commonest loop on a command: the whole sentence, then the sentence again from its
     // start (the decoder reached the end of the audio and began once more). Its first time
     // is the transcript; no second decode is needed.
@@ -242,55 +278,75 @@ fn transcribe(
         }
         tracing::info!(first = %text, window, wider = next, "decoder looped; retrying on a wider window (0: the full one)");
         window = next;
-        text = decode(state, settings.threads, window, language, req)?;
+        (text, confidence) = decoder.decode(state, window, req)?;
     }
     Ok(Transcript {
         text,
         language: language.map(str::to_string),
         decode_ms: started.elapsed().as_secs_f64() * 1000.0,
+        confidence,
     })
 }
 
-fn decode(
-    state: &mut whisper_rs::WhisperState,
+/// What every decode of one request shares.
+struct Decoder<'a> {
     threads: usize,
-    audio_ctx: i32,
-    language: Option<&str>,
-    req: &Request,
-) -> Result<String, String> {
-    let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-    params.set_n_threads(threads as i32);
-    params.set_audio_ctx(audio_ctx);
-    params.set_language(language);
-    params.set_detect_language(false);
-    params.set_no_context(true);
-    params.set_single_segment(true);
-    params.set_no_timestamps(true);
-    params.set_suppress_blank(true);
-    params.set_suppress_nst(true);
-    params.set_print_special(false);
-    params.set_print_progress(false);
-    params.set_print_realtime(false);
-    params.set_print_timestamps(false);
-    // Speech runs at under 6 tokens a second; a cap bounds the time a loop can waste.
-    let seconds = req.samples.len().div_ceil(16_000);
-    params.set_max_tokens((MAX_TOKENS_BASE + MAX_TOKENS_PER_SECOND * seconds) as i32);
-    // Retrying at higher temperatures is what makes whisper invent text on noise.
-    params.set_temperature_inc(0.0);
-    let prompt = req.prompt.as_deref().map(|p| p.replace('\0', " "));
-    if let Some(p) = prompt.as_deref().filter(|p| !p.trim().is_empty()) {
-        params.set_initial_prompt(p);
-    }
-    state
-        .full(params, &req.samples)
-        .map_err(|e| format!("whisper failed: {e}"))?;
-    let mut text = String::new();
-    for segment in state.as_iter() {
-        if let Ok(s) = segment.to_str_lossy() {
-            text.push_str(&s);
+    language: Option<&'a str>,
+    first_special: i32,
+}
+
+impl Decoder<'_> {
+    /// One decode on a window of `audio_ctx` frames: the text and how sure whisper was of it.
+    fn decode(
+        &self,
+        state: &mut whisper_rs::WhisperState,
+        audio_ctx: i32,
+        req: &Request,
+    ) -> Result<(String, Option<Confidence>), String> {
+        let (threads, language) = (self.threads, self.language);
+        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        params.set_n_threads(threads as i32);
+        params.set_audio_ctx(audio_ctx);
+        params.set_language(language);
+        params.set_detect_language(false);
+        params.set_no_context(true);
+        params.set_single_segment(true);
+        params.set_no_timestamps(true);
+        params.set_suppress_blank(true);
+        params.set_suppress_nst(true);
+        params.set_print_special(false);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_timestamps(false);
+        // Speech runs at under 6 tokens a second; a cap bounds the time a loop can waste.
+        let seconds = req.samples.len().div_ceil(16_000);
+        params.set_max_tokens((MAX_TOKENS_BASE + MAX_TOKENS_PER_SECOND * seconds) as i32);
+        // Retrying at higher temperatures is what makes whisper invent text on noise.
+        params.set_temperature_inc(0.0);
+        let prompt = req.prompt.as_deref().map(|p| p.replace('\0', " "));
+        if let Some(p) = prompt.as_deref().filter(|p| !p.trim().is_empty()) {
+            params.set_initial_prompt(p);
         }
+        state
+            .full(params, &req.samples)
+            .map_err(|e| format!("whisper failed: {e}"))?;
+        let mut text = String::new();
+        let (mut probabilities, mut no_speech) = (Vec::new(), 0.0f32);
+        for segment in state.as_iter() {
+            if let Ok(s) = segment.to_str_lossy() {
+                text.push_str(&s);
+            }
+            no_speech = no_speech.max(segment.no_speech_probability());
+            for i in 0..segment.n_tokens() {
+                if let Some(token) = segment.get_token(i) {
+                    if token.token_id() < self.first_special {
+                        probabilities.push(token.token_probability());
+                    }
+                }
+            }
+        }
+        Ok((clean(&text), Confidence::of(&probabilities, no_speech)))
     }
-    Ok(clean(&text))
 }
 
 const MAX_TOKENS_BASE: usize = 10;
@@ -381,6 +437,14 @@ mod tests {
         assert!(busy.running().unwrap() < Duration::from_secs(1));
         busy.stop();
         assert_eq!(busy.running(), None);
+    }
+
+    #[test]
+    fn confidence_is_the_geometric_mean_and_the_least_likely_token() {
+        assert_eq!(Confidence::of(&[], 0.1), None);
+        let c = Confidence::of(&[0.9, 0.1, 0.9], 0.2).unwrap();
+        assert!((c.mean - (0.9f32 * 0.1 * 0.9).powf(1.0 / 3.0)).abs() < 1e-5);
+        assert_eq!((c.lowest, c.no_speech), (0.1, 0.2));
     }
 
     #[test]

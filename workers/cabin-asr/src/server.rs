@@ -201,10 +201,11 @@ async fn handle(turn: &mut Turn, event: Event, service: &Service) -> Result<Opti
             let prompt = turn.prompt.clone().or_else(|| service.prompt.clone());
             let text = decode(samples, prompt, turn.language.clone(), service, "partial").await?;
             let seconds = turn.samples.len() as f64 / 16_000.0;
-            Ok(Some(Event::new(
-                "transcript-partial",
-                json!({"text": text.text, "seconds": seconds}),
-            )))
+            let mut event = transcript(&text);
+            event.kind = "transcript-partial".into();
+            event.data.insert("seconds".into(), seconds.into());
+            event.data.remove("language");
+            Ok(Some(event))
         }
         "audio-stop" => {
             let samples = std::mem::take(&mut turn.samples);
@@ -217,7 +218,7 @@ async fn handle(turn: &mut Turn, event: Event, service: &Service) -> Result<Opti
             let prompt = turn.prompt.take().or_else(|| service.prompt.clone());
             turn.format = None;
             let t = decode(samples, prompt, language, service, "final").await?;
-            Ok(Some(transcript(&t.text, t.language.as_deref())))
+            Ok(Some(transcript(&t)))
         }
         // Wyoming peers ignore events they do not know.
         _ => Ok(None),
@@ -246,6 +247,7 @@ async fn decode(
             text: String::new(),
             language,
             decode_ms: 0.0,
+            confidence: None,
         });
     }
     let Ok(_queued) = service.queue.try_acquire() else {
@@ -312,10 +314,15 @@ pub fn loudest_frame_dbfs(samples: &[f32]) -> f32 {
     20.0 * loudest.log10()
 }
 
-fn transcript(text: &str, language: Option<&str>) -> Event {
-    let mut data = json!({"text": text});
-    if let Some(l) = language {
-        data["language"] = l.into();
+/// The `transcript` event; Cabin's extension: `confidence`, how sure whisper was of the words
+/// (other Wyoming clients ignore it).
+fn transcript(t: &crate::engine::Transcript) -> Event {
+    let mut data = json!({"text": t.text});
+    if let Some(l) = &t.language {
+        data["language"] = l.as_str().into();
+    }
+    if let Some(c) = t.confidence {
+        data["confidence"] = json!({"mean": c.mean, "lowest": c.lowest, "no_speech": c.no_speech});
     }
     Event::new("transcript", data)
 }
