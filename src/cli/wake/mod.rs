@@ -11,6 +11,7 @@ mod negatives;
 mod plot;
 mod train;
 
+use crate::cli::acoustics::rms;
 use anyhow::{bail, Context, Result};
 use cabin::hear::wake::CHUNK;
 use cabin::Profile;
@@ -66,10 +67,6 @@ fn trial(clip: &[i16], noise: Option<(f64, u32)>, gain: f64) -> Vec<i16> {
     out
 }
 
-/// Root mean square, in samples.
-fn rms(clip: &[i16]) -> f64 {
-    (clip.iter().map(|s| (*s as f64).powi(2)).sum::<f64>() / clip.len().max(1) as f64).sqrt()
-}
 
 /// Mixes car noise into `audio`, `snr_db` below a signal of `signal_rms`.
 fn add_noise(audio: &mut [i16], signal_rms: f64, snr_db: f64, seed: u32) {
