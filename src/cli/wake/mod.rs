@@ -67,7 +67,6 @@ fn trial(clip: &[i16], noise: Option<(f64, u32)>, gain: f64) -> Vec<i16> {
     out
 }
 
-
 /// Mixes car noise into `audio`, `snr_db` below a signal of `signal_rms`.
 fn add_noise(audio: &mut [i16], signal_rms: f64, snr_db: f64, seed: u32) {
     let level = signal_rms / 32768.0 / 10f64.powf(snr_db / 20.0);
