@@ -40,11 +40,20 @@ impl Command {
     /// Whether the recogniser was sure enough of the words for them to act without a yes
     /// (the profile's `[listen] confirm_below`).
     pub fn hearing(&self, listen: &crate::profile::ListenSettings) -> crate::understand::Hearing {
-        if crate::asr::Confidence::sure(self.confidence, listen.confirm_below) {
-            crate::understand::Hearing::Sure
-        } else {
-            crate::understand::Hearing::Unsure
-        }
+        hearing(self.confidence, listen)
+    }
+}
+
+/// How words heard with `confidence` may act: at once, or said back first when the recogniser
+/// was less sure than the profile's `[listen] confirm_below`.
+pub fn hearing(
+    confidence: Option<crate::asr::Confidence>,
+    listen: &crate::profile::ListenSettings,
+) -> crate::understand::Hearing {
+    if crate::asr::Confidence::sure(confidence, listen.confirm_below) {
+        crate::understand::Hearing::Sure
+    } else {
+        crate::understand::Hearing::Unsure
     }
 }
 

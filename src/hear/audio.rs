@@ -82,7 +82,8 @@ pub fn wav(bytes: &[u8]) -> Result<Vec<i16>, AudioError> {
     Ok(mono.iter().map(|s| to_i16(*s)).collect())
 }
 
-fn to_i16(s: f32) -> i16 {
+/// A sample in [-1, 1] as 16-bit, rounded and clipped.
+pub(crate) fn to_i16(s: f32) -> i16 {
     (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16
 }
 

@@ -127,7 +127,7 @@ impl Cleaner {
             self.ready.extend(down.take_data());
             for s in frame.iter_mut() {
                 let cleaned = self.ready.pop_front().unwrap_or(0.0);
-                *s = (cleaned * 32768.0).round().clamp(-32768.0, 32767.0) as i16;
+                *s = crate::hear::audio::to_i16(cleaned);
             }
         }
         self.cpu += crate::hear::cpu::thread_cpu() - started;

@@ -209,7 +209,7 @@ impl AudioSource for Microphone {
         }
         let n = out.len().min(self.ready.len() - self.at);
         for (o, s) in out.iter_mut().zip(&self.ready[self.at..self.at + n]) {
-            *o = (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16;
+            *o = crate::hear::audio::to_i16(*s);
         }
         self.at += n;
         Ok(n)

@@ -272,11 +272,7 @@ pub async fn run(
     let profile = assistant.profile();
     let mut results = Vec::new();
     for (n, case) in cases.iter().enumerate() {
-        let hearing = if cabin::asr::Confidence::sure(case.heard, profile.listen.confirm_below) {
-            Hearing::Sure
-        } else {
-            Hearing::Unsure
-        };
+        let hearing = cabin::listening::hearing(case.heard, &profile.listen);
         let outcome = assistant
             .turn(&case.text, None, hearing, Default::default(), |_| {})
             .await
