@@ -9,7 +9,7 @@
 //! is the final one: nothing is left to decode after the end of the turn.
 
 use crate::asr::{AsrError, AsrWorker, Stream};
-use crate::hear::{Engines, FrontEnd, FrontEndError, Heard, Input, Judge};
+use crate::hear::{Engines, FrontEnd, FrontEndError, Heard, Input, Judge, Playback};
 use crate::profile::Profile;
 use crate::runtime::worker::WorkerState;
 use crate::understand::grammar::Matcher;
@@ -202,11 +202,13 @@ pub struct Listening {
 
 impl Listening {
     /// Loads the front end's models and opens `input`; what it hears goes to `heard`. With
-    /// `push_to_talk` the first command needs no wake word. A command waits at most `wait`
-    /// for a recogniser that is still starting. Runs on a tokio runtime.
+    /// `push_to_talk` the first command needs no wake word. What the car plays (`playback`)
+    /// is cancelled from the microphone. A command waits at most `wait` for a recogniser
+    /// that is still starting. Runs on a tokio runtime.
     pub fn start(
         profile: &Profile,
         input: Input,
+        playback: Playback,
         asr: Arc<AsrWorker>,
         push_to_talk: bool,
         wait: Duration,
@@ -214,8 +216,14 @@ impl Listening {
     ) -> Result<Listening, ListeningError> {
         let engines = Engines::load(&profile.models)?;
         let (raw_tx, raw) = mpsc::channel(64);
-        let front_end =
-            FrontEnd::start(input, engines, profile.listen.clone(), push_to_talk, raw_tx)?;
+        let front_end = FrontEnd::start(
+            input,
+            engines,
+            profile.listen.clone(),
+            push_to_talk,
+            playback,
+            raw_tx,
+        )?;
         let relay = Relay {
             transcriber: Transcriber::new(profile, asr),
             grammar: Matcher::new(profile),

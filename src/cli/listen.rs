@@ -19,6 +19,10 @@ pub struct Args {
     /// from standard input, `mic` (or `mic:NAME`) a capture device, `null` silence.
     #[arg(long)]
     input: String,
+    /// What the car played meanwhile, for the echo canceller: a recording as long as the
+    /// input (the media's capture, sample for sample), or `mic:NAME` (a monitor device).
+    #[arg(long)]
+    reference: Option<String>,
     #[arg(long)]
     profile: Option<PathBuf>,
     /// Bus of the vehicle services (default: the profile's).
@@ -87,9 +91,14 @@ async fn listen(profile: Arc<Profile>, args: &Args) -> Result<serde_json::Value>
     )
     .await;
     let (heard_tx, mut heard) = tokio::sync::mpsc::channel(16);
+    let playback = cabin::hear::Playback {
+        voice: None,
+        media: args.reference.as_deref().map(Input::parse),
+    };
     let listening = Listening::start(
         &profile,
         Input::parse(&args.input),
+        playback,
         asr,
         args.push_to_talk,
         SETTLE_LIMIT,

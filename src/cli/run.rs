@@ -35,6 +35,11 @@ pub struct Args {
     /// `speaker:NAME`, `null` (real-time silence), a FILE.wav (the last reply), or `off`.
     #[arg(long, env = "CABIN_OUTPUT", default_value = "speaker")]
     output: String,
+    /// What the car's media plays, for the echo canceller: `mic:NAME` (a monitor of the
+    /// loudspeakers' mix), a recording, or `off`. Default: the profile's `[audio] reference`
+    /// with a live microphone, else off. Cabin's own voice is always cancelled.
+    #[arg(long, env = "CABIN_REFERENCE")]
+    reference: Option<String>,
 }
 
 pub async fn exec(args: Args) -> Result<ExitCode> {
@@ -52,9 +57,20 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
         "mic" => Some(Input::Device(profile.audio.input.clone())),
         other => Some(Input::parse(other)),
     };
+    let reference = match args.reference.as_deref() {
+        Some("off") => None,
+        Some(other) => Some(Input::parse(other)),
+        None => profile
+            .audio
+            .reference
+            .clone()
+            .filter(|_| matches!(input, Some(Input::Device(_))))
+            .map(Input::Device),
+    };
     daemon::run(
         daemon::DaemonConfig {
             input,
+            reference,
             profile,
             bus: args.bus,
             llm: args.llm.llm,

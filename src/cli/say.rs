@@ -120,7 +120,7 @@ async fn speak_reply(
     tokio::task::spawn_blocking(move || {
         let voice = cabin::speak::voice::load(&profile)?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let speaker = Speaker::start(voice, output, None, tx)?;
+        let speaker = Speaker::start(voice, output, None, None, tx)?;
         speaker.say(0, &reply);
         speaker.end(0);
         let (mut first, mut audio, mut synthesis, mut sentences) = (None, 0.0, 0.0, 0);

@@ -15,7 +15,7 @@ pub use events::{Event, Notification, State, TurnError};
 use crate::act::VehicleBus;
 use crate::asr::AsrChoice;
 use crate::hear::wake::{WakeError, WakeWord};
-use crate::hear::Input;
+use crate::hear::{Input, Playback, Played};
 use crate::listening::{Listening, ListeningError};
 use crate::profile::Profile;
 use crate::runtime::bus::BusAddress;
@@ -88,6 +88,9 @@ pub struct DaemonConfig {
     pub llm: LlmChoice,
     /// The microphone (None: text and D-Bus only).
     pub input: Option<Input>,
+    /// A capture of the media the car plays, for the echo canceller (None: Cabin's own
+    /// voice is its only reference).
+    pub reference: Option<Input>,
     /// Speech recognition for it.
     pub asr: AsrChoice,
     /// Where replies are spoken (None: text only).
@@ -98,10 +101,12 @@ pub struct DaemonConfig {
 /// before Cabin says it can't hear.
 const ASR_START_WAIT: Duration = Duration::from_secs(15);
 
-/// Starts the listening pipeline on `input`; heard events become [`Event`]s.
+/// Starts the listening pipeline on `input`, cancelling what the car plays (`playback`);
+/// heard events become [`Event`]s.
 fn start_audio(
     profile: &Profile,
     input: Input,
+    playback: Playback,
     asr: &AsrChoice,
     events: mpsc::Sender<Event>,
 ) -> Result<Listening, NoAudio> {
@@ -110,7 +115,15 @@ fn start_audio(
     }
     let asr = Arc::new(crate::asr::start(profile, asr).ok_or(NoAudio::NoAsr)?);
     let (heard_tx, mut heard) = mpsc::channel(16);
-    let listening = Listening::start(profile, input, asr, false, ASR_START_WAIT, heard_tx)?;
+    let listening = Listening::start(
+        profile,
+        input,
+        playback,
+        asr,
+        false,
+        ASR_START_WAIT,
+        heard_tx,
+    )?;
     tokio::spawn(async move {
         while let Some(h) = heard.recv().await {
             if events.send(Event::Heard(h)).await.is_err() {
@@ -122,10 +135,12 @@ fn start_audio(
 }
 
 /// Starts the speaker on `output` with the profile's voice (and the wake word, to recognise
-/// Cabin's own voice saying it); spoken events become [`Event`]s.
+/// Cabin's own voice saying it), queueing what it plays to `played` (the echo canceller's
+/// reference, where there is a microphone); spoken events become [`Event`]s.
 fn start_voice(
     profile: &Profile,
     output: Output,
+    played: Option<Played>,
     vehicle: VehicleBus,
     events: mpsc::Sender<Event>,
 ) -> Result<Voice, NoVoice> {
@@ -142,7 +157,7 @@ fn start_voice(
             })
     });
     let (tx, mut spoken) = mpsc::unbounded_channel();
-    let speaker = Speaker::start(voice, output, wake, tx)?;
+    let speaker = Speaker::start(voice, output, wake, played, tx)?;
     tokio::spawn(async move {
         while let Some(s) = spoken.recv().await {
             if events.send(Event::Spoken(s)).await.is_err() {
@@ -234,11 +249,17 @@ pub async fn run(
             }
         }
     });
+    // What the speaker plays is the echo canceller's reference, with the media's capture.
+    let played = (config.input.is_some() && config.output.is_some()).then(Played::new);
+    let playback = Playback {
+        voice: played.clone(),
+        media: config.reference,
+    };
     let audio = match config.input {
         None => Err(NoAudio::Off),
         Some(input) => {
             let what = input.to_string();
-            start_audio(&profile, input, &config.asr, events_tx.clone()).inspect_err(|why| {
+            start_audio(&profile, input, playback, &config.asr, events_tx.clone()).inspect_err(|why| {
                 tracing::warn!("no audio input ({what}): {why}; serving text and push-to-talk requests only");
             }).inspect(|_| tracing::info!("listening on {what}"))
         }
@@ -246,7 +267,7 @@ pub async fn run(
     let voice = config.output.and_then(|output| {
         let what = output.to_string();
         let vehicle = VehicleBus::new(profile.vehicle.bus.clone(), profile.vehicle.timeout);
-        start_voice(&profile, output, vehicle, events_tx.clone())
+        start_voice(&profile, output, played, vehicle, events_tx.clone())
             .inspect_err(|why| {
                 tracing::warn!("no speech output ({what}): {why}; replies are text only")
             })

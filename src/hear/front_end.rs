@@ -11,9 +11,10 @@
 //! `complete_silence` instead of the full `trailing_silence`.
 
 use crate::hear::audio::AudioError;
-use crate::hear::clean::Cleaner;
+use crate::hear::clean::Cleaning;
 use crate::hear::cpu::thread_cpu;
 use crate::hear::mic::{MicError, Microphone};
+use crate::hear::played::{Playback, Reference};
 use crate::hear::reopen::{Opener, Reopening, Report};
 use crate::hear::source::{AudioSource, Input, NullDevice, RawStream, Recording};
 use crate::hear::vad::{self, Endpoint, Endpointer, Silero, FRAME};
@@ -58,6 +59,12 @@ pub enum FrontEndError {
     Onnx(#[from] OnnxError),
     #[error("cannot open {input}: {problem}")]
     Open {
+        input: Input,
+        #[source]
+        problem: OpenError,
+    },
+    #[error("cannot open the media reference {input}: {problem} (fix: name the capture device that hears what goes to the loudspeakers in the profile's [audio] reference, or leave it out)")]
+    Reference {
         input: Input,
         #[source]
         problem: OpenError,
@@ -244,8 +251,9 @@ pub const PAUSE_FRAMES: usize = 3;
 
 impl FrontEnd {
     /// Opens `input` and starts listening, for a command right away if `push_to_talk`, else
-    /// for the wake word. Events go to `heard`; the thread ends with [`Heard::Ended`] when the
-    /// source ends or fails.
+    /// for the wake word. What the car plays (`playback`) is cancelled from what the
+    /// microphone hears when the profile asks for echo cancellation. Events go to `heard`;
+    /// the thread ends with [`Heard::Ended`] when the source ends or fails.
     ///
     /// A recording pauses after each command until [`FrontEnd::resume`] or
     /// [`FrontEnd::listen`]: it plays as if the driver waited for the answer.
@@ -254,9 +262,9 @@ impl FrontEnd {
         engines: Engines,
         settings: ListenSettings,
         push_to_talk: bool,
+        playback: Playback,
         heard: mpsc::Sender<Heard>,
     ) -> Result<FrontEnd, FrontEndError> {
-        let cleaner = Cleaner::new(&settings.clean)?;
         let (control, controls) = std_mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let (opened_tx, opened) = std_mpsc::sync_channel(1);
@@ -265,8 +273,15 @@ impl FrontEnd {
             .spawn({
                 let stop = stop.clone();
                 move || {
-                    // The device is opened on this thread: a capture stream may not move
-                    // between threads.
+                    // The cleaning and the devices are made on this thread: the echo
+                    // canceller and a capture stream may not move between threads.
+                    let cleaning = match Cleaning::new(&settings.clean, playback.any()) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            let _ = opened_tx.send(Err(e.into()));
+                            return;
+                        }
+                    };
                     let source = match open(&input, &heard) {
                         Ok(s) => s,
                         Err(problem) => {
@@ -274,10 +289,25 @@ impl FrontEnd {
                             return;
                         }
                     };
+                    // A capture of the media is read only to cancel it.
+                    let media = playback.media.filter(|_| cleaning.cancels_echo());
+                    let media = match media.map(|m| open_media(&m).map_err(|p| (m, p))) {
+                        None => None,
+                        Some(Ok(m)) => Some(m),
+                        Some(Err((input, problem))) => {
+                            let _ =
+                                opened_tx.send(Err(FrontEndError::Reference { input, problem }));
+                            return;
+                        }
+                    };
                     let _ = opened_tx.send(Ok(()));
                     let mut run = Run {
                         engines,
-                        cleaner,
+                        cleaning,
+                        reference: Reference {
+                            voice: playback.voice,
+                            media,
+                        },
                         settings,
                         heard,
                         controls,
@@ -367,6 +397,17 @@ fn open(input: &Input, heard: &mpsc::Sender<Heard>) -> Result<Box<dyn AudioSourc
     })
 }
 
+/// Opens a capture of what the car plays: read as it comes, never reopened (a lost one
+/// leaves Cabin's own voice as the reference).
+fn open_media(input: &Input) -> Result<Box<dyn AudioSource>, OpenError> {
+    Ok(match input {
+        Input::File(path) => Box::new(Recording::new(crate::hear::audio::read(path)?)),
+        Input::Stdin => Box::new(RawStream::new(std::io::stdin())),
+        Input::Null => Box::new(NullDevice::new()),
+        Input::Device(name) => Box::new(Microphone::open(name)?),
+    })
+}
+
 /// A command being captured.
 struct Capture {
     audio: Vec<i16>,
@@ -430,9 +471,11 @@ enum Pause {
 /// The front end thread's state.
 struct Run {
     engines: Engines,
-    /// Cleans what the end-pointer and the recogniser hear; the wake word, trained on noisy
-    /// audio, hears the microphone as it is.
-    cleaner: Option<Cleaner>,
+    /// Cancels the echo of what the car plays from everything the front end hears, and
+    /// suppresses noise in what the end-pointer and the recogniser hear.
+    cleaning: Cleaning,
+    /// What the car plays, read alongside the microphone.
+    reference: Reference,
     settings: ListenSettings,
     heard: mpsc::Sender<Heard>,
     controls: std_mpsc::Receiver<Control>,
@@ -463,6 +506,7 @@ impl Run {
 
     fn go(&mut self, mut source: Box<dyn AudioSource>) {
         let mut chunk = [0i16; CHUNK];
+        let mut played = [0i16; CHUNK];
         let error = loop {
             if self.stop.load(Ordering::Relaxed) {
                 break None;
@@ -476,11 +520,13 @@ impl Run {
             }
             chunk[n..].fill(0);
             self.samples += n as u64;
+            if self.cleaning.cancels_echo() {
+                self.reference.read(&mut played[..n]);
+                self.cleaning.echo(&mut chunk[..n], &played[..n]);
+            }
             let mut cleaned = chunk;
-            if let Some(c) = &mut self.cleaner {
-                if let Err(e) = c.capture(&mut cleaned) {
-                    break Some(e.to_string());
-                }
+            if let Err(e) = self.cleaning.noise(&mut cleaned) {
+                break Some(e.to_string());
             }
             if self.recent.len() + n > RECENT {
                 self.recent.drain(..self.recent.len() + n - RECENT);
@@ -506,7 +552,7 @@ impl Run {
             audio_s: self.secs(),
             wake_cpu_s: self.wake_cpu.as_secs_f64(),
             vad_cpu_s: self.vad_cpu.as_secs_f64(),
-            clean_cpu_s: self.cleaner.as_ref().map_or(0.0, |c| c.cpu().as_secs_f64()),
+            clean_cpu_s: self.cleaning.cpu().as_secs_f64(),
             error,
         });
     }

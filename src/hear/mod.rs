@@ -7,6 +7,7 @@ pub mod clean;
 mod cpu;
 pub mod front_end;
 pub mod mic;
+pub mod played;
 pub mod reopen;
 pub mod source;
 pub mod vad;
@@ -14,4 +15,5 @@ pub mod wake;
 pub mod wyoming;
 
 pub use front_end::{Engines, FrontEnd, FrontEndError, Heard, Judge};
+pub use played::{Playback, Played};
 pub use source::{AudioSource, Input};

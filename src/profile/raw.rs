@@ -146,6 +146,8 @@ pub struct RawListen {
     #[serde(default)]
     pub vocabulary: Vec<String>,
     pub noise_suppression: Option<Spanned<String>>,
+    pub echo_cancellation: Option<bool>,
+    pub echo_tail_ms: Option<Spanned<u64>>,
     pub confirm_below: Option<Spanned<f32>>,
 }
 
@@ -165,6 +167,7 @@ pub struct RawSpeech {
 pub struct RawAudio {
     pub input: Option<String>,
     pub output: Option<String>,
+    pub reference: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -302,9 +302,25 @@ pub struct ListenSettings {
 pub struct CleanSettings {
     /// How hard steady noise is suppressed; `None`: not at all.
     pub noise: Option<NoiseLevel>,
-    /// Cancel the echo of what the car plays, given it as a reference (the spoken benchmark
-    /// does; the daemon does not yet feed its voice and the media to the front end).
-    pub echo: bool,
+    /// Cancel the echo of what the car plays: Cabin's own voice, and the media where
+    /// `[audio] reference` names a capture of it. None: not at all.
+    pub echo: Option<EchoSettings>,
+}
+
+/// The echo canceller's tuning for a vehicle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EchoSettings {
+    /// How long an echo it models: the delay from the reference to the microphone (output
+    /// and capture buffers, the air) plus the cabin's reverberation.
+    pub tail: Duration,
+}
+
+impl Default for EchoSettings {
+    fn default() -> Self {
+        EchoSettings {
+            tail: Duration::from_millis(200),
+        }
+    }
 }
 
 /// WebRTC's noise suppression levels: higher takes out more noise and more of the voice.
@@ -428,6 +444,10 @@ pub struct CloudSettings {
 pub struct AudioDevices {
     pub input: String,
     pub output: String,
+    /// The capture device that hears what goes to the loudspeakers (a monitor or loopback
+    /// of the media mix): the echo canceller's reference for the media. None: Cabin's own
+    /// voice is the only reference.
+    pub reference: Option<String>,
 }
 
 #[derive(Debug, Clone)]

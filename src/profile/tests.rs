@@ -934,3 +934,30 @@ fn a_kokoro_profile_needs_the_model_its_styles_and_vocabulary() {
     assert_eq!(once.len(), needed.len(), "{needed:?}");
     assert!(!is_piper(KOKORO));
 }
+
+/// Issue 40: the echo canceller is on by default, tuned or turned off by the profile, and the
+/// media's capture is named under [audio].
+#[test]
+fn echo_cancellation_and_the_media_reference_come_from_the_profile() {
+    let p = Profile::parse(BASE, "p.toml").unwrap();
+    assert_eq!(p.listen.clean.echo, Some(EchoSettings::default()));
+    assert_eq!(p.audio.reference, None);
+    let tuned =
+        format!("{BASE}\n[listen]\necho_tail_ms = 120\n[audio]\nreference = \"hw:Loopback,1\"\n");
+    let p = Profile::parse(&tuned, "p.toml").unwrap();
+    assert_eq!(
+        p.listen.clean.echo.unwrap().tail,
+        Duration::from_millis(120)
+    );
+    assert_eq!(p.audio.reference.as_deref(), Some("hw:Loopback,1"));
+    let off = format!("{BASE}\n[listen]\necho_cancellation = false\n");
+    assert_eq!(
+        Profile::parse(&off, "p.toml").unwrap().listen.clean.echo,
+        None
+    );
+    assert_one_error(
+        &format!("{BASE}\n[listen]\necho_tail_ms = 5000\n"),
+        "listen.echo_tail_ms",
+        "5000",
+    );
+}

@@ -2,6 +2,7 @@
 //! file (tests, headless machines), or a real-time null device (no sound card, but replies
 //! still take as long as they would to hear, so barge-in and ducking behave as in a car).
 
+use crate::hear::played::Played;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -73,6 +74,49 @@ pub trait Sink {
     fn stop(&mut self);
     /// The reply is complete (a file is closed).
     fn finish(&mut self) -> Result<(), PlaybackError>;
+}
+
+/// A sink that also tells the echo canceller what it plays ([`Played`]): each piece at
+/// 16 kHz as it is queued, and nothing more once it is stopped.
+pub struct Echoed {
+    sink: Box<dyn Sink>,
+    played: Played,
+}
+
+impl Echoed {
+    pub fn new(sink: Box<dyn Sink>, played: Played) -> Echoed {
+        Echoed { sink, played }
+    }
+}
+
+impl Sink for Echoed {
+    fn append(&mut self, samples: &[f32], sample_rate: u32) -> Result<(), PlaybackError> {
+        self.sink.append(samples, sample_rate)?;
+        match crate::hear::audio::resample(samples, sample_rate) {
+            Ok(at16k) => {
+                let pcm: Vec<i16> = at16k
+                    .iter()
+                    .map(|&s| crate::hear::audio::to_i16(s))
+                    .collect();
+                self.played.queue(&pcm);
+            }
+            Err(e) => tracing::warn!("Cabin's voice can't be cancelled from the microphone: {e}"),
+        }
+        Ok(())
+    }
+
+    fn playing(&self) -> bool {
+        self.sink.playing()
+    }
+
+    fn stop(&mut self) {
+        self.sink.stop();
+        self.played.silence();
+    }
+
+    fn finish(&mut self) -> Result<(), PlaybackError> {
+        self.sink.finish()
+    }
 }
 
 /// Real-time silence: audio "plays" for as long as it lasts.

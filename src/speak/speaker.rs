@@ -6,9 +6,10 @@
 //! run through the wake word detector, so the daemon knows when Cabin's own voice says the
 //! wake word and can keep the microphone's wake word deaf to it.
 
+use crate::hear::played::Played;
 use crate::hear::wake::{WakeWord, CHUNK};
 use crate::speak::cache::{Said, SpeechCache};
-use crate::speak::playback::{Output, PlaybackError, Sink};
+use crate::speak::playback::{Echoed, Output, PlaybackError, Sink};
 use crate::speak::voice::{self, Voice};
 use crate::text::take_phrases;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,11 +89,13 @@ pub struct Speaker {
 
 impl Speaker {
     /// Starts speaking through `output` with `voice`; `wake` (the wake word and its
-    /// threshold) checks every sentence for the wake word. Fails if the output can't open.
+    /// threshold) checks every sentence for the wake word; what plays is also queued to
+    /// `played` (the echo canceller's reference). Fails if the output can't open.
     pub fn start(
         voice: Box<dyn Voice>,
         output: Output,
         wake: Option<(WakeWord, f32)>,
+        played: Option<Played>,
         events: UnboundedSender<Spoken>,
     ) -> Result<Speaker, PlaybackError> {
         let (tx, rx) = mpsc::channel();
@@ -116,7 +119,10 @@ impl Speaker {
                 let sink = match output.open() {
                     Ok(s) => {
                         let _ = opened_tx.send(Ok(()));
-                        s
+                        match played {
+                            Some(p) => Box::new(Echoed::new(s, p)),
+                            None => s,
+                        }
                     }
                     Err(e) => {
                         let _ = opened_tx.send(Err(e));
@@ -453,7 +459,14 @@ mod tests {
     fn speaker() -> (Speaker, tokio::sync::mpsc::UnboundedReceiver<Spoken>) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         (
-            Speaker::start(Box::new(crate::speak::voice::Beep), Output::Null, None, tx).unwrap(),
+            Speaker::start(
+                Box::new(crate::speak::voice::Beep),
+                Output::Null,
+                None,
+                None,
+                tx,
+            )
+            .unwrap(),
             rx,
         )
     }
@@ -485,6 +498,37 @@ mod tests {
         );
         // Two seconds of audio on the real-time null device.
         assert!(started.elapsed() >= Duration::from_millis(1900));
+    }
+
+    /// What plays is the echo canceller's reference, at 16 kHz, until it is stopped.
+    #[test]
+    fn what_plays_is_queued_for_the_echo_canceller_until_stopped() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let played = Played::new();
+        let s = Speaker::start(
+            Box::new(crate::speak::voice::Beep),
+            Output::Null,
+            None,
+            Some(played.clone()),
+            tx,
+        )
+        .unwrap();
+        s.say(1, "One. Two.");
+        let Spoken::Sentence { audio, .. } = rx.blocking_recv().unwrap() else {
+            panic!("a sentence first");
+        };
+        let mut reference = crate::hear::played::Reference {
+            voice: Some(played),
+            media: None,
+        };
+        let mut heard = vec![0i16; (audio.as_secs_f64() * 16_000.0) as usize];
+        reference.read(&mut heard);
+        let loud = heard.iter().filter(|s| s.unsigned_abs() > 1000).count();
+        assert!(loud > heard.len() / 4, "{loud} of {}", heard.len());
+        s.stop();
+        assert!(matches!(rx.blocking_recv().unwrap(), Spoken::Done { .. }));
+        reference.read(&mut heard);
+        assert!(heard.iter().all(|&s| s == 0));
     }
 
     #[test]
@@ -563,7 +607,14 @@ mod tests {
     fn a_long_sentence_goes_to_the_voice_a_piece_at_a_time() {
         let given = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let s = Speaker::start(Box::new(Counting(given.clone())), Output::Null, None, tx).unwrap();
+        let s = Speaker::start(
+            Box::new(Counting(given.clone())),
+            Output::Null,
+            None,
+            None,
+            tx,
+        )
+        .unwrap();
         let text = format!(
             "{}and call {}",
             "the driver wants to open the window ".repeat(28),

@@ -8,7 +8,7 @@ use crate::common;
 
 use common::missing;
 
-use cabin::hear::{Engines, FrontEnd, Heard, Input};
+use cabin::hear::{Engines, FrontEnd, Heard, Input, Playback};
 use cabin::profile::{ListenSettings, Profile};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,10 +32,15 @@ fn models() -> bool {
 
 /// 16 kHz samples of `text` spoken by eSpeak NG.
 fn say(text: &str) -> Option<Vec<i16>> {
+    say_as("en-gb", text)
+}
+
+/// 16 kHz samples of `text` spoken by eSpeak NG in `voice`.
+fn say_as(voice: &str, text: &str) -> Option<Vec<i16>> {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("say.wav");
     match Command::new("espeak-ng")
-        .args(["-v", "en-gb", "-s", "150", "-w"])
+        .args(["-v", voice, "-s", "150", "-w"])
         .arg(&wav)
         .arg(text)
         .status()
@@ -65,13 +70,39 @@ fn hear_judged(
     push_to_talk: bool,
     whole: impl Fn(&[i16]) -> bool,
 ) -> Vec<Heard> {
+    hear_over(audio, None, settings, push_to_talk, whole)
+}
+
+/// As [`hear_judged`], with what the car played meanwhile (`played`, sample for sample with
+/// `audio`) given to the echo canceller as the media's capture.
+fn hear_over(
+    audio: &[i16],
+    played: Option<&[i16]>,
+    settings: ListenSettings,
+    push_to_talk: bool,
+    whole: impl Fn(&[i16]) -> bool,
+) -> Vec<Heard> {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("in.wav");
     cabin::hear::audio::write_wav(&wav, audio).unwrap();
+    let mut playback = Playback::default();
+    if let Some(played) = played {
+        let reference = dir.path().join("played.wav");
+        cabin::hear::audio::write_wav(&reference, played).unwrap();
+        playback.media = Some(Input::File(reference));
+    }
     let profile = Profile::load_or_default(None).unwrap();
     let engines = Engines::load(&profile.models).unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-    let front_end = FrontEnd::start(Input::File(wav), engines, settings, push_to_talk, tx).unwrap();
+    let front_end = FrontEnd::start(
+        Input::File(wav),
+        engines,
+        settings,
+        push_to_talk,
+        playback,
+        tx,
+    )
+    .unwrap();
     let judge = front_end.judge();
     let mut heard = Vec::new();
     let mut spoken = Vec::new();
@@ -268,6 +299,130 @@ fn a_command_heard_in_noise_reaches_the_recogniser_cleaned() {
     let (raw, cleaned) = (level(raw), level(cleaned));
     eprintln!("noise before the command: {raw:.0} raw, {cleaned:.0} cleaned");
     assert!(cleaned < raw / 3.0, "{raw:.0} raw, {cleaned:.0} cleaned");
+}
+
+/// `played` as a car's microphone hears it from the loudspeakers: 48 ms late (buffers and a
+/// metre of air), with two of the cabin's reflections, at `gain`.
+fn echo_of(played: &[i16], gain: f64) -> Vec<i16> {
+    let mut out = vec![0f64; played.len()];
+    for (delay, weight) in [(768, 1.0), (928, 0.4), (1248, -0.2)] {
+        for (o, &s) in out[delay..].iter_mut().zip(played) {
+            *o += weight * gain * f64::from(s);
+        }
+    }
+    out.into_iter()
+        .map(|s| s.clamp(-32768.0, 32767.0) as i16)
+        .collect()
+}
+
+fn rms(s: &[i16]) -> f64 {
+    let loud: Vec<f64> = s
+        .iter()
+        .map(|&x| f64::from(x))
+        .filter(|x| x.abs() > 300.0)
+        .collect();
+    (loud.iter().map(|x| x * x).sum::<f64>() / loud.len().max(1) as f64).sqrt()
+}
+
+/// Issue 40: Cabin reads a long answer through the loudspeakers, as loud at the microphone as
+/// the driver, who barges in with "Hey Cabin" and a command; with what played given to the
+/// echo canceller, the wake word hears the driver and the command is captured.
+#[test]
+fn the_driver_barges_in_over_the_cars_playback_with_its_echo_cancelled() {
+    if !models() {
+        return;
+    }
+    let (Some(answer), Some(wake), Some(command)) = (
+        say_as(
+            "en-us+f3",
+            "The traffic ahead is light, and you will arrive in about twenty minutes. \
+             Would you like me to play some music while you drive? You can always ask me \
+             for the weather, the news, or directions to the nearest charging station.",
+        ),
+        say("hey cabin"),
+        say("turn on the seat heating"),
+    ) else {
+        return;
+    };
+    let start = 48_000;
+    let mut driver = silence(3.0);
+    driver.extend(&wake);
+    driver.extend(silence(0.3));
+    driver.extend(&command);
+    driver.resize(driver.len().max(answer.len()) + 32_000, 0);
+    let mut played = answer.clone();
+    played.resize(driver.len(), 0);
+    let echo = echo_of(&played, rms(&driver) / rms(&echo_of(&answer, 1.0)));
+    let mic: Vec<i16> = driver
+        .iter()
+        .zip(&echo)
+        .map(|(d, e)| d.saturating_add(*e))
+        .collect();
+    let heard = hear_over(&mic, Some(&played), shipped(), false, |_| false);
+    let scores = wake_scores(&heard);
+    eprintln!("wakes {scores:?}, commands {:?}", commands(&heard));
+    let woke = wakes(&heard);
+    assert_eq!(woke.len(), 1, "{scores:?}");
+    let wake_end = (start + loud_span(&wake).end) as f64 / 16_000.0;
+    assert!(
+        (woke[0] - wake_end).abs() < 0.5,
+        "{scores:?}, the phrase ends at {wake_end:.2} s"
+    );
+    let (at, len, _) = commands(&heard)[0];
+    let spoken = (start + wake.len() + 4_800) as f64 / 16_000.0;
+    assert!(
+        at <= spoken + 0.05 && at + len >= spoken + secs(trimmed(&command)),
+        "{:?}",
+        commands(&heard)
+    );
+}
+
+/// Issue 40: Cabin's own voice saying its wake word (explaining how to talk to it), heard
+/// through the cabin, never wakes it once the canceller is given what played, and the
+/// end-pointer hears little speech in it (push-to-talk over the echo alone), where without the
+/// reference it hears all of it.
+#[test]
+fn what_the_car_plays_never_wakes_it_with_its_echo_cancelled() {
+    if !models() {
+        return;
+    }
+    // In Cabin's own voice (the profile's Piper voice).
+    let profile = Profile::load_or_default(None).unwrap();
+    let mut voice = cabin::speak::voice::load(&profile).unwrap();
+    let own = voice
+        .synthesize(
+            "To talk to me, say Hey Cabin, then what you need. For example: Hey Cabin, turn \
+             on the seat heating. Or: Hey Cabin, call Jordan.",
+        )
+        .unwrap();
+    let own: Vec<i16> = cabin::hear::audio::resample(&own, voice.sample_rate())
+        .unwrap()
+        .iter()
+        .map(|&s| (s * 32767.0) as i16)
+        .collect();
+    let mut played = own.clone();
+    played.resize(own.len() + 16_000, 0);
+    let mic = echo_of(&played, 0.5);
+    let cancelled = hear_over(&mic, Some(&played), shipped(), false, |_| false);
+    assert!(
+        wakes(&cancelled).is_empty(),
+        "{:?}",
+        wake_scores(&cancelled)
+    );
+    eprintln!(
+        "the echo without the reference wakes at {:?}",
+        wake_scores(&hear(&mic, shipped(), false))
+    );
+    // Seconds of speech the end-pointer hears from the first sample on (push-to-talk).
+    let speech = |heard: &[Heard]| commands(heard).iter().map(|c| c.1).sum::<f64>();
+    let cancelled = speech(&hear_over(&mic, Some(&played), shipped(), true, |_| false));
+    let raw = speech(&hear(&mic, shipped(), true));
+    eprintln!("speech heard in the echo: {raw:.1} s raw, {cancelled:.1} s cancelled");
+    // What is left is the canceller's first second, while it learns the cabin.
+    assert!(
+        cancelled < raw / 3.0,
+        "{raw:.1} s raw, {cancelled:.1} s cancelled"
+    );
 }
 
 #[test]

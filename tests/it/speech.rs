@@ -141,6 +141,7 @@ fn cabins_voice_saying_the_wake_word_is_flagged() {
             voice,
             Output::Wav(wav.clone()),
             Some((load(), threshold)),
+            None,
             tx,
         )
         .unwrap();
@@ -270,7 +271,8 @@ async fn the_daemon_ducks_the_media_while_it_speaks_and_restores_it_after() {
 }
 
 /// Speaks a reply (the media ducked), interrupts it with `method`, and checks that the state
-/// is `then` right away and that the media comes back.
+/// is `then` right away and that the media comes back once Cabin is idle (a driver who barged
+/// in is heard with the media still down).
 async fn interrupt_speech(method: &str, then: &str) {
     let bus = TestBus::start();
     let _sim = bus.start_sim();
@@ -283,6 +285,11 @@ async fn interrupt_speech(method: &str, then: &str) {
     until_duck_level(&conn, 30).await;
     call(&conn, method).await;
     assert_eq!(common::state(&conn).await, then);
+    if then == "Listening" {
+        assert_eq!(duck_level(&conn).await, 30);
+        // Nothing is said on the null input: the session ends after its timeout.
+        until_state(&conn, "Idle").await;
+    }
     until_duck_level(&conn, 100).await;
 }
 

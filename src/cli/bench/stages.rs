@@ -148,6 +148,7 @@ pub(super) async fn speech(
             let listening = Listening::start(
                 profile,
                 Input::File(file.clone()),
+                Default::default(),
                 asr.clone(),
                 false,
                 cabin::runtime::worker::SETTLE_LIMIT,

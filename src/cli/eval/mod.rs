@@ -68,11 +68,18 @@ pub struct Args {
     noise_suppression: Option<String>,
     /// With `--spoken`: the car plays Cabin's replies this many dB below the driver's voice at
     /// the microphone, through a simulated cabin echo path.
-    #[arg(long, value_name = "DB", requires = "spoken")]
+    #[arg(
+        long,
+        value_name = "DB",
+        requires = "spoken",
+        allow_hyphen_values = true
+    )]
     echo: Option<f64>,
-    /// With `--echo`: cancel the echo with WebRTC's canceller, given what was played.
-    #[arg(long, requires = "echo")]
-    cancel_echo: bool,
+    /// With `--spoken`: leave the echo as it is, whatever the profile's `[listen]
+    /// echo_cancellation` (by default WebRTC's canceller is given what the car plays, as the
+    /// daemon gives it Cabin's voice).
+    #[arg(long, requires = "spoken")]
+    no_echo_cancellation: bool,
 }
 
 /// The style `--spoken` says a set in: one the shipped profiles do not speak with, so that the
@@ -81,7 +88,9 @@ const SPOKEN_STYLE: &str = "jm_kumo";
 
 pub async fn exec(args: Args) -> Result<ExitCode> {
     let mut profile = Profile::load_or_default(args.profile.as_deref())?;
-    profile.listen.clean.echo = args.cancel_echo;
+    if args.no_echo_cancellation {
+        profile.listen.clean.echo = None;
+    }
     if let Some(level) = &args.noise_suppression {
         profile.listen.clean.noise = match level.as_str() {
             "off" => None,

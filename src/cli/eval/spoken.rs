@@ -9,7 +9,7 @@ use crate::cli::acoustics;
 use crate::cli::voice::ErrorRate;
 use anyhow::{Context, Result};
 use cabin::asr::AsrChoice;
-use cabin::hear::clean::Cleaner;
+use cabin::hear::clean::Cleaning;
 use cabin::speak::kokoro::Kokoro;
 use cabin::Profile;
 use std::time::Duration;
@@ -96,7 +96,7 @@ pub async fn hear(profile: &Profile, set: &mut [Case], conditions: &Conditions) 
     if let Some(db) = conditions.echo_db {
         noise += &format!(", Cabin's voice playing {db} dB below it");
     }
-    let cleaning = match (clean.noise, clean.echo) {
+    let cleaning = match (clean.noise, clean.echo.is_some()) {
         (None, false) => "not cleaned".to_string(),
         (noise, echo) => format!(
             "cleaned (noise suppression {}, echo cancellation {}; {:.1} % of one core)",
@@ -139,7 +139,8 @@ fn condition(
     if let Some(db) = noise_db {
         acoustics::add_road_noise(&mut audio, level, db, u64::from(seed));
     }
-    // The playback from a point of its own for each case, looped as long as needed.
+    // The playback from a point of its own for each case, looped as long as needed; silence
+    // when nothing plays (the daemon's canceller hears Cabin's silent voice then).
     let played: Vec<i16> = match (playback.echo_db, playback.played.len()) {
         (Some(_), n) if n > 0 => {
             let start = (seed as usize * 7_919) % n;
@@ -147,22 +148,17 @@ fn condition(
                 .map(|i| playback.played[(start + i) % n])
                 .collect()
         }
-        _ => Vec::new(),
+        _ => vec![0; audio.len()],
     };
-    if let Some(db) = playback.echo_db.filter(|_| !played.is_empty()) {
+    if let Some(db) = playback.echo_db {
         let heard = acoustics::echo(&played, u64::from(seed), level / 10f64.powf(db / 20.0));
         for (o, e) in audio.iter_mut().zip(heard) {
             *o = o.saturating_add(e);
         }
     }
-    let mut cpu = Duration::ZERO;
-    if let Some(mut cleaner) = Cleaner::new(clean)? {
-        if clean.echo && !played.is_empty() {
-            cleaner.capture_with(&mut audio, &played)?;
-        } else {
-            cleaner.capture(&mut audio)?;
-        }
-        cpu = cleaner.cpu();
-    }
+    let mut cleaning = Cleaning::new(clean, true)?;
+    cleaning.echo(&mut audio, &played);
+    cleaning.noise(&mut audio)?;
+    let cpu = cleaning.cpu();
     Ok((audio.split_off(LEAD_IN), cpu))
 }

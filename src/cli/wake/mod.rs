@@ -8,6 +8,7 @@ mod eval;
 mod held;
 mod measure;
 mod negatives;
+mod playback;
 mod plot;
 mod train;
 
@@ -27,12 +28,18 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Measure a wake word model: false-reject rate and false accepts per hour, by threshold.
     Eval(eval::EvalArgs),
+    /// Measure the wake word while the car plays (Cabin's voice, talk radio) through a
+    /// simulated cabin, with the echo canceller given what plays.
+    Playback(playback::PlaybackArgs),
 }
 
 pub async fn exec(command: Command) -> Result<ExitCode> {
     match command {
         Command::Train(args) => tokio::task::spawn_blocking(move || train::train(args)).await?,
         Command::Eval(args) => tokio::task::spawn_blocking(move || eval::eval(args)).await?,
+        Command::Playback(args) => {
+            tokio::task::spawn_blocking(move || playback::playback(args)).await?
+        }
     }
 }
 

@@ -105,6 +105,12 @@ impl EventLoop {
 
     async fn set_state(&mut self, state: State) {
         if self.state != state {
+            // The media is down from the wake word (the driver speaks over the music) through
+            // the reply; it comes back when Cabin is idle or only waits for a follow-up.
+            let ducked = |s: State| !matches!(s, State::Idle | State::FollowUp);
+            if ducked(self.state) != ducked(state) {
+                self.duck(ducked(state));
+            }
             self.state = state;
             self.state_tx.send_replace(state);
             self.tell(Notification::State(state)).await;
@@ -447,16 +453,13 @@ impl EventLoop {
                 let Some(speaking) = self.speaking.take_if(|s| s.utterance == utterance) else {
                     return;
                 };
-                self.duck(false);
                 self.after_reply(speaking.follow_up, speaking.context).await;
             }
         }
     }
 
-    /// Cabin starts to speak: the media goes down, and the wake word stays live so the driver
-    /// can barge in.
+    /// Cabin starts to speak; the wake word stays live so the driver can barge in.
     async fn start_speaking(&mut self) {
-        self.duck(true);
         self.set_state(State::Speaking).await;
         self.resume_audio();
     }
@@ -469,7 +472,6 @@ impl EventLoop {
         if let Some(voice) = &self.voice {
             voice.speaker.stop();
         }
-        self.duck(false);
         tracing::info!(utterance = speaking.utterance, "stopped speaking");
         true
     }

@@ -280,6 +280,7 @@ fn start_speaking() -> (Harness, mpsc::UnboundedReceiver<bool>) {
         Box::new(crate::speak::voice::Beep),
         Output::Null,
         None,
+        None,
         spoken_tx,
     )
     .unwrap();
@@ -345,10 +346,33 @@ async fn the_wake_word_barges_in_and_stops_the_speech() {
         !seen.contains(&Notification::State(State::Idle)),
         "{seen:?}"
     );
-    assert_eq!(ducking_so_far(&mut ducked), [true, false]);
+    // The media stays down while the driver speaks.
+    assert_eq!(ducking_so_far(&mut ducked), [true]);
     // The stopped reply's end changes nothing.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(*h.state.borrow(), State::Listening);
+    h.events
+        .send(Event::Heard(Listened::NoSpeech { at: 1.0 }))
+        .await
+        .unwrap();
+    h.until_state(State::Idle).await;
+    assert_eq!(ducking_so_far(&mut ducked), [false]);
+}
+
+/// Barge-in over music: the wake word turns the media down so the driver is heard, and it
+/// comes back when the session ends.
+#[tokio::test]
+async fn the_wake_word_ducks_the_media_until_the_session_ends() {
+    let (mut h, mut ducked) = start_speaking();
+    h.events.send(wake()).await.unwrap();
+    h.until_state(State::Listening).await;
+    assert_eq!(ducking_so_far(&mut ducked), [true]);
+    h.events
+        .send(Event::Heard(Listened::NoSpeech { at: 4.0 }))
+        .await
+        .unwrap();
+    h.until_state(State::Idle).await;
+    assert_eq!(ducking_so_far(&mut ducked), [false]);
 }
 
 #[tokio::test]

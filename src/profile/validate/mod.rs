@@ -197,6 +197,10 @@ impl Validator<'_> {
             audio: AudioDevices {
                 input: raw.audio.input.unwrap_or_else(|| "default".into()),
                 output: raw.audio.output.unwrap_or_else(|| "default".into()),
+                reference: raw
+                    .audio
+                    .reference
+                    .filter(|r| !r.trim().is_empty() && r != "off"),
             },
             llm,
             cloud,

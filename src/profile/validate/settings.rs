@@ -626,6 +626,18 @@ impl Validator<'_> {
             .map(|w| w.trim().to_string())
             .filter(|w| !w.is_empty())
             .collect();
+        if raw.echo_cancellation.unwrap_or(true) {
+            let mut echo = EchoSettings::default();
+            if let Some(d) = millis(
+                &raw.echo_tail_ms,
+                "listen.echo_tail_ms",
+                20..=1000,
+                "use 200; longer where the head unit's audio buffers add more delay",
+            ) {
+                echo.tail = d;
+            }
+            s.clean.echo = Some(echo);
+        }
         if let Some(level) = &raw.noise_suppression {
             match level.get_ref().as_str() {
                 "off" => {}
