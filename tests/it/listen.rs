@@ -425,6 +425,37 @@ fn what_the_car_plays_never_wakes_it_with_its_echo_cancelled() {
     );
 }
 
+/// A media reference that cannot be read is a start-up error naming it and the fix, not a
+/// front end that cancels nothing.
+#[test]
+fn a_missing_media_reference_is_named_with_the_fix() {
+    if !models() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("in.wav");
+    cabin::hear::audio::write_wav(&wav, &silence(1.0)).unwrap();
+    let profile = Profile::load_or_default(None).unwrap();
+    let playback = Playback {
+        voice: None,
+        media: Some(Input::File(dir.path().join("no-such-capture.wav"))),
+    };
+    let (tx, _rx) = tokio::sync::mpsc::channel(16);
+    let e = FrontEnd::start(
+        Input::File(wav),
+        Engines::load(&profile.models).unwrap(),
+        shipped(),
+        false,
+        playback,
+        tx,
+    )
+    .err()
+    .expect("a missing reference");
+    let e = e.to_string();
+    assert!(e.contains("no-such-capture.wav"), "{e}");
+    assert!(e.contains("[audio] reference"), "{e}");
+}
+
 #[test]
 fn a_pause_judged_whole_ends_the_turn_early_unless_speech_goes_on() {
     if !models() {
