@@ -155,6 +155,15 @@ pub fn rms(audio: &[i16]) -> f64 {
     (audio.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / audio.len().max(1) as f64).sqrt()
 }
 
+/// Mixes the echo of `played` (as long as `audio`) into `audio`, `db_below` a signal of
+/// `signal_rms` (in samples), its room response from `seed`.
+pub fn add_echo(audio: &mut [i16], played: &[i16], signal_rms: f64, db_below: f64, seed: u64) {
+    let heard = echo(played, seed, signal_rms / 10f64.powf(db_below / 20.0));
+    for (o, e) in audio.iter_mut().zip(heard) {
+        *o = o.saturating_add(e);
+    }
+}
+
 /// Mixes road noise into `audio`, `snr_db` below a signal of `signal_rms` (in samples).
 pub fn add_road_noise(audio: &mut [i16], signal_rms: f64, snr_db: f64, seed: u64) {
     let level = signal_rms / 32768.0 / 10f64.powf(snr_db / 20.0);

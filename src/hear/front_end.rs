@@ -291,7 +291,7 @@ impl FrontEnd {
                     };
                     // A capture of the media is read only to cancel it.
                     let media = playback.media.filter(|_| cleaning.cancels_echo());
-                    let media = match media.map(|m| open_media(&m).map_err(|p| (m, p))) {
+                    let media = match media.map(|m| open_once(&m).map_err(|p| (m, p))) {
                         None => None,
                         Some(Ok(m)) => Some(m),
                         Some(Err((input, problem))) => {
@@ -379,27 +379,23 @@ impl Drop for FrontEnd {
 
 /// Opens `input`; a capture device is reopened whenever it is lost, with `heard` told.
 fn open(input: &Input, heard: &mpsc::Sender<Heard>) -> Result<Box<dyn AudioSource>, OpenError> {
-    Ok(match input {
-        Input::File(path) => Box::new(Recording::new(crate::hear::audio::read(path)?)),
-        Input::Stdin => Box::new(RawStream::new(std::io::stdin())),
-        Input::Null => Box::new(NullDevice::new()),
-        Input::Device(name) => {
-            let device = Box::new(Microphone::open(name)?);
-            let name = name.clone();
-            let open: Opener =
-                Box::new(move || Ok(Box::new(Microphone::open(&name)?) as Box<dyn AudioSource>));
-            let heard = heard.clone();
-            let report: Report = Box::new(move |available, detail| {
-                let _ = heard.blocking_send(Heard::Microphone { available, detail });
-            });
-            Box::new(Reopening::new(device, open, report))
-        }
-    })
+    let Input::Device(name) = input else {
+        return open_once(input);
+    };
+    let device = open_once(input)?;
+    let name = name.clone();
+    let open: Opener =
+        Box::new(move || Ok(Box::new(Microphone::open(&name)?) as Box<dyn AudioSource>));
+    let heard = heard.clone();
+    let report: Report = Box::new(move |available, detail| {
+        let _ = heard.blocking_send(Heard::Microphone { available, detail });
+    });
+    Ok(Box::new(Reopening::new(device, open, report)))
 }
 
-/// Opens a capture of what the car plays: read as it comes, never reopened (a lost one
-/// leaves Cabin's own voice as the reference).
-fn open_media(input: &Input) -> Result<Box<dyn AudioSource>, OpenError> {
+/// Opens `input` as it is: a capture device is not reopened when lost (the media's capture
+/// uses it so: a lost one leaves Cabin's own voice as the reference).
+fn open_once(input: &Input) -> Result<Box<dyn AudioSource>, OpenError> {
     Ok(match input {
         Input::File(path) => Box::new(Recording::new(crate::hear::audio::read(path)?)),
         Input::Stdin => Box::new(RawStream::new(std::io::stdin())),

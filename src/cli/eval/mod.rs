@@ -76,7 +76,7 @@ pub struct Args {
     )]
     echo: Option<f64>,
     /// With `--spoken`: leave the echo as it is, whatever the profile's `[listen]
-    /// echo_cancellation` (by default WebRTC's canceller is given what the car plays, as the
+    /// echo_cancellation` (by default SpeexDSP's canceller is given what the car plays, as the
     /// daemon gives it Cabin's voice).
     #[arg(long, requires = "spoken")]
     no_echo_cancellation: bool,

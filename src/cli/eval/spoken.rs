@@ -151,10 +151,7 @@ fn condition(
         _ => vec![0; audio.len()],
     };
     if let Some(db) = playback.echo_db {
-        let heard = acoustics::echo(&played, u64::from(seed), level / 10f64.powf(db / 20.0));
-        for (o, e) in audio.iter_mut().zip(heard) {
-            *o = o.saturating_add(e);
-        }
+        acoustics::add_echo(&mut audio, &played, level, db, u64::from(seed));
     }
     let mut cleaning = Cleaning::new(clean, true)?;
     cleaning.echo(&mut audio, &played);

@@ -1,7 +1,7 @@
 //! `cabin wake playback`: the wake word while the car plays. What plays is Cabin's own voice
 //! reading every reply it can give, then the same replies read by another (eSpeak NG) voice as
 //! talk radio; the microphone hears it through a simulated cabin echo path
-//! ([`crate::cli::acoustics::echo`]) and the front end's echo canceller is given it as its
+//! ([`crate::cli::acoustics::add_echo`]) and the front end's echo canceller is given it as its
 //! reference (the media's capture), as in the daemon.
 //!
 //! It reports, at the threshold that ships: how often "Hey Cabin" and a command, said by the
@@ -59,21 +59,16 @@ fn measure(args: PlaybackArgs, dir: &Path) -> Result<ExitCode> {
         .context("the profile has no wake word")?;
     let replies = super::corpus::replies(&profile);
     eprintln!("playback: Cabin's voice reading {} replies", replies.len());
+    let replies = replies.join(" ");
     // Seeded where the voice samples (Piper), so that every run plays the same audio.
     let mut voice: Box<dyn cabin::speak::voice::Voice> =
         match super::piper_voice(&profile, profile.speech.rate, 40)? {
             Some(piper) => Box::new(piper),
             None => cabin::speak::voice::load(&profile)?,
         };
-    let mut played = super::say(voice.as_mut(), &replies.join(" "))?;
+    let mut played = super::say(voice.as_mut(), &replies)?;
     eprintln!("playback: the same as talk radio (eSpeak NG en-gb-x-rp)");
-    played.extend(super::espeak(
-        "en-gb-x-rp",
-        165,
-        40,
-        &replies.join(" "),
-        dir,
-    )?);
+    played.extend(super::espeak("en-gb-x-rp", 165, 40, &replies, dir)?);
     let commands: Vec<&str> = profile
         .intents
         .iter()
@@ -114,7 +109,7 @@ fn measure(args: PlaybackArgs, dir: &Path) -> Result<ExitCode> {
         };
         // The same try with nothing playing.
         heard_quiet += usize::from(woke(wakes(&profile, &mic, &vec![0; mic.len()], dir)?));
-        mix_echo(&mut mic, &reference, level, args.echo, i as u64);
+        acoustics::add_echo(&mut mic, &reference, level, args.echo, i as u64);
         heard += usize::from(woke(wakes(&profile, &mic, &reference, dir)?));
         eprint!(
             "\rplayback: {}/{} tries, {heard} heard ({heard_quiet} with nothing playing)",
@@ -124,7 +119,7 @@ fn measure(args: PlaybackArgs, dir: &Path) -> Result<ExitCode> {
     }
     eprintln!();
     let mut mic = vec![0i16; played.len()];
-    mix_echo(&mut mic, &played, speech_rms, args.echo, 0);
+    acoustics::add_echo(&mut mic, &played, speech_rms, args.echo, 0);
     let false_wakes = wakes(&profile, &mic, &played, dir)?.len();
     let minutes = played.len() as f64 / 16_000.0 / 60.0;
     let cancelled = if profile.listen.clean.echo.is_some() {
@@ -145,14 +140,6 @@ fn measure(args: PlaybackArgs, dir: &Path) -> Result<ExitCode> {
         false_wakes as f64 / (minutes / 60.0)
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Adds the echo of `played` to `mic`, `db` below a voice at `voice_rms`.
-fn mix_echo(mic: &mut [i16], played: &[i16], voice_rms: f64, db: f64, seed: u64) {
-    let echo = acoustics::echo(played, seed, voice_rms / 10f64.powf(db / 20.0));
-    for (m, e) in mic.iter_mut().zip(echo) {
-        *m = m.saturating_add(e);
-    }
 }
 
 /// When the front end woke on `mic`, given `played` as the media's capture.
