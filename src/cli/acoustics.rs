@@ -11,6 +11,8 @@
 //! and wind (white noise above 1.5 kHz, 10 %): the shape of interior noise at motorway speed,
 //! loudest low down, with enough of it where speech is that a low signal-to-noise ratio
 //! hurts. (The wake word trains under plain brown noise, `cabin wake train`.)
+//!
+//! Music ([`music`]) is made the same way, from notes and drums.
 
 /// One-pole low-pass coefficient for a corner at `hz` (16 kHz audio).
 fn pole(hz: f64) -> f64 {
@@ -108,6 +110,84 @@ pub fn road_noise(n: usize, seed: u64, rms: f64) -> Vec<i16> {
         .collect()
 }
 
+/// `n` samples of music at `rms` (of full scale), from `seed`: pop music's shape, made in code.
+/// A four-chord loop (I–V–vi–IV) in a seeded key and tempo; each chord a pad of three notes
+/// with harmonics, a plucked melody of eighth notes from the chord, a bass on the root, and
+/// drums (a kick's falling sine on beats one and three, a snare's noise on two and four, a
+/// hi-hat's hiss on every eighth). Melody and pad sit where a voice does (200 Hz to 1 kHz and
+/// their harmonics), which is what makes music hard to hear a voice over.
+pub fn music(n: usize, seed: u64, rms: f64) -> Vec<i16> {
+    use std::f64::consts::TAU;
+    let mut white = White(seed);
+    let key = 48.0 + (white.next() * 3.5 + 3.5).floor(); // C3 to G3, as a MIDI note
+    let beat = (60.0 / (96.0 + (white.next() + 1.0) * 16.0) * 16_000.0) as usize; // 96–128 bpm
+    let eighth = beat / 2;
+    let hz = |note: f64| 440.0 * 2f64.powf((note - 69.0) / 12.0);
+    // Semitones above the key of each chord's root, and its third (major or minor).
+    const CHORDS: [(f64, f64); 4] = [(0.0, 4.0), (7.0, 4.0), (9.0, 3.0), (5.0, 4.0)];
+    let mut melody_note = 0.0;
+    let (mut hat_low, hp) = (0.0, pole(4000.0));
+    let mut out: Vec<f64> = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = i as f64 / 16_000.0;
+        let (beat_no, in_beat) = (i / beat, i % beat);
+        let in_eighth = i % eighth;
+        let (root, third) = CHORDS[(beat_no / 4) % 4];
+        let chord = [
+            key + 12.0 + root,
+            key + 12.0 + root + third,
+            key + 19.0 + root,
+        ];
+        // The pad: the chord's notes and three harmonics each, swelling at each bar.
+        let bar_t = ((beat_no % 4) * beat + in_beat) as f64 / 16_000.0;
+        let swell = (bar_t / 0.05).min(1.0) * (0.6 + 0.4 * (-bar_t).exp());
+        let pad: f64 = chord
+            .iter()
+            .map(|&note| {
+                (1..=4)
+                    .map(|k| (TAU * hz(note) * k as f64 * t).sin() / k as f64)
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+            * swell
+            / 3.0;
+        // The melody: a new note from the chord an octave up on each eighth, plucked.
+        if in_eighth == 0 {
+            let pick = ((white.next() + 1.0) * 1.5).floor() as usize % 3;
+            melody_note = chord[pick] + 12.0;
+        }
+        let pluck = (-(in_eighth as f64) / 16_000.0 / 0.12).exp();
+        let melody = ((TAU * hz(melody_note) * t).sin()
+            + 0.4 * (TAU * hz(melody_note) * 2.0 * t).sin())
+            * pluck;
+        // The bass: the root two octaves under the pad, on beats one and three.
+        let bass_t = ((beat_no % 2) * beat + in_beat) as f64 / 16_000.0;
+        let bass = (TAU * hz(key - 12.0 + root) * t).sin() * (-bass_t / 0.4).exp();
+        // Drums.
+        let beat_t = in_beat as f64 / 16_000.0;
+        let kick = if beat_no % 2 == 0 {
+            let f = 50.0 + 70.0 * (-beat_t / 0.03).exp();
+            (TAU * f * beat_t).sin() * (-beat_t / 0.12).exp()
+        } else {
+            0.0
+        };
+        let w = white.next();
+        let snare = if beat_no % 2 == 1 {
+            (0.7 * w + 0.3 * (TAU * 200.0 * beat_t).sin()) * (-beat_t / 0.08).exp()
+        } else {
+            0.0
+        };
+        hat_low = hp * hat_low + (1.0 - hp) * w;
+        let hat = (w - hat_low) * (-(in_eighth as f64) / 16_000.0 / 0.02).exp();
+        out.push(0.5 * pad + 0.5 * melody + 0.6 * bass + 0.8 * kick + 0.4 * snare + 0.3 * hat);
+    }
+    let scale = rms * 32768.0;
+    unit(out)
+        .into_iter()
+        .map(|x| (x * scale).clamp(-32768.0, 32767.0) as i16)
+        .collect()
+}
+
 /// Samples of delay from what the car plays to the microphone.
 const ECHO_DELAY: usize = 768;
 /// Length of the cabin's room response, and the time its tail takes to fall by 60 dB.
@@ -193,6 +273,14 @@ mod tests {
         assert!(heard[..ECHO_DELAY].iter().all(|&s| s == 0));
         assert!(heard[ECHO_DELAY] != 0);
         assert!((rms(&heard) - 100.0).abs() < 2.0, "{}", rms(&heard));
+    }
+
+    #[test]
+    fn music_has_the_asked_level_and_depends_on_its_seed() {
+        let a = music(48_000, 3, 0.1);
+        assert!((rms(&a) / 3276.8 - 1.0).abs() < 0.05, "{}", rms(&a));
+        assert_eq!(a, music(48_000, 3, 0.1));
+        assert_ne!(a, music(48_000, 4, 0.1));
     }
 
     #[test]

@@ -75,6 +75,10 @@ pub struct Args {
         allow_hyphen_values = true
     )]
     echo: Option<f64>,
+    /// With `--echo`: the car plays music (made in code: chords, a melody, bass and drums)
+    /// instead of Cabin's replies.
+    #[arg(long, requires = "echo")]
+    music: bool,
     /// With `--spoken`: leave the echo as it is, whatever the profile's `[listen]
     /// echo_cancellation` (by default SpeexDSP's canceller is given what the car plays, as the
     /// daemon gives it Cabin's voice).
@@ -132,6 +136,7 @@ pub async fn exec(args: Args) -> Result<ExitCode> {
             style: style.clone(),
             noise_db: args.noise,
             echo_db: args.echo,
+            music: args.music,
         };
         spoken::hear(&profile, &mut set, &conditions).await?;
     }

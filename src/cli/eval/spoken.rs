@@ -19,10 +19,15 @@ pub struct Conditions {
     pub style: String,
     /// Car noise this many dB below the speech; none: clean.
     pub noise_db: Option<f64>,
-    /// The car playing Cabin's replies this many dB below the driver's voice at the
+    /// The car playing Cabin's replies (or music) this many dB below the driver's voice at the
     /// microphone, through a cabin's echo path; none: nothing plays.
     pub echo_db: Option<f64>,
+    /// What plays is music rather than Cabin's replies.
+    pub music: bool,
 }
+
+/// Music looped under the cases: two minutes.
+const MUSIC: usize = 120 * 16_000;
 
 /// Noise (and playback) before the speech, for the cleaner's noise estimate and echo path to
 /// settle as they have in a car where it runs all the time; cut off before recognition.
@@ -46,6 +51,7 @@ pub async fn hear(profile: &Profile, set: &mut [Case], conditions: &Conditions) 
     // What the car plays: Cabin's replies in its own Kokoro style.
     let played = match conditions.echo_db {
         None => Vec::new(),
+        Some(_) if conditions.music => acoustics::music(MUSIC, 1, 0.1),
         Some(_) => {
             let replies: Vec<String> = profile.small_talk.iter().map(|t| t.reply.clone()).collect();
             let lexicon = profile.lexicon.clone();
@@ -94,7 +100,12 @@ pub async fn hear(profile: &Profile, set: &mut [Case], conditions: &Conditions) 
         None => String::new(),
     };
     if let Some(db) = conditions.echo_db {
-        noise += &format!(", Cabin's voice playing {db} dB below it");
+        let what = if conditions.music {
+            "music"
+        } else {
+            "Cabin's voice"
+        };
+        noise += &format!(", {what} playing {db} dB below it");
     }
     let cleaning = match (clean.noise, clean.echo.is_some()) {
         (None, false) => "not cleaned".to_string(),

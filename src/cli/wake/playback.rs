@@ -1,6 +1,7 @@
 //! `cabin wake playback`: the wake word while the car plays. What plays is Cabin's own voice
-//! reading every reply it can give, then the same replies read by another (eSpeak NG) voice as
-//! talk radio; the microphone hears it through a simulated cabin echo path
+//! reading every reply it can give, the same replies read by another (eSpeak NG) voice as
+//! talk radio, and three minutes of music made in code ([`acoustics::music`]); the tries take
+//! turns over the three. The microphone hears it through a simulated cabin echo path
 //! ([`crate::cli::acoustics::add_echo`]) and the front end's echo canceller is given it as its
 //! reference (the media's capture), as in the daemon.
 //!
@@ -33,6 +34,8 @@ pub struct PlaybackArgs {
     no_echo_cancellation: bool,
 }
 
+/// Seconds of music played (after Cabin's voice and the talk radio).
+const MUSIC_S: usize = 180;
 /// Playback before the phrase: the canceller has been hearing the car for a while.
 const LEAD_IN_S: f64 = 3.0;
 /// A wake this long after the phrase's end still counts as hearing it.
@@ -66,9 +69,15 @@ fn measure(args: PlaybackArgs, dir: &Path) -> Result<ExitCode> {
             Some(piper) => Box::new(piper),
             None => cabin::speak::voice::load(&profile)?,
         };
-    let mut played = super::say(voice.as_mut(), &replies)?;
-    eprintln!("playback: the same as talk radio (eSpeak NG en-gb-x-rp)");
-    played.extend(super::espeak("en-gb-x-rp", 165, 40, &replies, dir)?);
+    let own = super::say(voice.as_mut(), &replies)?;
+    eprintln!("playback: the same as talk radio (eSpeak NG en-gb-x-rp), and music");
+    let talk = super::espeak("en-gb-x-rp", 165, 40, &replies, dir)?;
+    let level = acoustics::rms(&own) / 32768.0;
+    let sources = [
+        ("Cabin's voice", own),
+        ("talk radio", talk),
+        ("music", acoustics::music(MUSIC_S * 16_000, 1, level)),
+    ];
     let commands: Vec<&str> = profile
         .intents
         .iter()
@@ -78,8 +87,9 @@ fn measure(args: PlaybackArgs, dir: &Path) -> Result<ExitCode> {
         .iter()
         .flat_map(|v| ESPEAK_VARIANTS.iter().map(move |x| format!("{v}{x}")))
         .collect();
-    let (mut heard, mut heard_quiet, mut speech_rms) = (0, 0, 0.0);
+    let (mut heard, mut heard_quiet, mut speech_rms) = ([0; 3], 0, 0.0);
     for i in 0..args.tries {
+        let (_, played) = &sources[i % sources.len()];
         let command = commands
             .get(i % commands.len().max(1))
             .copied()
@@ -110,14 +120,19 @@ fn measure(args: PlaybackArgs, dir: &Path) -> Result<ExitCode> {
         // The same try with nothing playing.
         heard_quiet += usize::from(woke(wakes(&profile, &mic, &vec![0; mic.len()], dir)?));
         acoustics::add_echo(&mut mic, &reference, level, args.echo, i as u64);
-        heard += usize::from(woke(wakes(&profile, &mic, &reference, dir)?));
+        heard[i % sources.len()] += usize::from(woke(wakes(&profile, &mic, &reference, dir)?));
         eprint!(
-            "\rplayback: {}/{} tries, {heard} heard ({heard_quiet} with nothing playing)",
+            "\rplayback: {}/{} tries, {} heard ({heard_quiet} with nothing playing)",
             i + 1,
-            args.tries
+            args.tries,
+            heard.iter().sum::<usize>()
         );
     }
     eprintln!();
+    let played: Vec<i16> = sources
+        .iter()
+        .flat_map(|(_, a)| a.iter().copied())
+        .collect();
     let mut mic = vec![0i16; played.len()];
     acoustics::add_echo(&mut mic, &played, speech_rms, args.echo, 0);
     let false_wakes = wakes(&profile, &mic, &played, dir)?.len();
@@ -127,15 +142,26 @@ fn measure(args: PlaybackArgs, dir: &Path) -> Result<ExitCode> {
     } else {
         "echo not cancelled"
     };
-    let percent = |n: usize| 100.0 * n as f64 / args.tries.max(1) as f64;
+    let percent = |n: usize, of: usize| 100.0 * n as f64 / of.max(1) as f64;
+    let total = heard.iter().sum::<usize>();
+    let each: Vec<String> = sources
+        .iter()
+        .enumerate()
+        .map(|(k, (name, _))| {
+            let tries = (args.tries + sources.len() - 1 - k) / sources.len();
+            format!("{name} {}/{tries}", heard[k])
+        })
+        .collect();
     println!(
-        "wake word over the car's playback {} dB below the voice ({cancelled}): heard {heard}/{} tries ({:.0} %; \
-         {heard_quiet} = {:.0} % with nothing playing); the playback alone ({minutes:.1} min of \
-         Cabin's voice and talk radio) woke it {false_wakes} time{} ({:.1} per hour)",
+        "wake word over the car's playback {} dB below the voice ({cancelled}): heard {total}/{} tries \
+         ({:.0} %: {}; {heard_quiet} = {:.0} % with nothing playing); the playback alone \
+         ({minutes:.1} min of Cabin's voice, talk radio and music) woke it {false_wakes} time{} \
+         ({:.1} per hour)",
         args.echo,
         args.tries,
-        percent(heard),
-        percent(heard_quiet),
+        percent(total, args.tries),
+        each.join(", "),
+        percent(heard_quiet, args.tries),
         if false_wakes == 1 { "" } else { "s" },
         false_wakes as f64 / (minutes / 60.0)
     );

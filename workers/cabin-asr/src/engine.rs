@@ -264,7 +264,8 @@ fn transcribe(
     // The commonest loop on a command: the whole sentence, then the sentence again from its
     // start (the decoder reached the end of the audio and began once more). Its first time
     // is the transcript; no second decode is needed.
-    if let Some(first) = echoed_sentence(&text) {
+    let seconds = req.samples.len() as f32 / 16_000.0;
+    if let Some(first) = echoed_sentence(&text).or_else(|| echoed_words(&text, seconds)) {
         tracing::info!(looped = %text, kept = %first, "decoder repeated the sentence; kept its first time");
         text = first.to_string();
     }
@@ -400,6 +401,42 @@ pub fn echoed_sentence(text: &str) -> Option<&str> {
     echoed.then_some(first.trim())
 }
 
+/// Words a second that the first words of a looped decode must reach, over the whole audio,
+/// to be taken as all that was said: speech runs at two to three.
+const WORDS_A_SECOND: f32 = 1.5;
+
+/// The first words of `text` when all that follows them is those words again (the last cut
+/// short) and no sentence end marks them: "turn on the seat heating turn on the seat heating
+/// turn on the". At least three words, and enough of them for the `seconds` of audio they came
+/// from: a loop on the first three words of a long recording ("seven of clubs seven of clubs
+/// …" over a list of cards) is not what was said, and is decoded again on a wider window.
+pub fn echoed_words(text: &str, seconds: f32) -> Option<&str> {
+    let mut spans = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        if c.is_alphanumeric() {
+            start.get_or_insert(i);
+        } else if let Some(s) = start.take() {
+            spans.push((s, i));
+        }
+    }
+    if let Some(s) = start {
+        spans.push((s, text.len()));
+    }
+    let words: Vec<String> = spans
+        .iter()
+        .map(|&(s, e)| text[s..e].to_lowercase())
+        .collect();
+    (3..=words.len() / 2).find_map(|n| {
+        let (unit, rest) = words.split_at(n);
+        let repeated = rest.iter().enumerate().all(|(i, w)| {
+            let said = &unit[i % n];
+            w == said || (i + 1 == rest.len() && said.starts_with(w.as_str()))
+        });
+        (repeated && n as f32 >= seconds * WORDS_A_SECOND).then(|| text[..spans[n - 1].1].trim())
+    })
+}
+
 /// Drops whisper's non-speech annotations ("[BLANK_AUDIO]", "(engine revving)", "*music*")
 /// and squeezes spaces.
 pub fn clean(text: &str) -> String {
@@ -498,6 +535,28 @@ mod tests {
         );
         assert_eq!(echoed_sentence("Turn it on. Turn it off."), None);
         assert_eq!(echoed_sentence(""), None);
+    }
+
+    #[test]
+    fn words_said_again_from_their_start_are_kept_once_when_they_fill_the_audio() {
+        // The "Hey Cabin, turn on the seat heating" fixture's pause, as tiny.en decoded it.
+        let looped =
+            "turn on the seat heating turn on the seat heating turn on the seat heating turn";
+        assert_eq!(echoed_words(looped, 1.8), Some("turn on the seat heating"));
+        // Five words are too few for six seconds of audio: something else was said.
+        assert_eq!(echoed_words(looped, 6.0), None);
+        assert_eq!(
+            echoed_words("seven of clubs seven of clubs seven of clubs", 6.0),
+            None
+        );
+        // Not a repeat from the first word, fewer than three words, or no repeat at all.
+        assert_eq!(
+            echoed_words("please turn it on turn it on turn it on", 1.0),
+            None
+        );
+        assert_eq!(echoed_words("no no no no", 1.0), None);
+        assert_eq!(echoed_words("turn on the seat heating", 1.0), None);
+        assert_eq!(echoed_words("", 1.0), None);
     }
 
     #[test]
