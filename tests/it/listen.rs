@@ -377,6 +377,55 @@ fn the_driver_barges_in_over_the_cars_playback_with_its_echo_cancelled() {
     );
 }
 
+/// Issue 40 (regression): a wake word trained with no other speech around its positives took
+/// speech anywhere near the phrase for "not the phrase", and talk radio 40 dB below the driver,
+/// not even cancelled, hid "Hey Cabin" on half of `cabin wake playback`'s tries. Here the radio
+/// plays 30 dB below, under six voices.
+#[test]
+fn faint_talk_radio_does_not_hide_the_wake_word() {
+    if !models() {
+        return;
+    }
+    let Some(talk) = say_as(
+        "en-gb-x-rp",
+        "Good evening, here is the news. Heavy rain is expected across the north tonight, and \
+         drivers are asked to take care on the motorways. In sport, the home side won again \
+         after a late goal, and the match next week is already sold out.",
+    ) else {
+        return;
+    };
+    let voices = [
+        "en-us",
+        "en-gb",
+        "en-us+f3",
+        "en-gb-scotland",
+        "en-us+m4",
+        "en-029",
+    ];
+    let mut heard = Vec::new();
+    for voice in voices {
+        let Some(phrase) = say_as(voice, "hey cabin, turn on the seat heating") else {
+            return;
+        };
+        let mut driver = silence(3.0);
+        driver.extend(&phrase);
+        driver.extend(silence(1.0));
+        let gain = rms(&phrase) / rms(&talk) / 10f64.powf(30.0 / 20.0);
+        let mic: Vec<i16> = driver
+            .iter()
+            .zip(talk.iter().cycle())
+            .map(|(d, t)| d.saturating_add((f64::from(*t) * gain) as i16))
+            .collect();
+        let woke = hear(&mic, shipped(), false);
+        let end = (48_000 + loud_span(&phrase).end) as f64 / 16_000.0;
+        let on_time = wakes(&woke).iter().any(|&at| at > 3.0 && at < end);
+        heard.push((voice, on_time, wake_scores(&woke)));
+    }
+    eprintln!("{heard:?}");
+    // One miss in six is allowed: the model is trained on each machine.
+    assert!(heard.iter().filter(|h| h.1).count() >= 5, "{heard:?}");
+}
+
 /// Issue 40: Cabin's own voice saying its wake word (explaining how to talk to it), heard
 /// through the cabin, never wakes it once the canceller is given what played, and the
 /// end-pointer hears little speech in it (push-to-talk over the echo alone), where without the
