@@ -357,12 +357,7 @@ const MAX_TOKENS_PER_SECOND: usize = 8;
 /// three times, or four to twelve words twice ("he was not an old supposed young man he was
 /// not an old supposed young man"). Spoken commands don't repeat themselves like that.
 pub fn looped(text: &str) -> bool {
-    // Hyphens split words: loops also happen inside one ("old-s-y-y-y-y").
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect();
+    let words = words(text);
     (1..=12).any(|n| {
         let times = match n {
             1 => 4,
@@ -382,35 +377,22 @@ pub fn looped(text: &str) -> bool {
 pub fn echoed_sentence(text: &str) -> Option<&str> {
     let end = text.find(['.', '!', '?'])? + 1;
     let (first, rest) = text.split_at(end);
-    let words = |s: &str| -> Vec<String> {
-        s.split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
-            .collect()
-    };
     let sentence = words(first);
-    let rest = words(rest);
-    // At least one whole repeat, and nothing that is not the sentence again (its last word
-    // may be cut short).
-    let echoed = !sentence.is_empty()
-        && rest.len() >= sentence.len()
-        && rest.iter().enumerate().all(|(i, w)| {
-            let said = &sentence[i % sentence.len()];
-            w == said || (i + 1 == rest.len() && said.starts_with(w.as_str()))
-        });
+    let echoed = !sentence.is_empty() && only_repeats(&sentence, &words(rest));
     echoed.then_some(first.trim())
 }
 
-/// Words a second that the first words of a looped decode must reach, over the whole audio,
-/// to be taken as all that was said: speech runs at two to three.
-const WORDS_A_SECOND: f32 = 1.5;
+/// The words of `text`, lower-cased. Hyphens split words: loops also happen inside one
+/// ("old-s-y-y-y-y").
+fn words(text: &str) -> Vec<String> {
+    word_spans(text)
+        .into_iter()
+        .map(|(s, e)| text[s..e].to_lowercase())
+        .collect()
+}
 
-/// The first words of `text` when all that follows them is those words again (the last cut
-/// short) and no sentence end marks them: "turn on the seat heating turn on the seat heating
-/// turn on the". At least three words, and enough of them for the `seconds` of audio they came
-/// from: a loop on the first three words of a long recording ("seven of clubs seven of clubs
-/// …" over a list of cards) is not what was said, and is decoded again on a wider window.
-pub fn echoed_words(text: &str, seconds: f32) -> Option<&str> {
+/// Where each word of `text` starts and ends (bytes), as [`words`] splits them.
+fn word_spans(text: &str) -> Vec<(usize, usize)> {
     let mut spans = Vec::new();
     let mut start = None;
     for (i, c) in text.char_indices() {
@@ -423,17 +405,35 @@ pub fn echoed_words(text: &str, seconds: f32) -> Option<&str> {
     if let Some(s) = start {
         spans.push((s, text.len()));
     }
-    let words: Vec<String> = spans
-        .iter()
-        .map(|&(s, e)| text[s..e].to_lowercase())
-        .collect();
+    spans
+}
+
+/// Whether `rest` is at least one whole `unit` again and nothing else: the unit over and over,
+/// its last word maybe cut short.
+fn only_repeats(unit: &[String], rest: &[String]) -> bool {
+    rest.len() >= unit.len()
+        && rest.iter().enumerate().all(|(i, w)| {
+            let said = &unit[i % unit.len()];
+            w == said || (i + 1 == rest.len() && said.starts_with(w.as_str()))
+        })
+}
+
+/// Words a second that the first words of a looped decode must reach, over the whole audio,
+/// to be taken as all that was said: speech runs at two to three.
+const WORDS_A_SECOND: f32 = 1.5;
+
+/// The first words of `text` when all that follows them is those words again (the last cut
+/// short) and no sentence end marks them: "turn on the seat heating turn on the seat heating
+/// turn on the". At least three words, and enough of them for the `seconds` of audio they came
+/// from: a loop on the first three words of a long recording ("seven of clubs seven of clubs
+/// …" over a list of cards) is not what was said, and is decoded again on a wider window.
+pub fn echoed_words(text: &str, seconds: f32) -> Option<&str> {
+    let spans = word_spans(text);
+    let words = words(text);
     (3..=words.len() / 2).find_map(|n| {
         let (unit, rest) = words.split_at(n);
-        let repeated = rest.iter().enumerate().all(|(i, w)| {
-            let said = &unit[i % n];
-            w == said || (i + 1 == rest.len() && said.starts_with(w.as_str()))
-        });
-        (repeated && n as f32 >= seconds * WORDS_A_SECOND).then(|| text[..spans[n - 1].1].trim())
+        (only_repeats(unit, rest) && n as f32 >= seconds * WORDS_A_SECOND)
+            .then(|| text[..spans[n - 1].1].trim())
     })
 }
 
