@@ -72,11 +72,12 @@ fn measure(args: PlaybackArgs, dir: &Path) -> Result<ExitCode> {
     let own = super::say(voice.as_mut(), &replies)?;
     eprintln!("playback: the same as talk radio (eSpeak NG en-gb-x-rp), and music");
     let talk = super::espeak("en-gb-x-rp", 165, 40, &replies, dir)?;
-    let level = acoustics::rms(&own) / 32768.0;
+    // Music as loud as Cabin's voice (in full scale, as `music` takes it).
+    let music = acoustics::music(MUSIC_S * 16_000, 1, acoustics::rms(&own) / 32768.0);
     let sources = [
         ("Cabin's voice", own),
         ("talk radio", talk),
-        ("music", acoustics::music(MUSIC_S * 16_000, 1, level)),
+        ("music", music),
     ];
     let commands: Vec<&str> = profile
         .intents

@@ -330,20 +330,9 @@ fn build_in(
     let mut decoy_rng = SplitMix(args.seed ^ SOUND_SEED ^ 2);
     let mut decoys = Vec::new();
     for (i, over) in overs.into_iter().enumerate() {
-        let voice = format!(
-            "{}{}",
-            VOICES[decoy_rng.below(VOICES.len())],
-            VARIANTS[decoy_rng.below(VARIANTS.len())]
-        );
-        let rate = RATES[decoy_rng.below(RATES.len())];
+        let (voice, rate, pitch) = training_voice(&mut decoy_rng);
         let text = decoy_texts[i % decoy_texts.len()];
-        let clip = trim(&espeak(
-            &voice,
-            rate,
-            30 + decoy_rng.below(41) as u32,
-            text,
-            dir,
-        )?);
+        let clip = trim(&espeak(&voice, rate, pitch, text, dir)?);
         if !clip.is_empty() {
             decoys.push(augment(&clip, &mut decoy_rng, Some(over)).0);
         }
@@ -391,13 +380,7 @@ fn build_in(
         // Near misses in several voices: they teach what is not the phrase.
         let readings = if i < misses.len() { 4 } else { 1 };
         for _ in 0..readings {
-            let voice = format!(
-                "{}{}",
-                VOICES[rng.below(VOICES.len())],
-                VARIANTS[rng.below(VARIANTS.len())]
-            );
-            let rate = RATES[rng.below(RATES.len())];
-            let pitch = 30 + rng.below(41) as u32;
+            let (voice, rate, pitch) = training_voice(&mut rng);
             pieces.push(augmented(
                 Source::Espeak {
                     voice,
@@ -465,17 +448,12 @@ fn build_in(
                 .cloned(),
         )
         .map(|text| {
-            let voice = format!(
-                "{}{}",
-                VOICES[rng.below(VOICES.len())],
-                VARIANTS[rng.below(VARIANTS.len())]
-            );
-            let rate = RATES[rng.below(RATES.len())];
+            let (voice, rate, pitch) = training_voice(&mut rng);
             augmented(
                 Source::Espeak {
                     voice,
                     rate,
-                    pitch: 30 + rng.below(41) as u32,
+                    pitch,
                     text,
                 },
                 &mut rng,
@@ -712,6 +690,18 @@ fn trim(clip: &[i16]) -> Vec<i16> {
     clip[start..end.max(start)].to_vec()
 }
 
+/// One of training's eSpeak NG voices, drawn in this order: accent and variant, rate, pitch
+/// (30 to 70). The order is part of every cached set of negatives' key.
+fn training_voice(rng: &mut SplitMix) -> (String, u32, u32) {
+    let voice = format!(
+        "{}{}",
+        VOICES[rng.below(VOICES.len())],
+        VARIANTS[rng.below(VARIANTS.len())]
+    );
+    let rate = RATES[rng.below(RATES.len())];
+    (voice, rate, 30 + rng.below(41) as u32)
+}
+
 /// The sound of what the car plays, for a trial to be heard over: a stretch of `sound` chosen
 /// by `at`, `snr_db` below the clip.
 #[derive(Clone, Copy)]
@@ -771,13 +761,8 @@ fn playback_sounds(everyday: &[String], args: &TrainArgs, dir: &Path) -> Result<
         .collect();
     let mut talk = Vec::new();
     for text in &texts {
-        let voice = format!(
-            "{}{}",
-            VOICES[rng.below(VOICES.len())],
-            VARIANTS[rng.below(VARIANTS.len())]
-        );
-        let rate = RATES[rng.below(RATES.len())];
-        talk.extend(espeak(&voice, rate, 30 + rng.below(41) as u32, text, dir)?);
+        let (voice, rate, pitch) = training_voice(&mut rng);
+        talk.extend(espeak(&voice, rate, pitch, text, dir)?);
         talk.extend(std::iter::repeat_n(0i16, 3_200));
     }
     let music = crate::cli::acoustics::music(60 * RATE as usize, args.seed ^ SOUND_SEED, 0.1);
