@@ -163,6 +163,9 @@ pub struct Fillers {
 #[serde(deny_unknown_fields)]
 pub struct References {
     pub determiners: Vec<String>,
+    /// Endings that make another form of a word ("seat" → "seats"): such a form of a word the
+    /// profile knows is never dropped as a word said about something else.
+    pub word_endings: Vec<String>,
     pub speaker: Vec<String>,
     pub speaker_spoken: String,
     pub not_names: Vec<String>,
@@ -257,7 +260,7 @@ impl Lexicon {
             return Err(bad("numbers.tens", format!("'{w}' is {v}, not 10-99")));
         }
         let keys = |m: Vec<&String>| m.into_iter().cloned().collect::<Vec<_>>();
-        let lists: [(&str, Vec<String>); 27] = [
+        let lists: [(&str, Vec<String>); 28] = [
             ("numbers.units", keys(n.units.keys().collect())),
             ("numbers.tens", keys(n.tens.keys().collect())),
             ("numbers.times_ten", n.times_ten.clone()),
@@ -283,6 +286,10 @@ impl Lexicon {
             (
                 "references.determiners",
                 self.references.determiners.clone(),
+            ),
+            (
+                "references.word_endings",
+                self.references.word_endings.clone(),
             ),
             ("references.speaker", self.references.speaker.clone()),
             ("references.not_names", self.references.not_names.clone()),

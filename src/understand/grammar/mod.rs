@@ -72,6 +72,9 @@ pub struct Matcher {
 /// How many words the profile does not know a sentence may have and still be matched on the
 /// words it does know ([`Matcher::match_known_words`]).
 const MAX_UNKNOWN: usize = 2;
+/// The shortest known word that [`form_of_known`] finds inside another: "bit" in "bits", not
+/// "a" in "as".
+const MIN_STEM: usize = 3;
 
 impl Matcher {
     /// The matcher of the profile's intents; `Match::intent` indexes `Profile::intents`.
@@ -270,12 +273,17 @@ impl Matcher {
     /// no profile can list every such word. A template still accounts for every known word, so
     /// a request about something the profile has no word for ("turn on the robot vacuum", "open
     /// the garage") leaves too little to match, and words after the command ("go home later
-    /// maybe", "the lights in my house") are not dropped. Never into a free-text slot: that
-    /// takes unknown words already.
+    /// maybe", "the lights in my house") are not dropped, nor is another form of a known word
+    /// ([`form_of_known`]). Never into a free-text slot: that takes unknown words already.
     fn match_known_words(&self, tokens: &[Token]) -> Option<Match> {
         let known = self.known.as_ref()?;
         let is_known = |t: &Token| t.number.is_some() || known.contains(&t.norm);
         let unknown = tokens.iter().filter(|t| !is_known(t)).count();
+        if tokens.iter().any(|t| {
+            !is_known(t) && form_of_known(&t.norm, &self.lexicon.references.word_endings, known)
+        }) {
+            return None;
+        }
         let modifiers = tokens
             .iter()
             .zip(tokens.iter().skip(1).map(Some).chain([None]))
@@ -463,6 +471,16 @@ fn try_slot<R>(
 }
 
 /// Whether `toks` open with `words` (normalised).
+/// Whether `word` is a known word with one of the language's `endings` ("seats", "heated"):
+/// another form of something the profile names, not a word said about it. Dropping it changes
+/// what was asked ("turn on the seats heating" is not "turn on the heating").
+fn form_of_known(word: &str, endings: &[String], known: &HashSet<String>) -> bool {
+    endings.iter().any(|e| {
+        word.strip_suffix(e.as_str())
+            .is_some_and(|stem| stem.chars().count() >= MIN_STEM && known.contains(stem))
+    })
+}
+
 fn starts_with(toks: &[Token], words: &[String]) -> bool {
     toks.len() >= words.len() && toks.iter().zip(words).all(|(t, w)| t.norm == *w)
 }
