@@ -470,7 +470,6 @@ fn try_slot<R>(
     }
 }
 
-/// Whether `toks` open with `words` (normalised).
 /// Whether `word` is a known word with one of the language's `endings` ("seats", "heated"):
 /// another form of something the profile names, not a word said about it. Dropping it changes
 /// what was asked ("turn on the seats heating" is not "turn on the heating").
@@ -481,6 +480,7 @@ fn form_of_known(word: &str, endings: &[String], known: &HashSet<String>) -> boo
     })
 }
 
+/// Whether `toks` open with `words` (normalised).
 fn starts_with(toks: &[Token], words: &[String]) -> bool {
     toks.len() >= words.len() && toks.iter().zip(words).all(|(t, w)| t.norm == *w)
 }
