@@ -12,6 +12,11 @@ use common::{
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
+/// The two tests take turns: the first daemon's worker evaluates the profile's long prompt
+/// (most of a minute on two cores) and saves it, and the second reads it back in a second
+/// instead of evaluating it beside the first.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn driver_temperature(snap: &Value) -> f64 {
     snap["Vehicle.Cabin.HVAC.Station.Row1.Driver.Temperature"]
         .as_f64()
@@ -42,6 +47,7 @@ async fn free_speech_acts_through_the_local_model_and_survives_a_worker_crash() 
     if !text_models_installed() {
         return;
     }
+    let _turn = TURN.lock().await;
     let bus = TestBus::start();
     let _sim = bus.start_sim();
     let daemon = bus.start_daemon_with(None, "auto").await;
@@ -104,6 +110,7 @@ async fn with_the_models_on_no_action_the_words_did_not_ask_for() {
     if !text_models_installed() {
         return;
     }
+    let _turn = TURN.lock().await;
     let bus = TestBus::start();
     let _sim = bus.start_sim();
     let _daemon = bus.start_daemon_with(None, "auto").await;

@@ -54,6 +54,13 @@ fn worker_url(raw: bool) -> Option<&'static str> {
             let mut cmd = Command::new(common::cabin_llm());
             cmd.args(["serve", "--context", &context, "--model"])
                 .arg(&model);
+            // The brain's worker reads back the prompt a daemon's worker evaluated before (the
+            // same persona and tools), as the daemon's does, rather than evaluating it again.
+            if !raw {
+                if let Some(cache) = cabin::runtime::models::cache_dir() {
+                    cmd.arg("--prompt-state").arg(cache.join("prompts"));
+                }
+            }
             Some(common::worker_for_the_process(cmd))
         })
         .as_deref()
