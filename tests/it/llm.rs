@@ -57,8 +57,8 @@ fn worker_url(raw: bool) -> Option<&'static str> {
             // The brain's worker reads back the prompt a daemon's worker evaluated before (the
             // same persona and tools), as the daemon's does, rather than evaluating it again.
             if !raw {
-                if let Some(cache) = cabin::runtime::models::cache_dir() {
-                    cmd.arg("--prompt-state").arg(cache.join("prompts"));
+                if let Some(dir) = cabin::runtime::models::prompt_state_dir() {
+                    cmd.arg("--prompt-state").arg(dir);
                 }
             }
             Some(common::worker_for_the_process(cmd))

@@ -86,9 +86,9 @@ pub fn positives(
 /// About `hours` of held-apart negatives, mostly speech: Cabin's own voice reading every reply
 /// once, near misses and sound-alikes of the held pool in every accent, the held half of the
 /// real recordings and `--negatives`, the commands training leaves out (up to half the hours),
-/// then everyday text
-/// from the held pool in every voice (a third of it over car noise at 5 to 20 dB SNR) until the
-/// hours are reached, and a twentieth of the time car noise and music-like tones.
+/// then everyday text from the held pool in every voice (a third of it over car noise at 5 to
+/// 20 dB SNR) until the hours are reached, and a twentieth of the time car noise and music-like
+/// tones.
 pub fn negatives(
     maker: &Maker,
     phrase: &str,

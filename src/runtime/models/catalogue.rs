@@ -694,6 +694,12 @@ pub fn cache_dir() -> Option<PathBuf> {
         .map(|c| c.join("cabin"))
 }
 
+/// Where the language model worker saves its evaluated prompt (`cabin-llm --prompt-state`), so
+/// that the next start reads it back instead of evaluating it again.
+pub fn prompt_state_dir() -> Option<PathBuf> {
+    cache_dir().map(|c| c.join("prompts"))
+}
+
 /// Where downloaded wheels are kept between runs.
 pub(super) fn download_dir(models: &Path) -> PathBuf {
     cache_dir().map_or_else(|| models.join(".downloads"), |c| c.join("downloads"))

@@ -183,9 +183,9 @@ pub(super) fn worker_spec(
         args.push(t.to_string().into());
     }
     // The persona and tools, evaluated once, are read back at the next start in a second.
-    if let Some(cache) = crate::runtime::models::cache_dir() {
+    if let Some(dir) = crate::runtime::models::prompt_state_dir() {
         args.push("--prompt-state".into());
-        args.push(cache.join("prompts").into());
+        args.push(dir.into());
     }
     WorkerSpec {
         program: crate::runtime::worker::program("cabin-llm", "CABIN_LLM_WORKER"),
