@@ -69,6 +69,7 @@ pub struct RawLack {
 pub struct RawClassifier {
     pub negatives: Option<Spanned<Vec<String>>>,
     pub confident: Option<Spanned<f32>>,
+    pub agreed: Option<Spanned<f32>>,
     pub answers: Option<Spanned<f32>>,
 }
 

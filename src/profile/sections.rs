@@ -135,6 +135,9 @@ pub struct ClassifierSettings {
     /// Sentences that are not car commands: chat, questions, requests the car can't do.
     pub negatives: Vec<String>,
     pub confident: f32,
+    /// The probability from which it decides where the profile's sentence closest to the
+    /// words is of the same intent; `confident` unless the profile says otherwise.
+    pub agreed: f32,
     /// The answer model's probability at which a small-talk answer is spoken for words the
     /// intent model is sure are no command (`confident`); below it, the local model answers.
     pub answers: f32,

@@ -838,6 +838,14 @@ fn examples_negatives_and_silent_small_talk_are_checked() {
     let p = Profile::parse(&classifier("negatives = [\"tell me a joke\"]"), "x.toml").unwrap();
     assert_eq!(p.classifier.negatives, ["tell me a joke"]);
     assert_eq!(p.classifier.confident, DEFAULT_CLASSIFIER_CONFIDENT);
+    assert_eq!(p.classifier.agreed, DEFAULT_CLASSIFIER_CONFIDENT);
+    let p = Profile::parse(&classifier("confident = 0.6\nagreed = 0.3"), "x.toml").unwrap();
+    assert_eq!((p.classifier.confident, p.classifier.agreed), (0.6, 0.3));
+    assert_one_error(
+        &classifier("confident = 0.6\nagreed = 0.7"),
+        "classifier.agreed",
+        "above classifier.confident",
+    );
     assert_one_error(
         &classifier("confident = 1.5"),
         "classifier.confident",

@@ -61,6 +61,11 @@ pub struct Classification {
     /// For no command: the small talk the answer model found likeliest, and its probability.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answer: Option<(String, f32)>,
+    /// The intent model's probability that the words are no car command.
+    pub no_command: f32,
+    /// The intent of the profile's sentence closest to the words, and its cosine similarity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closest: Option<(String, f32)>,
 }
 
 /// The small intent model's class for words that are no car command.

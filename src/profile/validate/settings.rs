@@ -179,15 +179,29 @@ impl Validator<'_> {
     }
 
     pub(super) fn classifier(&mut self, raw: &raw::RawClassifier) -> ClassifierSettings {
+        let confident = self.probability(
+            raw.confident.as_ref(),
+            "classifier.confident",
+            DEFAULT_CLASSIFIER_CONFIDENT,
+        );
+        let mut agreed = self.probability(raw.agreed.as_ref(), "classifier.agreed", confident);
+        if let Some(a) = raw.agreed.as_ref().filter(|_| agreed > confident) {
+            self.error(
+                Some(a.span()),
+                "classifier.agreed",
+                format!(
+                    "{agreed} is above classifier.confident ({confident}): it would never decide"
+                ),
+                "make it at most classifier.confident, or leave it out",
+            );
+            agreed = confident;
+        }
         ClassifierSettings {
             negatives: raw.negatives.as_ref().map_or_else(Vec::new, |n| {
                 self.plain_sentences(Some(n.span()), "classifier.negatives", n.get_ref())
             }),
-            confident: self.probability(
-                raw.confident.as_ref(),
-                "classifier.confident",
-                DEFAULT_CLASSIFIER_CONFIDENT,
-            ),
+            confident,
+            agreed,
             answers: self.probability(
                 raw.answers.as_ref(),
                 "classifier.answers",

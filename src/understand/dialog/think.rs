@@ -48,7 +48,9 @@ impl Assistant {
                 .clone()
                 .unwrap_or_else(|| NOT_A_COMMAND.into()),
             probability: r.classified.probability,
+            no_command: r.classified.no_command,
             answer: r.classified.answer.clone(),
+            closest: r.intents.first().cloned(),
         });
         let classified = ranking.as_ref().and_then(|r| brain.classified(t.text, r));
         let thought = match classified {

@@ -171,6 +171,8 @@ pub struct Classified {
     /// The likeliest intent, or None for "not a car command".
     pub intent: Option<String>,
     pub probability: f32,
+    /// The intent model's probability that the words are no car command.
+    pub no_command: f32,
     /// For no car command: the small talk whose answer the words ask for, with the answer
     /// model's probability; None where its likeliest class is "none of them".
     pub answer: Option<(String, f32)>,
@@ -214,7 +216,12 @@ impl IntentIndex {
 
     /// The small models' likeliest class for unit vector `v`.
     pub fn classify(&self, v: &[f32]) -> Classified {
-        let (class, probability) = likeliest(&self.classifier.probabilities(v));
+        let probabilities = self.classifier.probabilities(v);
+        let (class, probability) = likeliest(&probabilities);
+        let no_command = probabilities
+            .get(self.intents.len())
+            .copied()
+            .unwrap_or(0.0);
         let intent = self.intents.get(class).cloned();
         let answer = match (&intent, &self.answers) {
             (None, Some((talk, model))) => match likeliest(&model.probabilities(v)) {
@@ -226,6 +233,7 @@ impl IntentIndex {
         Classified {
             intent,
             probability,
+            no_command,
             answer,
         }
     }

@@ -72,6 +72,8 @@ pub struct Brain {
     slots: HashMap<String, Vec<Slot>>,
     /// The probability at which the classifier decides.
     classifier_confident: f32,
+    /// The probability from which it decides where the closest sentence agrees.
+    classifier_agreed: f32,
     /// The probability at which the answer model picks a small-talk answer.
     answer_confident: f32,
     /// The tools the local model may call for words that ask a question: the reads and the
@@ -174,6 +176,7 @@ impl Brain {
                 })
                 .collect(),
             classifier_confident: profile.classifier.confident,
+            classifier_agreed: profile.classifier.agreed,
             answer_confident: profile.classifier.answers,
             question_tools,
             rules_off: profile.rules_off.clone(),

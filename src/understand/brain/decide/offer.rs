@@ -78,12 +78,7 @@ impl Brain {
             return (json!("none"), Some(Vec::new()));
         }
         // Sure of an intent the classifier could not fill (a text slot): that call.
-        if let Some(intent) = ranking
-            .classified
-            .intent
-            .as_ref()
-            .filter(|_| ranking.classified.probability >= self.classifier_confident)
-        {
+        if let Some(intent) = self.sure_of(text, ranking) {
             let names = vec![tool_name(self.refined(text, intent))];
             return (allowed_tools("required", &names), Some(names));
         }

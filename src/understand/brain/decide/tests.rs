@@ -362,6 +362,7 @@ fn words_the_classifier_leans_to_take_for_talk_get_no_action_but_a_read_or_a_rou
         classified: Classified {
             intent: intent.map(str::to_string),
             probability: 0.3,
+            no_command: 0.0,
             answer: None,
         },
     };
@@ -388,6 +389,7 @@ fn the_answer_bank_answers_only_what_both_small_models_are_sure_of() {
         classified: Classified {
             intent: None,
             probability,
+            no_command: probability,
             answer: Some(("identity".into(), answer)),
         },
     };
@@ -401,6 +403,59 @@ fn the_answer_bank_answers_only_what_both_small_models_are_sure_of() {
     // Unsure of the answer, or unsure it is no command: the local model is asked.
     assert_eq!(brain.classified(text, &ranked(0.9, 0.2)), None);
     assert_eq!(brain.classified(text, &ranked(0.2, 0.9)), None);
+}
+
+#[test]
+fn below_confident_the_classifier_decides_only_where_the_closest_sentence_agrees() {
+    use crate::understand::shortlist::{Classified, Ranking};
+    let mut p = default_profile();
+    p.classifier.confident = 0.6;
+    let ranked = |probability: f32, closest: &str| Ranking {
+        intents: vec![(closest.into(), 0.9), ("lights.dimmer".into(), 0.8)],
+        classified: Classified {
+            intent: Some("lights.dimmer".into()),
+            probability,
+            no_command: 0.0,
+            answer: None,
+        },
+    };
+    let text = "the lights a little less";
+    let dimmer = Some(Thought::Intent {
+        route: Route::Classifier,
+        intent: "lights.dimmer".into(),
+        args: serde_json::Map::new(),
+        rules: Vec::new(),
+    });
+    // Without `agreed`, it is `confident`.
+    let brain = Brain::new(&p, LlmWorker::down("test"), None);
+    assert_eq!(brain.classified(text, &ranked(0.35, "lights.dimmer")), None);
+    assert_eq!(
+        brain.classified(text, &ranked(0.6, "lights.brighter")),
+        dimmer
+    );
+
+    p.classifier.agreed = 0.3;
+    let brain = Brain::new(&p, LlmWorker::down("test"), None);
+    assert_eq!(
+        brain.classified(text, &ranked(0.35, "lights.dimmer")),
+        dimmer
+    );
+    // The closest sentence is another intent's, or the classifier is too unsure.
+    assert_eq!(
+        brain.classified(text, &ranked(0.35, "lights.brighter")),
+        None
+    );
+    assert_eq!(brain.classified(text, &ranked(0.25, "lights.dimmer")), None);
+    // Likely to be no command as well.
+    let mut unsure = ranked(0.35, "lights.dimmer");
+    unsure.classified.no_command = 0.2;
+    assert_eq!(brain.classified(text, &unsure), None);
+    // A question is taken as a command only by the sure classifier.
+    let question = "why are the lights so dim";
+    assert_eq!(
+        brain.classified(question, &ranked(0.35, "lights.dimmer")),
+        None
+    );
 }
 
 #[test]
