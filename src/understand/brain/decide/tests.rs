@@ -482,3 +482,23 @@ fn questions_are_told_from_requests_by_their_first_words() {
         assert!(!asks_a_question(r, &english.questions), "{r}");
     }
 }
+
+/// Heard aloud, "please tell me to take my umbrella because it will be very hot today" became
+/// 告诉我…今天很冷 ("tell me … today is very cold"), and the agreeing small models warmed the
+/// climate. Asking to be told is a question in these lexicons.
+#[test]
+fn a_request_to_be_told_is_a_question_in_mandarin_and_indonesian() {
+    use crate::understand::brain::guards::asks_a_question;
+    let zh = crate::text::Lexicon::shipped("zh-CN").unwrap();
+    assert!(asks_a_question(
+        "告诉我待上我的散音位今天很冷",
+        &zh.questions
+    ));
+    assert!(!asks_a_question("车里太冷了", &zh.questions));
+    let id = crate::text::Lexicon::shipped("id").unwrap();
+    assert!(asks_a_question(
+        "beri tahu saya untuk membawa payung",
+        &id.questions
+    ));
+    assert!(!asks_a_question("nyalakan pemanas", &id.questions));
+}
