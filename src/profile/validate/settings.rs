@@ -190,7 +190,7 @@ impl Validator<'_> {
                 Some(a.span()),
                 "classifier.agreed",
                 format!(
-                    "{agreed} is above classifier.confident ({confident}): it would never decide"
+                    "{agreed} is above classifier.confident ({confident}): the classifier decides from there anyway"
                 ),
                 "make it at most classifier.confident, or leave it out",
             );

@@ -96,7 +96,7 @@ impl Brain {
     /// over every sentence, the single nearest one) rarely agree by chance. A question ("how
     /// is the weather this week") is close to a read or a command of its topic; only the sure
     /// classifier takes one as a command.
-    pub fn sure_of<'r>(&self, text: &str, ranking: &'r Ranking) -> Option<&'r str> {
+    pub(super) fn sure_of<'r>(&self, text: &str, ranking: &'r Ranking) -> Option<&'r str> {
         let c = &ranking.classified;
         let intent = c.intent.as_deref()?;
         if c.probability >= self.classifier_confident {
