@@ -5,7 +5,6 @@
 use super::Brain;
 use crate::profile::SlotType;
 use crate::runtime::llm::ms;
-use crate::understand::brain::guards::asks_a_question;
 use crate::understand::brain::Thought;
 use crate::understand::shortlist::Ranking;
 use crate::understand::turn::Route;
@@ -106,10 +105,7 @@ impl Brain {
         let agreed = c.probability >= self.classifier_agreed
             && c.probability >= OVER_NO_COMMAND * c.no_command
             && closest == Some(intent)
-            && !asks_a_question(
-                &self.commands.core_words(text),
-                &self.commands.lexicon().questions,
-            );
+            && !self.asks(text);
         agreed.then_some(intent)
     }
 

@@ -23,15 +23,19 @@ impl Brain {
         // switched the climate on, "go to sleep" drove home), and none was a command it got
         // right but a read or a call.
         let leans_to_talk = ranking.is_some_and(|r| r.classified.intent.is_none());
-        if leans_to_talk
-            || asks_a_question(
-                &self.commands.core_words(text),
-                &self.commands.lexicon().questions,
-            )
-        {
+        if leans_to_talk || self.asks(text) {
             return self.for_a_question(choice, offered);
         }
         (choice, offered)
+    }
+
+    /// Whether `text`, its polite words taken off, opens as a question in the profile's
+    /// language.
+    pub(super) fn asks(&self, text: &str) -> bool {
+        asks_a_question(
+            &self.commands.core_words(text),
+            &self.commands.lexicon().questions,
+        )
     }
 
     /// `choice` and `offered` less every tool but [`Brain::question_tools`]: a question gets a
